@@ -1,0 +1,144 @@
+"""Resolve a model spec into a `LanguageModel`.
+
+Specs:
+- ``embedded`` (default): Gemma 3 270M shipped on PyPI, converted once into the cache;
+- ``kaggle:PRESET`` or a bare KerasHub preset name such as ``gemma_instruct_2b_en``:
+  downloaded through kagglehub (needs Kaggle credentials and the network);
+- ``preset:DIR`` or a path to a KerasHub preset directory;
+- ``gguf:FILE`` or a path ending in ``.gguf``: a Gemma 3 GGUF converted in memory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from salience import backend  # noqa: F401
+from salience.embedded import EMBEDDED_DISPLAY_NAME, EMBEDDED_SPEC, discard, ensure_embedded_preset
+from salience.errors import CredentialsError, ModelLoadError, UnsupportedModelError
+from salience.gguf_import import Progress
+from salience.model import LanguageModel
+
+EMBEDDED_CONTEXT = 32768
+KAGGLE_PRESETS = (
+    "gemma_instruct_2b_en",
+    "gemma_2b_en",
+    "gemma2_instruct_2b_en",
+    "gemma2_2b_en",
+    "gemma3_instruct_1b",
+    "gemma3_1b",
+)
+SPEC_HELP = (
+    "Use 'embedded', 'kaggle:PRESET' (e.g. kaggle:gemma_instruct_2b_en), "
+    "'preset:DIR' for a local KerasHub preset, or 'gguf:FILE' for a Gemma 3 GGUF."
+)
+
+
+def _context_for(causal_lm) -> int:
+    name = type(causal_lm).__name__
+    return 32768 if name == "Gemma3CausalLM" else 8192
+
+
+def _wrap(causal_lm, name: str, spec: str, context: int | None = None) -> LanguageModel:
+    return LanguageModel(causal_lm, name=name, spec=spec, max_context=context or _context_for(causal_lm))
+
+
+def _from_preset(handle: str):
+    import keras_hub
+
+    return keras_hub.models.CausalLM.from_preset(handle)
+
+
+def load_embedded(progress: Progress | None = None) -> LanguageModel:
+    """Load the embedded Gemma 3 270M, converting it first if the cache lacks it."""
+    directory = ensure_embedded_preset(progress)
+    report = progress or (lambda message, fraction: None)
+    report("Loading Gemma 3 270M from the cache", 0.95)
+    try:
+        causal_lm = _from_preset(str(directory))
+    except Exception:  # a corrupt cache: rebuild once, then give up loudly
+        discard(directory)
+        directory = ensure_embedded_preset(progress)
+        causal_lm = _from_preset(str(directory))
+    return _wrap(causal_lm, EMBEDDED_DISPLAY_NAME, EMBEDDED_SPEC, EMBEDDED_CONTEXT)
+
+
+def has_kaggle_credentials() -> bool:
+    """True when kagglehub can find credentials (environment or ~/.kaggle)."""
+    if os.environ.get("KAGGLE_USERNAME") and os.environ.get("KAGGLE_KEY"):
+        return True
+    if os.environ.get("KAGGLE_API_TOKEN"):
+        return True
+    config = Path(os.environ.get("KAGGLE_CONFIG_DIR", Path.home() / ".kaggle"))
+    return (config / "kaggle.json").is_file() or (config / "access_token").is_file()
+
+
+def load_kaggle(preset: str) -> LanguageModel:
+    """Load a KerasHub preset from Kaggle (kagglehub caches it after the first download)."""
+    if not preset:
+        raise ModelLoadError("Name a Kaggle preset, e.g. kaggle:gemma_instruct_2b_en.")
+    try:
+        causal_lm = _from_preset(preset)
+    except UnsupportedModelError:
+        raise
+    except Exception as error:  # kagglehub raises many kinds; classify for the user
+        if not has_kaggle_credentials():
+            raise CredentialsError(
+                f"Cannot download '{preset}': no Kaggle credentials. Put kaggle.json in ~/.kaggle/ "
+                "(or set KAGGLE_USERNAME and KAGGLE_KEY) and accept the Gemma licence on Kaggle."
+            ) from error
+        raise CredentialsError(
+            f"Cannot download '{preset}' from Kaggle ({type(error).__name__}): check the network, "
+            "your credentials and that you accepted the Gemma licence; or use a local preset."
+        ) from error
+    return _wrap(causal_lm, preset, f"kaggle:{preset}")
+
+
+def load_local_preset(directory: str) -> LanguageModel:
+    """Load a KerasHub preset directory saved with `save_to_preset`."""
+    path = Path(directory).expanduser()
+    if not (path / "config.json").is_file():
+        raise ModelLoadError(f"'{directory}' is not a KerasHub preset directory (no config.json).")
+    try:
+        task = json.loads((path / "task.json").read_text()) if (path / "task.json").exists() else {}
+    except ValueError as error:
+        raise ModelLoadError(f"'{directory}/task.json' is not valid JSON: {error}.") from error
+    if task and "CausalLM" not in str(task.get("class_name", "")):
+        raise UnsupportedModelError(
+            f"'{directory}' holds a {task.get('class_name')}; only causal language models can run here."
+        )
+    try:
+        causal_lm = _from_preset(str(path))
+    except Exception as error:
+        raise ModelLoadError(f"Could not load the preset in '{directory}': {error}") from error
+    return _wrap(causal_lm, path.name, f"preset:{path}")
+
+
+def load_gguf(file: str, progress: Progress | None = None) -> LanguageModel:
+    """Convert a Gemma 3 GGUF file in memory (no cache)."""
+    from salience.gguf_import import convert_gguf
+
+    path = Path(file).expanduser()
+    if not path.is_file():
+        raise ModelLoadError(f"GGUF file '{file}' does not exist.")
+    return _wrap(convert_gguf(path, progress), path.name, f"gguf:{path}", EMBEDDED_CONTEXT)
+
+
+def load_model(spec: str | None = None, progress: Progress | None = None) -> LanguageModel:
+    """Load the model a spec names; see the module docstring for the forms."""
+    spec = (spec or "embedded").strip()
+    kind, _, value = spec.partition(":")
+    if spec in ("embedded", EMBEDDED_SPEC) or kind == "embedded":
+        return load_embedded(progress)
+    if kind == "kaggle":
+        return load_kaggle(value.strip())
+    if kind == "preset":
+        return load_local_preset(value.strip())
+    if kind == "gguf" or spec.endswith(".gguf"):
+        return load_gguf(value.strip() if kind == "gguf" else spec, progress)
+    if Path(spec).expanduser().is_dir():
+        return load_local_preset(spec)
+    if spec in KAGGLE_PRESETS or spec.startswith(("gemma_", "gemma2_", "gemma3_")):
+        return load_kaggle(spec)
+    raise ModelLoadError(f"Unknown model '{spec}'. {SPEC_HELP}")

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Install everything the workbench needs into .venv (idempotent), then build the
+# embedded model cache. Usage: scripts/setup.sh [--dev]
+#   --dev  also test tools and Debian's chromium for the browser tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+dev=0
+[ "${1:-}" = "--dev" ] && dev=1
+
+if [ ! -x .venv/bin/python ]; then
+  echo "== Creating .venv"
+  "$PYTHON" -m venv .venv
+fi
+requirements=requirements.txt
+[ $dev = 1 ] && requirements=requirements-dev.txt
+stamp=.venv/.installed-$(cat requirements.txt "$requirements" | sha256sum | cut -c1-16)
+if [ ! -f "$stamp" ]; then
+  echo "== Installing Python packages from $requirements"
+  .venv/bin/python -m pip install --quiet --upgrade pip
+  .venv/bin/python -m pip install --quiet -r "$requirements"
+  touch "$stamp"
+fi
+
+if [ $dev = 1 ] && ! command -v chromium >/dev/null 2>&1; then
+  echo "== Installing Debian's chromium for the browser tests"
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+fi
+
+echo "== Preparing the embedded Gemma 3 270M model cache"
+.venv/bin/python -m salience prepare

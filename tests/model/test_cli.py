@@ -1,0 +1,212 @@
+"""The CLI on a tiny GGUF model: JSON shapes, templates, and one-line errors."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from tiny_models import tiny_gemma3, write_gguf
+
+from salience.cli import main
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def tiny_spec(tmp_path_factory, spm_proto):
+    path = tmp_path_factory.mktemp("gguf") / "tiny.gguf"
+    write_gguf(tiny_gemma3(spm_proto, seed=5), spm_proto, path)
+    return f"gguf:{path}"
+
+
+def run(capsys, *args):
+    status = main(list(args))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_explain_json_is_aligned(tmp_path, capsys, tiny_spec):
+    prompt = tmp_path / "prompt.txt"
+    prompt.write_text("Taste-likes: Cheese.\nRecommendation:")
+    status, out, err = run(
+        capsys,
+        "explain",
+        "--model",
+        tiny_spec,
+        "--prompt-file",
+        str(prompt),
+        "--target",
+        " Avoid it.",
+        "--method",
+        "grad_l2",
+        "--method",
+        "grad_dot_input",
+        "--method",
+        "integrated_gradients",
+        "--steps",
+        "4",
+        "--granularity",
+        "sentences",
+        "--json",
+        "--quiet",
+    )
+    assert status == 0, err
+    payload = json.loads(out)
+    n = len(payload["tokens"])
+    assert len(payload["offsets"]) == n
+    for method in ("grad_l2", "grad_dot_input", "integrated_gradients"):
+        assert len(payload[method]) == n
+    start, end = payload["target_token_span"]
+    assert end == n and all(v == 0 for v in payload["grad_l2"][start:])
+    assert payload["segments"][-1]["in_target"] and payload["segments"][-1]["text"] == " Avoid it."
+    assert "".join(s["text"] for s in payload["segments"]) == payload["text"]
+
+
+def test_explain_template_rollup(tmp_path, capsys, tiny_spec):
+    template = tmp_path / "t.txt"
+    template.write_text("Likes: {food}\nDislikes: {bad}\nAnalysis:")
+    status, out, err = run(
+        capsys,
+        "explain",
+        "--model",
+        tiny_spec,
+        "--template-file",
+        str(template),
+        "--var",
+        "food=Cheese",
+        "--var",
+        "bad=eggs",
+        "--target",
+        " no",
+        "--granularity",
+        "slots",
+        "--json",
+        "--quiet",
+    )
+    assert status == 0, err
+    payload = json.loads(out)
+    names = [row["name"] for row in payload["rollup"]["grad_l2"]]
+    assert names == ["text 1", "food", "text 2", "bad", "text 3"]
+    assert sum(row["share"] for row in payload["rollup"]["grad_l2"]) == pytest.approx(1.0)
+    status, out, _ = run(
+        capsys,
+        "explain",
+        "--model",
+        tiny_spec,
+        "--template-file",
+        str(template),
+        "--var",
+        "food=Cheese",
+        "--var",
+        "bad=eggs",
+        "--target",
+        " no",
+        "--quiet",
+    )
+    assert status == 0 and "Explaining: ' no'" in out and "by template slot" in out
+
+
+def test_generate_json(tmp_path, capsys, tiny_spec):
+    prompt = tmp_path / "prompt.txt"
+    prompt.write_text("Recommendation:")
+    status, out, err = run(
+        capsys,
+        "generate",
+        "--model",
+        tiny_spec,
+        "--prompt-file",
+        str(prompt),
+        "--max-new-tokens",
+        "5",
+        "--json",
+        "--quiet",
+    )
+    assert status == 0, err
+    payload = json.loads(out)
+    assert len(payload["token_ids"]) <= 5 and payload["stop_reason"] in ("max_new_tokens", "end_of_text")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["explain", "--prompt-file", "/nonexistent", "--target", "x"], "does not exist"),
+        (["explain", "--prompt-file", "{empty}", "--target", "x"], "prompt is empty"),
+        (["explain", "--prompt-file", "{prompt}", "--target", ""], "target is empty"),
+        (["explain", "--prompt-file", "{prompt}", "--target", "x", "--span", "1-2"], "START:END"),
+        (["explain", "--prompt-file", "{prompt}", "--target", "x", "--span", "0:999"], "outside the text"),
+        (["explain", "--template-file", "{broken}", "--target", "x"], "line 1, column 3"),
+        (["explain", "--template-file", "{template}", "--target", "x"], "needs a value for food"),
+        (
+            ["explain", "--prompt-file", "{prompt}", "--target", "x", "--granularity", "slots"],
+            "needs a template",
+        ),
+        (
+            [
+                "explain",
+                "--prompt-file",
+                "{prompt}",
+                "--target",
+                "x",
+                "--granularity",
+                "regex",
+                "--regex",
+                "(",
+            ],
+            "not a valid regular",
+        ),
+        (["generate", "--prompt-file", "{binary}"], "not UTF-8"),
+        (["generate", "--prompt-file", "{prompt}", "--max-new-tokens", "0"], "Max new tokens"),
+    ],
+)
+def test_user_errors_are_one_line(tmp_path, capsys, tiny_spec, args, message):
+    files = {
+        "{empty}": "",
+        "{prompt}": "Hello there",
+        "{broken}": "a {",
+        "{template}": "Likes {food}",
+        "{binary}": None,
+    }
+    paths = {}
+    for key, content in files.items():
+        path = tmp_path / key.strip("{}")
+        if content is None:
+            path.write_bytes(b"\xff\xfe\x00")
+        else:
+            path.write_text(content)
+        paths[key] = str(path)
+    argv = [paths.get(a, a) for a in args] + ["--model", tiny_spec, "--quiet"]
+    status, out, err = run(capsys, *argv)
+    assert status == 2
+    assert message in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_unknown_model_in_a_real_process(tmp_path):
+    prompt = tmp_path / "p.txt"
+    prompt.write_text("hi")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "salience",
+            "generate",
+            "--model",
+            "nonsense-model",
+            "--prompt-file",
+            str(prompt),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("error: Unknown model 'nonsense-model'")
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_local_preset(capsys, tmp_path):
+    prompt = tmp_path / "p.txt"
+    prompt.write_text("hi")
+    status, _, err = run(capsys, "generate", "--model", f"preset:{tmp_path}", "--prompt-file", str(prompt))
+    assert status == 2 and "not a KerasHub preset directory" in err

@@ -1,0 +1,83 @@
+"""Cached decoding on tiny models agrees with a full forward pass; stops and sampling behave."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from salience.errors import ContextLengthError, InputError
+from salience.model import _without_partial_stop
+from salience.types import GenerationSettings
+
+PROMPT = "Recommendation: Avoid. Taste"
+
+
+@pytest.mark.parametrize("name", ["tiny_gemma3_lm", "tiny_gemma_lm"])
+def test_greedy_decoding_matches_full_forward(request, name):
+    lm = request.getfixturevalue(name)
+    result = lm.generate(PROMPT, GenerationSettings(max_new_tokens=12))
+    assert result.stop_reason in ("max_new_tokens", "end_of_text")
+    forward = lm.forward_for("float32")
+    ids = list(lm.tokenize(PROMPT).ids)
+    for token in result.token_ids:
+        hidden = forward._hidden(forward.embed(tf.constant([ids])))
+        logits = forward._logits(hidden[:, -1]).numpy()[0]
+        assert int(np.argmax(logits)) == token
+        ids.append(token)
+    assert result.text == lm.tokenizer.decode(result.token_ids)
+
+
+def test_stream_grows_and_ends_final(tiny_gemma3_lm):
+    updates = list(tiny_gemma3_lm.stream(PROMPT, GenerationSettings(max_new_tokens=8)))
+    assert updates[-1].stop_reason != "running"
+    assert all(u.stop_reason == "running" for u in updates[:-1])
+    texts = [u.text for u in updates[:-1]]
+    assert all(later.startswith(earlier) for earlier, later in zip(texts, texts[1:]))
+    assert updates[-1].text.startswith(texts[-1]) if texts else True
+
+
+def test_stop_sequence_cuts_text(tiny_gemma3_lm):
+    full = tiny_gemma3_lm.generate(PROMPT, GenerationSettings(max_new_tokens=16))
+    if len(full.text) < 4:
+        pytest.skip("the tiny model wrote too little to cut")
+    stop = full.text[2:4]
+    cut = tiny_gemma3_lm.generate(PROMPT, GenerationSettings(max_new_tokens=16, stop_sequences=(stop,)))
+    assert cut.stop_reason == "stop_sequence"
+    assert stop not in cut.text
+    assert full.text.startswith(cut.text)
+
+
+def test_sampling_is_reproducible_with_a_seed(tiny_gemma3_lm):
+    settings = GenerationSettings(max_new_tokens=10, temperature=1.5, top_k=50, top_p=0.95, seed=7)
+    first = tiny_gemma3_lm.generate(PROMPT, settings)
+    second = tiny_gemma3_lm.generate(PROMPT, settings)
+    assert first.token_ids == second.token_ids
+    others = {
+        tiny_gemma3_lm.generate(
+            PROMPT, GenerationSettings(max_new_tokens=10, temperature=1.5, seed=s)
+        ).token_ids
+        for s in range(5)
+    }
+    assert len(others) > 1
+
+
+def test_chat_template_wraps_prompt(tiny_gemma3_lm):
+    settings = GenerationSettings(chat_template=True)
+    text = tiny_gemma3_lm.format_prompt("Hi", settings)
+    assert text.startswith("<start_of_turn>user\nHi<end_of_turn>")
+    assert "<start_of_turn>" in tiny_gemma3_lm.tokenize(text).tokens
+
+
+def test_generation_errors(tiny_gemma3_lm):
+    with pytest.raises(InputError, match="prompt is empty"):
+        tiny_gemma3_lm.generate("")
+    with pytest.raises(InputError, match="Max new tokens"):
+        tiny_gemma3_lm.generate(PROMPT, GenerationSettings(max_new_tokens=0))
+    with pytest.raises(ContextLengthError, match="Shorten the prompt by"):
+        tiny_gemma3_lm.generate("word " * 200, GenerationSettings(max_new_tokens=100))
+
+
+def test_partial_stop_is_held_back():
+    assert _without_partial_stop("Answer: yes\n", ("\n\n",)) == "Answer: yes"
+    assert _without_partial_stop("Answer: yes", ("\n\n",)) == "Answer: yes"
+    assert _without_partial_stop("abc END", ("ENDING",)) == "abc "
+    assert _without_partial_stop("caf\ufffd", ()) == "caf"
