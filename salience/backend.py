@@ -11,6 +11,3 @@ def configure() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
     os.environ.setdefault("KAGGLEHUB_VERBOSITY", "error")
-
-
-configure()

@@ -13,7 +13,6 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from salience import backend  # noqa: F401
 from salience.errors import UnsupportedModelError
 
 MIN_SEQUENCE_BUCKET = 64

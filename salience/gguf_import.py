@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 
-from salience import backend  # noqa: F401  (sets KERAS_BACKEND first)
 from salience.errors import ModelLoadError
 
 Progress = Callable[[str, float], None]

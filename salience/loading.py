@@ -14,7 +14,6 @@ import json
 import os
 from pathlib import Path
 
-from salience import backend  # noqa: F401
 from salience.embedded import EMBEDDED_DISPLAY_NAME, EMBEDDED_SPEC, discard, ensure_embedded_preset
 from salience.errors import CredentialsError, ModelLoadError, UnsupportedModelError
 from salience.gguf_import import Progress

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from salience import backend  # noqa: E402,F401
+import salience  # noqa: E402,F401  (configures the Keras backend first)
 
 
 @pytest.fixture(scope="session")

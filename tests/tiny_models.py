@@ -8,8 +8,6 @@ import keras
 import numpy as np
 import sentencepiece as spm
 
-from salience import backend  # noqa: F401
-
 CORPUS = [
     "Keras is a deep learning library for Python.",
     "Analyze a menu item in a restaurant.",
