@@ -82,11 +82,15 @@ class LanguageModel:
     def format_prompt(self, prompt: str, settings: GenerationSettings) -> str:
         return CHAT_TEMPLATE.format(prompt=prompt) if settings.chat_template else prompt
 
-    def generate(self, prompt: str, settings: GenerationSettings | None = None) -> Generation:
+    def generate(
+        self, prompt: str, settings: GenerationSettings | None = None, precision: str | None = None
+    ) -> Generation:
         """Decode a continuation of ``prompt``; greedy unless settings ask for sampling."""
-        return deque(self.stream(prompt, settings), maxlen=1)[0]
+        return deque(self.stream(prompt, settings, precision), maxlen=1)[0]
 
-    def stream(self, prompt: str, settings: GenerationSettings | None = None) -> Iterator[Generation]:
+    def stream(
+        self, prompt: str, settings: GenerationSettings | None = None, precision: str | None = None
+    ) -> Iterator[Generation]:
         """Yield the growing generation after each decoded token; the last one is final."""
         settings = settings or GenerationSettings()
         check_text(prompt, "prompt")
@@ -103,7 +107,7 @@ class LanguageModel:
         rng = np.random.default_rng(settings.seed)
         stops = tuple(s for s in settings.stop_sequences if s)
         cache_length = bucket(budget, MIN_CACHE_BUCKET)
-        forward = self.forward_for()
+        forward = self.forward_for(precision)
         started = time.perf_counter()
         with self._lock:
             logits, cache = forward.prefill(ids, cache_length)

@@ -1,0 +1,10 @@
+"""Gemma prompt workbench: `streamlit run app.py`."""
+
+import streamlit as st
+
+import salience  # noqa: F401  (configures Keras and TensorFlow before they load)
+
+st.set_page_config(page_title="Gemma prompt workbench", page_icon="🔎", layout="wide")
+
+pages = [st.Page("pages/workbench.py", title="Workbench", icon="🔎", default=True)]
+st.navigation(pages).run()

@@ -1,0 +1,195 @@
+"""The clickable salience heatmap: a Streamlit custom component (v2, no iframe, no build step).
+
+All user text is inserted with ``textContent``: a prompt containing HTML or script
+shows as characters and never runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import streamlit as st
+
+_CSS = """
+.hm-root { font-family: var(--st-font, sans-serif); }
+.hm-legend { display: flex; align-items: center; gap: .6rem; font-size: .85rem; margin-bottom: .5rem;
+  flex-wrap: wrap; color: var(--st-text-color, #222); }
+.hm-bar { width: 220px; height: 12px; border-radius: 6px; border: 1px solid #999; }
+.hm-label { opacity: .85; }
+.hm-status { font-size: .9rem; margin: .25rem 0 .5rem 0; min-height: 1.2rem; }
+.hm-text { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: .92rem;
+  line-height: 1.75; white-space: pre-wrap; word-break: break-word; padding: .75rem;
+  border: 1px solid rgba(128,128,128,.35); border-radius: .5rem;
+  color: #111; background: #fff; }
+.hm-seg { border-radius: 3px; padding: 1px 0; }
+.hm-seg.out { cursor: pointer; border-bottom: 2px dotted #6b7280; }
+.hm-seg.out:hover { outline: 1px solid #555; }
+.hm-seg.out:focus { outline: 2px solid #2563eb; }
+.hm-seg.sel { outline: 2px solid #111; background: #fde68a !important; border-bottom-color: #111; }
+.hm-bos { font-size: .7rem; color: #555; border: 1px dashed #999; border-radius: 3px; padding: 0 3px;
+  margin-right: 2px; }
+.hm-stale .hm-seg { filter: grayscale(1) opacity(.6); }
+"""
+
+_JS = r"""
+function colour(value, signed, intensity) {
+  const v = Math.max(-1, Math.min(1, value * intensity));
+  const a = Math.abs(v);
+  if (!signed) {  // white -> purple (sequential)
+    const r = Math.round(255 - a * (255 - 109)), g = Math.round(255 - a * (255 - 40)),
+          b = Math.round(255 - a * (255 - 217));
+    return `rgb(${r},${g},${b})`;
+  }
+  if (v >= 0) {  // white -> teal: toward the target
+    return `rgb(${Math.round(255 - a * 255)},${Math.round(255 - a * (255 - 150))},${Math.round(255 - a * (255 - 136))})`;
+  }
+  // white -> orange: away from the target
+  return `rgb(${Math.round(255 - a * (255 - 230))},${Math.round(255 - a * (255 - 97))},${Math.round(255 - a * 255)})`;
+}
+
+function textColour(value, intensity) {
+  return Math.abs(value * intensity) > 0.6 ? "#fff" : "#111";
+}
+
+export default function(component) {
+  const { data, parentElement, setTriggerValue } = component;
+  let root = parentElement.querySelector(".hm-root");
+  if (!root) {
+    root = document.createElement("div");
+    root.className = "hm-root";
+    parentElement.appendChild(root);
+  }
+  root.replaceChildren();
+  const cells = data.cells || [];
+  const signed = !!data.signed;
+  const intensity = data.intensity || 1;
+
+  const legend = document.createElement("div");
+  legend.className = "hm-legend";
+  legend.setAttribute("data-testid", "heatmap-legend");
+  const low = document.createElement("span");
+  low.className = "hm-label";
+  low.textContent = data.legend_low;
+  const bar = document.createElement("span");
+  bar.className = "hm-bar";
+  bar.style.background = signed
+    ? `linear-gradient(90deg, ${colour(-1, true, 1)}, #fff, ${colour(1, true, 1)})`
+    : `linear-gradient(90deg, #fff, ${colour(1, false, 1)})`;
+  const high = document.createElement("span");
+  high.className = "hm-label";
+  high.textContent = data.legend_high;
+  const note = document.createElement("span");
+  note.className = "hm-label";
+  note.textContent = data.legend_note || "";
+  legend.append(low, bar, high, note);
+  root.appendChild(legend);
+
+  const status = document.createElement("div");
+  status.className = "hm-status";
+  status.setAttribute("data-testid", "heatmap-status");
+  status.setAttribute("aria-live", "polite");
+  status.textContent = data.status || "";
+  root.appendChild(status);
+
+  const box = document.createElement("div");
+  box.className = "hm-text" + (data.stale ? " hm-stale" : "");
+  box.setAttribute("data-testid", "heatmap-text");
+  box.setAttribute("role", "document");
+  const anchor = data.selection ? data.selection[0] : null;
+
+  function choose(cell, extend) {
+    let start = cell.start, end = cell.end;
+    if (extend && data.selection) {
+      start = Math.min(start, data.selection[0]);
+      end = Math.max(end, data.selection[1]);
+    }
+    setTriggerValue("select", { start: start, end: end });
+  }
+
+  for (const cell of cells) {
+    if (cell.text === "" && !cell.output) {
+      if (cell.id === 0 && data.show_bos) {
+        const bos = document.createElement("span");
+        bos.className = "hm-bos";
+        bos.textContent = "start";
+        bos.title = `start-of-text token · score ${cell.score.toPrecision(3)}`;
+        bos.style.background = colour(cell.value, signed, intensity);
+        box.appendChild(bos);
+      }
+      continue;
+    }
+    const span = document.createElement("span");
+    span.className = "hm-seg" + (cell.output ? " out" : "") + (cell.selected ? " sel" : "");
+    span.textContent = cell.text;
+    span.dataset.start = cell.start;
+    span.dataset.end = cell.end;
+    if (!cell.output) {
+      span.style.background = colour(cell.value, signed, intensity);
+      span.style.color = textColour(cell.value, intensity);
+      if (data.has_scores) {
+        span.title = `score ${cell.score.toPrecision(3)} · ${Math.round(Math.abs(cell.value) * 100)}% of the strongest`;
+      }
+    } else {
+      span.tabIndex = 0;
+      span.setAttribute("role", "button");
+      span.setAttribute("aria-pressed", cell.selected ? "true" : "false");
+      span.title = "Click to explain this part of the output; shift-click to extend";
+      span.addEventListener("click", (event) => { event.stopPropagation(); choose(cell, event.shiftKey); });
+      span.addEventListener("keydown", (event) => {
+        if (event.key === "Enter" || event.key === " ") {
+          event.preventDefault();
+          choose(cell, event.shiftKey);
+        }
+      });
+    }
+    box.appendChild(span);
+  }
+  box.addEventListener("click", () => { if (anchor !== null) setTriggerValue("select", { clear: true }); });
+  root.appendChild(box);
+}
+"""
+
+_heatmap = st.components.v2.component("salience_heatmap", css=_CSS, js=_JS, isolate_styles=True)
+
+
+def legend_words(signed: bool, scale: float, shared: bool = False) -> tuple[str, str, str]:
+    """Plain words for the two ends of the colour scale, and a note on the scale."""
+    note = f"scale: ±{scale:.3g}" if signed else f"scale: 0 – {scale:.3g}"
+    if shared:
+        note += " (shared by all panes)"
+    if signed:
+        return "pushed away from the selected text", "pushed toward the selected text", note
+    return "little influence", "strong influence on the selected text", note
+
+
+def heatmap(
+    cells: list[dict],
+    *,
+    signed: bool,
+    scale: float,
+    intensity: float,
+    selection: tuple[int, int] | None,
+    status: str,
+    stale: bool,
+    key: str,
+    on_select: Callable[[], None],
+) -> object:
+    """Draw prompt+output; clicking an output segment sets the trigger value ``select``."""
+    low, high, note = legend_words(signed, scale)
+    return _heatmap(
+        key=key,
+        data={
+            "cells": cells,
+            "signed": signed,
+            "intensity": intensity,
+            "selection": list(selection) if selection else None,
+            "status": status,
+            "stale": stale,
+            "has_scores": scale > 0,
+            "show_bos": scale > 0,
+            "legend_low": low,
+            "legend_high": high,
+            "legend_note": note,
+        },
+        on_select_change=on_select,
+    )
