@@ -123,6 +123,7 @@ export default function(component) {
     span.textContent = cell.text;
     span.dataset.start = cell.start;
     span.dataset.end = cell.end;
+    span.dataset.value = cell.value;
     if (!cell.output) {
       span.style.background = colour(cell.value, signed, intensity);
       span.style.color = textColour(cell.value, intensity);

@@ -59,7 +59,7 @@ DEFAULTS = {
     GENERATED_FOR: None,
     SELECTION: None,
     METHOD: "grad_l2",
-    GRANULARITY: "sentences",
+    GRANULARITY: "words",
     REGEX: "^Recommendation",
     AGGREGATION: "sum",
     INTENSITY: 1.0,

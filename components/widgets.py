@@ -148,7 +148,9 @@ def salience_controls() -> tuple[str, str, str | None, str, float]:
         "are signed: positive pushed the model toward the selection. Integrated Gradients is slower.",
     )
     granularity_col.selectbox("Granularity", GRANULARITIES, key=state.GRANULARITY)
-    intensity_col.slider("Intensity", 0.25, 4.0, key=state.INTENSITY, step=0.25, help="Brighten faint colours.")
+    intensity_col.slider(
+        "Intensity", 0.25, 4.0, key=state.INTENSITY, step=0.25, help="Brighten faint colours."
+    )
     pattern = None
     if st.session_state[state.GRANULARITY] == "regex":
         pattern = st.text_input("Segment starts at (regular expression)", key=state.REGEX)

@@ -16,7 +16,9 @@ from salience.methods import DEFAULT_METHODS, get_method
 from salience.model import LanguageModel
 from salience.views import heatmap_view, readout, segment_for_relative_span, slot_table, top_segments
 
-EXPLAIN_HINT = "Click any part of the output to explain it (shift-click extends, click the background to clear)."
+EXPLAIN_HINT = (
+    "Click any part of the output to explain it (shift-click extends, click the background to clear)."
+)
 
 
 def _on_select() -> None:
@@ -46,7 +48,11 @@ def _generate(model: LanguageModel, prompt: str, settings, precision: str, place
 
 
 def _generation_caption(generation) -> str:
-    reasons = {"stop_sequence": "hit a stop sequence", "end_of_text": "model ended", "max_new_tokens": "token limit"}
+    reasons = {
+        "stop_sequence": "hit a stop sequence",
+        "end_of_text": "model ended",
+        "max_new_tokens": "token limit",
+    }
     return (
         f"{len(generation.token_ids)} tokens in {generation.seconds:.1f}s "
         f"({generation.tokens_per_second:.1f} tokens/s) · {reasons.get(generation.stop_reason, '')}"
@@ -103,10 +109,14 @@ def _view(model: LanguageModel, rendered, settings, generate_clicked: bool) -> N
     use_reference = st.session_state[state.USE_REFERENCE] and st.session_state[state.REFERENCE_TARGET]
     target = st.session_state[state.REFERENCE_TARGET] if use_reference else (current.text if current else "")
     if current is not None and not use_reference:
-        st.caption(("" if up_to_date else "⚠ Output is from an earlier prompt · ") + _generation_caption(current))
+        st.caption(
+            ("" if up_to_date else "⚠ Output is from an earlier prompt · ") + _generation_caption(current)
+        )
     if not target:
         if current is not None and not use_reference:
-            st.warning("The model wrote nothing. Try more new tokens, another stop sequence, or edit the prompt.")
+            st.warning(
+                "The model wrote nothing. Try more new tokens, another stop sequence, or edit the prompt."
+            )
         else:
             st.info("Press **Generate** to continue the prompt, or give a reference target to explain.")
         return
@@ -116,13 +126,28 @@ def _view(model: LanguageModel, rendered, settings, generate_clicked: bool) -> N
     method, granularity, pattern, aggregation, intensity = salience_controls()
     st.session_state["_prompt_length"] = len(prompt)
     try:
-        base = heatmap_view(prompt + target, _offsets(model, prompt, target), len(prompt), granularity, method,
-                            rendered=rendered, pattern=pattern, aggregation=aggregation)
+        base = heatmap_view(
+            prompt + target,
+            _offsets(model, prompt, target),
+            len(prompt),
+            granularity,
+            method,
+            rendered=rendered,
+            pattern=pattern,
+            aggregation=aggregation,
+        )
     except WorkbenchError as error:
         st.error(f"{error} Showing tokens instead.", icon="⚠️")
         granularity, pattern = "tokens", None
-        base = heatmap_view(prompt + target, _offsets(model, prompt, target), len(prompt), granularity, method,
-                            rendered=rendered, aggregation=aggregation)
+        base = heatmap_view(
+            prompt + target,
+            _offsets(model, prompt, target),
+            len(prompt),
+            granularity,
+            method,
+            rendered=rendered,
+            aggregation=aggregation,
+        )
     relative = st.session_state[state.SELECTION]
     span = segment_for_relative_span(base.segments, len(prompt), relative) if relative else None
     explained = target[span[0] - len(prompt) : span[1] - len(prompt)] if span else target
@@ -133,8 +158,9 @@ def _view(model: LanguageModel, rendered, settings, generate_clicked: bool) -> N
     except WorkbenchError as error:
         st.error(str(error), icon="⚠️")
         return
-    view = heatmap_view(result.text, result.offsets, len(prompt), granularity, method, result, rendered,
-                        pattern, aggregation)
+    view = heatmap_view(
+        result.text, result.offsets, len(prompt), granularity, method, result, rendered, pattern, aggregation
+    )
     label = "the whole output" if span is None else f"“{explained.strip()}”"
     status = f"Explaining: {label} · {get_method(method).label} · {granularity}"
     heatmap(
@@ -199,12 +225,16 @@ def _analysis(view, result, rendered, method: str) -> None:
             hide_index=True,
             width="stretch",
             column_config={
-                "share": st.column_config.ProgressColumn("share", min_value=0.0, max_value=1.0, format="percent"),
+                "share": st.column_config.ProgressColumn(
+                    "share", min_value=0.0, max_value=1.0, format="percent"
+                ),
                 "total": st.column_config.NumberColumn(format="%.4f"),
                 "per token": st.column_config.NumberColumn(format="%.4f"),
             },
         )
-        st.caption("Share = the part's |total| over all parts; 'per token' keeps long parts from winning by length.")
+        st.caption(
+            "Share = the part's |total| over all parts; 'per token' keeps long parts from winning by length."
+        )
 
 
 page()

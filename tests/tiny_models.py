@@ -47,7 +47,7 @@ def train_sentencepiece(vocab_size: int = 420) -> bytes:
     return writer.getvalue()
 
 
-def tiny_gemma3(proto: bytes, seed: int = 0, hidden_dim: int = 32, num_layers: int = 2):
+def tiny_gemma3(proto: bytes, seed: int = 0, hidden_dim: int = 32, num_layers: int = 2, window: int = 8):
     """A random-weight `Gemma3CausalLM` small enough to run in milliseconds."""
     import keras_hub
 
@@ -67,7 +67,7 @@ def tiny_gemma3(proto: bytes, seed: int = 0, hidden_dim: int = 32, num_layers: i
         use_post_ffw_norm=True,
         use_post_attention_norm=True,
         use_sliding_window_attention=True,
-        sliding_window_size=8,
+        sliding_window_size=window,
         dtype="float32",
     )
     _randomize_norms(backbone, seed)

@@ -1,0 +1,28 @@
+"""AppTest fixtures: the real app on a tiny GGUF model the tests write themselves."""
+
+from __future__ import annotations
+
+import pytest
+from tiny_models import tiny_gemma3, write_gguf
+
+from components.model_resource import MODEL_ENV
+
+APP = str(__import__("pathlib").Path(__file__).resolve().parents[2] / "app.py")
+
+
+@pytest.fixture(scope="session")
+def tiny_gguf(tmp_path_factory, spm_proto):
+    path = tmp_path_factory.mktemp("app-model") / "tiny.gguf"
+    write_gguf(tiny_gemma3(spm_proto, seed=11, window=4096), spm_proto, path)
+    return path
+
+
+@pytest.fixture
+def app(tiny_gguf, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv(MODEL_ENV, f"gguf:{tiny_gguf}")
+    test = AppTest.from_file(APP, default_timeout=180)
+    test.run()
+    assert not test.exception, test.exception
+    return test

@@ -1,0 +1,93 @@
+"""The workbench in a real headless Chromium on the embedded Gemma 3 270M.
+
+Walks the codelab's story: generate on fewshot-mistake, click the Recommendation
+line, switch to sentences, see the first example light up, fix it to "Avoid."
+and see the output and the colours change.
+"""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import expect
+from workbench_page import (
+    ARTIFACTS,
+    LONG,
+    choose_granularity,
+    generate,
+    open_workbench,
+    output_segment,
+    prompt_values,
+    set_text_area,
+    status,
+    wait_idle,
+)
+
+
+def test_codelab_story(browser, workbench_url):
+    page = browser.new_page(viewport={"width": 1500, "height": 1200})
+    open_workbench(page, workbench_url)
+    generate(page)
+    expect(status(page)).to_contain_text("Explaining: the whole output")
+    recommendation = output_segment(page, "Recommendation")
+    expect(recommendation).to_be_visible()
+    recommendation.click()
+    expect(status(page)).to_contain_text(re.compile(r"Explaining: “.*Recommendation"), timeout=LONG)
+    wait_idle(page)
+    choose_granularity(page, "sentences")
+    expect(status(page)).to_contain_text("Explaining: “Recommendation: You have to try it.”")
+    values = prompt_values(page)
+    strongest = max(values, key=lambda text: abs(values[text]))
+    first_example = (
+        "Analysis: it has cooked onions in it, which you don't like.",
+        "Recommendation: You have to try it.",
+    )
+    assert strongest.strip() in first_example, strongest
+    page.screenshot(path=str(ARTIFACTS / "workbench-mistake.png"), full_page=True)
+
+    set_text_area(page, "first_recommendation", "Avoid.")
+    expect(output_segment(page, "Avoid")).to_be_visible(timeout=LONG)
+    expect(status(page)).to_contain_text("Recommendation: Avoid.", timeout=LONG)
+    after = prompt_values(page)
+    assert after != values
+    page.screenshot(path=str(ARTIFACTS / "workbench-fixed.png"), full_page=True)
+    page.close()
+
+
+def test_markup_in_prompt_is_shown_as_text(browser, workbench_url):
+    page = browser.new_page()
+    open_workbench(page, workbench_url)
+    evil = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script> Say hi:'
+    set_text_area(page, "Prompt template", evil)
+    generate(page)
+    text = page.get_by_test_id("heatmap-text")
+    expect(text).to_contain_text("<img src=x onerror=")
+    expect(text).to_contain_text("<script>window.__pwned=2</script>")
+    assert page.evaluate("() => window.__pwned") is None
+    assert text.locator("img, script").count() == 0
+    page.close()
+
+
+def test_keyboard_selects_a_target(browser, workbench_url):
+    page = browser.new_page()
+    open_workbench(page, workbench_url)
+    generate(page)
+    segment = output_segment(page, "Recommendation")
+    segment.focus()
+    segment.press("Enter")
+    expect(status(page)).to_contain_text("Explaining: “", timeout=LONG)
+    page.close()
+
+
+def test_two_sessions_generate_at_once(browser, workbench_url):
+    pages = [browser.new_context().new_page() for _ in range(2)]
+    for number, page in enumerate(pages):
+        open_workbench(page, workbench_url)
+        set_text_area(page, "food_likes", f"Cheese number {number}")
+    for page in pages:  # both clicks land before either generation finishes
+        page.get_by_role("button", name="Generate").click()
+    for page in pages:
+        expect(status(page)).to_be_visible(timeout=LONG)
+        wait_idle(page)
+        expect(page.get_by_test_id("heatmap-text")).to_contain_text("Recommendation")
+        page.context.close()
