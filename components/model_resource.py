@@ -6,6 +6,7 @@ tests point it at a tiny GGUF file that they write themselves.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections import OrderedDict
@@ -13,13 +14,19 @@ from collections.abc import Callable
 
 import streamlit as st
 
+from salience.errors import WorkbenchError
 from salience.loading import load_model
+from salience.methods import DEFAULT_METHODS
 from salience.model import LanguageModel
+from salience.samples import find_sample
 from salience.types import Generation, GenerationSettings, SalienceResult
 
 MODEL_ENV = "WORKBENCH_MODEL"
 KEPT_MODELS = 2
 KEPT_RESULTS = 256
+WARM_UP_SAMPLE = "fewshot-mistake"
+WARM_UP_SETTINGS = GenerationSettings(max_new_tokens=48, stop_sequences=("\n\n",))
+log = logging.getLogger(__name__)
 
 
 def default_spec() -> str:
@@ -41,11 +48,24 @@ class ModelRegistry:
         """The model for ``spec``; loads it (once, whatever the number of sessions) if needed."""
         with self._lock:
             if spec not in self._models:
-                self._models[spec] = load_model(spec, progress)
+                model = load_model(spec, progress)
+                self._models[spec] = model
                 while len(self._models) > KEPT_MODELS:
                     self._models.popitem(last=False)
+                threading.Thread(target=self._warm_up, args=(model,), daemon=True).start()
             self._models.move_to_end(spec)
             return self._models[spec]
+
+    def _warm_up(self, model: LanguageModel) -> None:
+        """Trace the graphs for the default sample in the background (and cache its result),
+        so the first Generate and the first click answer at warm speed."""
+        try:
+            prompt = find_sample(WARM_UP_SAMPLE).render().text
+            *_, final = self.stream(model, prompt, WARM_UP_SETTINGS, "bfloat16")
+            if final.text:
+                self.salience(model, prompt, final.text, None, DEFAULT_METHODS, "bfloat16")
+        except WorkbenchError as error:  # e.g. a model whose context is too small
+            log.info("warm-up skipped: %s", error)
 
     def _remember(self, key: tuple, value):
         with self._lock:

@@ -16,7 +16,6 @@ import tensorflow as tf
 from salience.errors import UnsupportedModelError
 
 MIN_SEQUENCE_BUCKET = 64
-MIN_TARGET_BUCKET = 8
 
 
 def bucket(length: int, minimum: int) -> int:
@@ -67,11 +66,14 @@ class GemmaForward:
         soft_cap = getattr(self.backbone, "final_logit_soft_cap", None)
         # Gemma 3's ReversibleEmbedding applies its own soft cap; Gemma 2 does it in the task.
         self._manual_soft_cap = soft_cap if self.family == "gemma" and soft_cap else None
-        self._target_log_prob = tf.function(self._target_log_prob_graph, reduce_retracing=False)
-        self._salience = tf.function(self._salience_graph, reduce_retracing=False)
-        self._integrated = tf.function(self._integrated_graph, reduce_retracing=False)
-        self._prefill = tf.function(self._prefill_graph, reduce_retracing=False)
-        self._step = tf.function(self._step_graph, reduce_retracing=False)
+        self._by_length: dict[tuple[str, int], tf.types.experimental.GenericFunction] = {}
+        # Decoding graphs take any prompt and cache length: one trace serves every prompt.
+        cache = self._cache_spec()
+        scalar = tf.TensorSpec([], tf.int32)
+        self._prefill = tf.function(
+            self._prefill_graph, input_signature=[tf.TensorSpec([1, None], tf.int32), scalar, cache]
+        )
+        self._step = tf.function(self._step_graph, input_signature=[scalar, scalar, cache])
 
     # ---- building blocks -------------------------------------------------
     def embed(self, token_ids):
@@ -123,13 +125,30 @@ class GemmaForward:
             log_prob = tf.reduce_sum(per_alpha * alpha_weights)
         return tf.reduce_sum(tape.gradient(log_prob, scaled), axis=0)
 
+    def _compiled(self, kind: str, length: int):
+        """One graph per (kind, padded length); the target width stays dynamic, so
+        choosing another target never retraces."""
+        key = (kind, length)
+        if key not in self._by_length:
+            ids = tf.TensorSpec([1, length], tf.int32)
+            targets = [tf.TensorSpec([None], tf.int32)] * 2 + [tf.TensorSpec([None], tf.float32)]
+            if kind == "salience":
+                self._by_length[key] = tf.function(self._salience_graph, input_signature=[ids, *targets])
+            else:
+                alphas = [tf.TensorSpec([None], tf.float32)] * 2
+                self._by_length[key] = tf.function(
+                    self._integrated_graph, input_signature=[ids, *alphas, *targets]
+                )
+        return self._by_length[key]
+
     def gradients(self, ids: list[int], target_start: int, target_end: int):
         """Gradient of the target's log-probability w.r.t. each input embedding.
 
         Returns (log_prob, gradient [n, H], embeddings [n, H]) as numpy arrays.
         """
         token_ids, positions, target_ids, weights = self._pack(ids, target_start, target_end)
-        log_prob, gradient, embeddings = self._salience(token_ids, positions, target_ids, weights)
+        salience = self._compiled("salience", int(token_ids.shape[1]))
+        log_prob, gradient, embeddings = salience(token_ids, positions, target_ids, weights)
         n = len(ids)
         return float(log_prob), gradient.numpy()[:n], embeddings.numpy()[:n]
 
@@ -154,36 +173,30 @@ class GemmaForward:
             alpha_weights = np.full(steps, 1.0 / steps, np.float32)
         alphas = np.asarray(alphas, np.float32)
         alpha_weights = np.asarray(alpha_weights, np.float32)
+        integrated = self._compiled("integrated", int(token_ids.shape[1]))
         total = 0.0
         for first in range(0, len(alphas), batch):
             chunk = alphas[first : first + batch]
             chunk_weights = alpha_weights[first : first + batch]
             padding = batch - len(chunk)
-            total = (
-                total
-                + self._integrated(
-                    token_ids,
-                    tf.constant(np.pad(chunk, (0, padding))),
-                    tf.constant(np.pad(chunk_weights, (0, padding))),
-                    positions,
-                    target_ids,
-                    weights,
-                ).numpy()
+            summed = integrated(
+                token_ids,
+                tf.constant(np.pad(chunk, (0, padding))),
+                tf.constant(np.pad(chunk_weights, (0, padding))),
+                positions,
+                target_ids,
+                weights,
             )
+            total = total + summed.numpy()
         return total[: len(ids)]
 
     def _pack(self, ids: list[int], target_start: int, target_end: int):
         length = sequence_bucket(len(ids))
-        count = target_end - target_start
-        width = bucket(count, MIN_TARGET_BUCKET)
         token_ids = np.zeros((1, length), np.int32)
         token_ids[0, : len(ids)] = ids
-        positions = np.full(width, target_start, np.int32)
-        positions[:count] = np.arange(target_start, target_end)
-        target_ids = np.zeros(width, np.int32)
-        target_ids[:count] = ids[target_start:target_end]
-        weights = np.zeros(width, np.float32)
-        weights[:count] = 1.0
+        positions = np.arange(target_start, target_end, dtype=np.int32)
+        target_ids = np.asarray(ids[target_start:target_end], np.int32)
+        weights = np.ones(target_end - target_start, np.float32)
         return (
             tf.constant(token_ids),
             tf.constant(positions),
@@ -192,6 +205,15 @@ class GemmaForward:
         )
 
     # ---- decoding ----------------------------------------------------------
+    def _cache_spec(self):
+        kv_heads = int(self.backbone.num_key_value_heads)
+        head_dim = int(self.backbone.head_dim)
+        dtype = self.backbone.compute_dtype
+        if self.family == "gemma3":
+            layer = tf.TensorSpec([1, None, kv_heads, head_dim], dtype)
+            return tuple((layer, layer) for _ in range(self.num_layers))
+        return tf.TensorSpec([1, self.num_layers, 2, None, kv_heads, head_dim], dtype)
+
     def empty_cache(self, length: int):
         kv_heads = int(self.backbone.num_key_value_heads)
         head_dim = int(self.backbone.head_dim)
@@ -228,10 +250,8 @@ class GemmaForward:
 
     def prefill(self, ids: list[int], cache_length: int):
         """Run the prompt once; returns (logits for the next token, cache)."""
-        padded = np.zeros((1, min(sequence_bucket(len(ids)), cache_length)), np.int32)
-        padded[0, : len(ids)] = ids
         logits, cache = self._prefill(
-            tf.constant(padded), tf.constant(len(ids) - 1, tf.int32), self.empty_cache(cache_length)
+            tf.constant([ids], tf.int32), tf.constant(len(ids) - 1, tf.int32), self.empty_cache(cache_length)
         )
         return logits, cache
 

@@ -1,0 +1,74 @@
+"""Workbench page benchmark in a real headless Chromium, on the embedded model.
+
+    .venv/bin/python bench/bench_ui.py [--clicks 4]
+
+Measures (with the model cache already built):
+- start-up: seconds from `streamlit run` until the page is interactive (Generate enabled);
+- click-to-colours: seconds from clicking a new output segment (~250-token prompt+output)
+  until the heatmap shows it as the explained target, against the same click on a
+  target already computed (the page's own round trip, measured in the same run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "e2e")]
+
+from conftest import CHROMIUM, CHROMIUM_ARGS, start_app, stop_app  # noqa: E402
+from playwright.sync_api import expect, sync_playwright  # noqa: E402
+from workbench_page import ARTIFACTS, LONG, choose_granularity, generate, status, wait_idle  # noqa: E402
+
+
+def click_and_wait(page, segment) -> float:
+    text = segment.inner_text().strip()
+    started = time.perf_counter()
+    segment.click()
+    expect(status(page)).to_contain_text(f"Explaining: “{text}", timeout=LONG)
+    wait_idle(page)
+    return time.perf_counter() - started
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clicks", type=int, default=4)
+    args = parser.parse_args()
+    ARTIFACTS.mkdir(exist_ok=True)
+    started = time.perf_counter()
+    process, url = start_app(ROOT / "app.py")
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1500, "height": 1200})
+            page.goto(url)
+            expect(page.get_by_role("button", name="Generate")).to_be_enabled(timeout=LONG)
+            wait_idle(page)
+            interactive = time.perf_counter() - started
+            print(f"start-up: page interactive {interactive:.1f}s after `streamlit run` (target <= 30s)")
+            generate(page)
+            choose_granularity(page, "words")
+            words = page.locator("[data-testid=heatmap-text] .hm-seg.out")
+            count = words.count()
+            picks = [words.nth(i) for i in range(count - 1, max(count - 1 - args.clicks, -1), -1)]
+            fresh = [click_and_wait(page, segment) for segment in picks]
+            cached = [click_and_wait(page, segment) for segment in picks]
+            tokens = len(page.locator("[data-testid=heatmap-text]").inner_text()) // 4
+            new, old = statistics.median(fresh), statistics.median(cached)
+            print(
+                f"click-to-colours (~{tokens} tokens of text): new target median {new:.2f}s "
+                f"(max {max(fresh):.2f}s, target <= 2s) | already computed {old:.2f}s | "
+                f"ratio {new / old:.2f}x"
+            )
+            browser.close()
+    finally:
+        stop_app(process)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
