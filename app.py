@@ -3,6 +3,9 @@
 import streamlit as st
 
 import salience  # noqa: F401  (configures Keras and TensorFlow before they load)
+from components.runtime_fixes import keep_keras_state
+
+keep_keras_state()
 
 st.set_page_config(page_title="Gemma prompt workbench", page_icon="🔎", layout="wide")
 

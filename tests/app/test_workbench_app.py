@@ -131,3 +131,18 @@ def test_failed_model_load_keeps_the_previous_model(app):
     assert any("not a KerasHub preset directory" in e.value for e in app.sidebar.error)
     assert app.session_state[state.MODEL_SPEC] == previous
     assert not button(app, "Generate").disabled
+
+
+def test_reruns_keep_the_compiled_graphs(app):
+    """Streamlit's per-run keras.backend.clear_session() is switched off for the shared model."""
+    from streamlit.runtime.scriptrunner import script_runner
+
+    from components.runtime_fixes import _clean_matplotlib_only
+
+    assert script_runner._clean_problem_modules is _clean_matplotlib_only
+    generate(app)
+    model = app.session_state[state.GENERATION]
+    assert model is not None
+    import keras
+
+    keras.backend.clear_session  # noqa: B018 - still available to code that wants it
