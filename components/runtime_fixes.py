@@ -10,6 +10,7 @@ one that still closes matplotlib figures but leaves Keras alone.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 from streamlit.runtime.scriptrunner import script_runner
@@ -18,10 +19,8 @@ from streamlit.runtime.scriptrunner import script_runner
 def _clean_matplotlib_only() -> None:
     plt = sys.modules.get("matplotlib.pyplot")
     if plt is not None:
-        try:
+        with contextlib.suppress(Exception):  # same tolerance as Streamlit's own hook
             plt.close("all")
-        except Exception:  # noqa: BLE001 - same tolerance as Streamlit's own hook
-            pass
 
 
 def keep_keras_state() -> None:
