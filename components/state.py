@@ -37,6 +37,7 @@ REGEX = "regex"
 AGGREGATION = "aggregation"
 INTENSITY = "intensity"
 HEATMAP = "heatmap"
+PROMPT_LENGTH = "prompt_length"  # where the explained text starts in the heatmap's text
 
 DEFAULTS = {
     MODEL_SPEC: "embedded",

@@ -5,9 +5,9 @@ from __future__ import annotations
 import streamlit as st
 
 from components import state
-from salience.cli import unescape
 from salience.errors import InputError
 from salience.methods import REGISTRY
+from salience.model import unescape
 from salience.samples import PromptExample, load_samples, parse_jsonl
 from salience.segments import AGGREGATIONS, GRANULARITIES
 from salience.templates import RenderedPrompt, TemplateError, parse_template, render

@@ -29,7 +29,7 @@ def _on_select() -> None:
     if event.get("clear"):
         st.session_state[state.SELECTION] = None
         return
-    offset = st.session_state.get("_prompt_length", 0)
+    offset = st.session_state.get(state.PROMPT_LENGTH, 0)
     st.session_state[state.SELECTION] = (int(event["start"]) - offset, int(event["end"]) - offset)
 
 
@@ -124,11 +124,13 @@ def _view(model: LanguageModel, rendered, settings, generate_clicked: bool) -> N
         st.warning("The prompt changed since this output was generated. Press **Generate** to refresh it.")
 
     method, granularity, pattern, aggregation, intensity = salience_controls()
-    st.session_state["_prompt_length"] = len(prompt)
-    try:
-        base = heatmap_view(
+    st.session_state[state.PROMPT_LENGTH] = len(prompt)
+    offsets = _offsets(model, prompt, target)
+
+    def segmented(granularity: str, pattern: str | None):
+        return heatmap_view(
             prompt + target,
-            _offsets(model, prompt, target),
+            offsets,
             len(prompt),
             granularity,
             method,
@@ -136,18 +138,13 @@ def _view(model: LanguageModel, rendered, settings, generate_clicked: bool) -> N
             pattern=pattern,
             aggregation=aggregation,
         )
+
+    try:
+        base = segmented(granularity, pattern)
     except WorkbenchError as error:
         st.error(f"{error} Showing tokens instead.", icon="⚠️")
         granularity, pattern = "tokens", None
-        base = heatmap_view(
-            prompt + target,
-            _offsets(model, prompt, target),
-            len(prompt),
-            granularity,
-            method,
-            rendered=rendered,
-            aggregation=aggregation,
-        )
+        base = segmented(granularity, pattern)
     relative = st.session_state[state.SELECTION]
     span = segment_for_relative_span(base.segments, len(prompt), relative) if relative else None
     explained = target[span[0] - len(prompt) : span[1] - len(prompt)] if span else target
@@ -192,14 +189,17 @@ def _analysis(view, result, rendered, method: str) -> None:
         if rows:
             frame = pd.DataFrame(rows)
             frame["segment"] = [text if len(text) < 60 else text[:57] + "…" for text in frame["segment"]]
-            scheme = alt.Scale(scheme="redblue", domainMid=0) if view.signed else alt.Scale(scheme="purples")
+            if view.signed:  # the heatmap's colours: teal toward, orange away
+                colour = alt.condition("datum.score > 0", alt.value("#009688"), alt.value("#e66100"))
+            else:
+                colour = alt.value("#6d28d9")
             chart = (
                 alt.Chart(frame)
                 .mark_bar()
                 .encode(
                     x=alt.X("score:Q", title=get_method(method).label),
                     y=alt.Y("segment:N", sort=None, title=None),
-                    color=alt.Color("score:Q", scale=scheme, legend=None),
+                    color=colour,
                     tooltip=["segment", alt.Tooltip("score:Q", format=".4f")],
                 )
                 .properties(height=28 * len(rows) + 20)

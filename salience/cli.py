@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from pathlib import Path
 
 from salience.errors import InputError, WorkbenchError
 from salience.methods import DEFAULT_IG_STEPS, REGISTRY
+from salience.model import unescape
 
 EXIT_USER_ERROR = 2
 
@@ -36,14 +36,6 @@ def _parse_span(value: str) -> tuple[int, int]:
         return int(start), int(end)
     except ValueError:
         raise InputError(f"--span must look like START:END (two integers), got '{value}'.") from None
-
-
-_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\"}
-
-
-def unescape(text: str) -> str:
-    """Turn the two characters backslash-n (and t, r, backslash) into the real ones."""
-    return re.sub(r"\\([ntr\\])", lambda m: _ESCAPES[m.group(1)], text)
 
 
 def _progress(message: str, fraction: float) -> None:

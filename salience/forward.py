@@ -16,6 +16,7 @@ import tensorflow as tf
 from salience.errors import UnsupportedModelError
 
 MIN_SEQUENCE_BUCKET = 64
+MIN_TARGET_BUCKET = 8
 
 
 def bucket(length: int, minimum: int) -> int:
@@ -66,7 +67,11 @@ class GemmaForward:
         soft_cap = getattr(self.backbone, "final_logit_soft_cap", None)
         # Gemma 3's ReversibleEmbedding applies its own soft cap; Gemma 2 does it in the task.
         self._manual_soft_cap = soft_cap if self.family == "gemma" and soft_cap else None
-        self._by_length: dict[tuple[str, int], tf.types.experimental.GenericFunction] = {}
+        # Static shapes (padded sequence length, padded target width) run fastest on
+        # oneDNN; callers pad the target width to the whole target's bucket so that
+        # choosing another part of the same output reuses the compiled graph.
+        self._salience = tf.function(self._salience_graph, reduce_retracing=False)
+        self._integrated = tf.function(self._integrated_graph, reduce_retracing=False)
         # Decoding graphs take any prompt and cache length: one trace serves every prompt.
         cache = self._cache_spec()
         scalar = tf.TensorSpec([], tf.int32)
@@ -125,30 +130,14 @@ class GemmaForward:
             log_prob = tf.reduce_sum(per_alpha * alpha_weights)
         return tf.reduce_sum(tape.gradient(log_prob, scaled), axis=0)
 
-    def _compiled(self, kind: str, length: int):
-        """One graph per (kind, padded length); the target width stays dynamic, so
-        choosing another target never retraces."""
-        key = (kind, length)
-        if key not in self._by_length:
-            ids = tf.TensorSpec([1, length], tf.int32)
-            targets = [tf.TensorSpec([None], tf.int32)] * 2 + [tf.TensorSpec([None], tf.float32)]
-            if kind == "salience":
-                self._by_length[key] = tf.function(self._salience_graph, input_signature=[ids, *targets])
-            else:
-                alphas = [tf.TensorSpec([None], tf.float32)] * 2
-                self._by_length[key] = tf.function(
-                    self._integrated_graph, input_signature=[ids, *alphas, *targets]
-                )
-        return self._by_length[key]
-
-    def gradients(self, ids: list[int], target_start: int, target_end: int):
+    def gradients(self, ids: list[int], target_start: int, target_end: int, width: int = 0):
         """Gradient of the target's log-probability w.r.t. each input embedding.
 
+        ``width`` pads the target to at least that many rows (for graph reuse).
         Returns (log_prob, gradient [n, H], embeddings [n, H]) as numpy arrays.
         """
-        token_ids, positions, target_ids, weights = self._pack(ids, target_start, target_end)
-        salience = self._compiled("salience", int(token_ids.shape[1]))
-        log_prob, gradient, embeddings = salience(token_ids, positions, target_ids, weights)
+        token_ids, positions, target_ids, weights = self._pack(ids, target_start, target_end, width)
+        log_prob, gradient, embeddings = self._salience(token_ids, positions, target_ids, weights)
         n = len(ids)
         return float(log_prob), gradient.numpy()[:n], embeddings.numpy()[:n]
 
@@ -161,25 +150,25 @@ class GemmaForward:
         batch: int = 4,
         alphas: np.ndarray | None = None,
         alpha_weights: np.ndarray | None = None,
+        width: int = 0,
     ) -> np.ndarray:
         """Path-averaged gradient ``Σ_k w_k ∇F(α_k x)`` on the line from zero embeddings.
 
         Default: the midpoint rule, ``α_k = (k + ½) / steps`` and ``w_k = 1 / steps``.
         Returns [n, H]; multiply by the embeddings for Integrated Gradients.
         """
-        token_ids, positions, target_ids, weights = self._pack(ids, target_start, target_end)
+        token_ids, positions, target_ids, weights = self._pack(ids, target_start, target_end, width)
         if alphas is None:
             alphas = (np.arange(steps, dtype=np.float32) + 0.5) / steps
             alpha_weights = np.full(steps, 1.0 / steps, np.float32)
         alphas = np.asarray(alphas, np.float32)
         alpha_weights = np.asarray(alpha_weights, np.float32)
-        integrated = self._compiled("integrated", int(token_ids.shape[1]))
         total = 0.0
         for first in range(0, len(alphas), batch):
             chunk = alphas[first : first + batch]
             chunk_weights = alpha_weights[first : first + batch]
             padding = batch - len(chunk)
-            summed = integrated(
+            summed = self._integrated(
                 token_ids,
                 tf.constant(np.pad(chunk, (0, padding))),
                 tf.constant(np.pad(chunk_weights, (0, padding))),
@@ -190,13 +179,18 @@ class GemmaForward:
             total = total + summed.numpy()
         return total[: len(ids)]
 
-    def _pack(self, ids: list[int], target_start: int, target_end: int):
+    def _pack(self, ids: list[int], target_start: int, target_end: int, width: int = 0):
         length = sequence_bucket(len(ids))
         token_ids = np.zeros((1, length), np.int32)
         token_ids[0, : len(ids)] = ids
-        positions = np.arange(target_start, target_end, dtype=np.int32)
-        target_ids = np.asarray(ids[target_start:target_end], np.int32)
-        weights = np.ones(target_end - target_start, np.float32)
+        count = target_end - target_start
+        width = bucket(max(count, width), MIN_TARGET_BUCKET)
+        positions = np.full(width, target_start, np.int32)
+        positions[:count] = np.arange(target_start, target_end)
+        target_ids = np.zeros(width, np.int32)
+        target_ids[:count] = ids[target_start:target_end]
+        weights = np.zeros(width, np.float32)
+        weights[:count] = 1.0
         return (
             tf.constant(token_ids),
             tf.constant(positions),

@@ -28,10 +28,11 @@ class GradientContext:
     target_start: int
     target_end: int
     integrated_steps: int = DEFAULT_IG_STEPS
+    width: int = 0  # pad the target to this many rows so other spans reuse the graph
 
     @cached_property
     def _gradients(self) -> tuple[float, np.ndarray, np.ndarray]:
-        return self.forward.gradients(self.ids, self.target_start, self.target_end)
+        return self.forward.gradients(self.ids, self.target_start, self.target_end, self.width)
 
     @property
     def log_prob(self) -> float:
@@ -51,7 +52,7 @@ class GradientContext:
     def path_gradient(self) -> np.ndarray:
         """Mean gradient along the path from zero embeddings to the input."""
         return self.forward.integrated_gradients(
-            self.ids, self.target_start, self.target_end, self.integrated_steps
+            self.ids, self.target_start, self.target_end, self.integrated_steps, width=self.width
         )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections import deque
@@ -183,7 +184,9 @@ class LanguageModel:
         forward = self.forward_for(precision)
         began = time.perf_counter()
         with self._lock:
-            context = GradientContext(forward, list(tokens.ids), start, end, integrated_steps)
+            # Pad to the whole target's width: other spans of this output reuse the graph.
+            width = max(end - start, len(tokens) - len(prompt_tokens))
+            context = GradientContext(forward, list(tokens.ids), start, end, integrated_steps, width)
             scores = {}
             for method in chosen:
                 values = np.asarray(method.compute(context), dtype=np.float32)
@@ -234,6 +237,14 @@ class LanguageModel:
         if not covered:
             raise InputError(f"Span {begin}:{finish} covers no token; pick a span with text in it.")
         return covered[0], covered[-1] + 1
+
+
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\"}
+
+
+def unescape(text: str) -> str:
+    """Turn the two characters backslash-n (and t, r, backslash) into the real ones."""
+    return re.sub(r"\\([ntr\\])", lambda m: _ESCAPES[m.group(1)], text)
 
 
 def _choose(logits: np.ndarray, settings: GenerationSettings, rng: np.random.Generator) -> int:

@@ -81,3 +81,10 @@ def test_partial_stop_is_held_back():
     assert _without_partial_stop("Answer: yes", ("\n\n",)) == "Answer: yes"
     assert _without_partial_stop("abc END", ("ENDING",)) == "abc "
     assert _without_partial_stop("caf\ufffd", ()) == "caf"
+
+
+def test_stop_sequences_are_unescaped():
+    from salience.model import unescape
+
+    assert unescape(r"\n\n") == "\n\n"
+    assert unescape(r"a\tb\\n é") == "a\tb\\n é"
