@@ -71,7 +71,8 @@ RECORDS = [
         "variables": {
             "question": "Sara has 12 pencils and gives away 5. How many pencils does she have left?"
         },
-        "notes": "Few-shot arithmetic: does the answer lean on the worked examples' format or on the numbers in the question?",
+        "notes": "Few-shot arithmetic. The 270M model copies the format but gets the sum wrong "
+        "('12 - 5 = 6'): explain the wrong number and see whether the question's numbers or the examples drove it.",
     },
     {
         "source": "headline",
@@ -80,7 +81,8 @@ RECORDS = [
             "article": "The city council voted on Tuesday to build a new public library in the old "
             "train station. Construction starts next spring and the library should open in two years."
         },
-        "notes": "Headline generation: see which facts of the article the headline draws on.",
+        "notes": "Headline generation. The 270M base model copies the article instead of summarising: "
+        "a lesson in what small models do with an under-specified instruction.",
     },
     {
         "source": "constitution-ideas",
@@ -102,7 +104,8 @@ RECORDS = [
             "question": "When does the museum open on Saturday?",
         },
         "target": " 11 am",
-        "notes": "Copying from context: a faithful answer should draw on the weekend clause of the context, not the weekday one.",
+        "notes": "Copying from context. The 270M model answers '9 am' (the weekday clause) instead of "
+        "'11 am'; explain the reference target ' 11 am' and compare which clause each answer leans on.",
     },
     {
         "source": "mislabelled-sentiment",
