@@ -70,7 +70,7 @@ def model_sidebar() -> LanguageModel | None:
         if st.session_state[state.MODEL_ERROR]:
             st.error(st.session_state[state.MODEL_ERROR], icon="⚠️")
         if model is not None:
-            st.caption(f"In use: **{model.name}** · context {model.max_context:,} tokens")
+            st.caption(f"In use: **{model.name}** · up to {model.max_context:,} tokens per prompt here")
             st.radio(
                 "Compute precision",
                 ("bfloat16", "float32"),

@@ -19,6 +19,9 @@ from salience.types import Generation, GenerationSettings, SalienceResult, Token
 CHAT_TEMPLATE = "<start_of_turn>user\n{prompt}<end_of_turn>\n<start_of_turn>model\n"
 MIN_CACHE_BUCKET = 128
 MAX_NEW_TOKENS_LIMIT = 4096
+# Beyond this many tokens a CPU takes minutes and attention needs gigabytes; refuse
+# with a clear message rather than freeze the app (the model's context is larger).
+CPU_TOKEN_LIMIT = 4096
 PRECISIONS = ("bfloat16", "float32")
 
 
@@ -46,7 +49,8 @@ class LanguageModel:
         self.causal_lm = causal_lm
         self.name = name
         self.spec = spec
-        self.max_context = max_context
+        self.model_context = max_context
+        self.max_context = min(max_context, CPU_TOKEN_LIMIT)
         self.family = model_family(causal_lm)
         self.precision = self._check_precision(precision)
         native = str(causal_lm.backbone.compute_dtype)
@@ -73,6 +77,11 @@ class LanguageModel:
                 source = next(iter(self._forwards.values())).backbone
                 self._forwards[precision] = GemmaForward(backbone_copy(source, precision), self.family)
             return self._forwards[precision]
+
+    def _limit_reason(self) -> str:
+        if self.max_context < self.model_context:
+            return f"tokens this workbench runs on a CPU (the model itself reads {self.model_context:,})"
+        return "tokens of this model's context"
 
     # ---- tokenize ----------------------------------------------------------
     def tokenize(self, text: str, add_bos: bool = True) -> Tokenization:
@@ -102,7 +111,7 @@ class LanguageModel:
         if budget > self.max_context:
             raise ContextLengthError(
                 f"The prompt has {len(ids)} tokens; with {settings.max_new_tokens} new tokens that is "
-                f"{budget}, over this model's context of {self.max_context}. "
+                f"{budget}, over the limit of {self.max_context} {self._limit_reason()}. "
                 f"Shorten the prompt by {budget - self.max_context} tokens or ask for fewer new tokens."
             )
         rng = np.random.default_rng(settings.seed)
@@ -176,8 +185,8 @@ class LanguageModel:
         )
         if len(tokens) > self.max_context:
             raise ContextLengthError(
-                f"Prompt and target are {len(tokens)} tokens, over this model's context of "
-                f"{self.max_context}; shorten the prompt by {len(tokens) - self.max_context} tokens."
+                f"Prompt and target are {len(tokens)} tokens, over the limit of {self.max_context} "
+                f"{self._limit_reason()}; shorten the prompt by {len(tokens) - self.max_context} tokens."
             )
         text = prompt + target
         start, end = self._resolve_span(tokens, len(prompt_tokens), text, char_span, token_span)

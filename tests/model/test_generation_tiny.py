@@ -88,3 +88,14 @@ def test_stop_sequences_are_unescaped():
 
     assert unescape(r"\n\n") == "\n\n"
     assert unescape(r"a\tb\\n é") == "a\tb\\n é"
+
+
+def test_cpu_limit_is_explained(spm_proto):
+    from tiny_models import tiny_gemma3
+
+    from salience.model import CPU_TOKEN_LIMIT, LanguageModel
+
+    lm = LanguageModel(tiny_gemma3(spm_proto), "tiny", "test:tiny", 32768, precision="float32")
+    assert lm.max_context == CPU_TOKEN_LIMIT and lm.model_context == 32768
+    with pytest.raises(ContextLengthError, match="this workbench runs on a CPU"):
+        lm.generate("word " * CPU_TOKEN_LIMIT)

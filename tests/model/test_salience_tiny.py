@@ -166,7 +166,7 @@ def test_bad_inputs(tiny_gemma3_lm):
         lm.salience("bad \ud800 surrogate", TARGET)
     with pytest.raises(InputError, match="Unknown salience method"):
         lm.salience(PROMPT, TARGET, methods=("attention",))
-    with pytest.raises(ContextLengthError, match="over this model's context"):
+    with pytest.raises(ContextLengthError, match="over the limit of 256 tokens of this model's context"):
         lm.salience("word " * 300, TARGET)
 
 
