@@ -30,7 +30,7 @@ AUTO_RERUN = "auto_rerun"
 
 GENERATION = "generation"  # salience.types.Generation of the current prompt
 GENERATED_FOR = "generated_for"  # the key of the inputs that produced GENERATION
-SELECTION = "selection"  # (start, end) characters relative to the start of the explained text
+SELECTION = "selection"  # (start, end, text): characters relative to the explained text's start
 METHOD = "method"
 GRANULARITY = "granularity"
 REGEX = "regex"
@@ -38,6 +38,7 @@ AGGREGATION = "aggregation"
 INTENSITY = "intensity"
 HEATMAP = "heatmap"
 PROMPT_LENGTH = "prompt_length"  # where the explained text starts in the heatmap's text
+EXPLAINED_TEXT = "explained_text"  # prompt + explained text, as drawn in the heatmap
 
 DEFAULTS = {
     MODEL_SPEC: "embedded",

@@ -14,7 +14,7 @@ from components.widgets import generation_settings, salience_controls, template_
 from salience.errors import WorkbenchError
 from salience.methods import DEFAULT_METHODS, get_method
 from salience.model import LanguageModel
-from salience.views import heatmap_view, readout, segment_for_relative_span, slot_table, top_segments
+from salience.views import find_selection, heatmap_view, readout, slot_table, top_segments
 
 EXPLAIN_HINT = (
     "Click any part of the output to explain it (shift-click extends, click the background to clear)."
@@ -30,7 +30,9 @@ def _on_select() -> None:
         st.session_state[state.SELECTION] = None
         return
     offset = st.session_state.get(state.PROMPT_LENGTH, 0)
-    st.session_state[state.SELECTION] = (int(event["start"]) - offset, int(event["end"]) - offset)
+    start, end = int(event["start"]), int(event["end"])
+    chosen = st.session_state.get(state.EXPLAINED_TEXT, "")[start:end]
+    st.session_state[state.SELECTION] = (start - offset, end - offset, chosen)
 
 
 def _generate(model: LanguageModel, prompt: str, settings, precision: str, placeholder) -> None:
@@ -125,6 +127,7 @@ def _view(model: LanguageModel, rendered, settings, generate_clicked: bool) -> N
 
     method, granularity, pattern, aggregation, intensity = salience_controls()
     st.session_state[state.PROMPT_LENGTH] = len(prompt)
+    st.session_state[state.EXPLAINED_TEXT] = prompt + target
     offsets = _offsets(model, prompt, target)
 
     def segmented(granularity: str, pattern: str | None):
@@ -145,8 +148,11 @@ def _view(model: LanguageModel, rendered, settings, generate_clicked: bool) -> N
         st.error(f"{error} Showing tokens instead.", icon="⚠️")
         granularity, pattern = "tokens", None
         base = segmented(granularity, pattern)
-    relative = st.session_state[state.SELECTION]
-    span = segment_for_relative_span(base.segments, len(prompt), relative) if relative else None
+    selection = st.session_state[state.SELECTION]
+    span = None
+    if selection:
+        start, end, *chosen = selection
+        span = find_selection(base.segments, prompt + target, len(prompt), (start, end), "".join(chosen))
     explained = target[span[0] - len(prompt) : span[1] - len(prompt)] if span else target
     methods = DEFAULT_METHODS if method in DEFAULT_METHODS else (method,)
     try:

@@ -129,15 +129,27 @@ def snap_to_segments(segments: Sequence[Segment], start: int, end: int) -> tuple
     return chosen[0].start, chosen[-1].end
 
 
-def segment_for_relative_span(
-    segments: Sequence[Segment], prompt_length: int, relative: tuple[int, int]
+def find_selection(
+    segments: Sequence[Segment],
+    text: str,
+    prompt_length: int,
+    relative: tuple[int, int],
+    selected_text: str = "",
 ) -> tuple[int, int] | None:
-    """Re-find a selection made on an earlier output: same position relative to the output start."""
+    """Re-find a selection made on an earlier output.
+
+    First by its leading word (so "Recommendation: …" stays the Recommendation line
+    when the output before it grows or shrinks), else by the same position relative
+    to the output start. Returns a character span snapped to whole output segments.
+    """
     output = [s for s in segments if s.in_target and s.text.strip()]
     if not output:
         return None
-    start = prompt_length + relative[0]
-    end = prompt_length + relative[1]
-    end = min(end, output[-1].end)
-    start = min(start, output[-1].start)
+    words = selected_text.split()
+    if words:
+        found = text.find(words[0], prompt_length)
+        if found >= 0:
+            return snap_to_segments(segments, found, found + len(words[0]))
+    start = min(prompt_length + relative[0], output[-1].start)
+    end = min(prompt_length + relative[1], output[-1].end)
     return snap_to_segments(segments, start, max(end, start + 1))

@@ -52,6 +52,8 @@ def start_app(app: Path, env: dict[str, str] | None = None, timeout: float = 120
             "127.0.0.1",
             "--browser.gatherUsageStats",
             "false",
+            "--server.fileWatcherType",
+            "none",
         ],
         cwd=ROOT,
         env={**os.environ, **(env or {})},
