@@ -60,7 +60,6 @@ class GemmaForward:
     def __init__(self, backbone, family: str):
         self.family = family
         self.backbone = backbone
-        self.dtype = backbone.compute_dtype
         self.hidden_dim = int(self.backbone.hidden_dim)
         self.num_layers = int(self.backbone.num_layers)
         self._embedding_scale = tf.constant(math.sqrt(self.hidden_dim), tf.float32)
