@@ -182,9 +182,7 @@ def _view(model: LanguageModel, rendered, settings, generate_clicked: bool) -> N
 
 
 def _offsets(model: LanguageModel, prompt: str, target: str):
-    prompt_tokens = model.tokenizer.tokenize(prompt, add_bos=True)
-    target_tokens = model.tokenizer.tokenize(target, offset=len(prompt))
-    return prompt_tokens.offsets + target_tokens.offsets
+    return model.tokenize_pair(prompt, target)[0].offsets
 
 
 def _analysis(view, result, rendered, method: str) -> None:

@@ -208,13 +208,11 @@ class GemmaForward:
         return tf.TensorSpec([1, self.num_layers, 2, None, kv_heads, head_dim], dtype)
 
     def empty_cache(self, length: int):
-        kv_heads = int(self.backbone.num_key_value_heads)
-        head_dim = int(self.backbone.head_dim)
-        dtype = self.backbone.compute_dtype
-        if self.family == "gemma3":
-            shape = (1, length, kv_heads, head_dim)
-            return tuple((tf.zeros(shape, dtype), tf.zeros(shape, dtype)) for _ in range(self.num_layers))
-        return tf.zeros((1, self.num_layers, 2, length, kv_heads, head_dim), dtype)
+        """Zeroed key/value cache for ``length`` positions (the shape of `_cache_spec`)."""
+        return tf.nest.map_structure(
+            lambda spec: tf.zeros([length if d is None else d for d in spec.shape], spec.dtype),
+            self._cache_spec(),
+        )
 
     def _run_cached(self, x, cache, index):
         if self.family == "gemma3":

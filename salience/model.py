@@ -88,6 +88,14 @@ class LanguageModel:
         """Tokens of ``text`` with character offsets (with ``<bos>`` first by default)."""
         return self.tokenizer.tokenize(text, add_bos=add_bos)
 
+    def tokenize_pair(self, prompt: str, target: str) -> tuple[Tokenization, int]:
+        """Tokens of ``<bos> prompt`` then ``target`` (tokenized apart, as generation
+        appends it), offsets into ``prompt + target``; also the index of the first target token."""
+        head = self.tokenizer.tokenize(prompt, add_bos=True)
+        tail = self.tokenizer.tokenize(target, offset=len(prompt))
+        joined = Tokenization(head.ids + tail.ids, head.tokens + tail.tokens, head.offsets + tail.offsets)
+        return joined, len(head)
+
     # ---- generate ----------------------------------------------------------
     def format_prompt(self, prompt: str, settings: GenerationSettings) -> str:
         return CHAT_TEMPLATE.format(prompt=prompt) if settings.chat_template else prompt
@@ -176,25 +184,19 @@ class LanguageModel:
         chosen = [get_method(name) for name in methods]
         if integrated_steps < 1 or integrated_steps > 512:
             raise InputError("Integrated gradients steps must be between 1 and 512.")
-        prompt_tokens = self.tokenizer.tokenize(prompt, add_bos=True)
-        target_tokens = self.tokenizer.tokenize(target, offset=len(prompt))
-        tokens = Tokenization(
-            prompt_tokens.ids + target_tokens.ids,
-            prompt_tokens.tokens + target_tokens.tokens,
-            prompt_tokens.offsets + target_tokens.offsets,
-        )
+        tokens, first_target = self.tokenize_pair(prompt, target)
         if len(tokens) > self.max_context:
             raise ContextLengthError(
                 f"Prompt and target are {len(tokens)} tokens, over the limit of {self.max_context} "
                 f"{self._limit_reason()}; shorten the prompt by {len(tokens) - self.max_context} tokens."
             )
         text = prompt + target
-        start, end = self._resolve_span(tokens, len(prompt_tokens), text, char_span, token_span)
+        start, end = self._resolve_span(tokens, first_target, text, char_span, token_span)
         forward = self.forward_for(precision)
         began = time.perf_counter()
         with self._lock:
             # Pad to the whole target's width: other spans of this output reuse the graph.
-            width = max(end - start, len(tokens) - len(prompt_tokens))
+            width = max(end - start, len(tokens) - first_target)
             context = GradientContext(forward, list(tokens.ids), start, end, integrated_steps, width)
             scores = {}
             for method in chosen:

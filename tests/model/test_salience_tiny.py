@@ -62,7 +62,7 @@ def test_gradient_matches_finite_differences(lm):
 def test_positive_grad_dot_input_means_toward_target(lm):
     """Scaling token i's embedding by (1 + eps) changes log p by about eps × Grad·Input[i]."""
     result = lm.salience(PROMPT, TARGET)
-    ids = list(lm.tokenize(PROMPT).ids) + list(lm.tokenizer.tokenize(TARGET).ids)
+    ids = list(lm.tokenize_pair(PROMPT, TARGET)[0].ids)
     start, end = result.target_token_span
     _, _, embeddings = lm.forward_for("float32").gradients(ids, start, end)
     base = _log_prob(lm, embeddings, start, end, ids)
@@ -79,7 +79,7 @@ def test_positive_grad_dot_input_means_toward_target(lm):
 def test_integrated_gradients_completeness(tiny_gemma3_lm):
     """Path gradients integrate to the change in log p along the path (trapezoid on [a, 1])."""
     lm = tiny_gemma3_lm
-    ids = list(lm.tokenize(PROMPT).ids) + list(lm.tokenizer.tokenize(TARGET).ids)
+    ids = list(lm.tokenize_pair(PROMPT, TARGET)[0].ids)
     start, end = len(ids) - 5, len(ids)
     forward = lm.forward_for("float32")
     _, _, embeddings = forward.gradients(ids, start, end)
@@ -96,7 +96,7 @@ def test_integrated_gradients_completeness(tiny_gemma3_lm):
 def test_integrated_gradients_scores_use_the_midpoint_rule(tiny_gemma3_lm):
     lm = tiny_gemma3_lm
     result = lm.salience(PROMPT, TARGET, methods=("integrated_gradients",), integrated_steps=6)
-    ids = list(lm.tokenize(PROMPT).ids) + list(lm.tokenizer.tokenize(TARGET).ids)
+    ids = list(lm.tokenize_pair(PROMPT, TARGET)[0].ids)
     start, end = result.target_token_span
     forward = lm.forward_for("float32")
     _, _, embeddings = forward.gradients(ids, start, end)
@@ -120,7 +120,7 @@ def test_padding_does_not_change_scores(tiny_gemma3_lm):
     """Scores for a prompt equal those from an unpadded direct gradient."""
     lm = tiny_gemma3_lm
     result = lm.salience(PROMPT, TARGET)
-    ids = list(lm.tokenize(PROMPT).ids) + list(lm.tokenizer.tokenize(TARGET).ids)
+    ids = list(lm.tokenize_pair(PROMPT, TARGET)[0].ids)
     start, end = result.target_token_span
     forward = lm.forward_for("float32")
     embeddings = tf.Variable(forward.embed(tf.constant([ids])))
