@@ -10,6 +10,8 @@ from collections.abc import Callable
 
 import streamlit as st
 
+from salience.views import legend_words
+
 _CSS = """
 .hm-root { font-family: var(--st-font, sans-serif); }
 .hm-legend { display: flex; align-items: center; gap: .6rem; font-size: .85rem; margin-bottom: .5rem;
@@ -151,16 +153,6 @@ export default function(component) {
 """
 
 _heatmap = st.components.v2.component("salience_heatmap", css=_CSS, js=_JS, isolate_styles=True)
-
-
-def legend_words(signed: bool, scale: float, shared: bool = False) -> tuple[str, str, str]:
-    """Plain words for the two ends of the colour scale, and a note on the scale."""
-    note = f"scale: ±{scale:.3g}" if signed else f"scale: 0 – {scale:.3g}"
-    if shared:
-        note += " (shared by all panes)"
-    if signed:
-        return "pushed away from the selected text", "pushed toward the selected text", note
-    return "little influence", "strong influence on the selected text", note
 
 
 def heatmap(

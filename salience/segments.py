@@ -108,6 +108,12 @@ def _sentence_starts(text: str) -> list[int]:
     return starts
 
 
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """Character spans of the sentences (and lines) of a text, covering all of it."""
+    edges = [0, *(start for start in _sentence_starts(text) if 0 < start < len(text)), len(text)]
+    return [(start, end) for start, end in zip(edges, edges[1:]) if end > start]
+
+
 def regex_starts(text: str, pattern: str, timeout: float = REGEX_TIMEOUT_SECONDS) -> list[int]:
     """Start positions of a user's pattern, with a time limit; errors say what to fix."""
     if not pattern:

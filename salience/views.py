@@ -153,3 +153,13 @@ def find_selection(
     start = min(prompt_length + relative[0], output[-1].start)
     end = min(prompt_length + relative[1], output[-1].end)
     return snap_to_segments(segments, start, max(end, start + 1))
+
+
+def legend_words(signed: bool, scale: float, shared: bool = False) -> tuple[str, str, str]:
+    """Plain words for the two ends of the colour scale, and a note on the scale."""
+    note = f"scale: ±{scale:.3g}" if signed else f"scale: 0 – {scale:.3g}"
+    if shared:
+        note += " (shared by all panes)"
+    if signed:
+        return "pushed away from the selected text", "pushed toward the selected text", note
+    return "little influence", "strong influence on the selected text", note

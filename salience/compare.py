@@ -1,0 +1,364 @@
+"""Comparing prompt variants: one target for all, output diffs, salience diffs by slot.
+
+Variants may differ in length and wording, so nothing here aligns by token index:
+template parts are matched by variable name and by fixed text, and fixed parts
+with the same text are matched sentence by sentence.
+"""
+
+from __future__ import annotations
+
+import difflib
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import regex
+
+from salience.errors import InputError
+from salience.rollup import rollup
+from salience.segments import sentence_spans, token_anchor
+from salience.templates import RenderedPrompt, parse_template, render
+from salience.types import SalienceResult
+
+MAX_VARIANTS = 4
+TARGET_MODES = ("anchor", "reference", "output")
+
+
+def new_uid() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One pinned prompt: a template, its values and (once generated) the model's output."""
+
+    name: str
+    template: str
+    variables: dict[str, str] = field(default_factory=dict)
+    output: str | None = None
+    uid: str = field(default_factory=new_uid)
+
+    def render(self) -> RenderedPrompt:
+        """The prompt text with slot spans; raises TemplateError for a broken template."""
+        parsed = parse_template(self.template)
+        return render(parsed, {name: self.variables.get(name, "") for name in parsed.variables})
+
+    def to_json(self) -> dict:
+        return {
+            "name": self.name,
+            "template": self.template,
+            "variables": dict(self.variables),
+            "output": self.output,
+            "uid": self.uid,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> Variant:
+        """Rebuild a variant from ``to_json``; a wrong shape is an InputError."""
+        try:
+            variables = {str(k): str(v) for k, v in dict(data.get("variables") or {}).items()}
+            output = data.get("output")
+            return cls(
+                name=str(data["name"]),
+                template=str(data["template"]),
+                variables=variables,
+                output=None if output is None else str(output),
+                uid=str(data.get("uid") or new_uid()),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise InputError(f"A saved variant is malformed ({error}).") from None
+
+
+@dataclass(frozen=True)
+class TargetChoice:
+    """What every variant is explained against.
+
+    ``anchor``: the part of each output that starts with ``text`` (to the end of its line),
+    e.g. the "Recommendation" line; ``reference``: ``text`` itself after every prompt;
+    ``output``: each variant's whole output.
+    """
+
+    mode: str = "anchor"
+    text: str = ""
+
+    def describe(self) -> str:
+        if self.mode == "reference":
+            return f"the reference text “{_excerpt(self.text)}”"
+        if self.mode == "anchor":
+            return f"the output part starting “{_excerpt(self.text)}”"
+        return "each variant's whole output"
+
+
+@dataclass(frozen=True)
+class ResolvedTarget:
+    """The text placed after the prompt, and the explained character span of prompt+target."""
+
+    target: str
+    span: tuple[int, int] | None  # in prompt + target; None = the whole target
+    explained: str
+    note: str = ""  # said to the user when the choice could not be met exactly
+
+
+def _excerpt(text: str, limit: int = 48) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def resolve_target(choice: TargetChoice, prompt: str, output: str | None) -> ResolvedTarget | None:
+    """Where to point the salience for one variant; None when there is nothing to explain."""
+    if choice.mode not in TARGET_MODES:
+        raise InputError(f"Unknown target mode '{choice.mode}'; choose one of: {', '.join(TARGET_MODES)}.")
+    if choice.mode == "reference":
+        if not choice.text:
+            return None
+        return ResolvedTarget(choice.text, None, choice.text)
+    if not output or not output.strip():
+        return None
+    if choice.mode == "output" or not choice.text.strip():
+        return ResolvedTarget(output, None, output)
+    anchor = choice.text.strip()
+    found = output.find(anchor)
+    if found < 0:
+        found = output.lower().find(anchor.lower())
+    if found < 0:
+        return ResolvedTarget(
+            output, None, output, f"“{_excerpt(anchor)}” is not in this output; explaining all of it."
+        )
+    line_end = output.find("\n", found)
+    end = len(output) if line_end < 0 else line_end
+    end = len(output[found:end].rstrip()) + found
+    start = len(prompt) + found
+    return ResolvedTarget(output, (start, len(prompt) + end), output[found:end])
+
+
+def shared_scale(scales: Sequence[float]) -> float:
+    """One colour scale for every pane: the largest of their own scales."""
+    finite = [s for s in scales if np.isfinite(s) and s > 0]
+    return max(finite) if finite else 0.0
+
+
+@dataclass(frozen=True)
+class DiffOp:
+    op: str  # "equal", "insert", "delete"
+    text: str
+
+
+@dataclass(frozen=True)
+class OutputDiff:
+    ops: tuple[DiffOp, ...]
+    added: int  # words
+    removed: int
+    summary: str
+
+
+_WORDS = regex.compile(r"\S+\s*|\s+")
+
+
+def output_diff(a: str, b: str, name_a: str = "A", name_b: str = "B") -> OutputDiff:
+    """Word-level diff of two outputs, with a one-line summary."""
+    words_a, words_b = _WORDS.findall(a or ""), _WORDS.findall(b or "")
+    if not words_a and not words_b:
+        return OutputDiff((), 0, 0, "Both outputs are empty: there is nothing to compare.")
+    if a == b:
+        return OutputDiff((DiffOp("equal", a),), 0, 0, f"The outputs of {name_a} and {name_b} are identical.")
+    ops: list[DiffOp] = []
+    added = removed = 0
+    keys_a, keys_b = [w.strip() or " " for w in words_a], [w.strip() or " " for w in words_b]
+    matcher = difflib.SequenceMatcher(None, keys_a, keys_b, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            ops.append(DiffOp("equal", "".join(words_b[j1:j2])))
+            continue
+        if i2 > i1:
+            ops.append(DiffOp("delete", "".join(words_a[i1:i2])))
+            removed += sum(1 for w in words_a[i1:i2] if w.strip())
+        if j2 > j1:
+            ops.append(DiffOp("insert", "".join(words_b[j1:j2])))
+            added += sum(1 for w in words_b[j1:j2] if w.strip())
+    if not words_a:
+        summary = f"{name_a} wrote nothing; {name_b} wrote {added} words."
+    elif not words_b:
+        summary = f"{name_b} wrote nothing; {name_a} wrote {removed} words."
+    elif not added and not removed:
+        summary = f"The outputs of {name_a} and {name_b} differ only in spacing."
+    else:
+        summary = f"{name_b} adds {added} and removes {removed} words compared with {name_a}."
+    return OutputDiff(tuple(ops), added, removed, summary)
+
+
+@dataclass(frozen=True)
+class PartDelta:
+    """How much one template part drove the target in A and in B."""
+
+    part: str
+    kind: str  # "variable", "fixed" or "sentence"
+    status: str  # "same text", "changed", "only in A", "only in B"
+    text_a: str | None
+    text_b: str | None
+    score_a: float | None
+    score_b: float | None
+
+    @property
+    def delta(self) -> float | None:
+        if self.score_a is None or self.score_b is None:
+            return None
+        return self.score_b - self.score_a
+
+    def to_json(self) -> dict:
+        return {
+            "part": self.part,
+            "kind": self.kind,
+            "status": self.status,
+            "text_a": self.text_a,
+            "text_b": self.text_b,
+            "score_a": self.score_a,
+            "score_b": self.score_b,
+            "delta": self.delta,
+        }
+
+
+def _span_totals(result: SalienceResult, method: str, spans: Sequence[tuple[int, int]]) -> list[float]:
+    """Sum of token scores whose anchor character falls in each prompt span."""
+    scores = result.scores[method]
+    totals = [0.0] * len(spans)
+    for index, span in enumerate(result.offsets):
+        if span[0] == span[1]:
+            continue
+        anchor = token_anchor(result.text, span)
+        if anchor >= result.prompt_length:
+            continue
+        for k, (start, end) in enumerate(spans):
+            if start <= anchor < end:
+                totals[k] += float(scores[index])
+                break
+    return totals
+
+
+def _slot_key(slot) -> tuple[str, str]:
+    return ("variable", slot.name) if slot.kind == "variable" else ("fixed", slot.text)
+
+
+def _label(slot) -> str:
+    return f"{{{slot.name}}}" if slot.kind == "variable" else f"{slot.name}: “{_excerpt(slot.text, 32)}”"
+
+
+def part_diff(
+    a: tuple[RenderedPrompt, SalienceResult],
+    b: tuple[RenderedPrompt, SalienceResult],
+    method: str,
+    by_sentence: bool = True,
+) -> list[PartDelta]:
+    """Salience of each template part in A and B, aligned by variable name and fixed text.
+
+    Fixed parts with the same text in both are split into sentences when ``by_sentence``.
+    Parts that exist on one side only keep a score for that side and no delta.
+    """
+    (rendered_a, result_a), (rendered_b, result_b) = a, b
+    for result in (result_a, result_b):
+        if method not in result.scores:
+            raise InputError(f"The results have no '{method}' scores; recompute with that method.")
+    slots_a = [s for s in rendered_a.slots if s.end > s.start]
+    slots_b = [s for s in rendered_b.slots if s.end > s.start]
+    rows_a = rollup(slots_a, result_a.text, result_a.offsets, result_a.scores[method], result_a.prompt_length)
+    rows_b = rollup(slots_b, result_b.text, result_b.offsets, result_b.scores[method], result_b.prompt_length)
+    keys_a, keys_b = [_slot_key(s) for s in slots_a], [_slot_key(s) for s in slots_b]
+    out: list[PartDelta] = []
+
+    def pair(i: int, j: int) -> None:
+        slot_a, slot_b = slots_a[i], slots_b[j]
+        same = slot_a.text == slot_b.text
+        if by_sentence and slot_a.kind == "fixed":
+            out.extend(_sentence_rows(slot_a, slot_b, result_a, result_b, method))
+            return
+        out.append(
+            PartDelta(
+                _label(slot_a) if same or slot_a.kind == "variable" else slot_a.name,
+                slot_a.kind,
+                "same text" if same else "changed",
+                slot_a.text,
+                slot_b.text,
+                rows_a[i].total,
+                rows_b[j].total,
+            )
+        )
+
+    def only(side: str, slot, row) -> None:
+        in_a = side == "A"
+        out.append(
+            PartDelta(
+                _label(slot),
+                slot.kind,
+                f"only in {side}",
+                slot.text if in_a else None,
+                None if in_a else slot.text,
+                row.total if in_a else None,
+                None if in_a else row.total,
+            )
+        )
+
+    matcher = difflib.SequenceMatcher(None, keys_a, keys_b, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            for offset in range(i2 - i1):
+                pair(i1 + offset, j1 + offset)
+            continue
+        common = min(i2 - i1, j2 - j1) if tag == "replace" else 0
+        for offset in range(common):
+            if slots_a[i1 + offset].kind == slots_b[j1 + offset].kind:
+                pair(i1 + offset, j1 + offset)
+            else:
+                only("A", slots_a[i1 + offset], rows_a[i1 + offset])
+                only("B", slots_b[j1 + offset], rows_b[j1 + offset])
+        for i in range(i1 + common, i2):
+            only("A", slots_a[i], rows_a[i])
+        for j in range(j1 + common, j2):
+            only("B", slots_b[j], rows_b[j])
+    return out
+
+
+def _sentence_rows(slot_a, slot_b, result_a, result_b, method) -> list[PartDelta]:
+    """Two fixed blocks, sentence by sentence: equal sentences pair up, edited ones show as changed."""
+    spans_a = [span for span in sentence_spans(slot_a.text) if slot_a.text[span[0] : span[1]].strip()]
+    spans_b = [span for span in sentence_spans(slot_b.text) if slot_b.text[span[0] : span[1]].strip()]
+    totals_a = _span_totals(result_a, method, [(slot_a.start + s, slot_a.start + e) for s, e in spans_a])
+    totals_b = _span_totals(result_b, method, [(slot_b.start + s, slot_b.start + e) for s, e in spans_b])
+    texts_a = [slot_a.text[s:e] for s, e in spans_a]
+    texts_b = [slot_b.text[s:e] for s, e in spans_b]
+
+    def label(slot, sentence: str) -> str:
+        return f"{slot.name} · “{_excerpt(sentence, 40)}”"
+
+    rows: list[PartDelta] = []
+    matcher = difflib.SequenceMatcher(
+        None, [t.strip() for t in texts_a], [t.strip() for t in texts_b], autojunk=False
+    )
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        common = (i2 - i1) if tag == "equal" else min(i2 - i1, j2 - j1) if tag == "replace" else 0
+        for k in range(common):
+            i, j = i1 + k, j1 + k
+            status = "same text" if tag == "equal" else "changed"
+            rows.append(
+                PartDelta(
+                    label(slot_a, texts_a[i]),
+                    "sentence",
+                    status,
+                    texts_a[i],
+                    texts_b[j],
+                    totals_a[i],
+                    totals_b[j],
+                )
+            )
+        for i in range(i1 + common, i2):
+            rows.append(
+                PartDelta(
+                    label(slot_a, texts_a[i]), "sentence", "only in A", texts_a[i], None, totals_a[i], None
+                )
+            )
+        for j in range(j1 + common, j2):
+            rows.append(
+                PartDelta(
+                    label(slot_b, texts_b[j]), "sentence", "only in B", None, texts_b[j], None, totals_b[j]
+                )
+            )
+    return rows

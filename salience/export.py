@@ -1,0 +1,287 @@
+"""Exports for slides and reports: self-contained HTML, PNG, CSV and JSON.
+
+The HTML has no script and loads nothing: colours are computed here, with the
+same scale as the app's heatmap, and written as inline styles; fonts are the
+reader's system fonts.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import pandas as pd
+
+from salience.compare import OutputDiff, PartDelta
+from salience.errors import WorkbenchError
+from salience.types import SalienceResult
+from salience.views import legend_words
+
+CHROMIUM_ENV = "CHROMIUM"
+DEFAULT_CHROMIUM = "/usr/bin/chromium"
+
+
+def colour(value: float, signed: bool, intensity: float = 1.0) -> str:
+    """Background colour of a normalised score (the heatmap component's scale)."""
+    v = max(-1.0, min(1.0, value * intensity))
+    a = abs(v)
+    if not signed:  # white -> purple
+        return f"rgb({round(255 - a * 146)},{round(255 - a * 215)},{round(255 - a * 38)})"
+    if v >= 0:  # white -> teal: toward the target
+        return f"rgb({round(255 - a * 255)},{round(255 - a * 105)},{round(255 - a * 119)})"
+    return f"rgb({round(255 - a * 25)},{round(255 - a * 158)},{round(255 - a * 255)})"  # orange: away
+
+
+def text_colour(value: float, intensity: float = 1.0) -> str:
+    return "#fff" if abs(value * intensity) > 0.6 else "#111"
+
+
+def legend_gradient(signed: bool) -> str:
+    if signed:
+        return f"linear-gradient(90deg, {colour(-1, True)}, #fff, {colour(1, True)})"
+    return f"linear-gradient(90deg, #fff, {colour(1, False)})"
+
+
+@dataclass(frozen=True)
+class ExportPane:
+    """One variant as exported: its heatmap cells and what it explains."""
+
+    name: str
+    subtitle: str  # e.g. "Explaining “Recommendation: Avoid.”"
+    cells: list[dict]  # HeatmapView.cells()
+    template: str = ""
+    variables: dict[str, str] = field(default_factory=dict)
+    prompt: str = ""
+    output: str = ""
+    explained: str = ""
+    result: SalienceResult | None = None
+
+
+@dataclass(frozen=True)
+class ExportDocument:
+    """Everything an export shows: panes on one scale, a caption, and optional differences."""
+
+    title: str
+    caption: str  # "Explaining … · Grad L2 · sentences · Gemma 3 270M"
+    panes: Sequence[ExportPane]
+    signed: bool
+    scale: float
+    intensity: float = 1.0
+    method: str = ""
+    granularity: str = ""
+    model: str = ""
+    output_diff: OutputDiff | None = None
+    diff_names: tuple[str, str] = ("A", "B")
+    parts: Sequence[PartDelta] = ()
+
+
+_CSS = """
+:root { color-scheme: light; }
+body { margin: 24px; font-family: system-ui, -apple-system, "Segoe UI", Roboto, Arial, sans-serif;
+  color: #111; background: #fff; }
+h1 { font-size: 1.35rem; margin: 0 0 .25rem 0; }
+h2 { font-size: 1.05rem; margin: 0 0 .25rem 0; }
+.caption { color: #333; margin: 0 0 .75rem 0; }
+.legend { display: flex; align-items: center; gap: .6rem; flex-wrap: wrap; font-size: .85rem;
+  margin-bottom: 1rem; }
+.bar { display: inline-block; width: 220px; height: 12px; border-radius: 6px; border: 1px solid #999; }
+.panes { display: grid; gap: 16px; grid-template-columns: repeat(var(--columns), minmax(0, 1fr)); }
+.pane { border: 1px solid #d4d4d8; border-radius: 8px; padding: 12px; }
+.sub { font-size: .85rem; color: #444; margin: 0 0 .5rem 0; }
+.text { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, "DejaVu Sans Mono", monospace;
+  font-size: .85rem; line-height: 1.7; white-space: pre-wrap; word-break: break-word; }
+.seg { border-radius: 3px; padding: 1px 0; }
+.out { border-bottom: 2px dotted #6b7280; }
+.sel { outline: 2px solid #111; background: #fde68a; }
+.bos { font-size: .7rem; border: 1px dashed #999; border-radius: 3px; padding: 0 3px; margin-right: 2px; }
+table { border-collapse: collapse; font-size: .85rem; margin-top: .5rem; }
+th, td { border-bottom: 1px solid #e4e4e7; padding: 4px 8px; text-align: left; vertical-align: top; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+del { background: #fde2e2; color: #7f1d1d; }
+ins { background: #dcfce7; color: #14532d; text-decoration: none; }
+.diff { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; white-space: pre-wrap;
+  border: 1px solid #d4d4d8; border-radius: 8px; padding: 8px; }
+footer { margin-top: 1.5rem; font-size: .75rem; color: #555; }
+"""
+
+
+def _e(text: str) -> str:
+    return html.escape(text, quote=True)
+
+
+def _cells_html(cells: Sequence[dict], signed: bool, intensity: float) -> str:
+    parts = []
+    for cell in cells:
+        value = float(cell.get("value", 0.0))
+        if cell["text"] == "" and not cell.get("output"):
+            if cell["id"] == 0 and value:
+                parts.append(
+                    f'<span class="bos" style="background:{colour(value, signed, intensity)}" '
+                    f'title="start-of-text token">start</span>'
+                )
+            continue
+        if cell.get("output"):
+            classes = "seg out" + (" sel" if cell.get("selected") else "")
+            parts.append(f'<span class="{classes}">{_e(cell["text"])}</span>')
+            continue
+        style = f"background:{colour(value, signed, intensity)};color:{text_colour(value, intensity)}"
+        title = f"score {float(cell.get('score', 0.0)):.4g}"
+        parts.append(f'<span class="seg" style="{style}" title="{title}">{_e(cell["text"])}</span>')
+    return "".join(parts)
+
+
+def _legend_html(document: ExportDocument) -> str:
+    low, high, note = legend_words(document.signed, document.scale, shared=len(document.panes) > 1)
+    return (
+        f'<div class="legend"><span>{_e(low)}</span>'
+        f'<span class="bar" style="background:{legend_gradient(document.signed)}"></span>'
+        f"<span>{_e(high)}</span><span>{_e(note)}</span></div>"
+    )
+
+
+def _number(value: float | None) -> str:
+    return "—" if value is None else f"{value:+.4f}"
+
+
+def _diff_html(document: ExportDocument) -> str:
+    sections = []
+    name_a, name_b = document.diff_names
+    if document.output_diff is not None:
+        words = "".join(
+            _e(op.text)
+            if op.op == "equal"
+            else f"<{'ins' if op.op == 'insert' else 'del'}>{_e(op.text)}"
+            f"</{'ins' if op.op == 'insert' else 'del'}>"
+            for op in document.output_diff.ops
+        )
+        sections.append(
+            f'<h2>Output: {_e(name_a)} → {_e(name_b)}</h2><p class="sub">{_e(document.output_diff.summary)}'
+            f'</p><div class="diff">{words}</div>'
+        )
+    if document.parts:
+        rows = "".join(
+            f'<tr><td>{_e(row.part)}</td><td>{_e(row.status)}</td><td class="num">{_number(row.score_a)}</td>'
+            f'<td class="num">{_number(row.score_b)}</td><td class="num">{_number(row.delta)}</td></tr>'
+            for row in document.parts
+        )
+        sections.append(
+            f"<h2>What drove the target: {_e(name_b)} minus {_e(name_a)}</h2>"
+            f"<table><thead><tr><th>part</th><th>text</th><th>{_e(name_a)}</th><th>{_e(name_b)}</th>"
+            f"<th>difference</th></tr></thead><tbody>{rows}</tbody></table>"
+        )
+    return "".join(f"<section>{section}</section>" for section in sections)
+
+
+def to_html(document: ExportDocument) -> str:
+    """A self-contained HTML page: no scripts, no external fonts, styles inline."""
+    panes = "".join(
+        f'<section class="pane"><h2>{_e(pane.name)}</h2><p class="sub">{_e(pane.subtitle)}</p>'
+        f'<div class="text">{_cells_html(pane.cells, document.signed, document.intensity)}</div></section>'
+        for pane in document.panes
+    )
+    columns = max(1, min(len(document.panes), 4))
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{_e(document.title)}</title><style>{_CSS}</style></head>"
+        f'<body><header><h1>{_e(document.title)}</h1><p class="caption">{_e(document.caption)}</p>'
+        f"{_legend_html(document)}</header>"
+        f'<main class="panes" style="--columns:{columns}">{panes}</main>{_diff_html(document)}'
+        f"<footer>Gemma prompt workbench · {stamp} · colours are comparable across panes only because they "
+        "share one scale.</footer></body></html>\n"
+    )
+
+
+def to_frame(document: ExportDocument) -> pd.DataFrame:
+    """One row per segment per pane: text, position, raw and normalised score."""
+    rows = []
+    for pane in document.panes:
+        for cell in pane.cells:
+            rows.append(
+                {
+                    "variant": pane.name,
+                    "segment": cell["id"],
+                    "text": cell["text"],
+                    "start": cell["start"],
+                    "end": cell["end"],
+                    "in_output": bool(cell.get("output")),
+                    "explained": bool(cell.get("selected")),
+                    "score": float(cell.get("score", 0.0)),
+                    "normalized": float(cell.get("value", 0.0)),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def to_csv(document: ExportDocument) -> str:
+    return to_frame(document).to_csv(index=False)
+
+
+def to_json(document: ExportDocument) -> str:
+    """Everything: settings, each pane's prompt, output, segments and token scores, the diffs."""
+    payload = {
+        "title": document.title,
+        "caption": document.caption,
+        "model": document.model,
+        "method": document.method,
+        "granularity": document.granularity,
+        "scale": document.scale,
+        "signed": document.signed,
+        "variants": [
+            {
+                "name": pane.name,
+                "subtitle": pane.subtitle,
+                "template": pane.template,
+                "variables": pane.variables,
+                "prompt": pane.prompt,
+                "output": pane.output,
+                "explained": pane.explained,
+                "segments": pane.cells,
+                "tokens": pane.result.to_json() if pane.result is not None else None,
+            }
+            for pane in document.panes
+        ],
+        "output_diff": (
+            {
+                "summary": document.output_diff.summary,
+                "ops": [{"op": op.op, "text": op.text} for op in document.output_diff.ops],
+            }
+            if document.output_diff
+            else None
+        ),
+        "parts": [row.to_json() for row in document.parts],
+    }
+    return json.dumps(payload, ensure_ascii=False, indent=1)
+
+
+def to_png(page_html: str, width: int = 1400) -> bytes:
+    """Render the HTML export in headless Chromium (network blocked) and return a PNG."""
+    executable = os.environ.get(CHROMIUM_ENV, DEFAULT_CHROMIUM)
+    if not os.path.exists(executable):
+        raise WorkbenchError(
+            f"PNG export needs Chromium at {executable}; run scripts/setup.sh (it installs Debian's "
+            f"chromium) or set ${CHROMIUM_ENV}. The HTML export works without it."
+        )
+    try:
+        from playwright.sync_api import Error, sync_playwright
+    except ImportError:
+        raise WorkbenchError("PNG export needs the playwright package; run scripts/setup.sh.") from None
+    try:
+        with sync_playwright() as driver:
+            browser = driver.chromium.launch(
+                executable_path=executable, args=["--headless=new", "--no-sandbox", "--disable-gpu"]
+            )
+            try:
+                page = browser.new_page(viewport={"width": width, "height": 800}, device_scale_factor=2)
+                page.route("**/*", lambda route: route.abort())
+                page.set_content(page_html, wait_until="load")
+                return page.screenshot(full_page=True, type="png")
+            finally:
+                browser.close()
+    except Error as error:
+        raise WorkbenchError(f"Chromium could not render the PNG: {str(error).splitlines()[0]}") from None
