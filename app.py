@@ -9,5 +9,8 @@ keep_keras_state()
 
 st.set_page_config(page_title="Gemma prompt workbench", page_icon="🔎", layout="wide")
 
-pages = [st.Page("pages/workbench.py", title="Workbench", icon="🔎", default=True)]
+pages = [
+    st.Page("pages/workbench.py", title="Workbench", icon="🔎", default=True),
+    st.Page("pages/compare.py", title="Compare", icon="⚖️", url_path="compare"),
+]
 st.navigation(pages).run()

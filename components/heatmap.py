@@ -31,6 +31,8 @@ _CSS = """
 .hm-bos { font-size: .7rem; color: #555; border: 1px dashed #999; border-radius: 3px; padding: 0 3px;
   margin-right: 2px; }
 .hm-stale .hm-seg { filter: grayscale(1) opacity(.6); }
+.hm-large .hm-text { font-size: 1.45rem; line-height: 1.8; }
+.hm-large .hm-status, .hm-large .hm-legend { font-size: 1.15rem; }
 """
 
 _JS = r"""
@@ -62,6 +64,7 @@ export default function(component) {
     parentElement.appendChild(root);
   }
   root.replaceChildren();
+  root.className = "hm-root" + (data.large ? " hm-large" : "");
   const cells = data.cells || [];
   const signed = !!data.signed;
   const intensity = data.intensity || 1;
@@ -84,7 +87,7 @@ export default function(component) {
   note.className = "hm-label";
   note.textContent = data.legend_note || "";
   legend.append(low, bar, high, note);
-  root.appendChild(legend);
+  if (data.show_legend !== false) root.appendChild(legend);
 
   const status = document.createElement("div");
   status.className = "hm-status";
@@ -133,10 +136,14 @@ export default function(component) {
         span.title = `score ${cell.score.toPrecision(3)} · ${Math.round(Math.abs(cell.value) * 100)}% of the strongest`;
       }
     } else {
+      if (cell.value) {  // output before the explained part is context too: colour it
+        span.style.background = colour(cell.value, signed, intensity);
+        span.style.color = textColour(cell.value, intensity);
+      }
       span.tabIndex = 0;
       span.setAttribute("role", "button");
       span.setAttribute("aria-pressed", cell.selected ? "true" : "false");
-      span.title = "Click to explain this part of the output; shift-click to extend";
+      span.title = data.click_hint || "Click to explain this part of the output; shift-click to extend";
       span.addEventListener("click", (event) => { event.stopPropagation(); choose(cell, event.shiftKey); });
       span.addEventListener("keydown", (event) => {
         if (event.key === "Enter" || event.key === " ") {
@@ -166,9 +173,14 @@ def heatmap(
     stale: bool,
     key: str,
     on_select: Callable[[], None],
+    on_select_args: tuple = (),
+    show_legend: bool = True,
+    large: bool = False,
+    click_hint: str | None = None,
+    shared_scale: bool = False,
 ) -> object:
     """Draw prompt+output; clicking an output segment sets the trigger value ``select``."""
-    low, high, note = legend_words(signed, scale)
+    low, high, note = legend_words(signed, scale, shared=shared_scale)
     return _heatmap(
         key=key,
         data={
@@ -183,6 +195,9 @@ def heatmap(
             "legend_low": low,
             "legend_high": high,
             "legend_note": note,
+            "show_legend": show_legend,
+            "large": large,
+            "click_hint": click_hint,
         },
-        on_select_change=on_select,
+        on_select_change=(lambda: on_select(*on_select_args)) if on_select_args else on_select,
     )

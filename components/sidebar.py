@@ -50,6 +50,7 @@ def model_sidebar() -> LanguageModel | None:
             custom = st.text_input(
                 "Path or spec",
                 key=state.MODEL_SPEC_INPUT,
+                persist_state="session",
                 placeholder="preset:/path/to/dir, gguf:/path/file.gguf or kaggle:PRESET",
                 help="Used when the choice above is 'Local…'; Kaggle presets need credentials.",
             )
@@ -75,6 +76,7 @@ def model_sidebar() -> LanguageModel | None:
                 "Compute precision",
                 ("bfloat16", "float32"),
                 key=state.PRECISION,
+                persist_state="session",
                 horizontal=True,
                 help="bfloat16 is about twice as fast; float32 is exact (scores agree closely).",
             )

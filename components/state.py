@@ -40,6 +40,31 @@ HEATMAP = "heatmap"
 PROMPT_LENGTH = "prompt_length"  # where the explained text starts in the heatmap's text
 EXPLAINED_TEXT = "explained_text"  # prompt + explained text, as drawn in the heatmap
 
+# Compare page (controls are linked across its panes; kept apart from the workbench's).
+COMPARE_VARIANTS = "compare_variants"  # list[salience.compare.Variant], at most MAX_VARIANTS
+COMPARE_TARGET_MODE = "compare_target_mode"  # "anchor", "reference" or "output"
+COMPARE_ANCHOR = "compare_anchor"  # leading words of the output part to explain in every variant
+COMPARE_REFERENCE = "compare_reference"
+COMPARE_METHOD = "compare_method"
+COMPARE_GRANULARITY = "compare_granularity"
+COMPARE_REGEX = "compare_regex"
+COMPARE_AGGREGATION = "compare_aggregation"
+COMPARE_INTENSITY = "compare_intensity"
+COMPARE_BY_SENTENCE = "compare_by_sentence"
+COMPARE_DIFF_A = "compare_diff_a"
+COMPARE_DIFF_B = "compare_diff_b"
+COMPARE_EXPORT_SCOPE = "compare_export_scope"
+COMPARE_ADD_SAMPLE = "compare_add_sample"
+COMPARE_PANE_TEXT = "compare_pane_text"  # uid -> heatmap text, to read clicks
+COMPARE_HEATMAP_PREFIX = "compare_heatmap::"
+COMPARE_EDIT_PREFIX = "compare_edit::"  # + uid + "::" + field
+COMPARE_PNG = "compare_png"  # (hash of the HTML export, PNG bytes) once rendered
+PRESENTING = "presenting"
+PRESENT_INDEX = "present_index"
+PERMALINK_ID = "permalink_id"  # the id of the link this session made last
+APPLIED_SNAPSHOT = "applied_snapshot"  # the ?c= id already restored into this session
+PIN_MESSAGE = "pin_message"
+
 DEFAULTS = {
     MODEL_SPEC: "embedded",
     PRECISION: "bfloat16",
@@ -66,11 +91,61 @@ DEFAULTS = {
     AGGREGATION: "sum",
     INTENSITY: 1.0,
     MODEL_ERROR: None,
+    COMPARE_VARIANTS: [],
+    COMPARE_TARGET_MODE: "anchor",
+    COMPARE_ANCHOR: "Recommendation",
+    COMPARE_REFERENCE: "",
+    COMPARE_METHOD: "grad_l2",
+    COMPARE_GRANULARITY: "sentences",
+    COMPARE_REGEX: "^Recommendation",
+    COMPARE_AGGREGATION: "sum",
+    COMPARE_INTENSITY: 1.0,
+    COMPARE_BY_SENTENCE: True,
+    COMPARE_PANE_TEXT: {},
+    PRESENTING: False,
+    PRESENT_INDEX: 0,
+    PERMALINK_ID: None,
+    APPLIED_SNAPSHOT: None,
+    PIN_MESSAGE: None,
 }
+
+# What a permalink restores: the workbench's prompt and settings and the whole comparison.
+SNAPSHOT_KEYS = (
+    MODEL_SPEC,
+    PRECISION,
+    SAMPLE_SOURCE,
+    TEMPLATE,
+    VARIABLES,
+    REFERENCE_TARGET,
+    USE_REFERENCE,
+    MAX_NEW_TOKENS,
+    STOP_SEQUENCES,
+    SAMPLING,
+    TEMPERATURE,
+    TOP_K,
+    TOP_P,
+    SEED,
+    CHAT_TEMPLATE,
+    SELECTION,
+    METHOD,
+    GRANULARITY,
+    REGEX,
+    AGGREGATION,
+    INTENSITY,
+    COMPARE_TARGET_MODE,
+    COMPARE_ANCHOR,
+    COMPARE_REFERENCE,
+    COMPARE_METHOD,
+    COMPARE_GRANULARITY,
+    COMPARE_REGEX,
+    COMPARE_AGGREGATION,
+    COMPARE_INTENSITY,
+    COMPARE_BY_SENTENCE,
+)
 
 
 def init_state() -> None:
     """Fill in defaults for keys the session does not have yet."""
     for key, value in DEFAULTS.items():
         if key not in st.session_state:
-            st.session_state[key] = dict(value) if isinstance(value, dict) else value
+            st.session_state[key] = type(value)(value) if isinstance(value, dict | list) else value

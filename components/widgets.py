@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import streamlit as st
 
 from components import state
@@ -60,6 +62,7 @@ def template_editor() -> RenderedPrompt | None:
         "Sample prompt",
         sources,
         key=state.SAMPLE_SOURCE,
+        persist_state="session",
         on_change=_on_sample_change,
         help="Loads a template and its variables; your edits to the current one are replaced.",
     )
@@ -81,6 +84,7 @@ def template_editor() -> RenderedPrompt | None:
     st.text_area(
         "Prompt template",
         key=state.TEMPLATE,
+        persist_state="session",
         height=320,
         max_chars=MAX_TEMPLATE_CHARS,
         help="Write {name} for a variable and {{ or }} for a literal brace.",
@@ -97,7 +101,9 @@ def template_editor() -> RenderedPrompt | None:
         widget = state.VARIABLE_WIDGET_PREFIX + name
         if widget not in st.session_state:
             st.session_state[widget] = values.get(name, "")
-        st.text_area(name, key=widget, height=68, on_change=_on_variable_change, args=(name,))
+        st.text_area(
+            name, key=widget, persist_state="session", height=68, on_change=_on_variable_change, args=(name,)
+        )
         values[name] = st.session_state[widget]
     rendered = render(template, {name: values.get(name, "") for name in template.variables})
     if not rendered.text.strip():
@@ -109,19 +115,36 @@ def template_editor() -> RenderedPrompt | None:
 def generation_settings() -> GenerationSettings:
     """Max new tokens, stop sequences, greedy or sampling; returns the settings."""
     with st.expander("Generation settings"):
-        st.number_input("Max new tokens", min_value=1, max_value=512, step=8, key=state.MAX_NEW_TOKENS)
+        st.number_input(
+            "Max new tokens",
+            min_value=1,
+            max_value=512,
+            step=8,
+            key=state.MAX_NEW_TOKENS,
+            persist_state="session",
+        )
         st.text_input(
             "Stop sequences",
             key=state.STOP_SEQUENCES,
+            persist_state="session",
             help=r"Separate several with |. Write \n for a newline: \n\n stops at a blank line.",
         )
-        st.toggle("Sample (instead of greedy)", key=state.SAMPLING)
+        st.toggle("Sample (instead of greedy)", key=state.SAMPLING, persist_state="session")
         if st.session_state[state.SAMPLING]:
-            st.slider("Temperature", 0.05, 2.0, key=state.TEMPERATURE, step=0.05)
-            st.number_input("Top-k (0 = off)", min_value=0, max_value=1000, key=state.TOP_K)
-            st.slider("Top-p", 0.05, 1.0, key=state.TOP_P, step=0.05)
-            st.number_input("Seed", min_value=0, max_value=2**31 - 1, key=state.SEED)
-        st.checkbox("Wrap in Gemma chat turns (instruct models)", key=state.CHAT_TEMPLATE)
+            st.slider("Temperature", 0.05, 2.0, key=state.TEMPERATURE, persist_state="session", step=0.05)
+            st.number_input(
+                "Top-k (0 = off)", min_value=0, max_value=1000, key=state.TOP_K, persist_state="session"
+            )
+            st.slider("Top-p", 0.05, 1.0, key=state.TOP_P, persist_state="session", step=0.05)
+            st.number_input("Seed", min_value=0, max_value=2**31 - 1, key=state.SEED, persist_state="session")
+        st.checkbox(
+            "Wrap in Gemma chat turns (instruct models)", key=state.CHAT_TEMPLATE, persist_state="session"
+        )
+    return current_settings()
+
+
+def current_settings() -> GenerationSettings:
+    """The generation settings in session state (set on the workbench, shared by the compare page)."""
     stops = tuple(unescape(part) for part in st.session_state[state.STOP_SEQUENCES].split("|") if part)
     sampling = st.session_state[state.SAMPLING]
     return GenerationSettings(
@@ -135,31 +158,65 @@ def generation_settings() -> GenerationSettings:
     )
 
 
-def salience_controls() -> tuple[str, str, str | None, str, float]:
+@dataclass(frozen=True)
+class ControlKeys:
+    """Session keys of one set of salience controls (the workbench's or the compare page's)."""
+
+    method: str
+    granularity: str
+    regex: str
+    aggregation: str
+    intensity: str
+
+
+WORKBENCH_CONTROLS = ControlKeys(
+    state.METHOD, state.GRANULARITY, state.REGEX, state.AGGREGATION, state.INTENSITY
+)
+COMPARE_CONTROLS = ControlKeys(
+    state.COMPARE_METHOD,
+    state.COMPARE_GRANULARITY,
+    state.COMPARE_REGEX,
+    state.COMPARE_AGGREGATION,
+    state.COMPARE_INTENSITY,
+)
+
+
+def salience_controls(keys: ControlKeys = WORKBENCH_CONTROLS) -> tuple[str, str, str | None, str, float]:
     """Method, granularity (+ custom pattern), aggregation and colour intensity."""
     method_col, granularity_col, intensity_col = st.columns([3, 2, 2])
     method_col.radio(
         "Method",
         list(REGISTRY),
-        key=state.METHOD,
+        key=keys.method,
+        persist_state="session",
         format_func=lambda name: REGISTRY[name].label,
         horizontal=True,
         help="Grad L2: how sensitive the selection is to each part. Grad·Input and Integrated Gradients "
         "are signed: positive pushed the model toward the selection. Integrated Gradients is slower.",
     )
-    granularity_col.selectbox("Granularity", GRANULARITIES, key=state.GRANULARITY)
+    granularity_col.selectbox("Granularity", GRANULARITIES, key=keys.granularity, persist_state="session")
     intensity_col.slider(
-        "Intensity", 0.25, 4.0, key=state.INTENSITY, step=0.25, help="Brighten faint colours."
+        "Intensity",
+        0.25,
+        4.0,
+        key=keys.intensity,
+        persist_state="session",
+        step=0.25,
+        help="Brighten faint colours.",
     )
     pattern = None
-    if st.session_state[state.GRANULARITY] == "regex":
-        pattern = st.text_input("Segment starts at (regular expression)", key=state.REGEX)
+    if st.session_state[keys.granularity] == "regex":
+        pattern = st.text_input(
+            "Segment starts at (regular expression)", key=keys.regex, persist_state="session"
+        )
     with st.expander("Aggregation"):
-        st.radio("Segment score", AGGREGATIONS, key=state.AGGREGATION, horizontal=True)
+        st.radio(
+            "Segment score", AGGREGATIONS, key=keys.aggregation, persist_state="session", horizontal=True
+        )
     return (
-        st.session_state[state.METHOD],
-        st.session_state[state.GRANULARITY],
+        st.session_state[keys.method],
+        st.session_state[keys.granularity],
         pattern,
-        st.session_state[state.AGGREGATION],
-        float(st.session_state[state.INTENSITY]),
+        st.session_state[keys.aggregation],
+        float(st.session_state[keys.intensity]),
     )

@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from components import state
+from components.comparison import pin_workbench
 from components.heatmap import heatmap
 from components.model_resource import registry
 from components.sidebar import model_sidebar
@@ -76,17 +77,34 @@ def page() -> None:
         st.text_area(
             "Reference target (optional)",
             key=state.REFERENCE_TARGET,
+            persist_state="session",
             height=80,
             help="Text you expect after the prompt. Tick the box to explain it instead of the model's output.",
         )
-        st.checkbox("Explain the reference target instead of the output", key=state.USE_REFERENCE)
-        cols = st.columns([1, 1])
+        st.checkbox(
+            "Explain the reference target instead of the output",
+            key=state.USE_REFERENCE,
+            persist_state="session",
+        )
+        cols = st.columns([1, 1, 1])
         generate_clicked = cols[0].button(
             "Generate", type="primary", disabled=model is None or rendered is None, width="stretch"
         )
-        cols[1].toggle(
+        cols[1].button(
+            "📌 Send to compare",
+            on_click=pin_workbench,
+            disabled=rendered is None,
+            width="stretch",
+            help="Pin this prompt (and its output) as a variant on the Compare page.",
+        )
+        if st.session_state[state.PIN_MESSAGE]:
+            st.toast(st.session_state[state.PIN_MESSAGE])
+            st.session_state[state.PIN_MESSAGE] = None
+            st.page_link("pages/compare.py", label="Open Compare", icon="⚖️")
+        cols[2].toggle(
             "Auto re-run",
             key=state.AUTO_RERUN,
+            persist_state="session",
             help="Regenerate and recompute salience whenever the prompt changes.",
         )
     with viewer:

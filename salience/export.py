@@ -11,6 +11,7 @@ import html
 import json
 import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -23,6 +24,7 @@ from salience.views import legend_words
 
 CHROMIUM_ENV = "CHROMIUM"
 DEFAULT_CHROMIUM = "/usr/bin/chromium"
+PNG_TIMEOUT_SECONDS = 60
 
 
 def colour(value: float, signed: bool, intensity: float = 1.0) -> str:
@@ -105,6 +107,7 @@ del { background: #fde2e2; color: #7f1d1d; }
 ins { background: #dcfce7; color: #14532d; text-decoration: none; }
 .diff { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; white-space: pre-wrap;
   border: 1px solid #d4d4d8; border-radius: 8px; padding: 8px; }
+section { margin-top: 1.25rem; }
 footer { margin-top: 1.5rem; font-size: .75rem; color: #555; }
 """
 
@@ -126,7 +129,12 @@ def _cells_html(cells: Sequence[dict], signed: bool, intensity: float) -> str:
             continue
         if cell.get("output"):
             classes = "seg out" + (" sel" if cell.get("selected") else "")
-            parts.append(f'<span class="{classes}">{_e(cell["text"])}</span>')
+            style = (
+                f' style="background:{colour(value, signed, intensity)};color:{text_colour(value, intensity)}"'
+                if value and not cell.get("selected")
+                else ""
+            )
+            parts.append(f'<span class="{classes}"{style}>{_e(cell["text"])}</span>')
             continue
         style = f"background:{colour(value, signed, intensity)};color:{text_colour(value, intensity)}"
         title = f"score {float(cell.get('score', 0.0)):.4g}"
@@ -170,7 +178,7 @@ def _diff_html(document: ExportDocument) -> str:
         )
         sections.append(
             f"<h2>What drove the target: {_e(name_b)} minus {_e(name_a)}</h2>"
-            f"<table><thead><tr><th>part</th><th>text</th><th>{_e(name_a)}</th><th>{_e(name_b)}</th>"
+            f"<table><thead><tr><th>part</th><th>match</th><th>{_e(name_a)}</th><th>{_e(name_b)}</th>"
             f"<th>difference</th></tr></thead><tbody>{rows}</tbody></table>"
         )
     return "".join(f"<section>{section}</section>" for section in sections)
@@ -184,7 +192,7 @@ def to_html(document: ExportDocument) -> str:
         for pane in document.panes
     )
     columns = max(1, min(len(document.panes), 4))
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d")
     return (
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -271,7 +279,8 @@ def to_png(page_html: str, width: int = 1400) -> bytes:
         from playwright.sync_api import Error, sync_playwright
     except ImportError:
         raise WorkbenchError("PNG export needs the playwright package; run scripts/setup.sh.") from None
-    try:
+
+    def render() -> bytes:
         with sync_playwright() as driver:
             browser = driver.chromium.launch(
                 executable_path=executable, args=["--headless=new", "--no-sandbox", "--disable-gpu"]
@@ -283,5 +292,12 @@ def to_png(page_html: str, width: int = 1400) -> bytes:
                 return page.screenshot(full_page=True, type="png")
             finally:
                 browser.close()
-    except Error as error:
-        raise WorkbenchError(f"Chromium could not render the PNG: {str(error).splitlines()[0]}") from None
+
+    # Playwright's sync API refuses to run in a thread that has an event loop: use a fresh thread.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        try:
+            return pool.submit(render).result(timeout=PNG_TIMEOUT_SECONDS)
+        except Error as error:
+            raise WorkbenchError(f"Chromium could not render the PNG: {str(error).splitlines()[0]}") from None
+        except TimeoutError:
+            raise WorkbenchError(f"Chromium took over {PNG_TIMEOUT_SECONDS} s to render the PNG.") from None

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install everything the workbench needs into .venv (idempotent), then build the
 # embedded model cache. Usage: scripts/setup.sh [--dev]
-#   --dev  also test tools and Debian's chromium for the browser tests.
+#   --dev  also the test tools. Debian's chromium is always installed: the app renders PNG
+#          exports with it, and the browser tests drive it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -22,8 +23,8 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 
-if [ $dev = 1 ] && ! command -v chromium >/dev/null 2>&1; then
-  echo "== Installing Debian's chromium for the browser tests"
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "== Installing Debian's chromium (PNG export, browser tests)"
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null

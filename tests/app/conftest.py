@@ -26,3 +26,12 @@ def app(tiny_gguf, monkeypatch):
     test.run()
     assert not test.exception, test.exception
     return test
+
+
+@pytest.fixture(autouse=True)
+def data_dir(tmp_path, monkeypatch):
+    """Permalinks (and any user data) go to a fresh directory per test."""
+    from salience.snapshots import DATA_ENV
+
+    monkeypatch.setenv(DATA_ENV, str(tmp_path / "data"))
+    return tmp_path / "data"

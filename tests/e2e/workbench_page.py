@@ -48,14 +48,20 @@ def prompt_values(page: Page) -> dict[str, float]:
     )
 
 
-def choose_granularity(page: Page, name: str) -> None:
-    box = page.get_by_role("combobox", name="Granularity")
-    if box.input_value() == name:
+def choose(page: Page, label: str, option: str) -> None:
+    """Pick an option of a select box by typing it (Streamlit's select boxes are comboboxes)."""
+    box = page.get_by_role("combobox", name=label)
+    if box.input_value() == option:
         return
     box.click()
-    box.fill(name)
-    expect(page.get_by_role("option", name=name, exact=True)).to_be_visible()
+    box.fill(option)
+    expect(page.get_by_role("option", name=option, exact=True)).to_be_visible()
     box.press("Enter")
+    wait_idle(page)
+
+
+def choose_granularity(page: Page, name: str) -> None:
+    choose(page, "Granularity", name)
     expect(status(page)).to_contain_text(re.compile(rf"· {name}"), timeout=LONG)
     wait_idle(page)
 

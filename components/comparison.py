@@ -1,0 +1,200 @@
+"""The compare page's moving parts: pinning variants, explaining them against one target."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import streamlit as st
+
+from components import state
+from components.model_resource import registry
+from salience.compare import MAX_VARIANTS, ResolvedTarget, TargetChoice, Variant, resolve_target, shared_scale
+from salience.errors import WorkbenchError
+from salience.methods import DEFAULT_METHODS
+from salience.model import LanguageModel
+from salience.templates import RenderedPrompt, TemplateError, parse_template
+from salience.types import GenerationSettings, SalienceResult
+from salience.views import HeatmapView, heatmap_view
+
+
+def variants() -> list[Variant]:
+    return st.session_state[state.COMPARE_VARIANTS]
+
+
+def _unique_name(name: str) -> str:
+    taken = {variant.name for variant in variants()}
+    candidate, number = name, 2
+    while candidate in taken:
+        candidate, number = f"{name} ({number})", number + 1
+    return candidate
+
+
+def add_variant(variant: Variant) -> str:
+    """Append a variant; returns a message for the user (also when the page is full)."""
+    if len(variants()) >= MAX_VARIANTS:
+        return f"Compare holds {MAX_VARIANTS} variants; remove one on the Compare page first."
+    variant = dataclasses.replace(variant, name=_unique_name(variant.name))
+    st.session_state[state.COMPARE_VARIANTS] = [*variants(), variant]
+    return f"Pinned “{variant.name}” as variant {len(variants())} of {MAX_VARIANTS}."
+
+
+def pin_workbench() -> None:
+    """Button callback: pin the workbench's template, values and output as a variant."""
+    template = st.session_state[state.TEMPLATE]
+    try:
+        names = parse_template(template).variables
+    except TemplateError as error:
+        st.session_state[state.PIN_MESSAGE] = f"Fix the template before pinning it: {error}"
+        return
+    values = st.session_state[state.VARIABLES]
+    generation = st.session_state[state.GENERATION]
+    generated_for = st.session_state[state.GENERATED_FOR]
+    rendered_now = generated_for[2] if generated_for else None
+    variant = Variant(
+        name=st.session_state.get(state.LOADED_SAMPLE) or "variant",
+        template=template,
+        variables={name: values.get(name, "") for name in names},
+    )
+    if generation is not None and rendered_now == variant.render().text:
+        variant = dataclasses.replace(variant, output=generation.text)
+    if st.session_state[state.USE_REFERENCE] and st.session_state[state.REFERENCE_TARGET]:
+        st.session_state[state.COMPARE_TARGET_MODE] = "reference"
+        st.session_state[state.COMPARE_REFERENCE] = st.session_state[state.REFERENCE_TARGET]
+    elif st.session_state[state.SELECTION] and not variants():
+        words = "".join(st.session_state[state.SELECTION][2:]).split()
+        if words:
+            st.session_state[state.COMPARE_TARGET_MODE] = "anchor"
+            st.session_state[state.COMPARE_ANCHOR] = words[0].rstrip(":;,.!?")
+    st.session_state[state.PIN_MESSAGE] = add_variant(variant)
+
+
+def remove_variant(uid: str) -> None:
+    st.session_state[state.COMPARE_VARIANTS] = [v for v in variants() if v.uid != uid]
+    st.session_state[state.PRESENT_INDEX] = 0
+
+
+def replace_variant(uid: str, **changes) -> None:
+    st.session_state[state.COMPARE_VARIANTS] = [
+        dataclasses.replace(v, **changes) if v.uid == uid else v for v in variants()
+    ]
+
+
+def clear_outputs() -> None:
+    st.session_state[state.COMPARE_VARIANTS] = [dataclasses.replace(v, output=None) for v in variants()]
+
+
+def target_choice() -> TargetChoice:
+    mode = st.session_state[state.COMPARE_TARGET_MODE]
+    text = {
+        "anchor": st.session_state[state.COMPARE_ANCHOR],
+        "reference": st.session_state[state.COMPARE_REFERENCE],
+    }.get(mode, "")
+    return TargetChoice(mode, text)
+
+
+def on_pane_click(uid: str) -> None:
+    """A click on any pane's output explains the part that starts with the clicked word, everywhere."""
+    event = st.session_state[state.COMPARE_HEATMAP_PREFIX + uid].get("select")
+    text = st.session_state[state.COMPARE_PANE_TEXT].get(uid, "")
+    if not event or event.get("clear") or not text:
+        return
+    words = text[int(event["start"]) : int(event["end"])].split()
+    if words:
+        st.session_state[state.COMPARE_TARGET_MODE] = "anchor"
+        st.session_state[state.COMPARE_ANCHOR] = words[0].rstrip(":;,.!?") or words[0]
+
+
+@dataclass
+class Pane:
+    """One variant, explained: its prompt, output, target, scores and heatmap view."""
+
+    variant: Variant
+    rendered: RenderedPrompt | None = None
+    target: ResolvedTarget | None = None
+    result: SalienceResult | None = None
+    view: HeatmapView | None = None
+    message: str = ""  # why the pane has no heatmap, or a note on its target
+
+    @property
+    def prompt(self) -> str:
+        return self.rendered.text if self.rendered else ""
+
+
+def _generate_missing(model: LanguageModel, settings: GenerationSettings, precision: str) -> None:
+    for variant in variants():
+        if variant.output is not None:
+            continue
+        try:
+            prompt = variant.render().text
+            with st.spinner(f"Generating “{variant.name}”…"):
+                *_, final = registry().stream(model, prompt, settings, precision)
+        except (WorkbenchError, ValueError):
+            continue  # the pane reports the error when it renders
+        replace_variant(variant.uid, output=final.text)
+
+
+def explain(
+    model: LanguageModel,
+    settings: GenerationSettings,
+    precision: str,
+    choice: TargetChoice,
+    method: str,
+    granularity: str,
+    pattern: str | None,
+    aggregation: str,
+) -> tuple[list[Pane], float]:
+    """Generate what is missing, explain every variant against ``choice``; one shared scale."""
+    _generate_missing(model, settings, precision)
+    methods = DEFAULT_METHODS if method in DEFAULT_METHODS else (method,)
+    panes: list[Pane] = []
+    for variant in variants():
+        pane = Pane(variant)
+        panes.append(pane)
+        try:
+            pane.rendered = variant.render()
+        except TemplateError as error:
+            pane.message = f"The template has an error: {error}"
+            continue
+        if not pane.prompt.strip():
+            pane.message = "The prompt is empty."
+            continue
+        pane.target = resolve_target(choice, pane.prompt, variant.output)
+        if pane.target is None:
+            pane.message = (
+                "Type a reference text to explain."
+                if choice.mode == "reference"
+                else "The model wrote nothing for this prompt, so there is nothing to explain."
+            )
+            continue
+        pane.message = pane.target.note
+        try:
+            with st.spinner(f"Explaining “{variant.name}”…"):
+                pane.result = registry().salience(
+                    model, pane.prompt, pane.target.target, pane.target.span, methods, precision
+                )
+        except WorkbenchError as error:
+            pane.message = str(error)
+    scale = shared_scale(
+        [_view(pane, method, granularity, pattern, aggregation, None).scale for pane in panes if pane.result]
+    )
+    for pane in panes:
+        if pane.result is not None:
+            pane.view = _view(pane, method, granularity, pattern, aggregation, scale)
+    return panes, scale
+
+
+def _view(pane: Pane, method, granularity, pattern, aggregation, scale) -> HeatmapView:
+    result = pane.result
+    return heatmap_view(
+        result.text,
+        result.offsets,
+        result.prompt_length,
+        granularity,
+        method,
+        result,
+        pane.rendered,
+        pattern,
+        aggregation,
+        shared_scale=scale,
+    )

@@ -1,0 +1,462 @@
+"""Compare: two to four prompt variants side by side, one target, one colour scale."""
+
+from __future__ import annotations
+
+import hashlib
+import html
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from components import state
+from components.comparison import (
+    Pane,
+    add_variant,
+    clear_outputs,
+    explain,
+    on_pane_click,
+    remove_variant,
+    replace_variant,
+    target_choice,
+    variants,
+)
+from components.heatmap import heatmap
+from components.permalink import QUERY_KEY, apply_link_from_url, create_link, link_url
+from components.sidebar import model_sidebar
+from components.widgets import COMPARE_CONTROLS, current_settings, salience_controls
+from salience.compare import MAX_VARIANTS, Variant, output_diff, part_diff
+from salience.errors import WorkbenchError
+from salience.export import ExportDocument, ExportPane, legend_gradient, to_csv, to_html, to_json, to_png
+from salience.methods import get_method
+from salience.samples import load_samples
+from salience.segments import regex_starts
+from salience.templates import TemplateError, parse_template
+from salience.views import legend_words, readout
+
+PRESENTATION_CSS = """<style>
+[data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], header[data-testid="stHeader"]
+  { display: none !important; }
+[data-testid="stMainBlockContainer"] { max-width: 1500px; padding-top: 1.5rem; }
+[data-testid="stMarkdownContainer"] p { font-size: 1.35rem; }
+</style>"""
+TARGET_MODES = {
+    "anchor": "The same part of every output (by its first word)",
+    "reference": "The same reference text after every prompt",
+    "output": "Each variant's whole output",
+}
+
+
+def _differences_from_first(variant: Variant, first: Variant) -> str:
+    """A short line naming what this variant changes compared with the first one."""
+    if variant.uid == first.uid:
+        return "baseline"
+    changes = [
+        f"{name} = “{value if len(value) < 40 else value[:39] + '…'}”"
+        for name, value in variant.variables.items()
+        if first.variables.get(name) != value
+    ]
+    if variant.template != first.template:
+        changes.insert(0, "edited template")
+    return " · ".join(changes) or "same prompt as the first"
+
+
+def _caption(panes: list[Pane], model_name: str, method: str, granularity: str) -> str:
+    explained = {pane.target.explained.strip() for pane in panes if pane.target and pane.result}
+    label = f"“{explained.pop()}”" if len(explained) == 1 else target_choice().describe()
+    return f"Explaining {label} · {get_method(method).label} · {granularity} · {model_name}"
+
+
+def _shared_legend(signed: bool, scale: float) -> None:
+    low, high, note = legend_words(signed, scale, shared=True)
+    st.html(
+        '<div data-testid="shared-legend" style="display:flex;gap:.6rem;align-items:center;flex-wrap:wrap;'
+        f'font-size:.9rem"><span>{html.escape(low)}</span><span style="display:inline-block;width:220px;'
+        f'height:12px;border-radius:6px;border:1px solid #999;background:{legend_gradient(signed)}"></span>'
+        f"<span>{html.escape(high)}</span><span>{html.escape(note)}</span></div>"
+    )
+
+
+def _draw_pane(pane: Pane, first: Variant, signed: bool, scale: float, intensity: float, large: bool) -> None:
+    st.caption(_differences_from_first(pane.variant, first))
+    if pane.view is None or pane.result is None:
+        if pane.variant.output:
+            st.code(pane.variant.output, language=None, wrap_lines=True)
+        st.warning(pane.message or "Nothing to explain yet.", icon="⚠️")
+        return
+    uid = pane.variant.uid
+    st.session_state[state.COMPARE_PANE_TEXT][uid] = pane.result.text
+    heatmap(
+        pane.view.cells(pane.result.prompt_length),
+        signed=signed,
+        scale=scale,
+        intensity=intensity,
+        selection=pane.view.target_span,
+        status=f"Explaining “{pane.target.explained.strip()}”",
+        stale=False,
+        key=state.COMPARE_HEATMAP_PREFIX + uid,
+        on_select=on_pane_click,
+        on_select_args=(uid,),
+        show_legend=large,
+        large=large,
+        click_hint="Click to explain the part of every output that starts with this word",
+        shared_scale=True,
+    )
+    if pane.message:
+        st.caption(pane.message)
+    st.markdown(f"**Reading:** {readout(pane.view, pane.result, pane.rendered)}")
+
+
+def _add_controls() -> None:
+    samples = {example.source: example for example in load_samples()}
+    cols = st.columns([3, 1, 1, 1], vertical_alignment="bottom")
+    cols[0].selectbox("Add a sample as a variant", list(samples), key=state.COMPARE_ADD_SAMPLE)
+    if cols[1].button("Add", disabled=len(variants()) >= MAX_VARIANTS, width="stretch"):
+        example = samples[st.session_state[state.COMPARE_ADD_SAMPLE]]
+        st.toast(add_variant(Variant(example.source, example.template, dict(example.variables))))
+        st.rerun()
+    cols[2].button(
+        "Regenerate outputs",
+        on_click=clear_outputs,
+        width="stretch",
+        help="Generate every variant again with the workbench's generation settings.",
+    )
+    if cols[3].button("Present ▶", disabled=not variants(), width="stretch", type="primary"):
+        st.session_state[state.PRESENTING] = True
+        st.session_state[state.PRESENT_INDEX] = 0
+        st.rerun()
+
+
+def _variant_editor() -> None:
+    with st.expander("Edit variants", expanded=False):
+        tabs = st.tabs([variant.name for variant in variants()])
+        for tab, variant in zip(tabs, variants()):
+            with tab:
+                _edit_one(variant)
+
+
+def _edit_one(variant: Variant) -> None:
+    prefix = f"{state.COMPARE_EDIT_PREFIX}{variant.uid}::"
+    name = st.text_input("Name", value=variant.name, key=prefix + "name")
+    template = st.text_area("Template", value=variant.template, key=prefix + "template", height=200)
+    values = dict(variant.variables)
+    try:
+        names = parse_template(template).variables
+    except TemplateError as error:
+        st.error(str(error), icon="⚠️")
+        names = tuple(values)
+    for variable in names:
+        values[variable] = st.text_area(
+            variable, value=values.get(variable, ""), key=prefix + "var::" + variable, height=68
+        )
+    values = {k: v for k, v in values.items() if k in names}
+    cols = st.columns(2)
+    changed = (name, template, values) != (variant.name, variant.template, variant.variables)
+    if cols[0].button("Apply changes", key=prefix + "apply", disabled=not changed, type="primary"):
+        replace_variant(
+            variant.uid,
+            name=name.strip() or variant.name,
+            template=template,
+            variables=values,
+            output=None if (template, values) != (variant.template, variant.variables) else variant.output,
+        )
+        st.rerun()
+    cols[1].button("Remove this variant", key=prefix + "remove", on_click=remove_variant, args=(variant.uid,))
+
+
+def _target_controls() -> None:
+    cols = st.columns([3, 2])
+    cols[0].radio(
+        "Explain",
+        list(TARGET_MODES),
+        key=state.COMPARE_TARGET_MODE,
+        persist_state="session",
+        format_func=TARGET_MODES.get,
+        help="Every variant is explained against the same target, so the panes can be compared.",
+    )
+    mode = st.session_state[state.COMPARE_TARGET_MODE]
+    if mode == "anchor":
+        cols[1].text_input(
+            "The part that starts with",
+            key=state.COMPARE_ANCHOR,
+            persist_state="session",
+            help="Each output's line from this word on, e.g. Recommendation. Or click a word in any pane.",
+        )
+    elif mode == "reference":
+        cols[1].text_area("Reference text", key=state.COMPARE_REFERENCE, persist_state="session", height=68)
+
+
+def _differences(panes: list[Pane], method: str) -> tuple:
+    """Output diff and salience diff of two chosen variants; returns them for the export."""
+    st.subheader("Differences")
+    names = [pane.variant.name for pane in panes]
+    for key, default in ((state.COMPARE_DIFF_A, 0), (state.COMPARE_DIFF_B, 1)):
+        if st.session_state.get(key) not in range(len(panes)):
+            st.session_state[key] = min(default, len(panes) - 1)
+    cols = st.columns(2)
+    cols[0].selectbox("A", range(len(panes)), key=state.COMPARE_DIFF_A, format_func=names.__getitem__)
+    cols[1].selectbox("B", range(len(panes)), key=state.COMPARE_DIFF_B, format_func=names.__getitem__)
+    a, b = panes[st.session_state[state.COMPARE_DIFF_A]], panes[st.session_state[state.COMPARE_DIFF_B]]
+    diff = output_diff(a.variant.output or "", b.variant.output or "", a.variant.name, b.variant.name)
+    st.markdown("**Output**")
+    st.html(
+        '<div data-testid="output-diff" style="font-family:ui-monospace,monospace;white-space:pre-wrap;'
+        'border:1px solid #d4d4d8;border-radius:8px;padding:8px;font-size:.9rem">'
+        + "".join(_diff_span(op.op, op.text) for op in diff.ops)
+        + "</div>"
+    )
+    st.caption(diff.summary)
+    if a.result is None or b.result is None:
+        st.info("Both variants need a heatmap for the salience difference.")
+        return diff, ()
+    st.toggle("Split fixed text into sentences", key=state.COMPARE_BY_SENTENCE, persist_state="session")
+    rows = part_diff(
+        (a.rendered, a.result), (b.rendered, b.result), method, st.session_state[state.COMPARE_BY_SENTENCE]
+    )
+    frame = pd.DataFrame([row.to_json() for row in rows])
+    if frame.empty:
+        st.info("The prompts have no parts to compare.")
+        return diff, rows
+    st.markdown(
+        f"**How much more (+) or less (−) each part drove the target in {b.variant.name} than in {a.variant.name}**"
+    )
+    chart_frame = frame.dropna(subset=["delta"]).copy()
+    chart_frame["label"] = [p if len(p) < 70 else p[:69] + "…" for p in chart_frame["part"]]
+    chart = (
+        alt.Chart(chart_frame)
+        .mark_bar()
+        .encode(
+            x=alt.X("delta:Q", title=f"{get_method(method).label}: {b.variant.name} − {a.variant.name}"),
+            y=alt.Y("label:N", sort=None, title=None),
+            color=alt.condition("datum.delta > 0", alt.value("#009688"), alt.value("#e66100")),
+            tooltip=[
+                "part",
+                "status",
+                alt.Tooltip("score_a:Q", format=".4f"),
+                alt.Tooltip("score_b:Q", format=".4f"),
+                alt.Tooltip("delta:Q", format="+.4f"),
+            ],
+        )
+        .properties(height=max(60, 24 * len(chart_frame) + 20))
+    )
+    st.altair_chart(chart, width="stretch")
+    st.caption(
+        "Teal: drove the target more in B · orange: less in B. Parts that exist on one side only are in the table."
+    )
+    st.dataframe(
+        frame.rename(
+            columns={
+                "score_a": a.variant.name,
+                "score_b": b.variant.name,
+                "text_a": "text in A",
+                "text_b": "text in B",
+            }
+        ),
+        hide_index=True,
+        width="stretch",
+        column_config={"delta": st.column_config.NumberColumn("difference", format="%+.4f")},
+    )
+    return diff, rows
+
+
+def _diff_span(op: str, text: str) -> str:
+    escaped = html.escape(text)
+    if op == "insert":
+        return f'<ins style="background:#dcfce7;text-decoration:none">{escaped}</ins>'
+    if op == "delete":
+        return f'<del style="background:#fde2e2">{escaped}</del>'
+    return escaped
+
+
+def _export_panes(panes: list[Pane]) -> list[ExportPane]:
+    return [
+        ExportPane(
+            name=pane.variant.name,
+            subtitle=(f"Explaining “{pane.target.explained.strip()}”" if pane.result else pane.message),
+            cells=pane.view.cells(pane.result.prompt_length) if pane.view else [],
+            template=pane.variant.template,
+            variables=pane.variant.variables,
+            prompt=pane.prompt,
+            output=pane.variant.output or "",
+            explained=pane.target.explained if pane.target else "",
+            result=pane.result,
+        )
+        for pane in panes
+    ]
+
+
+def _exports(panes, caption, signed, scale, intensity, method, granularity, model_name, differences) -> None:
+    with st.expander("Export for slides and reports"):
+        scopes = ["The whole comparison", *[pane.variant.name for pane in panes]]
+        scope = st.selectbox("What to export", scopes, key=state.COMPARE_EXPORT_SCOPE)
+        chosen = panes if scope == scopes[0] else [panes[scopes.index(scope) - 1]]
+        diff, rows = differences if (differences and scope == scopes[0]) else (None, ())
+        names = (
+            (
+                panes[st.session_state[state.COMPARE_DIFF_A]].variant.name,
+                panes[st.session_state[state.COMPARE_DIFF_B]].variant.name,
+            )
+            if diff
+            else ("A", "B")
+        )
+        document = ExportDocument(
+            title="Prompt comparison" if len(chosen) > 1 else chosen[0].variant.name,
+            caption=caption,
+            panes=_export_panes(chosen),
+            signed=signed,
+            scale=scale,
+            intensity=intensity,
+            method=method,
+            granularity=granularity,
+            model=model_name,
+            output_diff=diff,
+            diff_names=names,
+            parts=rows,
+        )
+        page_html = to_html(document)
+        stem = (
+            "comparison"
+            if len(chosen) > 1
+            else "".join(c if c.isalnum() else "-" for c in chosen[0].variant.name)
+        )
+        cols = st.columns(4)
+        cols[0].download_button(
+            "HTML",
+            page_html,
+            f"{stem}.html",
+            "text/html",
+            width="stretch",
+            help="One file, no scripts, opens offline.",
+        )
+        with cols[1]:
+            _png_button(page_html, f"{stem}.png")
+        cols[2].download_button("CSV", to_csv(document), f"{stem}.csv", "text/csv", width="stretch")
+        cols[3].download_button(
+            "JSON", to_json(document), f"{stem}.json", "application/json", width="stretch"
+        )
+        st.caption(f"Caption: {caption}")
+
+
+def _png_button(page_html: str, file_name: str) -> None:
+    """Render on request (Chromium takes a second or two), then offer the file."""
+    key = hashlib.sha256(page_html.encode()).hexdigest()
+    ready = st.session_state.get(state.COMPARE_PNG)
+    if ready and ready[0] == key:
+        st.download_button("Download PNG", ready[1], file_name, "image/png", width="stretch", type="primary")
+        return
+    if st.button("PNG", width="stretch", help="Rendered by headless Chromium from the HTML export."):
+        try:
+            with st.spinner("Rendering the PNG…"):
+                st.session_state[state.COMPARE_PNG] = (key, to_png(page_html))
+        except WorkbenchError as error:
+            st.error(str(error), icon="⚠️")
+            return
+        st.rerun()
+
+
+def _permalink() -> None:
+    cols = st.columns([1, 3], vertical_alignment="center")
+    if cols[0].button(
+        "Create link", help="Saves this comparison on the server; anyone who opens the link gets it."
+    ):
+        try:
+            create_link()
+        except WorkbenchError as error:
+            st.error(str(error), icon="⚠️")
+    snapshot_id = st.session_state[state.PERMALINK_ID]
+    if snapshot_id:
+        with cols[1]:
+            st.code(link_url(snapshot_id), language=None)
+
+
+def _presentation(panes: list[Pane], caption: str, signed: bool, scale: float, intensity: float) -> None:
+    st.html(PRESENTATION_CSS)
+    index = min(st.session_state[state.PRESENT_INDEX], len(panes) - 1)
+    pane = panes[index]
+    cols = st.columns([1, 1, 6, 1.5], vertical_alignment="center")
+    if cols[0].button("◀ Previous", disabled=index == 0, shortcut="Left"):
+        st.session_state[state.PRESENT_INDEX] = index - 1
+        st.rerun()
+    if cols[1].button("Next ▶", disabled=index >= len(panes) - 1, shortcut="Right", type="primary"):
+        st.session_state[state.PRESENT_INDEX] = index + 1
+        st.rerun()
+    cols[2].markdown(f"### {index + 1} / {len(panes)} · {pane.variant.name}")
+    if cols[3].button("Exit presentation", shortcut="Esc"):
+        st.session_state[state.PRESENTING] = False
+        st.rerun()
+    st.markdown(caption)
+    _draw_pane(pane, panes[0].variant, signed, scale, intensity, large=True)
+
+
+def page() -> None:
+    link_error = apply_link_from_url()  # before any widget, so restored values can still be set
+    model = model_sidebar()
+    if link_error:
+        st.title("Compare prompt variants")
+        st.error(link_error, icon="🔗")
+        if st.button("Continue without the link"):
+            del st.query_params[QUERY_KEY]
+            st.rerun()
+        return
+    if st.session_state[state.PRESENTING] and variants() and model is not None:
+        _compare(model, presenting=True)
+        return
+    st.session_state[state.PRESENTING] = False
+    st.title("Compare prompt variants")
+    st.caption(
+        "Pin variants from the Workbench (📌 Send to compare) or add samples here. Every variant is explained "
+        "against the same target, on one colour scale."
+    )
+    _add_controls()
+    if not variants():
+        st.info("No variants yet. Use **Send to compare** on the Workbench, or add a sample above.")
+        return
+    if model is None:
+        st.info("No model is loaded. Pick one in the sidebar.")
+        return
+    _variant_editor()
+    _target_controls()
+    _compare(model, presenting=False)
+
+
+def _compare(model, presenting: bool) -> None:
+    if presenting:
+        method, granularity, aggregation, intensity = (
+            st.session_state[state.COMPARE_METHOD],
+            st.session_state[state.COMPARE_GRANULARITY],
+            st.session_state[state.COMPARE_AGGREGATION],
+            float(st.session_state[state.COMPARE_INTENSITY]),
+        )
+        pattern = st.session_state[state.COMPARE_REGEX] if granularity == "regex" else None
+    else:
+        method, granularity, pattern, aggregation, intensity = salience_controls(COMPARE_CONTROLS)
+    if granularity == "regex":
+        try:
+            regex_starts("", pattern or "")
+        except WorkbenchError as error:
+            st.error(f"{error} Showing sentences instead.", icon="⚠️")
+            granularity, pattern = "sentences", None
+    precision = st.session_state[state.PRECISION]
+    panes, scale = explain(
+        model, current_settings(), precision, target_choice(), method, granularity, pattern, aggregation
+    )
+    signed = get_method(method).signed
+    caption = _caption(panes, model.name, method, granularity)
+    if presenting:
+        _presentation(panes, caption, signed, scale, intensity)
+        return
+    st.markdown(f"**{caption}**")
+    _shared_legend(signed, scale)
+    columns = st.columns(len(panes), gap="medium")
+    for column, pane in zip(columns, panes):
+        with column:
+            st.subheader(pane.variant.name)
+            _draw_pane(pane, panes[0].variant, signed, scale, intensity, large=False)
+    differences = _differences(panes, method) if len(panes) >= 2 else None
+    if len(panes) < 2:
+        st.info("Pin or add a second variant to see the differences.")
+    _exports(panes, caption, signed, scale, intensity, method, granularity, model.name, differences)
+    _permalink()
+
+
+page()

@@ -1,0 +1,169 @@
+"""The compare page with AppTest on a tiny model: pinning, panes, diffs, permalinks, presentation."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from components import state
+from components.model_resource import MODEL_ENV
+
+APP = str(__import__("pathlib").Path(__file__).resolve().parents[2] / "app.py")
+
+COMPARE = "pages/compare.py"
+
+
+def button(app, label):
+    return next(b for b in app.button if b.label == label)
+
+
+def run(app):
+    app.run()
+    assert not app.exception, app.exception
+    return app
+
+
+def pin(app, sample: str | None = None):
+    if sample:
+        next(s for s in app.selectbox if s.label == "Sample prompt").set_value(sample)
+        run(app)
+    button(app, "Generate").click()
+    run(app)
+    button(app, "📌 Send to compare").click()
+    return run(app)
+
+
+@pytest.fixture
+def compared(app):
+    pin(app)
+    pin(app, "fewshot-fixed")
+    app.switch_page(COMPARE)
+    return run(app)
+
+
+def test_pinned_variants_show_side_by_side_with_diffs(compared):
+    variants = compared.session_state[state.COMPARE_VARIANTS]
+    assert [v.name for v in variants] == ["fewshot-mistake", "fewshot-fixed"]
+    assert variants[1].variables["first_recommendation"] == "Avoid."
+    assert all(v.output is not None for v in variants)  # carried over from the workbench
+    assert [h.value for h in compared.subheader][:3] == ["fewshot-mistake", "fewshot-fixed", "Differences"]
+    assert any("first_recommendation = “Avoid.”" in c.value for c in compared.caption)
+    assert any(m.value.startswith("**Explaining") for m in compared.markdown)
+    table = compared.dataframe[0].value
+    row = table[table["part"] == "{first_recommendation}"].iloc[0]
+    assert row["status"] == "changed" and row["delta"] == pytest.approx(
+        row["fewshot-fixed"] - row["fewshot-mistake"]
+    )
+
+
+def test_linked_controls_and_one_scale(compared):
+    next(r for r in compared.radio if r.label == "Method").set_value("grad_dot_input")
+    run(compared)
+    assert compared.session_state[state.COMPARE_METHOD] == "grad_dot_input"
+    assert compared.session_state[state.METHOD] == "grad_l2"  # the workbench keeps its own
+    caption = next(m.value for m in compared.markdown if m.value.startswith("**Explaining"))
+    assert "Grad·Input" in caption or "Grad" in caption
+
+
+def test_identical_variants_say_so(app):
+    pin(app)
+    pin(app)
+    app.switch_page(COMPARE)
+    run(app)
+    assert [v.name for v in app.session_state[state.COMPARE_VARIANTS]] == [
+        "fewshot-mistake",
+        "fewshot-mistake (2)",
+    ]
+    assert any("identical" in c.value for c in app.caption)
+
+
+def test_a_fifth_variant_is_refused(app):
+    for _ in range(5):
+        button(app, "📌 Send to compare").click()
+        run(app)
+    assert len(app.session_state[state.COMPARE_VARIANTS]) == 4
+
+
+def test_permalink_restores_everything_in_a_new_session(compared, tiny_gguf, monkeypatch):
+    next(r for r in compared.radio if r.label == "Explain").set_value("output")
+    run(compared)
+    next(s for s in compared.selectbox if s.label == "Granularity").set_value("words")
+    run(compared)
+    button(compared, "Create link").click()
+    run(compared)
+    link = compared.session_state[state.PERMALINK_ID]
+    assert link and compared.query_params["c"] == [link] or compared.query_params["c"] == link
+    assert any(link in c.value for c in compared.code)
+
+    fresh = AppTest.from_file(APP, default_timeout=180)
+    fresh.query_params["c"] = link
+    fresh.switch_page(COMPARE)
+    run(fresh)
+    restored = fresh.session_state[state.COMPARE_VARIANTS]
+    original = compared.session_state[state.COMPARE_VARIANTS]
+    assert [v.to_json() for v in restored] == [v.to_json() for v in original]
+    assert fresh.session_state[state.COMPARE_TARGET_MODE] == "output"
+    assert fresh.session_state[state.COMPARE_GRANULARITY] == "words"
+    assert fresh.session_state[state.TEMPLATE] == compared.session_state[state.TEMPLATE]
+    assert fresh.session_state[state.VARIABLES] == compared.session_state[state.VARIABLES]
+
+
+@pytest.mark.parametrize("bad", ["nope", "0123456789ab", "<script>"])
+def test_bad_permalink_gives_a_message_not_a_traceback(tiny_gguf, monkeypatch, bad):
+    monkeypatch.setenv(MODEL_ENV, f"gguf:{tiny_gguf}")
+    test = AppTest.from_file(APP, default_timeout=180)
+    test.query_params["c"] = bad
+    test.switch_page(COMPARE)
+    run(test)
+    assert test.error and (
+        "not a comparison link" in test.error[0].value or "No saved comparison" in test.error[0].value
+    )
+    assert not test.dataframe
+    button(test, "Continue without the link").click()
+    run(test)
+    assert not test.error and "c" not in test.query_params
+
+
+def test_presentation_steps_through_variants(compared):
+    button(compared, "Present ▶").click()
+    run(compared)
+    assert compared.session_state[state.PRESENTING]
+    assert any(m.value.startswith("### 1 / 2") for m in compared.markdown)
+    button(compared, "Next ▶").click()
+    run(compared)
+    assert any(m.value.startswith("### 2 / 2 · fewshot-fixed") for m in compared.markdown)
+    button(compared, "Exit presentation").click()
+    run(compared)
+    assert not compared.session_state[state.PRESENTING]
+
+
+def test_editing_a_variant_regenerates_it(compared):
+    uid = compared.session_state[state.COMPARE_VARIANTS][1].uid
+    prefix = f"{state.COMPARE_EDIT_PREFIX}{uid}::"
+    next(t for t in compared.text_area if t.key == prefix + "var::food_likes").input("Blue cheese")
+    run(compared)
+    next(b for b in compared.button if b.key == prefix + "apply").click()
+    run(compared)
+    edited = compared.session_state[state.COMPARE_VARIANTS][1]
+    assert edited.variables["food_likes"] == "Blue cheese" and edited.output is not None
+    assert any("food_likes = “Blue cheese”" in c.value for c in compared.caption)
+
+
+def test_broken_variant_template_shows_in_its_pane(compared):
+    uid = compared.session_state[state.COMPARE_VARIANTS][1].uid
+    prefix = f"{state.COMPARE_EDIT_PREFIX}{uid}::"
+    next(t for t in compared.text_area if t.key == prefix + "template").input("Broken {")
+    run(compared)
+    assert any("line 1" in e.value for e in compared.error)
+    next(b for b in compared.button if b.key == prefix + "apply").click()
+    run(compared)
+    assert any("template has an error" in w.value for w in compared.warning)
+
+
+def test_exports_offer_html_csv_json_and_a_png(compared):
+    labels = {b.label for b in compared.get("download_button")}
+    assert {"HTML", "CSV", "JSON"} <= labels
+    button(compared, "PNG").click()
+    run(compared)
+    assert compared.session_state[state.COMPARE_PNG][1][:8] == b"\x89PNG\r\n\x1a\n"
+    assert "Download PNG" in {b.label for b in compared.get("download_button")}
