@@ -78,7 +78,8 @@ def _shared_legend(signed: bool, scale: float) -> None:
 
 
 def _draw_pane(pane: Pane, first: Variant, signed: bool, scale: float, intensity: float, large: bool) -> None:
-    st.caption(_differences_from_first(pane.variant, first))
+    changes = _differences_from_first(pane.variant, first)
+    st.markdown(f"*{changes}*") if large else st.caption(changes)
     if pane.view is None or pane.result is None:
         if pane.variant.output:
             st.code(pane.variant.output, language=None, wrap_lines=True)
@@ -373,7 +374,7 @@ def _presentation(panes: list[Pane], caption: str, signed: bool, scale: float, i
     st.html(PRESENTATION_CSS)
     index = min(st.session_state[state.PRESENT_INDEX], len(panes) - 1)
     pane = panes[index]
-    cols = st.columns([1, 1, 6, 1.5], vertical_alignment="center")
+    cols = st.columns([1.6, 1.4, 5, 2.2], vertical_alignment="center")
     if cols[0].button("◀ Previous", disabled=index == 0, shortcut="Left"):
         st.session_state[state.PRESENT_INDEX] = index - 1
         st.rerun()

@@ -29,9 +29,10 @@ def pin_story(page, url) -> None:
     open_workbench(page, url)
     generate(page)
     pin_current(page)
-    choose(page, "Sample prompt", "fewshot-fixed")
-    generate(page)
-    pin_current(page)
+    for sample in ("fewshot-fixed", "fewshot-constitution"):
+        choose(page, "Sample prompt", sample)
+        generate(page)
+        pin_current(page)
     open_compare(page)
 
 
@@ -45,17 +46,18 @@ class _Tags(HTMLParser):
 
 
 def test_compare_share_and_export(browser, workbench_url, tmp_path):
-    context = browser.new_context(viewport={"width": 1600, "height": 1300}, accept_downloads=True)
+    context = browser.new_context(viewport={"width": 1700, "height": 2400}, accept_downloads=True)
     page = context.new_page()
     pin_story(page, workbench_url)
 
-    expect(page.get_by_test_id("heatmap-text")).to_have_count(2, timeout=LONG)
+    expect(page.get_by_test_id("heatmap-text")).to_have_count(3, timeout=LONG)
     expect(page.get_by_test_id("shared-legend")).to_have_count(1)
     expect(page.get_by_test_id("heatmap-legend")).to_have_count(0)  # one legend for all panes
     expect(page.get_by_test_id("shared-legend")).to_contain_text("shared by all panes")
     statuses = page.get_by_test_id("heatmap-status").all_text_contents()
     assert statuses[0].startswith("Explaining “Recommendation:"), statuses
     assert statuses[1] == "Explaining “Recommendation: Avoid.”", statuses
+    assert statuses[2].startswith("Explaining “Recommendation:"), statuses  # the constitution's answer
     expect(page.get_by_test_id("output-diff")).to_be_visible()
     texts = pane_texts(page)
     page.screenshot(path=str(ARTIFACTS / "compare.png"), full_page=True)
@@ -67,7 +69,7 @@ def test_compare_share_and_export(browser, workbench_url, tmp_path):
     assert re.search(r"/compare\?c=[0-9a-f]{12}$", link), link
     other = browser.new_context(viewport={"width": 1600, "height": 1300}).new_page()
     other.goto(link)
-    expect(other.get_by_test_id("heatmap-text")).to_have_count(2, timeout=LONG)
+    expect(other.get_by_test_id("heatmap-text")).to_have_count(3, timeout=LONG)
     wait_idle(other)
     assert pane_texts(other) == texts
     assert other.get_by_test_id("heatmap-status").all_text_contents() == statuses
@@ -93,12 +95,24 @@ def test_compare_share_and_export(browser, workbench_url, tmp_path):
         "els => els.filter(e => getComputedStyle(e).backgroundColor !== 'rgb(255, 255, 255)').length"
     )
     assert coloured > 10
-    expect(viewer.locator(".pane")).to_have_count(2)
+    expect(viewer.locator(".pane")).to_have_count(3)
     expect(viewer.locator(".caption")).to_contain_text("Explaining")
     expect(viewer.locator(".legend")).to_contain_text("shared by all panes")
     assert requests == [path.as_uri()]
     viewer.screenshot(path=str(ARTIFACTS / "compare-export.png"), full_page=True)
     offline.close()
+
+    # Presentation mode: controls hidden, large type, one click per variant.
+    page.get_by_role("button", name="Present ▶").click()
+    wait_idle(page)
+    expect(page.get_by_text("1 / 3 · fewshot-mistake")).to_be_visible(timeout=LONG)
+    expect(page.get_by_test_id("stSidebar")).to_be_hidden()
+    page.get_by_role("button", name="Next ▶").click()
+    expect(page.get_by_text("2 / 3 · fewshot-fixed")).to_be_visible(timeout=LONG)
+    wait_idle(page)
+    page.screenshot(path=str(ARTIFACTS / "compare-present.png"))
+    page.get_by_role("button", name="Exit presentation").click()
+    expect(page.get_by_role("button", name="Create link")).to_be_visible(timeout=LONG)
     context.close()
 
 
