@@ -1,0 +1,353 @@
+"""The workspace store on SQLite and on a real PostgreSQL: schema, autosaved records, search,
+notes, import/export, exact text, concurrent writers, crashes and damaged files."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from salience.errors import InputError
+from salience.snapshots import SnapshotNotFound
+from salience.types import Generation, GenerationSettings, SalienceResult
+from workspace.database import WorkspaceUnavailable
+from workspace.schema import Base
+from workspace.store import RunFilter, Workspace
+
+ROOT = Path(__file__).resolve().parents[2]
+SETTINGS = GenerationSettings(max_new_tokens=8, stop_sequences=("\n\n",))
+
+
+def generation(prompt="Q: hi\nA:", text=" hello"):
+    return Generation(prompt, text, (1, 2), "max_new_tokens", 0.5, 0.1)
+
+
+def salience_result(prompt="Q: hi\nA:", target=" hello"):
+    text = prompt + target
+    offsets = ((0, 0), (0, 2), (2, len(prompt)), (len(prompt), len(text)))
+    return SalienceResult(
+        text,
+        len(prompt),
+        ("<bos>", "Q:", " hi\nA:", " hello"),
+        offsets,
+        (3, 4),
+        {"grad_l2": np.asarray([0.5, 0.25, 0.125, 0.0], np.float32)},
+        -1.5,
+        0.2,
+    )
+
+
+@pytest.fixture
+def workspace(database_url):
+    opened = Workspace.open(database_url)
+    yield opened
+    opened.close()
+
+
+def test_migrations_build_the_schema_of_the_models(workspace):
+    with workspace.engine.connect() as connection:
+        diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    assert diff == []
+
+
+def test_sqlite_uses_wal(tmp_path):
+    opened = Workspace.open(f"sqlite:///{tmp_path / 'w.sqlite3'}")
+    with opened.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    opened.close()
+
+
+def test_template_versions_dedupe_and_restore(workspace):
+    first = workspace.save_template_version("menu", "Likes {x}", {"x": "cheese"}, author="Ana")
+    assert workspace.save_template_version("menu", "Likes {x}", {"x": "cheese"}) == first
+    second = workspace.save_template_version("menu", "Likes {x}!", {"x": "cheese"})
+    assert [v.id for v in workspace.versions("menu")] == [second, first]
+    assert workspace.version(first).text == "Likes {x}" and workspace.version(first).author == "Ana"
+    assert workspace.template_names() == ["menu"]
+    with pytest.raises(InputError):
+        workspace.version(9999)
+    with pytest.raises(InputError, match="empty"):
+        workspace.save_template_version("  ", "x", {})
+
+
+def test_runs_salience_and_search(workspace):
+    version = workspace.save_template_version("menu", "Q: {q}\nA:", {"q": "hi"})
+    run = workspace.record_run(
+        generation(), "embedded", "bfloat16", SETTINGS, {"q": "hi"}, version, "browser-1"
+    )
+    other = workspace.record_run(
+        generation("Q: bye\nA:", " farewell"), "gguf:x", "float32", SETTINGS, {"q": "bye"}
+    )
+    stored_id = workspace.record_salience(
+        salience_result(), "embedded", "bfloat16", "Q: hi\nA:", " hello", None, run
+    )
+    [stored] = workspace.salience_for_run(run)
+    assert stored.id == stored_id and stored.target_text == " hello"
+    np.testing.assert_array_equal(stored.result.scores["grad_l2"], salience_result().scores["grad_l2"])
+    assert stored.result.offsets == salience_result().offsets
+
+    row = workspace.run(run)
+    assert (row.template, row.output, row.settings["stop_sequences"]) == ("menu", " hello", ["\n\n"])
+    assert [r.id for r in workspace.runs()] == [other, run]
+    assert [r.id for r in workspace.runs(RunFilter(text="FAREWELL"))] == [other]
+    assert [r.id for r in workspace.runs(RunFilter(text="100%_"))] == []
+    assert [r.id for r in workspace.runs(RunFilter(template="menu"))] == [run]
+    assert [r.id for r in workspace.runs(RunFilter(variable_value="bye"))] == [other]
+    assert [r.id for r in workspace.runs(RunFilter(model="gguf:x"))] == [other]
+    later = datetime.now(UTC) + timedelta(hours=1)
+    assert workspace.runs(RunFilter(since=later)) == []
+    assert len(workspace.runs(RunFilter(until=later))) == 2
+    assert workspace.models() == ["embedded", "gguf:x"]
+
+    workspace.add_note("Ana", "Wrong answer", -1, run_id=run)
+    workspace.add_note("Ben", "", 1, run_id=other)
+    assert [r.id for r in workspace.runs(RunFilter(with_notes=True))] == [run]
+    assert [r.id for r in workspace.runs(RunFilter(rating="down"))] == [run]
+    assert [r.id for r in workspace.runs(RunFilter(rating="up"))] == [other]
+    assert workspace.run(run).notes == 1 and workspace.run(run).rating == -1
+
+
+def test_note_validation(workspace):
+    run = workspace.record_run(generation(), "embedded", "bfloat16", SETTINGS)
+    with pytest.raises(InputError, match="reviewer"):
+        workspace.add_note("", "x", run_id=run)
+    with pytest.raises(InputError, match="thumbs"):
+        workspace.add_note("Ana", "x", 5, run_id=run)
+    with pytest.raises(InputError, match="one run or one comparison"):
+        workspace.add_note("Ana", "x")
+    with pytest.raises(InputError, match="Write a note"):
+        workspace.add_note("Ana", "  ", run_id=run)
+    with pytest.raises(InputError, match="no run"):
+        workspace.add_note("Ana", "x", run_id=run + 100)
+
+
+def test_browser_state_reviewer_and_comparisons(workspace):
+    assert workspace.load_state("b1") is None
+    workspace.save_state("b1", {"template": "x {y}", "variants": []})
+    workspace.save_state("b1", {"template": "x {y}!", "variants": []})
+    assert workspace.load_state("b1")["template"] == "x {y}!"
+    workspace.set_reviewer("b1", "  Ana  Lee ")
+    assert workspace.reviewer("b1") == "Ana Lee"
+    assert workspace.load_state("b1")["template"] == "x {y}!"
+    link = workspace.save({"state": {"a": 1}, "variants": []})
+    assert workspace.save({"variants": [], "state": {"a": 1}}) == link
+    assert workspace.load(link) == {"state": {"a": 1}, "variants": []}
+    workspace.add_note("Ana", "Great demo", 1, comparison_id=link)
+    assert [n.text for n in workspace.notes(comparison_id=link)] == ["Great demo"]
+    with pytest.raises(SnapshotNotFound):
+        workspace.load("0123456789ab")
+    with pytest.raises(InputError, match="not a comparison link"):
+        workspace.load("../etc")
+
+
+def test_export_import_round_trip(workspace, tmp_path):
+    version = workspace.save_template_version("menu", "Q: {q}\nA:", {"q": "hi"})
+    run = workspace.record_run(generation(), "embedded", "bfloat16", SETTINGS, {"q": "hi"}, version)
+    workspace.record_salience(salience_result(), "embedded", "bfloat16", "Q: hi\nA:", " hello", (9, 15), run)
+    workspace.add_note("Ana", "ok", 1, run_id=run)
+    link = workspace.save({"state": {}, "variants": [{"name": "v"}]})
+    workspace.add_note("Ben", "nice", None, comparison_id=link)
+    exported = workspace.export_jsonl()
+    kinds = [json.loads(line)["kind"] for line in exported.splitlines()]
+    assert kinds == ["template_version", "run", "salience", "comparison", "note", "note"]
+
+    target = Workspace.open(f"sqlite:///{tmp_path / 'copy.sqlite3'}")
+    counts = target.import_jsonl(exported.encode())
+    assert counts == {"template_version": 1, "run": 1, "salience": 1, "note": 2, "comparison": 1}
+
+    def strip(text):
+        return [
+            {k: v for k, v in json.loads(line).items() if k not in ("id", "run_id", "template_version_id")}
+            for line in text.splitlines()
+        ]
+
+    assert strip(target.export_jsonl()) == strip(exported)
+    notes_only = workspace.export_jsonl(notes_only=True)
+    assert [json.loads(line)["kind"] for line in notes_only.splitlines()] == [
+        "template_version",
+        "run",
+        "salience",
+        "note",
+    ]
+    target.close()
+
+
+def test_import_refuses_bad_files_whole(workspace):
+    good = json.dumps({"kind": "run", "id": 1, "prompt": "p", "model": "m", "output": "o"})
+    with pytest.raises(InputError, match="Line 2 is not JSON"):
+        workspace.import_jsonl(good + "\n{oops\n")
+    with pytest.raises(InputError, match="Line 1 is not a workspace record"):
+        workspace.import_jsonl('{"kind": "alien"}\n')
+    with pytest.raises(InputError, match="Line 2 .*bad field"):
+        workspace.import_jsonl(good + "\n" + json.dumps({"kind": "run", "id": 2}) + "\n")
+    with pytest.raises(InputError, match="UTF-8"):
+        workspace.import_jsonl(b"\xff\xfe")
+    assert workspace.runs() == []  # nothing from the refused files landed
+
+
+TEXTS = st.text(st.characters(exclude_categories=("Cs",)), max_size=300)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=TEXTS)
+def test_any_unicode_round_trips(workspace, text):
+    version = workspace.save_template_version("unicode", text, {"v": text})
+    assert workspace.version(version).text == text and workspace.version(version).variables == {"v": text}
+    run = workspace.record_run(generation(text, text), "m", "bfloat16", SETTINGS, {"v": text})
+    row = workspace.run(run)
+    assert (row.prompt, row.output) == (text, text)
+    workspace.save_state("unicode", {"t": text})
+    assert workspace.load_state("unicode") == {"t": text}
+
+
+def test_large_and_awkward_text_round_trips(workspace):
+    for text in ("x" * 3_000_000, "\x00 nul \x00", "\ue000b64:looks escaped", "🦜 עברית 中文 \u200b\r\n\t"):
+        run = workspace.record_run(generation(text, text[::-1]), "m", "bfloat16", SETTINGS)
+        row = workspace.run(run)
+        assert row.prompt == text and row.output == text[::-1]
+
+
+def _add_notes(url: str, reviewer: str, count: int, run_id: int) -> None:
+    opened = Workspace.open(url)
+    for index in range(count):
+        opened.add_note(reviewer, f"{reviewer} note {index}", 1 if index % 2 else -1, run_id=run_id)
+        opened.save_template_version(f"t-{reviewer}", f"version {index}", {})
+    opened.close()
+
+
+def test_concurrent_threads_lose_no_write(workspace):
+    run = workspace.record_run(generation(), "m", "bfloat16", SETTINGS)
+    errors = []
+
+    def write(name):
+        try:
+            for index in range(25):
+                workspace.add_note(name, f"{name} {index}", run_id=run)
+                workspace.save_state(name, {"n": index})
+        except Exception as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=write, args=(f"reviewer {i}",)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    notes = workspace.notes(run_id=run)
+    assert len(notes) == 200 and len({n.text for n in notes}) == 200
+
+
+def test_concurrent_processes_lose_no_write(workspace, database_url):
+    run = workspace.record_run(generation(), "m", "bfloat16", SETTINGS)
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_add_notes, args=(database_url, f"r{i}", 20, run)) for i in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+        assert worker.exitcode == 0
+    assert len(workspace.notes(run_id=run)) == 80
+    assert all(len(workspace.versions(f"t-r{i}")) == 20 for i in range(4))
+
+
+def test_two_reviewers_note_the_same_run_at_once(workspace, database_url):
+    run = workspace.record_run(generation(), "m", "bfloat16", SETTINGS)
+    barrier = threading.Barrier(2)
+
+    def note(name):
+        barrier.wait()
+        workspace.add_note(name, f"{name} was here", run_id=run)
+
+    threads = [threading.Thread(target=note, args=(name,)) for name in ("Ana", "Ben")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(n.reviewer for n in workspace.notes(run_id=run)) == ["Ana", "Ben"]
+
+
+CRASHING_WRITER = textwrap.dedent(
+    """
+    import sys, time
+    sys.path.insert(0, {root!r})
+    from salience.types import Generation, GenerationSettings
+    from workspace.schema import Run
+    from workspace.store import Workspace
+    ws = Workspace.open({url!r})
+    if {mode!r} == "mid-transaction":
+        with ws._write() as session, session.begin():
+            for i in range(50):
+                session.add(Run(prompt="p", model="m", precision="bfloat16", output=str(i)))
+            session.flush()
+            print("inside", flush=True)
+            time.sleep(60)
+    else:
+        print("inside", flush=True)
+        i = 0
+        while True:
+            run = ws.record_run(Generation("p", "o" * 5000, (1,), "end_of_text", 0.1, 0.1), "m", "bfloat16",
+                                GenerationSettings())
+            ws.add_note("crash", "note " + str(i), run_id=run)
+            i += 1
+    """
+)
+
+
+@pytest.mark.parametrize("mode", ["mid-transaction", "busy-writer"])
+def test_a_killed_writer_leaves_the_database_consistent(workspace, database_url, mode):
+    script = CRASHING_WRITER.format(root=str(ROOT), url=database_url, mode=mode)
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == "inside"
+    time.sleep(0.8)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    runs = workspace.runs(RunFilter(limit=100_000))
+    if mode == "mid-transaction":
+        assert runs == []  # the unfinished transaction left nothing behind
+    else:
+        notes = workspace.notes()
+        assert all(len(r.output) == 5000 for r in runs)
+        assert len(notes) in (len(runs), len(runs) - 1)  # at most the last run lacks its note
+    workspace.record_run(generation(), "m", "bfloat16", SETTINGS)  # still writable
+    if database_url.startswith("sqlite"):
+        path = database_url.removeprefix("sqlite:///")
+        assert sqlite3.connect(path).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_damaged_file_is_kept_aside_and_a_fresh_workspace_starts(tmp_path):
+    path = tmp_path / "workspace.sqlite3"
+    garbage = b"this is not a database" * 100
+    path.write_bytes(garbage)
+    opened = Workspace.open(f"sqlite:///{path}")
+    assert "could not be read" in opened.notice and "kept as" in opened.notice
+    [aside] = tmp_path.glob("workspace.sqlite3.damaged-*")
+    assert aside.read_bytes() == garbage
+    opened.record_run(generation(), "m", "bfloat16", SETTINGS)
+    assert len(opened.runs()) == 1
+    opened.close()
+    again = Workspace.open(f"sqlite:///{path}")
+    assert again.notice == "" and len(again.runs()) == 1
+    again.close()
+
+
+def test_unreachable_database_says_so(postgres_server):
+    prefix, port = postgres_server
+    with pytest.raises(WorkspaceUnavailable, match="cannot be used"):
+        Workspace.open(f"postgresql+psycopg://workbench@127.0.0.1:{port}/no_such_database")
+    with pytest.raises(WorkspaceUnavailable, match="not a database URL"):
+        Workspace.open("not a url")

@@ -1,0 +1,168 @@
+"""Tables of the workspace (SQLAlchemy 2 declarative). Changes need an Alembic migration."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, MetaData, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+_ESCAPED = "\ue000b64:"  # a private-use marker: text that PostgreSQL could not store as is
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+class ExactText(TypeDecorator):
+    """Text that round-trips exactly on every backend.
+
+    PostgreSQL refuses NUL characters in text; such values (and any that start with
+    the marker) are stored base64-encoded behind a private-use marker there.
+    """
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None or dialect.name != "postgresql":
+            return value
+        if "\x00" in value or value.startswith(_ESCAPED):
+            return _ESCAPED + base64.b64encode(value.encode("utf-8")).decode("ascii")
+        return value
+
+    def process_result_value(self, value, dialect):
+        if value is None or dialect.name != "postgresql" or not value.startswith(_ESCAPED):
+            return value
+        return base64.b64decode(value[len(_ESCAPED) :]).decode("utf-8")
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC timestamps (SQLite stores them naive; they come back as UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Template(Base):
+    """A named line of template versions (named after the sample it started from, or by the user)."""
+
+    __tablename__ = "templates"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
+
+
+class TemplateVersion(Base):
+    __tablename__ = "template_versions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    template_id: Mapped[int] = mapped_column(ForeignKey("templates.id", ondelete="CASCADE"), index=True)
+    text: Mapped[str] = mapped_column(ExactText)
+    variables: Mapped[dict] = mapped_column(JSON, default=dict)
+    author: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    browser_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now, index=True)
+
+
+class Run(Base):
+    """One generation: the rendered prompt, model, settings, output and timing."""
+
+    __tablename__ = "runs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    template_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("template_versions.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    prompt: Mapped[str] = mapped_column(ExactText)
+    variables: Mapped[dict] = mapped_column(JSON, default=dict)
+    model: Mapped[str] = mapped_column(String(500))
+    precision: Mapped[str] = mapped_column(String(20))
+    settings: Mapped[dict] = mapped_column(JSON, default=dict)
+    output: Mapped[str] = mapped_column(ExactText)
+    stop_reason: Mapped[str] = mapped_column(String(40), default="")
+    tokens: Mapped[int] = mapped_column(Integer, default=0)
+    seconds: Mapped[float] = mapped_column(default=0.0)
+    first_token_seconds: Mapped[float] = mapped_column(default=0.0)
+    browser_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now, index=True)
+
+
+class SalienceRecord(Base):
+    """Scores of one salience computation: prompt + target, the explained span, per-method scores."""
+
+    __tablename__ = "salience_results"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("runs.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    model: Mapped[str] = mapped_column(String(500))
+    precision: Mapped[str] = mapped_column(String(20))
+    prompt: Mapped[str] = mapped_column(ExactText)
+    target: Mapped[str] = mapped_column(ExactText)
+    span_start: Mapped[int | None] = mapped_column(Integer, nullable=True)  # characters of prompt+target
+    span_end: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    target_text: Mapped[str] = mapped_column(ExactText)
+    result: Mapped[dict] = mapped_column(JSON)  # SalienceResult.to_json()
+    seconds: Mapped[float] = mapped_column(default=0.0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
+
+
+class Comparison(Base):
+    """A saved comparison (a permalink's state)."""
+
+    __tablename__ = "comparisons"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    state: Mapped[str] = mapped_column(ExactText)  # canonical JSON
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
+
+
+class Note(Base):
+    """A reviewer's rating (+1, -1 or none) and free text on a run or a comparison."""
+
+    __tablename__ = "notes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("runs.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    comparison_id: Mapped[str | None] = mapped_column(
+        ForeignKey("comparisons.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    reviewer: Mapped[str] = mapped_column(String(200))
+    rating: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    text: Mapped[str] = mapped_column(ExactText, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
+
+
+class Browser(Base):
+    """What one browser left: its reviewer name and its last app state (restored on return)."""
+
+    __tablename__ = "browsers"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    reviewer: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    state: Mapped[str | None] = mapped_column(ExactText, nullable=True)  # JSON
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
+
+
+Index("ix_runs_model", Run.model)
