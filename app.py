@@ -12,5 +12,6 @@ st.set_page_config(page_title="Gemma prompt workbench", page_icon="🔎", layout
 pages = [
     st.Page("pages/workbench.py", title="Workbench", icon="🔎", default=True),
     st.Page("pages/compare.py", title="Compare", icon="⚖️", url_path="compare"),
+    st.Page("pages/history.py", title="History", icon="🗂️", url_path="history"),
 ]
 st.navigation(pages).run()

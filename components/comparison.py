@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from components import state
+from components import state, workspace
 from components.model_resource import registry
 from salience.compare import MAX_VARIANTS, ResolvedTarget, TargetChoice, Variant, resolve_target, shared_scale
 from salience.errors import WorkbenchError
@@ -132,6 +132,8 @@ def _generate_missing(model: LanguageModel, settings: GenerationSettings, precis
         except (WorkbenchError, ValueError):
             continue  # the pane reports the error when it renders
         replace_variant(variant.uid, output=final.text)
+        version = workspace.variant_version(variant.name, variant.template, variant.variables)
+        workspace.remember_run(final, model.spec, precision, settings, variant.variables, version)
 
 
 def explain(
@@ -175,6 +177,10 @@ def explain(
                 )
         except WorkbenchError as error:
             pane.message = str(error)
+            continue
+        workspace.remember_salience(
+            pane.result, model.spec, precision, pane.prompt, pane.target.target, pane.target.span
+        )
     scale = shared_scale(
         [_view(pane, method, granularity, pattern, aggregation, None).scale for pane in panes if pane.result]
     )

@@ -9,7 +9,7 @@ import streamlit as st
 from components import state
 from salience.compare import Variant
 from salience.errors import InputError
-from salience.snapshots import FileSnapshotStore, SnapshotStore, data_root
+from salience.snapshots import FileSnapshotStore, SnapshotNotFound, SnapshotStore, data_root
 
 QUERY_KEY = "c"
 
@@ -19,9 +19,30 @@ def _store_at(root: str) -> SnapshotStore:
     return FileSnapshotStore(Path(root) / "snapshots")
 
 
+class _WithFallback:
+    """The workspace database, reading links made before it existed from the file store."""
+
+    def __init__(self, primary: SnapshotStore, fallback: SnapshotStore) -> None:
+        self.primary, self.fallback = primary, fallback
+
+    def save(self, snapshot: dict) -> str:
+        return self.primary.save(snapshot)
+
+    def load(self, snapshot_id: str) -> dict:
+        try:
+            return self.primary.load(snapshot_id)
+        except SnapshotNotFound:
+            return self.fallback.load(snapshot_id)
+
+
 def snapshot_store() -> SnapshotStore:
-    """The server's store of saved states (shared by every session), under the data directory."""
-    return _store_at(str(data_root()))
+    """The server's store of saved states (shared by every session): the workspace database,
+    or files under the data directory when the database is unavailable."""
+    from components.workspace import workspace  # the workspace restores states with this module
+
+    files = _store_at(str(data_root()))
+    database = workspace()
+    return files if database is None else _WithFallback(database, files)
 
 
 def capture() -> dict:

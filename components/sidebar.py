@@ -6,6 +6,7 @@ import streamlit as st
 
 from components import state
 from components.model_resource import default_spec, registry
+from components.workspace import browser_id, workspace
 from salience.errors import WorkbenchError
 from salience.loading import KAGGLE_PRESETS
 from salience.model import LanguageModel
@@ -80,4 +81,31 @@ def model_sidebar() -> LanguageModel | None:
                 horizontal=True,
                 help="bfloat16 is about twice as fast; float32 is exact (scores agree closely).",
             )
+        _workspace_status()
     return model
+
+
+def _on_reviewer_change() -> None:
+    opened, browser = workspace(), browser_id()
+    if opened is not None and browser:
+        opened.set_reviewer(browser, st.session_state[state.REVIEWER])
+
+
+def _workspace_status() -> None:
+    st.subheader("Workspace")
+    st.text_input(
+        "Your name (for review notes)",
+        key=state.REVIEWER,
+        persist_state="session",
+        max_chars=200,
+        on_change=_on_reviewer_change,
+        help="Remembered in this browser; shown on the notes and ratings you leave.",
+    )
+    opened = workspace()
+    if opened is None:
+        st.warning(st.session_state[state.WORKSPACE_ERROR] or "The workspace is not available.", icon="⚠️")
+        return
+    if opened.notice:
+        st.warning(opened.notice, icon="⚠️")
+    where = "PostgreSQL" if opened.url.startswith("postgresql") else "SQLite"
+    st.caption(f"Autosaved to {where}: every edit, run and explanation. See **History**.")

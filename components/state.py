@@ -65,6 +65,32 @@ PERMALINK_ID = "permalink_id"  # the id of the link this session made last
 APPLIED_SNAPSHOT = "applied_snapshot"  # the ?c= id already restored into this session
 PIN_MESSAGE = "pin_message"
 
+# Workspace (autosave and restore)
+WORKSPACE_BRIDGE = "workspace_bridge"  # the cookie/draft component's value
+BROWSER_ID = "browser_id"
+WORKSPACE_RESTORED = "workspace_restored"
+WORKSPACE_ERROR = "workspace_error"
+DRAFTS = "drafts"  # session key -> text typed but not yet committed by its text area
+SAVED_STATE_HASH = "saved_state_hash"
+TEMPLATE_VERSION = "template_version"  # (hash of template + values, saved version id)
+RUN_IDS = "run_ids"  # (model, precision, prompt, output) -> run id
+RECORDED_SALIENCE = "recorded_salience"
+REVIEWER = "reviewer"
+HISTORY_SEARCH = "history_search"
+HISTORY_TEMPLATE = "history_template"
+HISTORY_VARIABLE = "history_variable"
+HISTORY_MODEL = "history_model"
+HISTORY_DATES = "history_dates"
+HISTORY_RATING = "history_rating"
+HISTORY_WITH_NOTES = "history_with_notes"
+HISTORY_TABLE = "history_table"
+HISTORY_SALIENCE = "history_salience"
+HISTORY_VERSION_A = "history_version_a"
+HISTORY_VERSION_B = "history_version_b"
+HISTORY_DIFF_TEMPLATE = "history_diff_template"
+NOTE_TEXT = "note_text"
+NOTE_RATING = "note_rating"
+
 DEFAULTS = {
     MODEL_SPEC: "embedded",
     PRECISION: "bfloat16",
@@ -107,6 +133,13 @@ DEFAULTS = {
     PERMALINK_ID: None,
     APPLIED_SNAPSHOT: None,
     PIN_MESSAGE: None,
+    BROWSER_ID: None,
+    WORKSPACE_RESTORED: False,
+    WORKSPACE_ERROR: None,
+    DRAFTS: {},
+    RUN_IDS: {},
+    RECORDED_SALIENCE: set(),
+    REVIEWER: "",
 }
 
 # What a permalink restores: the workbench's prompt and settings and the whole comparison.
@@ -148,4 +181,4 @@ def init_state() -> None:
     """Fill in defaults for keys the session does not have yet."""
     for key, value in DEFAULTS.items():
         if key not in st.session_state:
-            st.session_state[key] = type(value)(value) if isinstance(value, dict | list) else value
+            st.session_state[key] = type(value)(value) if isinstance(value, dict | list | set) else value

@@ -21,10 +21,12 @@ from components.comparison import (
     target_choice,
     variants,
 )
+from components.diff_view import diff_html
 from components.heatmap import heatmap
 from components.permalink import QUERY_KEY, apply_link_from_url, create_link, link_url
 from components.sidebar import model_sidebar
 from components.widgets import COMPARE_CONTROLS, current_settings, salience_controls
+from components.workspace import autosaved
 from salience.compare import MAX_VARIANTS, Variant, output_diff, part_diff
 from salience.errors import WorkbenchError
 from salience.export import ExportDocument, ExportPane, legend_gradient, to_csv, to_html, to_json, to_png
@@ -200,12 +202,7 @@ def _differences(panes: list[Pane], method: str) -> tuple:
     a, b = panes[st.session_state[state.COMPARE_DIFF_A]], panes[st.session_state[state.COMPARE_DIFF_B]]
     diff = output_diff(a.variant.output or "", b.variant.output or "", a.variant.name, b.variant.name)
     st.markdown("**Output**")
-    st.html(
-        '<div data-testid="output-diff" style="font-family:ui-monospace,monospace;white-space:pre-wrap;'
-        'border:1px solid #d4d4d8;border-radius:8px;padding:8px;font-size:.9rem">'
-        + "".join(_diff_span(op.op, op.text) for op in diff.ops)
-        + "</div>"
-    )
+    st.html(diff_html(diff))
     st.caption(diff.summary)
     if a.result is None or b.result is None:
         st.info("Both variants need a heatmap for the salience difference.")
@@ -258,15 +255,6 @@ def _differences(panes: list[Pane], method: str) -> tuple:
         column_config={"delta": st.column_config.NumberColumn("difference", format="%+.4f")},
     )
     return diff, rows
-
-
-def _diff_span(op: str, text: str) -> str:
-    escaped = html.escape(text)
-    if op == "insert":
-        return f'<ins style="background:#dcfce7;text-decoration:none">{escaped}</ins>'
-    if op == "delete":
-        return f'<del style="background:#fde2e2">{escaped}</del>'
-    return escaped
 
 
 def _export_panes(panes: list[Pane]) -> list[ExportPane]:
@@ -389,6 +377,7 @@ def _presentation(panes: list[Pane], caption: str, signed: bool, scale: float, i
     _draw_pane(pane, panes[0].variant, signed, scale, intensity, large=True)
 
 
+@autosaved
 def page() -> None:
     link_error = apply_link_from_url()  # before any widget, so restored values can still be set
     model = model_sidebar()

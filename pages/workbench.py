@@ -6,12 +6,13 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from components import state
+from components import state, workspace
 from components.comparison import pin_workbench
 from components.heatmap import heatmap
 from components.model_resource import registry
 from components.sidebar import model_sidebar
 from components.widgets import generation_settings, salience_controls, template_editor
+from components.workspace import autosaved
 from salience.errors import WorkbenchError
 from salience.methods import DEFAULT_METHODS, get_method
 from salience.model import LanguageModel
@@ -48,6 +49,8 @@ def _generate(model: LanguageModel, prompt: str, settings, precision: str, place
     placeholder.empty()
     st.session_state[state.GENERATION] = final
     st.session_state[state.GENERATED_FOR] = (model.spec, precision, prompt, settings)
+    values = st.session_state[state.VARIABLES]
+    workspace.remember_run(final, model.spec, precision, settings, dict(values), workspace.template_version())
 
 
 def _generation_caption(generation) -> str:
@@ -62,6 +65,7 @@ def _generation_caption(generation) -> str:
     )
 
 
+@autosaved
 def page() -> None:
     model = model_sidebar()
     st.title("Prompt workbench")
@@ -179,6 +183,7 @@ def _view(model: LanguageModel, rendered, settings, generate_clicked: bool) -> N
     except WorkbenchError as error:
         st.error(str(error), icon="⚠️")
         return
+    workspace.remember_salience(result, model.spec, precision, prompt, target, span)
     view = heatmap_view(
         result.text, result.offsets, len(prompt), granularity, method, result, rendered, pattern, aggregation
     )

@@ -290,3 +290,8 @@ def _without_partial_stop(text: str, stops: Sequence[str]) -> str:
                 hold = max(hold, size)
                 break
     return text[: len(text) - hold] if hold else text
+
+
+def escape(text: str) -> str:
+    """The inverse of ``unescape``: newlines, tabs, returns and backslashes as two characters."""
+    return text.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t").replace("\r", "\\r")

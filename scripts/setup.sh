@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Install everything the workbench needs into .venv (idempotent), then build the
 # embedded model cache. Usage: scripts/setup.sh [--dev]
-#   --dev  also the test tools. Debian's chromium is always installed: the app renders PNG
-#          exports with it, and the browser tests drive it.
+#   --dev  also the test tools and Debian's postgresql (the workspace tests start their own
+#          server). Debian's chromium is always installed: the app renders PNG exports with
+#          it, and the browser tests drive it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -23,11 +24,17 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 
-if ! command -v chromium >/dev/null 2>&1; then
-  echo "== Installing Debian's chromium (PNG export, browser tests)"
+# Debian packages: chromium always (PNG export, browser tests); PostgreSQL for the tests.
+packages=""
+command -v chromium >/dev/null 2>&1 || packages="chromium"
+if [ $dev = 1 ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  packages="$packages postgresql"
+fi
+if [ -n "$packages" ]; then
+  echo "== Installing Debian packages:$packages"
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $packages >/dev/null
 fi
 
 echo "== Preparing the embedded Gemma 3 270M model cache"

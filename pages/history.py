@@ -1,0 +1,326 @@
+"""History: every run, explanation and template version, searchable; notes and ratings."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time
+
+import pandas as pd
+import streamlit as st
+
+from components import state
+from components.diff_view import diff_html
+from components.heatmap import heatmap
+from components.sidebar import model_sidebar
+from components.workspace import autosaved, load_into_workbench, workspace
+from salience.compare import output_diff
+from salience.errors import InputError
+from salience.methods import get_method
+from salience.segments import GRANULARITIES
+from salience.views import heatmap_view, readout
+from workspace.store import RunFilter, RunRow, Workspace
+
+RATINGS = {"any": "Any rating", "up": "👍 rated up", "down": "👎 rated down", "unrated": "Not rated"}
+WORKBENCH = "pages/workbench.py"
+RUN_QUERY = "run"  # ?run=ID opens a run (the address of a selected run can be shared)
+
+
+def _excerpt(text: str, limit: int = 80) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _filters(opened: Workspace) -> RunFilter:
+    cols = st.columns([3, 2, 2, 2])
+    text = cols[0].text_input("Search prompts and outputs", key=state.HISTORY_SEARCH, persist_state="session")
+    template = cols[1].selectbox(
+        "Template",
+        [None, *opened.template_names()],
+        key=state.HISTORY_TEMPLATE,
+        format_func=lambda v: v or "All",
+    )
+    variable = cols[2].text_input(
+        "A variable's value contains", key=state.HISTORY_VARIABLE, persist_state="session"
+    )
+    model = cols[3].selectbox(
+        "Model", [None, *opened.models()], key=state.HISTORY_MODEL, format_func=lambda v: v or "All"
+    )
+    cols = st.columns([3, 2, 2])
+    dates = cols[0].date_input("Between", value=(), key=state.HISTORY_DATES, format="YYYY-MM-DD")
+    rating = cols[1].selectbox("Rating", list(RATINGS), key=state.HISTORY_RATING, format_func=RATINGS.get)
+    with cols[2]:
+        st.write("")
+        with_notes = st.checkbox(
+            "Only runs with notes", key=state.HISTORY_WITH_NOTES, persist_state="session"
+        )
+    since = until = None
+    if isinstance(dates, tuple | list) and dates:
+        since = datetime.combine(dates[0], time.min, UTC)
+        until = datetime.combine(dates[-1], time.max, UTC)
+    return RunFilter(
+        text=text.strip(),
+        template=template,
+        variable_value=variable.strip(),
+        model=model,
+        since=since,
+        until=until,
+        rating=None if rating == "any" else rating,
+        with_notes=with_notes,
+    )
+
+
+def _runs_tab(opened: Workspace) -> None:
+    terms = _filters(opened)
+    runs = opened.runs(terms)
+    if not runs:
+        st.info("No runs match. Runs appear here as soon as you press Generate on the Workbench or Compare.")
+        _selected_run(opened)
+        return
+    frame = pd.DataFrame(
+        [
+            {
+                "when": run.created_at.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
+                "template": run.template or "—",
+                "output": _excerpt(run.output),
+                "model": run.model,
+                "rating": run.rating,
+                "notes": run.notes,
+                "seconds": round(run.seconds, 2),
+            }
+            for run in runs
+        ]
+    )
+    st.caption(f"{len(runs)} runs, newest first. Select one to see it again.")
+    event = st.dataframe(
+        frame,
+        hide_index=True,
+        width="stretch",
+        on_select="rerun",
+        selection_mode="single-row",
+        key=state.HISTORY_TABLE,
+        column_config={"rating": st.column_config.NumberColumn("rating", format="%+d")},
+    )
+    rows = event.selection.rows if event and event.selection else []
+    cols = st.columns(2)
+    cols[0].download_button(
+        "Runs with notes (JSONL)",
+        opened.export_jsonl(notes_only=True),
+        "runs-with-notes.jsonl",
+        "application/json",
+        width="stretch",
+    )
+    cols[1].download_button(
+        "Runs with notes (CSV)", _notes_csv(opened), "runs-with-notes.csv", "text/csv", width="stretch"
+    )
+    if rows:
+        st.query_params[RUN_QUERY] = str(runs[rows[0]].id)
+    _selected_run(opened)
+
+
+def _selected_run(opened: Workspace) -> None:
+    """The run named in the address (``?run=ID``), if any."""
+    wanted = st.query_params.get(RUN_QUERY)
+    if wanted:
+        try:
+            run = opened.run(int(wanted))
+        except (InputError, ValueError):
+            st.error(f"There is no run '{_excerpt(wanted, 20)}' in this workspace.", icon="⚠️")
+            return
+        _run_detail(opened, run)
+
+
+def _notes_csv(opened: Workspace) -> str:
+    rows = []
+    for run in opened.runs(RunFilter(with_notes=False, limit=100_000)):
+        for note in opened.notes(run_id=run.id) if run.notes else []:
+            rows.append(
+                {
+                    "run": run.id,
+                    "when": run.created_at.isoformat(),
+                    "template": run.template,
+                    "model": run.model,
+                    "prompt": run.prompt,
+                    "output": run.output,
+                    "reviewer": note.reviewer,
+                    "rating": note.rating,
+                    "note": note.text,
+                    "noted_at": note.created_at.isoformat(),
+                }
+            )
+    return pd.DataFrame(rows).to_csv(index=False) if rows else "run,reviewer,rating,note\n"
+
+
+def _run_detail(opened: Workspace, run: RunRow) -> None:
+    st.divider()
+    st.subheader(f"Run {run.id} · {run.template or 'no template'}")
+    st.caption(
+        f"{run.created_at.astimezone():%Y-%m-%d %H:%M:%S} · {run.model} · {run.tokens} tokens in "
+        f"{run.seconds:.1f}s · stop: {run.stop_reason} · max {run.settings.get('max_new_tokens')} new tokens"
+    )
+    if st.button("Open in the workbench", type="primary", help="Loads this prompt, its values and settings."):
+        template = opened.version(run.version_id) if run.version_id else None
+        load_into_workbench(
+            run.template or "restored run",
+            template.text.replace("{", "{{").replace("}", "}}") if template is None else template.text,
+            run.variables if template else {},
+            run.settings,
+        )
+        if template is None:  # no template saved: the rendered prompt, braces escaped
+            st.session_state[state.TEMPLATE] = run.prompt.replace("{", "{{").replace("}", "}}")
+        st.switch_page(WORKBENCH)
+    saved = opened.salience_for_run(run.id)
+    if not saved:
+        cols = st.columns(2)
+        cols[0].markdown("**Prompt**")
+        cols[0].code(run.prompt, language=None, wrap_lines=True)
+        cols[1].markdown("**Output**")
+        cols[1].code(run.output, language=None, wrap_lines=True)
+        st.caption("No explanation was computed for this run.")
+    else:
+        _saved_heatmap(saved)
+    _notes(opened, run)
+
+
+def _saved_heatmap(saved) -> None:
+    labels = [
+        f"“{_excerpt(item.target_text.strip(), 60)}” · {item.created_at.astimezone():%H:%M:%S}"
+        for item in saved
+    ]
+    index = st.selectbox(
+        "Explanation", range(len(saved)), key=state.HISTORY_SALIENCE, format_func=labels.__getitem__
+    )
+    item = saved[index]
+    methods = list(item.result.scores)
+    cols = st.columns(2)
+    method = cols[0].radio("Method", methods, format_func=lambda m: get_method(m).label, horizontal=True)
+    granularity = cols[1].selectbox(
+        "Granularity", [g for g in GRANULARITIES if g not in ("slots", "regex")], index=2
+    )
+    result = item.result
+    view = heatmap_view(result.text, result.offsets, result.prompt_length, granularity, method, result)
+    heatmap(
+        view.cells(result.prompt_length),
+        signed=view.signed,
+        scale=view.scale,
+        intensity=1.0,
+        selection=view.target_span,
+        status=f"Explaining “{result.target_text.strip()}” · {get_method(method).label} · {granularity} "
+        "(saved scores, nothing recomputed)",
+        stale=False,
+        key="history_heatmap",
+        on_select=lambda: None,
+        click_hint="Saved result: open the run in the workbench to explain another part",
+    )
+    st.markdown(f"**Reading:** {readout(view, result)}")
+
+
+def _notes(opened: Workspace, run: RunRow) -> None:
+    st.markdown("**Review**")
+    for note in opened.notes(run_id=run.id):
+        thumb = {1: "👍 ", -1: "👎 ", None: ""}[note.rating]
+        st.markdown(
+            f"{thumb}**{note.reviewer}** · {note.created_at.astimezone():%Y-%m-%d %H:%M}  \n{note.text}"
+        )
+    reviewer = st.session_state.get(state.REVIEWER, "").strip()
+    with st.form(f"note_form_{run.id}", clear_on_submit=True, border=True):
+        st.caption(f"As **{reviewer}**" if reviewer else "Type your name in the sidebar first.")
+        rating = st.feedback("thumbs", key=f"{state.NOTE_RATING}_{run.id}")
+        text = st.text_area("Note", key=f"{state.NOTE_TEXT}_{run.id}", height=80, max_chars=20_000)
+        if st.form_submit_button("Save note", disabled=not reviewer):
+            try:
+                opened.add_note(
+                    reviewer, text, None if rating is None else (1 if rating == 1 else -1), run_id=run.id
+                )
+            except InputError as error:
+                st.error(str(error), icon="⚠️")
+            else:
+                st.rerun()
+
+
+def _versions_tab(opened: Workspace) -> None:
+    names = opened.template_names()
+    if not names:
+        st.info("No template versions yet: they are saved as you edit on the Workbench.")
+        return
+    name = st.selectbox("Template", names, key=state.HISTORY_DIFF_TEMPLATE)
+    versions = opened.versions(name)
+    labels = {
+        v.id: f"v{len(versions) - i} · {v.created_at.astimezone():%Y-%m-%d %H:%M:%S}"
+        + (f" · {v.author}" if v.author else "")
+        for i, v in enumerate(versions)
+    }
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "version": labels[v.id],
+                    "first line": _excerpt(v.text.split("\n")[0], 90),
+                    "variables": ", ".join(f"{k}={_excerpt(str(x), 30)}" for k, x in v.variables.items()),
+                }
+                for v in versions
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
+    )
+    ids = [v.id for v in versions]
+    cols = st.columns(2)
+    a = cols[0].selectbox(
+        "Older", ids, index=min(1, len(ids) - 1), key=state.HISTORY_VERSION_A, format_func=labels.get
+    )
+    b = cols[1].selectbox("Newer", ids, index=0, key=state.HISTORY_VERSION_B, format_func=labels.get)
+    old, new = opened.version(a), opened.version(b)
+    diff = output_diff(old.text, new.text, labels[a], labels[b])
+    st.html(diff_html(diff, "template-diff"))
+    st.caption(diff.summary.replace("outputs", "templates"))
+    changed = {
+        k for k in set(old.variables) | set(new.variables) if old.variables.get(k) != new.variables.get(k)
+    }
+    for key in sorted(changed):
+        st.markdown(f"`{key}`: “{old.variables.get(key, '—')}” → “{new.variables.get(key, '—')}”")
+    for version in (old, new) if a != b else (new,):
+        if st.button(f"Restore {labels[version.id]} into the workbench", key=f"restore_{version.id}"):
+            load_into_workbench(version.template, version.text, version.variables)
+            st.switch_page(WORKBENCH)
+
+
+def _transfer_tab(opened: Workspace) -> None:
+    st.download_button(
+        "Export the whole workspace (JSONL)",
+        lambda: opened.export_jsonl(),
+        "workspace.jsonl",
+        "application/json",
+        help="Templates and versions, runs, explanations, comparisons and notes; one JSON object per line.",
+    )
+    upload = st.file_uploader("Import a workspace export (JSONL)", type=["jsonl", "json", "txt"])
+    if upload is not None and st.button("Import", type="primary"):
+        try:
+            counts = opened.import_jsonl(upload.getvalue())
+        except InputError as error:
+            st.error(f"{upload.name}: {error} Nothing was imported.", icon="⚠️")
+        else:
+            st.success(
+                "Imported "
+                + ", ".join(f"{n} {kind.replace('_', ' ')}s" for kind, n in counts.items() if n)
+                + "."
+            )
+
+
+@autosaved
+def page() -> None:
+    model_sidebar()
+    st.title("History")
+    st.caption("Everything you edit, generate and explain is saved here, for you and your team.")
+    opened = workspace()
+    if opened is None:
+        st.error(st.session_state[state.WORKSPACE_ERROR] or "The workspace is not available.", icon="⚠️")
+        return
+    runs, versions, transfer = st.tabs(["Runs", "Template versions", "Import / export"])
+    with runs:
+        _runs_tab(opened)
+    with versions:
+        _versions_tab(opened)
+    with transfer:
+        _transfer_tab(opened)
+
+
+page()
