@@ -62,13 +62,22 @@ export default function(component) {
   document.addEventListener("input", (event) => {
     const element = event.target;
     if (!(element instanceof HTMLTextAreaElement)) return;
+    if (element.closest('[data-testid="stForm"]')) return;  // a form keeps its text until submitted
     const label = element.getAttribute("aria-label");
     if (!label) return;
     pending = { label: label, value: element.value };
     clearTimeout(timer);
     timer = setTimeout(flush, data.debounce_ms);
   }, true);
-  document.addEventListener("focusout", flush, true);
+  // A click elsewhere or Ctrl+Enter commits the text area itself: drop the draft so that its
+  // message never races the click's own rerun.
+  const drop = () => { clearTimeout(timer); pending = null; };
+  document.addEventListener("pointerdown", (event) => {
+    if (!(event.target instanceof HTMLTextAreaElement)) drop();
+  }, true);
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) drop();
+  }, true);
   window.addEventListener("pagehide", flush);
 }
 """
@@ -227,7 +236,8 @@ def begin() -> None:
         saved = opened.load_state(browser)
         if saved:
             _restore(saved)
-        st.session_state[state.REVIEWER] = opened.reviewer(browser) or ""
+        if not st.session_state.get(state.REVIEWER):  # never overwrite a name typed meanwhile
+            st.session_state[state.REVIEWER] = opened.reviewer(browser) or ""
     except (InputError, WorkbenchError, SQLAlchemyError) as error:
         st.session_state[state.WORKSPACE_ERROR] = f"Your last state could not be restored: {error}"
 
