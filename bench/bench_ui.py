@@ -14,13 +14,14 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "e2e")]
 
-from conftest import CHROMIUM, CHROMIUM_ARGS, start_app, stop_app  # noqa: E402
+from app_server import CHROMIUM, CHROMIUM_ARGS, start_app, stop_app  # noqa: E402
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 from workbench_page import ARTIFACTS, LONG, choose_granularity, generate, status, wait_idle  # noqa: E402
 
@@ -40,7 +41,8 @@ def main() -> int:
     args = parser.parse_args()
     ARTIFACTS.mkdir(exist_ok=True)
     started = time.perf_counter()
-    process, url = start_app(ROOT / "app.py")
+    data = tempfile.mkdtemp(prefix="bench-ui-")  # autosave goes to a throwaway workspace
+    process, url = start_app(ROOT / "app.py", env={"GEMMA_WORKBENCH_DATA": data})
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

@@ -9,6 +9,7 @@ import sentencepiece as spm
 from salience.types import Tokenization
 
 _BYTE_PIECE = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
+_META = "\u2581".encode()
 
 
 class OffsetTokenizer:
@@ -30,13 +31,24 @@ class OffsetTokenizer:
     def decode(self, ids) -> str:
         return self._sp.decode([int(i) for i in ids])
 
-    def _piece_bytes(self, token_id: int) -> int:
+    def _piece_bytes(self, token_id: int, encoded: bytes, cursor: int) -> int:
+        """Bytes of the text that a token covers, starting at byte ``cursor``.
+
+        SentencePiece writes a space as "▁", so a "▁" in a piece stands for a space or for
+        a literal "▁" in the text: whichever the text has there.
+        """
         if self._sp.is_control(token_id):
             return 0
         piece = self._sp.id_to_piece(token_id)
         if self._sp.is_byte(token_id) and _BYTE_PIECE.match(piece):
             return 1
-        return len(piece.replace("\u2581", " ").encode("utf-8"))
+        size = 0
+        for char in piece:
+            if char == "\u2581" and not encoded.startswith(_META, cursor + size):
+                size += 1  # a space
+            else:
+                size += len(char.encode("utf-8"))
+        return size
 
     def tokenize(self, text: str, add_bos: bool = False, offset: int = 0) -> Tokenization:
         """Tokenize ``text``; offsets are character positions shifted by ``offset``."""
@@ -46,7 +58,7 @@ class OffsetTokenizer:
         spans: list[tuple[int, int]] = []
         cursor = 0
         for token_id in ids:
-            size = self._piece_bytes(token_id)
+            size = self._piece_bytes(token_id, encoded, cursor)
             start_byte, end_byte = cursor, cursor + size
             cursor = end_byte
             start = byte_to_char[min(start_byte, len(encoded))]

@@ -1,7 +1,7 @@
 """Character offsets of SentencePiece tokens, including byte-fallback pieces."""
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from salience.tokenizing import OffsetTokenizer
@@ -51,6 +51,8 @@ def test_bos_and_shift(tokenizer):
 
 @settings(max_examples=60, deadline=None)
 @given(st.text(max_size=60))
+@example("▁")  # SentencePiece's own space marker typed as text
+@example("a ▁b▁ ▁▁c")
 def test_offsets_cover_any_text(tokenizer, text):
     tokens = tokenizer.tokenize(text)
     if text:

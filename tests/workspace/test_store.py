@@ -351,3 +351,19 @@ def test_unreachable_database_says_so(postgres_server):
         Workspace.open(f"postgresql+psycopg://workbench@127.0.0.1:{port}/no_such_database")
     with pytest.raises(WorkspaceUnavailable, match="not a database URL"):
         Workspace.open("not a url")
+
+
+def test_command_line_export_and_import(tmp_path, monkeypatch, capsys):
+    from workspace.__main__ import main
+
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'a.sqlite3'}")
+    assert main(["upgrade"]) == 0
+    opened = Workspace.open()
+    opened.record_run(generation(), "m", "bfloat16", SETTINGS)
+    opened.close()
+    assert main(["export", str(tmp_path / "out.jsonl")]) == 0
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'b.sqlite3'}")
+    assert main(["import", str(tmp_path / "out.jsonl")]) == 0
+    assert "1 run" in capsys.readouterr().out
+    assert main(["import", str(tmp_path / "missing.jsonl")]) == 2
+    assert "error:" in capsys.readouterr().err

@@ -4,7 +4,7 @@ runs survive a server restart; two reviewers note the same run at the same time.
 from __future__ import annotations
 
 import pytest
-from conftest import ROOT, start_app, stop_app
+from app_server import ROOT, start_app, stop_app
 from playwright.sync_api import expect
 from workbench_page import LONG, generate, open_workbench, set_text_area, wait_idle
 
