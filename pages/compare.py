@@ -24,9 +24,10 @@ from components.comparison import (
 from components.diff_view import diff_html
 from components.heatmap import heatmap
 from components.permalink import QUERY_KEY, apply_link_from_url, create_link, link_url
+from components.review import review_box
 from components.sidebar import model_sidebar
 from components.widgets import COMPARE_CONTROLS, current_settings, salience_controls
-from components.workspace import autosaved
+from components.workspace import autosaved, workspace
 from salience.compare import MAX_VARIANTS, Variant, output_diff, part_diff
 from salience.errors import WorkbenchError
 from salience.export import ExportDocument, ExportPane, legend_gradient, to_csv, to_html, to_json, to_png
@@ -352,10 +353,17 @@ def _permalink() -> None:
             create_link()
         except WorkbenchError as error:
             st.error(str(error), icon="⚠️")
-    snapshot_id = st.session_state[state.PERMALINK_ID]
+    snapshot_id = st.session_state[state.PERMALINK_ID] or st.session_state[state.APPLIED_SNAPSHOT]
     if snapshot_id:
         with cols[1]:
             st.code(link_url(snapshot_id), language=None)
+        opened = workspace()
+        if opened is not None:
+            try:
+                opened.load(snapshot_id)  # notes need the comparison in the workspace
+            except WorkbenchError:
+                return
+            review_box(opened, comparison_id=snapshot_id)
 
 
 def _presentation(panes: list[Pane], caption: str, signed: bool, scale: float, intensity: float) -> None:

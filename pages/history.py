@@ -10,6 +10,7 @@ import streamlit as st
 from components import state
 from components.diff_view import diff_html
 from components.heatmap import heatmap
+from components.review import review_box
 from components.sidebar import model_sidebar
 from components.workspace import autosaved, load_into_workbench, workspace
 from salience.compare import output_diff
@@ -177,7 +178,7 @@ def _run_detail(opened: Workspace, run: RunRow) -> None:
         st.caption("No explanation was computed for this run.")
     else:
         _saved_heatmap(saved)
-    _notes(opened, run)
+    review_box(opened, run_id=run.id)
 
 
 def _saved_heatmap(saved) -> None:
@@ -211,29 +212,6 @@ def _saved_heatmap(saved) -> None:
         click_hint="Saved result: open the run in the workbench to explain another part",
     )
     st.markdown(f"**Reading:** {readout(view, result)}")
-
-
-def _notes(opened: Workspace, run: RunRow) -> None:
-    st.markdown("**Review**")
-    for note in opened.notes(run_id=run.id):
-        thumb = {1: "👍 ", -1: "👎 ", None: ""}[note.rating]
-        st.markdown(
-            f"{thumb}**{note.reviewer}** · {note.created_at.astimezone():%Y-%m-%d %H:%M}  \n{note.text}"
-        )
-    reviewer = st.session_state.get(state.REVIEWER, "").strip()
-    with st.form(f"note_form_{run.id}", clear_on_submit=True, border=True):
-        st.caption(f"As **{reviewer}**" if reviewer else "Type your name in the sidebar first.")
-        rating = st.feedback("thumbs", key=f"{state.NOTE_RATING}_{run.id}")
-        text = st.text_area("Note", key=f"{state.NOTE_TEXT}_{run.id}", height=80, max_chars=20_000)
-        if st.form_submit_button("Save note", disabled=not reviewer):
-            try:
-                opened.add_note(
-                    reviewer, text, None if rating is None else (1 if rating == 1 else -1), run_id=run.id
-                )
-            except InputError as error:
-                st.error(str(error), icon="⚠️")
-            else:
-                st.rerun()
 
 
 def _versions_tab(opened: Workspace) -> None:

@@ -168,3 +168,19 @@ def test_exports_offer_html_csv_json_and_a_png(compared):
     run(compared)
     assert compared.session_state[state.COMPARE_PNG][1][:8] == b"\x89PNG\r\n\x1a\n"
     assert "Download PNG" in {b.label for b in compared.get("download_button")}
+
+
+def test_a_saved_comparison_takes_review_notes(compared, data_dir):
+    from workspace.store import Workspace
+
+    button(compared, "Create link").click()
+    run(compared)
+    link = compared.session_state[state.PERMALINK_ID]
+    next(t for t in compared.text_input if t.label == "Your name (for review notes)").input("Ana").run()
+    next(t for t in compared.text_area if t.label == "Note").input("Fixed example wins.")
+    next(b for b in compared.button if b.label == "Save note").click()
+    run(compared)
+    assert any("**Ana**" in m.value and "Fixed example wins." in m.value for m in compared.markdown)
+    saved = Workspace.open(f"sqlite:///{data_dir / 'workspace.sqlite3'}")
+    assert [n.text for n in saved.notes(comparison_id=link)] == ["Fixed example wins."]
+    saved.close()
