@@ -23,7 +23,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "e2e")]
 
 from app_server import CHROMIUM, CHROMIUM_ARGS, start_app, stop_app  # noqa: E402
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
-from workbench_page import ARTIFACTS, LONG, choose_granularity, generate, status, wait_idle  # noqa: E402
+from workbench_page import ARTIFACTS, LONG, choose, choose_granularity, generate, status, wait_idle  # noqa: E402
 
 
 def click_and_wait(page, segment) -> float:
@@ -33,6 +33,25 @@ def click_and_wait(page, segment) -> float:
     expect(status(page)).to_contain_text(f"Explaining: “{text}", timeout=LONG)
     wait_idle(page)
     return time.perf_counter() - started
+
+
+def measure_compare(page) -> tuple[float, float]:
+    """Pin the codelab's three prompts, open Compare; time the panes, then a linked control."""
+    for sample in ("fewshot-mistake", "fewshot-fixed", "fewshot-constitution"):
+        choose(page, "Sample prompt", sample)
+        generate(page)
+        page.get_by_role("button", name="📌 Send to compare").click()
+        wait_idle(page)
+    started = time.perf_counter()
+    page.get_by_role("link", name="Compare").first.click()
+    expect(page.get_by_test_id("heatmap-text")).to_have_count(3, timeout=LONG)
+    wait_idle(page)
+    opened = time.perf_counter() - started
+    started = time.perf_counter()
+    choose(page, "Granularity", "words")
+    expect(page.get_by_test_id("heatmap-text")).to_have_count(3, timeout=LONG)
+    wait_idle(page)
+    return opened, time.perf_counter() - started
 
 
 def main() -> int:
@@ -65,6 +84,11 @@ def main() -> int:
                 f"click-to-colours (~{tokens} tokens of text): new target median {new:.2f}s "
                 f"(max {max(fresh):.2f}s, target <= 2s) | already computed {old:.2f}s | "
                 f"ratio {new / old:.2f}x"
+            )
+            compare_seconds = measure_compare(page)
+            print(
+                f"compare: three pinned variants (outputs carried over) -> panes on one scale in "
+                f"{compare_seconds[0]:.2f}s; a linked granularity change -> all panes in {compare_seconds[1]:.2f}s"
             )
             browser.close()
     finally:

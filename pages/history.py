@@ -101,7 +101,15 @@ def _runs_tab(opened: Workspace) -> None:
         column_config={"rating": st.column_config.NumberColumn("rating", format="%+d")},
     )
     rows = event.selection.rows if event and event.selection else []
-    cols = st.columns(2)
+    cols = st.columns(3)
+    cols[2].download_button(
+        f"These {len(runs)} runs (JSONL)",
+        lambda: opened.export_jsonl(run_ids=[run.id for run in runs]),
+        "runs.jsonl",
+        "application/json",
+        width="stretch",
+        help="The runs this search found, with their template versions, explanations and notes.",
+    )
     cols[0].download_button(
         "Runs with notes (JSONL)",
         opened.export_jsonl(notes_only=True),
