@@ -79,6 +79,7 @@ def test_refresh_and_restart_lose_nothing(browser, data_dir):
             reviewer.reload()
             expect(reviewer.get_by_text("Ana: the answer ignores the allergy.")).to_be_visible(timeout=LONG)
             expect(reviewer.get_by_text("Ben: the answer ignores the allergy.")).to_be_visible(timeout=LONG)
+        pages[0].screenshot(path=str(ROOT / "artifacts" / "history.png"))
         assert sorted(n.reviewer for n in saved.notes(run_id=run.id)) == ["Ana", "Ben"]
         saved.close()
         context.close()
