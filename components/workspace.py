@@ -12,6 +12,7 @@ import functools
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Callable
 
 import streamlit as st
@@ -29,6 +30,8 @@ from workspace.store import Workspace, settings_json
 COOKIE = "gw_browser"
 DRAFT_DEBOUNCE_MS = 700
 UNTITLED = "untitled"
+RETRY_SECONDS = 30
+_FAILURES: dict[str, tuple[float, str]] = {}  # url -> (when it failed, the message)
 log = logging.getLogger(__name__)
 
 _JS = r"""
@@ -93,11 +96,18 @@ def _open(url: str) -> Workspace:
 def workspace() -> Workspace | None:
     """The shared workspace, or None (with the reason in session state) when it cannot open."""
     url = default_url()
+    failed = _FAILURES.get(url)
+    if failed and time.monotonic() - failed[0] < RETRY_SECONDS:  # do not wait on a dead server every run
+        st.session_state[state.WORKSPACE_ERROR] = failed[1]
+        return None
     try:
         opened = _open(url)
     except WorkspaceUnavailable as error:
-        st.session_state[state.WORKSPACE_ERROR] = f"{error} Work is not being saved."
+        message = f"{error} Work is not being saved; the app tries again every {RETRY_SECONDS} s."
+        _FAILURES[url] = (time.monotonic(), message)
+        st.session_state[state.WORKSPACE_ERROR] = message
         return None
+    _FAILURES.pop(url, None)
     st.session_state[state.WORKSPACE_ERROR] = None
     return opened
 

@@ -24,6 +24,7 @@ from salience.snapshots import data_root
 DATABASE_ENV = "DATABASE_URL"
 WORKSPACE_FILE = "workspace.sqlite3"
 BUSY_TIMEOUT_MS = 30_000
+CONNECT_TIMEOUT_SECONDS = 5
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
@@ -129,7 +130,13 @@ def open_database(url: str | None = None) -> Opened:
         )
         _sqlite_pragmas(engine)
     else:
-        engine = create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=10)
+        engine = create_engine(
+            parsed,
+            pool_pre_ping=True,
+            pool_size=5,
+            max_overflow=10,
+            connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
+        )
     try:
         migrate(engine)
     except SQLAlchemyError as error:
