@@ -85,6 +85,8 @@ def test_two_sessions_generate_at_once(browser, workbench_url):
     for number, page in enumerate(pages):
         open_workbench(page, workbench_url)
         set_text_area(page, "food_likes", f"Cheese number {number}")
+    for page in pages:
+        expect(page.get_by_role("button", name="Generate")).to_have_count(1, timeout=LONG)
     for page in pages:  # both clicks land before either generation finishes
         page.get_by_role("button", name="Generate").click()
     for page in pages:

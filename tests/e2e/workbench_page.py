@@ -28,7 +28,10 @@ def status(page: Page):
 
 
 def generate(page: Page) -> None:
-    page.get_by_role("button", name="Generate").click()
+    button = page.get_by_role("button", name="Generate")
+    expect(button).to_have_count(1, timeout=LONG)  # mid-rerun Streamlit can show a stale copy too
+    wait_idle(page)
+    button.click()
     expect(status(page)).to_be_visible(timeout=LONG)
     wait_idle(page)
 
