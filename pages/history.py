@@ -269,6 +269,30 @@ def _versions_tab(opened: Workspace) -> None:
             st.switch_page(WORKBENCH)
 
 
+def _comparisons_tab(opened: Workspace) -> None:
+    saved = opened.comparisons()
+    if not saved:
+        st.info("No saved comparisons yet: press **Create link** on the Compare page to save one.")
+        return
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "saved": row.created_at.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
+                    "variants": " · ".join(row.variants) or "—",
+                    "notes": row.notes,
+                    "link": f"compare?c={row.id}",
+                }
+                for row in saved
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
+        column_config={"link": st.column_config.LinkColumn("open", display_text="open on Compare")},
+    )
+    st.caption("Open one to see it again, add a note or present it.")
+
+
 def _transfer_tab(opened: Workspace) -> None:
     st.download_button(
         "Export the whole workspace (JSONL)",
@@ -300,11 +324,15 @@ def page() -> None:
     if opened is None:
         st.error(st.session_state[state.WORKSPACE_ERROR] or "The workspace is not available.", icon="⚠️")
         return
-    runs, versions, transfer = st.tabs(["Runs", "Template versions", "Import / export"])
+    runs, versions, comparisons, transfer = st.tabs(
+        ["Runs", "Template versions", "Comparisons", "Import / export"]
+    )
     with runs:
         _runs_tab(opened)
     with versions:
         _versions_tab(opened)
+    with comparisons:
+        _comparisons_tab(opened)
     with transfer:
         _transfer_tab(opened)
 

@@ -54,6 +54,14 @@ class NoteRow:
 
 
 @dataclass(frozen=True)
+class ComparisonRow:
+    id: str
+    created_at: datetime
+    variants: tuple[str, ...]
+    notes: int
+
+
+@dataclass(frozen=True)
 class VersionRow:
     id: int
     template: str
@@ -474,6 +482,23 @@ class Workspace:
                     "them; ask for a new link."
                 )
             return decode(comparison.state.encode(), snapshot_id)
+
+    def comparisons(self, limit: int = 200) -> list[ComparisonRow]:
+        """Saved comparisons, newest first, with their variant names and note counts."""
+        note_count = select(func.count(Note.id)).where(Note.comparison_id == Comparison.id).scalar_subquery()
+        with self._read() as session:
+            rows = session.execute(
+                select(Comparison, note_count).order_by(Comparison.created_at.desc()).limit(limit)
+            )
+            out = []
+            for comparison, notes in rows:
+                try:
+                    variants = json.loads(comparison.state).get("variants") or []
+                    names = tuple(str(v.get("name", "?")) for v in variants)
+                except (json.JSONDecodeError, AttributeError):
+                    names = ()
+                out.append(ComparisonRow(comparison.id, comparison.created_at, names, int(notes or 0)))
+            return out
 
     # Import and export -----------------------------------------------------------------
 

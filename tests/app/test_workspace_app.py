@@ -143,3 +143,13 @@ def test_unreachable_database_keeps_the_app_working(tiny_gguf, monkeypatch):
     button(app, "Generate").click()
     run(app)
     assert app.session_state[state.GENERATION] is not None
+
+
+def test_history_lists_saved_comparisons(tiny_app_env, data_dir):
+    saved = workspace_in(data_dir)
+    link = saved.save({"state": {}, "variants": [{"name": "mistake"}, {"name": "fixed"}]})
+    saved.add_note("Ana", "Good before/after", 1, comparison_id=link)
+    history = open_app(page="pages/history.py")
+    frame = history.dataframe[-1].value
+    assert list(frame["variants"]) == ["mistake · fixed"] and list(frame["notes"]) == [1]
+    assert list(frame["link"]) == [f"compare?c={link}"]

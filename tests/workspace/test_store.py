@@ -149,6 +149,8 @@ def test_browser_state_reviewer_and_comparisons(workspace):
     assert workspace.load(link) == {"state": {"a": 1}, "variants": []}
     workspace.add_note("Ana", "Great demo", 1, comparison_id=link)
     assert [n.text for n in workspace.notes(comparison_id=link)] == ["Great demo"]
+    [listed] = workspace.comparisons()
+    assert (listed.id, listed.variants, listed.notes) == (link, (), 1)
     with pytest.raises(SnapshotNotFound):
         workspace.load("0123456789ab")
     with pytest.raises(InputError, match="not a comparison link"):
