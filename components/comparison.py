@@ -13,6 +13,7 @@ from salience.compare import MAX_VARIANTS, ResolvedTarget, TargetChoice, Variant
 from salience.errors import WorkbenchError
 from salience.methods import DEFAULT_METHODS
 from salience.model import LanguageModel
+from salience.segments import normalize
 from salience.templates import RenderedPrompt, TemplateError, parse_template
 from salience.types import GenerationSettings, SalienceResult
 from salience.views import HeatmapView, heatmap_view
@@ -181,16 +182,18 @@ def explain(
         workspace.remember_salience(
             pane.result, model.spec, precision, pane.prompt, pane.target.target, pane.target.span
         )
-    scale = shared_scale(
-        [_view(pane, method, granularity, pattern, aggregation, None).scale for pane in panes if pane.result]
-    )
     for pane in panes:
         if pane.result is not None:
-            pane.view = _view(pane, method, granularity, pattern, aggregation, scale)
+            pane.view = _view(pane, method, granularity, pattern, aggregation)
+    scale = shared_scale([pane.view.scale for pane in panes if pane.view])
+    for pane in panes:
+        if pane.view is not None:  # re-normalise on the shared scale (segments stay as they are)
+            normalized, _ = normalize(pane.view.scores, scale)
+            pane.view = dataclasses.replace(pane.view, normalized=normalized, scale=scale)
     return panes, scale
 
 
-def _view(pane: Pane, method, granularity, pattern, aggregation, scale) -> HeatmapView:
+def _view(pane: Pane, method, granularity, pattern, aggregation) -> HeatmapView:
     result = pane.result
     return heatmap_view(
         result.text,
@@ -202,5 +205,4 @@ def _view(pane: Pane, method, granularity, pattern, aggregation, scale) -> Heatm
         pane.rendered,
         pattern,
         aggregation,
-        shared_scale=scale,
     )

@@ -112,13 +112,17 @@ def _runs_tab(opened: Workspace) -> None:
     )
     cols[0].download_button(
         "Runs with notes (JSONL)",
-        opened.export_jsonl(notes_only=True),
+        lambda: opened.export_jsonl(notes_only=True),
         "runs-with-notes.jsonl",
         "application/json",
         width="stretch",
     )
     cols[1].download_button(
-        "Runs with notes (CSV)", _notes_csv(opened), "runs-with-notes.csv", "text/csv", width="stretch"
+        "Runs with notes (CSV)",
+        lambda: _notes_csv(opened),
+        "runs-with-notes.csv",
+        "text/csv",
+        width="stretch",
     )
     if rows:
         st.query_params[RUN_QUERY] = str(runs[rows[0]].id)
@@ -138,23 +142,7 @@ def _selected_run(opened: Workspace) -> None:
 
 
 def _notes_csv(opened: Workspace) -> str:
-    rows = []
-    for run in opened.runs(RunFilter(with_notes=False, limit=100_000)):
-        for note in opened.notes(run_id=run.id) if run.notes else []:
-            rows.append(
-                {
-                    "run": run.id,
-                    "when": run.created_at.isoformat(),
-                    "template": run.template,
-                    "model": run.model,
-                    "prompt": run.prompt,
-                    "output": run.output,
-                    "reviewer": note.reviewer,
-                    "rating": note.rating,
-                    "note": note.text,
-                    "noted_at": note.created_at.isoformat(),
-                }
-            )
+    rows = opened.noted_runs()
     return pd.DataFrame(rows).to_csv(index=False) if rows else "run,reviewer,rating,note\n"
 
 

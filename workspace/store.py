@@ -431,6 +431,32 @@ class Workspace:
                 for n in session.scalars(query)
             ]
 
+    def noted_runs(self) -> list[dict]:
+        """One row per note on a run, with the run it is about (for the team's CSV)."""
+        with self._read() as session:
+            rows = session.execute(
+                select(Note, Run, Template.name)
+                .join(Run, Note.run_id == Run.id)
+                .outerjoin(TemplateVersion, Run.template_version_id == TemplateVersion.id)
+                .outerjoin(Template, TemplateVersion.template_id == Template.id)
+                .order_by(Run.id, Note.id)
+            )
+            return [
+                {
+                    "run": run.id,
+                    "when": run.created_at.isoformat(),
+                    "template": template,
+                    "model": run.model,
+                    "prompt": run.prompt,
+                    "output": run.output,
+                    "reviewer": note.reviewer,
+                    "rating": note.rating,
+                    "note": note.text,
+                    "noted_at": note.created_at.isoformat(),
+                }
+                for note, run, template in rows
+            ]
+
     def set_reviewer(self, browser_id: str, name: str) -> None:
         with self._write() as session, session.begin():
             browser = session.get(Browser, browser_id) or Browser(id=browser_id)

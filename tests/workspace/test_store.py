@@ -120,6 +120,11 @@ def test_runs_salience_and_search(workspace):
     assert [r.id for r in workspace.runs(RunFilter(rating="down"))] == [run]
     assert [r.id for r in workspace.runs(RunFilter(rating="up"))] == [other]
     assert workspace.run(run).notes == 1 and workspace.run(run).rating == -1
+    noted = workspace.noted_runs()
+    assert [(row["run"], row["template"], row["reviewer"], row["rating"]) for row in noted] == [
+        (run, "menu", "Ana", -1),
+        (other, None, "Ben", 1),
+    ]
 
 
 def test_note_validation(workspace):
