@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
@@ -42,11 +44,19 @@ def tiny_app_env(tiny_gguf, monkeypatch):
     monkeypatch.setenv(MODEL_ENV, f"gguf:{tiny_gguf}")
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request, tiny_app_env, monkeypatch):
+    """The app's workspace on the default SQLite file, or on a real PostgreSQL via DATABASE_URL."""
+    if request.param == "postgresql":
+        monkeypatch.setenv("DATABASE_URL", request.getfixturevalue("postgres_url"))
+    return request.param
+
+
 def workspace_in(data_dir):
-    return Workspace.open(f"sqlite:///{data_dir / 'workspace.sqlite3'}")
+    return Workspace.open(os.environ.get("DATABASE_URL") or f"sqlite:///{data_dir / 'workspace.sqlite3'}")
 
 
-def test_edits_and_runs_survive_refresh_and_restart(tiny_app_env, data_dir):
+def test_edits_and_runs_survive_refresh_and_restart(backend, data_dir):
     app = open_app()
     text_area(app, "food_likes").input("Blue cheese")
     run(app)
@@ -77,7 +87,7 @@ def test_edits_and_runs_survive_refresh_and_restart(tiny_app_env, data_dir):
     saved.close()
 
 
-def test_history_shows_a_run_again_and_takes_notes(tiny_app_env, data_dir):
+def test_history_shows_a_run_again_and_takes_notes(backend, data_dir):
     app = open_app()
     button(app, "Generate").click()
     run(app)
