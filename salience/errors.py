@@ -25,3 +25,7 @@ class UnsupportedModelError(ModelLoadError):
 
 class ContextLengthError(InputError):
     """Prompt plus target does not fit the model's context."""
+
+
+class CancelledError(WorkbenchError):
+    """A long computation stopped because its caller no longer needs it."""

@@ -9,14 +9,31 @@ Two things make these fast on a CPU:
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
 
-from salience.errors import UnsupportedModelError
+from salience.errors import InputError, UnsupportedModelError
 
 MIN_SEQUENCE_BUCKET = 64
 MIN_TARGET_BUCKET = 8
+
+
+@dataclass(frozen=True)
+class IntegratedGradients:
+    """Path-averaged gradient [n, H], attributions [n, H] and log p at both ends of the path."""
+
+    path_gradient: np.ndarray
+    attributions: np.ndarray
+    log_prob_input: float
+    log_prob_baseline: float
+
+    @property
+    def completeness_gap(self) -> float:
+        """|Σ attributions − (log p(input) − log p(baseline))| relative to that difference."""
+        change = self.log_prob_input - self.log_prob_baseline
+        return abs(float(self.attributions.sum()) - change) / max(abs(change), 1e-6)
 
 
 def bucket(length: int, minimum: int) -> int:
@@ -71,6 +88,28 @@ class GemmaForward:
         # choosing another part of the same output reuses the compiled graph.
         self._salience = tf.function(self._salience_graph, reduce_retracing=False)
         self._integrated = tf.function(self._integrated_graph, reduce_retracing=False)
+        self._mean_embedding: np.ndarray | None = None
+        # Deletion: batched target log-probabilities; any batch, length and target width.
+        matrix = tf.TensorSpec([None, None], tf.int32)
+        self._batch_log_probs = tf.function(
+            self._batch_log_prob_graph,
+            input_signature=[matrix, matrix, matrix, tf.TensorSpec([None, None], tf.float32)],
+        )
+        if self.family == "gemma3":
+            layer_cache = tf.TensorSpec(
+                [1, None, int(backbone.num_key_value_heads), int(backbone.head_dim)], backbone.compute_dtype
+            )
+            self._suffix_log_probs = tf.function(
+                self._suffix_log_prob_graph,
+                input_signature=[
+                    tuple((layer_cache, layer_cache) for _ in range(self.num_layers)),
+                    tf.TensorSpec([None], tf.int32),
+                    matrix,
+                    matrix,
+                    matrix,
+                    tf.TensorSpec([None, None], tf.float32),
+                ],
+            )
         # Decoding graphs take any prompt and cache length: one trace serves every prompt.
         cache = self._cache_spec()
         scalar = tf.TensorSpec([], tf.int32)
@@ -120,14 +159,18 @@ class GemmaForward:
         gradient = tape.gradient(log_prob, embeddings)[0]
         return log_prob, gradient, embeddings[0]
 
-    def _integrated_graph(self, token_ids, alphas, alpha_weights, positions, target_ids, weights):
+    def _integrated_graph(
+        self, token_ids, baseline, path_mask, alphas, alpha_weights, positions, target_ids, weights
+    ):
         embeddings = self.embed(token_ids)  # [1, L, H]
-        scaled = alphas[:, None, None] * embeddings  # zero-embedding baseline
+        delta = (embeddings - baseline[None]) * path_mask[None, :, None]
+        start = embeddings - delta  # the baseline on the path's tokens, the input elsewhere
+        scaled = start + alphas[:, None, None] * delta
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(scaled)
             per_alpha = self._target_log_prob_graph(scaled, positions, target_ids, weights)
             log_prob = tf.reduce_sum(per_alpha * alpha_weights)
-        return tf.reduce_sum(tape.gradient(log_prob, scaled), axis=0)
+        return tf.reduce_sum(tape.gradient(log_prob, scaled), axis=0), per_alpha, delta[0]
 
     def gradients(self, ids: list[int], target_start: int, target_end: int, width: int = 0):
         """Gradient of the target's log-probability w.r.t. each input embedding.
@@ -140,35 +183,60 @@ class GemmaForward:
         n = len(ids)
         return float(log_prob), gradient.numpy()[:n], embeddings.numpy()[:n]
 
+    def baseline_embedding(self, baseline: str, pad_id: int = 0) -> np.ndarray:
+        """[H] scaled embedding that stands for an absent token: the padding token's ('pad'),
+        the vocabulary's mean ('mean') or zeros ('zero')."""
+        if baseline == "zero":
+            return np.zeros(self.hidden_dim, np.float32)
+        if baseline == "pad":
+            return self.embed(tf.constant([[pad_id]], tf.int32)).numpy()[0, 0]
+        if baseline == "mean":
+            if self._mean_embedding is None:
+                table = tf.cast(self.backbone.token_embedding.embeddings, tf.float32)
+                self._mean_embedding = (tf.reduce_mean(table, axis=0) * self._embedding_scale).numpy()
+            return self._mean_embedding
+        raise InputError(f"Unknown baseline '{baseline}'; choose pad, mean or zero.")
+
     def integrated_gradients(
         self,
         ids: list[int],
         target_start: int,
         target_end: int,
         steps: int,
+        baseline: str = "pad",
         batch: int = 4,
         alphas: np.ndarray | None = None,
         alpha_weights: np.ndarray | None = None,
         width: int = 0,
-    ) -> np.ndarray:
-        """Path-averaged gradient ``Σ_k w_k ∇F(α_k x)`` on the line from zero embeddings.
+    ) -> IntegratedGradients:
+        """Integrated Gradients on the line from a baseline to the input.
 
-        Default: the midpoint rule, ``α_k = (k + ½) / steps`` and ``w_k = 1 / steps``.
-        Returns [n, H]; multiply by the embeddings for Integrated Gradients.
+        Only the tokens between ``<bos>`` and the target start move along the path
+        (``<bos>`` and the target stay as they are), so the baseline means "the
+        prompt is absent". Default: the midpoint rule, ``α_k = (k + ½) / steps``.
+        Also returns log p at both ends, for the completeness check.
         """
         token_ids, positions, target_ids, weights = self._pack(ids, target_start, target_end, width)
+        length = int(token_ids.shape[1])
+        path_mask = np.zeros(length, np.float32)
+        path_mask[1:target_start] = 1.0
+        base = tf.constant(np.broadcast_to(self.baseline_embedding(baseline), (length, self.hidden_dim)))
         if alphas is None:
             alphas = (np.arange(steps, dtype=np.float32) + 0.5) / steps
             alpha_weights = np.full(steps, 1.0 / steps, np.float32)
-        alphas = np.asarray(alphas, np.float32)
-        alpha_weights = np.asarray(alpha_weights, np.float32)
+        alphas = np.concatenate([[0.0, 1.0], np.asarray(alphas, np.float32)]).astype(np.float32)
+        alpha_weights = np.concatenate([[0.0, 0.0], np.asarray(alpha_weights, np.float32)]).astype(np.float32)
         total = 0.0
+        ends: list[float] = []
+        delta = None
         for first in range(0, len(alphas), batch):
             chunk = alphas[first : first + batch]
             chunk_weights = alpha_weights[first : first + batch]
             padding = batch - len(chunk)
-            summed = self._integrated(
+            summed, per_alpha, delta = self._integrated(
                 token_ids,
+                base,
+                tf.constant(path_mask),
                 tf.constant(np.pad(chunk, (0, padding))),
                 tf.constant(np.pad(chunk_weights, (0, padding))),
                 positions,
@@ -176,7 +244,14 @@ class GemmaForward:
                 weights,
             )
             total = total + summed.numpy()
-        return total[: len(ids)]
+            if first == 0:
+                ends = [float(v) for v in per_alpha.numpy()[:2]]
+        n = len(ids)
+        path_gradient = total[:n]
+        attributions = path_gradient * delta.numpy()[:n]
+        return IntegratedGradients(
+            path_gradient, attributions, log_prob_input=ends[1], log_prob_baseline=ends[0]
+        )
 
     def _pack(self, ids: list[int], target_start: int, target_end: int, width: int = 0):
         length = sequence_bucket(len(ids))
@@ -196,6 +271,136 @@ class GemmaForward:
             tf.constant(target_ids),
             tf.constant(weights),
         )
+
+    # ---- deletion ------------------------------------------------------------
+    def _picked_log_probs(self, hidden, rows, target_ids, weights):
+        """Σ_t weights·log p(target_ids[b, t]) from ``hidden[b, rows[b, t]]``; [B]."""
+        picked_hidden = tf.gather(hidden, rows, axis=1, batch_dims=1)  # [B, T, H]
+        logits = self._logits(picked_hidden)  # [B, T, V]
+        picked = tf.gather(logits, target_ids[..., None], axis=2, batch_dims=2)[..., 0]
+        log_probs = picked - tf.reduce_logsumexp(logits, axis=-1)
+        return tf.reduce_sum(log_probs * weights, axis=-1)
+
+    def _batch_log_prob_graph(self, token_ids, rows, target_ids, weights):
+        return self._picked_log_probs(self._hidden(self.embed(token_ids)), rows, target_ids, weights)
+
+    def batch_log_probs(self, token_ids, rows, target_ids, weights) -> np.ndarray:
+        """Target log-probabilities of B whole sequences at once (right-padded; causal, so
+        padding never reaches the rows read). ``rows[b, t]`` is the position whose hidden
+        state predicts ``target_ids[b, t]``. Any family; no prefix sharing."""
+        return self._batch_log_probs(
+            tf.constant(token_ids, tf.int32),
+            tf.constant(rows, tf.int32),
+            tf.constant(target_ids, tf.int32),
+            tf.constant(weights, tf.float32),
+        ).numpy()
+
+    @property
+    def shares_prefixes(self) -> bool:
+        """Whether `suffix_log_probs` is available (Gemma 3's blocks are run from their parts)."""
+        return self.family == "gemma3"
+
+    def prefix_cache(self, ids: list[int]):
+        """Keys and values of every layer for ``ids`` (no padding): the shared prefix."""
+        if not ids:
+            return self.empty_cache(0)
+        return self.prefill(ids, len(ids))[1]
+
+    def suffix_log_probs(self, cache, prefix_lengths, suffix_ids, rows, target_ids, weights) -> np.ndarray:
+        """Target log-probabilities of B sequences that share the start of one prefix.
+
+        Sequence b is ``prefix[:prefix_lengths[b]] + suffix_ids[b]``: each row keeps the
+        prefix's cached keys and values up to its own length and runs only its suffix,
+        at positions ``prefix_lengths[b] + j``. ``rows`` index the suffix.
+        """
+        return self._suffix_log_probs(
+            cache,
+            tf.constant(prefix_lengths, tf.int32),
+            tf.constant(suffix_ids, tf.int32),
+            tf.constant(rows, tf.int32),
+            tf.constant(target_ids, tf.int32),
+            tf.constant(weights, tf.float32),
+        ).numpy()
+
+    def _suffix_log_prob_graph(self, cache, prefix_lengths, suffix_ids, rows, target_ids, weights):
+        size = tf.shape(suffix_ids)[1]
+        positions = prefix_lengths[:, None] + tf.range(size)[None, :]  # [B, S]
+        cached = tf.shape(cache[0][0])[1]
+        key_positions = tf.range(cached)
+        # [B, S, P]: a row sees the prefix only up to its own length.
+        prefix_mask = tf.broadcast_to(
+            key_positions[None, None, :] < prefix_lengths[:, None, None],
+            [tf.shape(suffix_ids)[0], size, cached],
+        )
+        offsets = tf.range(size)
+        suffix_mask = offsets[None, :] <= offsets[:, None]  # [S, S] causal
+        x = tf.cast(self.embed(suffix_ids), self.backbone.compute_dtype)
+        for layer, (keys, values) in zip(self.backbone.transformer_layers, cache):
+            window = (
+                layer.attention.sliding_window_size if layer.attention.use_sliding_window_attention else None
+            )
+            if window is not None:
+                near_prefix = positions[:, :, None] - key_positions[None, None, :] < window
+                layer_prefix_mask = tf.logical_and(prefix_mask, near_prefix)
+                near_suffix = offsets[:, None] - offsets[None, :] < window
+                layer_suffix_mask = tf.logical_and(suffix_mask, near_suffix)
+            else:
+                layer_prefix_mask, layer_suffix_mask = prefix_mask, suffix_mask
+            every_row = tf.broadcast_to(layer_suffix_mask[None], [tf.shape(x)[0], size, size])
+            mask = tf.concat([layer_prefix_mask, every_row], axis=-1)
+            x = self._suffix_block(layer, x, positions, keys, values, mask)
+        hidden = self.backbone.layer_norm(x)
+        return self._picked_log_probs(hidden, rows, target_ids, weights)
+
+    def _suffix_block(self, layer, x, positions, prefix_keys, prefix_values, mask):
+        """One Gemma 3 decoder block over suffix tokens that attend to a shared prefix.
+
+        The same sublayers, in the same order, as KerasHub's ``Gemma3DecoderBlock.call``
+        with ``CachedGemma3Attention`` (tests compare it with deleting for real)."""
+        attention = layer.attention
+        batch = tf.shape(x)[0]
+        normalized = layer.pre_attention_norm(x)
+        query = attention.query_dense(normalized)
+        key = attention.key_dense(normalized)
+        if attention.use_query_key_norm:
+            query = attention.query_norm(query)
+            key = attention.key_norm(key)
+        query = attention.rope_layer(query, positions=positions)
+        key = attention.rope_layer(key, positions=positions)
+        value = attention.value_dense(normalized)
+        tile = lambda t: tf.broadcast_to(t, tf.concat([[batch], tf.shape(t)[1:]], axis=0))  # noqa: E731
+        keys = tf.concat([tile(prefix_keys), key], axis=1)
+        values = tf.concat([tile(prefix_values), value], axis=1)
+        vector = self._attend(attention, query, keys, values, mask)
+        output = attention.output_dense(vector)
+        if layer.use_post_attention_norm:
+            output = layer.post_attention_norm(output)
+        x = x + output
+        normalized = layer.pre_ffw_norm(x)
+        gated = tf.nn.gelu(layer.gating_ffw(normalized), approximate=True) * layer.gating_ffw_2(normalized)
+        output = layer.ffw_linear(gated)
+        if layer.use_post_ffw_norm:
+            output = layer.post_ffw_norm(output)
+        return x + output
+
+    @staticmethod
+    def _attend(attention, query, keys, values, mask):
+        """Grouped-query attention as ``CachedGemma3Attention._compute_attention`` (no fused op)."""
+        if attention.query_head_dim_normalize:
+            scale = 1 / np.sqrt(attention.head_dim)
+        else:
+            scale = 1 / np.sqrt(attention.hidden_dim // attention.num_query_heads)
+        query = query * tf.cast(scale, query.dtype)
+        shape = tf.shape(query)
+        groups = attention.num_query_heads // attention.num_key_value_heads
+        query = tf.reshape(query, [shape[0], shape[1], attention.num_key_value_heads, groups, shape[3]])
+        logits = tf.einsum("btkgh,bskh->bkgts", query, keys)
+        if attention.logit_soft_cap is not None:
+            logits = tf.tanh(logits / attention.logit_soft_cap) * attention.logit_soft_cap
+        probs = attention.softmax(logits, mask=mask[:, None, None, :, :])
+        probs = tf.cast(probs, logits.dtype)
+        result = tf.einsum("bkgts,bskh->btkgh", probs, values)
+        return tf.reshape(result, [shape[0], shape[1], attention.num_query_heads, shape[3]])
 
     # ---- decoding ----------------------------------------------------------
     def _cache_spec(self):

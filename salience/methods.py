@@ -1,8 +1,10 @@
 """Salience methods, registered by name.
 
-Each method turns gradients of the target's log-probability with respect to the
-input embeddings into one score per token. Signed methods follow one convention:
-positive = the token pushed the model toward the target.
+Gradient methods turn gradients of the target's log-probability with respect to
+the input embeddings into one score per token. Deletion (``occlusion``) removes
+each segment of the prompt and measures the change in the target's
+log-probability; it is the only method whose sign means "supported" / "worked
+against" (see docs/FAITHFULNESS.md for what the benchmark supports).
 """
 
 from __future__ import annotations
@@ -16,7 +18,11 @@ import numpy as np
 from salience.errors import InputError
 
 DEFAULT_METHODS = ("grad_l2", "grad_dot_input")
-DEFAULT_IG_STEPS = 16
+GRADIENT_METHODS = ("grad_l2", "grad_dot_input", "integrated_gradients")
+DELETION = "occlusion"
+DEFAULT_IG_STEPS = 32
+IG_BASELINES = ("pad", "mean", "zero")
+DEFAULT_IG_BASELINE = "pad"
 
 
 @dataclass
@@ -29,6 +35,7 @@ class GradientContext:
     target_end: int
     integrated_steps: int = DEFAULT_IG_STEPS
     width: int = 0  # pad the target to this many rows so other spans reuse the graph
+    integrated_baseline: str = DEFAULT_IG_BASELINE
 
     @cached_property
     def _gradients(self) -> tuple[float, np.ndarray, np.ndarray]:
@@ -49,22 +56,47 @@ class GradientContext:
         return self._gradients[2]
 
     @cached_property
-    def path_gradient(self) -> np.ndarray:
-        """Mean gradient along the path from zero embeddings to the input."""
+    def integrated(self):
+        """`salience.forward.IntegratedGradients` from the chosen baseline to the input."""
         return self.forward.integrated_gradients(
-            self.ids, self.target_start, self.target_end, self.integrated_steps, width=self.width
+            self.ids,
+            self.target_start,
+            self.target_end,
+            self.integrated_steps,
+            baseline=self.integrated_baseline,
+            width=self.width,
         )
 
 
 @dataclass(frozen=True)
 class SalienceMethod:
-    """A named way to score tokens from a `GradientContext`."""
+    """A named way to score the prompt for a target.
+
+    ``plain`` is a plain-words subtitle for reviewers; ``low_words``/``high_words``
+    are what the two ends of its colour scale may honestly be called;
+    ``directional`` says whether its sign can be read as supported / worked against.
+    ``compute`` is None for segment-level methods (Deletion), which the model runs itself.
+    """
 
     name: str
     label: str
+    plain: str
     signed: bool
+    directional: bool
     description: str
-    compute: Callable[[GradientContext], np.ndarray]
+    low_words: str
+    high_words: str
+    compute: Callable[[GradientContext], np.ndarray] | None = None
+
+    @property
+    def segment_level(self) -> bool:
+        """True when the method scores whole segments (every token carries its segment's score)."""
+        return self.compute is None
+
+    @property
+    def title(self) -> str:
+        """Label with its plain-words subtitle: 'Grad L2 — how sensitive'."""
+        return f"{self.label} — {self.plain}"
 
 
 REGISTRY: dict[str, SalienceMethod] = {}
@@ -83,12 +115,24 @@ def get_method(name: str) -> SalienceMethod:
         raise InputError(f"Unknown salience method '{name}'; choose one of: {', '.join(REGISTRY)}.") from None
 
 
+def segment_aggregation(method: str, aggregation: str) -> str:
+    """How to roll a method's token scores into segments: segment-level scores are already per
+    segment (every token carries it), so they are averaged whatever the user chose."""
+    return "mean" if get_method(method).segment_level else aggregation
+
+
 register(
     SalienceMethod(
         name="grad_l2",
         label="Grad L2",
+        plain="how sensitive",
         signed=False,
-        description="Size of the gradient at each token: how sensitive the target is to it.",
+        directional=False,
+        description="How sensitive the selected output is to each part of the prompt (size of the "
+        "gradient). Fast. Large means small changes there move the output; it does not say in which "
+        "direction. On held-out copy tasks its top sentence is usually the fact the answer uses.",
+        low_words="little sensitivity",
+        high_words="output most sensitive to this",
         compute=lambda ctx: np.linalg.norm(ctx.gradient, axis=-1),
     )
 )
@@ -96,8 +140,15 @@ register(
     SalienceMethod(
         name="grad_dot_input",
         label="Grad · Input",
+        plain="signed sensitivity (unreliable sign)",
         signed=True,
-        description="Gradient times embedding: positive pushed toward the target, negative away.",
+        directional=False,
+        description="Gradient times embedding. Its sign says whether making a token's embedding "
+        "slightly larger would raise the output's probability — not whether the text supported it. "
+        "On this model the sign is unreliable: the fact an answer depends on is often strongly "
+        "negative. Use Deletion for 'supported / worked against'.",
+        low_words="negative score",
+        high_words="positive score",
         compute=lambda ctx: np.sum(ctx.gradient * ctx.embeddings, axis=-1),
     )
 )
@@ -105,8 +156,30 @@ register(
     SalienceMethod(
         name="integrated_gradients",
         label="Integrated Gradients",
+        plain="path-averaged sensitivity (slower)",
         signed=True,
-        description="Grad · Input averaged along a path from zero embeddings; slower, more faithful.",
-        compute=lambda ctx: np.sum(ctx.path_gradient * ctx.embeddings, axis=-1),
+        directional=False,
+        description="Grad · Input averaged along a path from an 'absent' prompt (every prompt token "
+        "replaced by the padding token's embedding) to the real one. Slower. The scores add up to the "
+        "change in log-probability between the two (the completeness gap is reported), but on this "
+        "model the sign still does not reliably mean supported or worked against.",
+        low_words="negative score",
+        high_words="positive score",
+        compute=lambda ctx: np.sum(ctx.integrated.attributions, axis=-1),
+    )
+)
+register(
+    SalienceMethod(
+        name=DELETION,
+        label="Deletion",
+        plain="what removing it does",
+        signed=True,
+        directional=True,
+        description="Removes each segment from the prompt and measures how much less (or more) likely "
+        "the selected output becomes, in nats. Positive: removing it makes the output less likely (it "
+        "supported the output). Negative: removing it makes the output more likely (it worked against "
+        "it). One pass per segment: use sentences, lines, paragraphs or template parts.",
+        low_words="worked against (output likelier without it)",
+        high_words="supported (output less likely without it)",
     )
 )

@@ -6,13 +6,22 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
 from salience.errors import ContextLengthError, InputError
 from salience.forward import GemmaForward, backbone_copy, bucket, model_family
-from salience.methods import DEFAULT_IG_STEPS, DEFAULT_METHODS, GradientContext, get_method
+from salience.methods import (
+    DEFAULT_IG_BASELINE,
+    DEFAULT_IG_STEPS,
+    DEFAULT_METHODS,
+    DELETION,
+    IG_BASELINES,
+    GradientContext,
+    get_method,
+)
+from salience.occlusion import deletion_scores
 from salience.tokenizing import OffsetTokenizer
 from salience.types import Generation, GenerationSettings, SalienceResult, Tokenization
 
@@ -173,17 +182,31 @@ class LanguageModel:
         methods: Sequence[str] = DEFAULT_METHODS,
         integrated_steps: int = DEFAULT_IG_STEPS,
         precision: str | None = None,
+        *,
+        segments: Sequence[tuple[int, int]] | None = None,
+        integrated_baseline: str = DEFAULT_IG_BASELINE,
+        progress: Callable[[int, int], None] | None = None,
+        cancelled: Callable[[], bool] | None = None,
     ) -> SalienceResult:
         """Score every token of prompt+target for how it drove the target span.
 
         ``char_span`` is a character span in ``prompt + target``; ``token_span`` a
         token span over the returned tokens. Without either, the whole target.
+        Deletion (``occlusion``) needs ``segments``: token spans to delete one at a
+        time (those before the target start count); each token carries its segment's
+        score. ``progress``/``cancelled`` report on and stop a long Deletion.
         """
         check_text(prompt, "prompt")
         check_text(target, "target")
         chosen = [get_method(name) for name in methods]
         if integrated_steps < 1 or integrated_steps > 512:
             raise InputError("Integrated gradients steps must be between 1 and 512.")
+        if integrated_baseline not in IG_BASELINES:
+            raise InputError(
+                f"Unknown baseline '{integrated_baseline}'; choose one of: {', '.join(IG_BASELINES)}."
+            )
+        if DELETION in methods and segments is None:
+            raise InputError("Deletion needs segments to delete: choose a granularity.")
         tokens, first_target = self.tokenize_pair(prompt, target)
         if len(tokens) > self.max_context:
             raise ContextLengthError(
@@ -194,16 +217,44 @@ class LanguageModel:
         start, end = self._resolve_span(tokens, first_target, text, char_span, token_span)
         forward = self.forward_for(precision)
         began = time.perf_counter()
+        scores: dict[str, np.ndarray] = {}
+        diagnostics: dict = {}
+        log_prob = float("nan")
         with self._lock:
             # Pad to the whole target's width: other spans of this output reuse the graph.
             width = max(end - start, len(tokens) - first_target)
-            context = GradientContext(forward, list(tokens.ids), start, end, integrated_steps, width)
-            scores = {}
+            context = GradientContext(
+                forward, list(tokens.ids), start, end, integrated_steps, width, integrated_baseline
+            )
             for method in chosen:
+                if method.segment_level:
+                    deletion = deletion_scores(
+                        forward, tokens.ids, start, end, segments, progress=progress, cancelled=cancelled
+                    )
+                    scores[method.name] = deletion.per_token(len(tokens))
+                    diagnostics[method.name] = {
+                        "segments": [list(span) for span in deletion.segments],
+                        "log_prob": deletion.log_prob,
+                        "seconds": round(deletion.seconds, 4),
+                    }
+                    log_prob = deletion.log_prob
+                    continue
                 values = np.asarray(method.compute(context), dtype=np.float32)
                 values[start:] = 0.0
                 scores[method.name] = values
-            log_prob = context.log_prob if "grad_l2" in scores or "grad_dot_input" in scores else float("nan")
+            if "integrated_gradients" in scores:
+                integrated = context.integrated
+                diagnostics["integrated_gradients"] = {
+                    "baseline": integrated_baseline,
+                    "steps": integrated_steps,
+                    "log_prob_input": integrated.log_prob_input,
+                    "log_prob_baseline": integrated.log_prob_baseline,
+                    "attribution_sum": float(integrated.attributions.sum()),
+                    "completeness_gap": integrated.completeness_gap,
+                }
+                log_prob = integrated.log_prob_input
+            if "grad_l2" in scores or "grad_dot_input" in scores:
+                log_prob = context.log_prob
         return SalienceResult(
             text=text,
             prompt_length=len(prompt),
@@ -213,6 +264,7 @@ class LanguageModel:
             scores=scores,
             target_log_prob=log_prob,
             seconds=time.perf_counter() - began,
+            diagnostics=diagnostics,
         )
 
     @staticmethod

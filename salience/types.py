@@ -71,6 +71,9 @@ class SalienceResult:
     scores: dict[str, np.ndarray] = field(default_factory=dict)
     target_log_prob: float = 0.0
     seconds: float = 0.0
+    # Per-method facts beside the scores, e.g. {"occlusion": {"segments": [[a, b], ...],
+    # "log_prob": ...}, "integrated_gradients": {"baseline": "pad", "completeness_gap": ...}}.
+    diagnostics: dict = field(default_factory=dict)
 
     @property
     def target_text(self) -> str:
@@ -88,5 +91,6 @@ class SalienceResult:
             "target_text": self.target_text,
             "target_log_prob": self.target_log_prob,
             "seconds": round(self.seconds, 4),
+            "diagnostics": self.diagnostics,
             **{name: [float(v) for v in values] for name, values in self.scores.items()},
         }

@@ -126,6 +126,7 @@ def result_from_json(data: dict) -> SalienceResult:
         scores=methods,
         target_log_prob=float(data.get("target_log_prob") or 0.0),
         seconds=float(data.get("seconds") or 0.0),
+        diagnostics=data.get("diagnostics") if isinstance(data.get("diagnostics"), dict) else {},
     )
 
 

@@ -1,0 +1,188 @@
+"""Deletion (occlusion): how the target's log-probability changes when a segment is removed.
+
+A segment's score is ``log p(target | prompt) − log p(target | prompt without it)``
+in nats: positive means removing it makes the target less likely (it supported
+the target), negative that removing it makes the target more likely. Segments are
+**removed outright** (the tokens after them move up; nothing is put in their
+place), and the prompt's own tokens are reused, so no segment is re-tokenized.
+
+Fast path (Gemma 3): every variant shares the original sequence up to its deleted
+segment, so the prefix's keys and values are computed once and each variant runs
+only what follows the deletion, batched with the others (`GemmaForward.suffix_log_probs`).
+Other families run each variant in full, still batched.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from salience.errors import CancelledError, InputError
+from salience.forward import MIN_TARGET_BUCKET, bucket
+
+MAX_DELETION_SEGMENTS = 64
+# Rows × target tokens per batch: bounds the [B, T, vocabulary] logits (~256 × 262k floats).
+ROWS_TIMES_TARGET = 256
+# Rows × suffix tokens per batch: bounds activations and attention.
+ROWS_TIMES_SUFFIX = 4096
+
+
+@dataclass(frozen=True)
+class DeletionScores:
+    """Per-segment Deletion scores and the log-probability they are measured against."""
+
+    segments: tuple[tuple[int, int], ...]  # token spans that were deleted, in order
+    scores: np.ndarray  # [len(segments)] nats: positive = removing it lowers log p(target)
+    log_prob: float  # log p(target | whole prompt), computed the same way
+    seconds: float
+
+    def per_token(self, length: int) -> np.ndarray:
+        """[length] array where each token carries its segment's score (others zero)."""
+        values = np.zeros(length, np.float32)
+        for (start, end), score in zip(self.segments, self.scores):
+            values[start:end] = score
+        return values
+
+
+def deletable_segments(segments: Sequence[tuple[int, int]], target_start: int) -> list[tuple[int, int]]:
+    """The token spans that can be deleted: cut at the target start, never ``<bos>`` (token 0)."""
+    kept = []
+    for start, end in segments:
+        start, end = max(int(start), 1), min(int(end), target_start)
+        if start < end:
+            kept.append((start, end))
+    return sorted(set(kept))
+
+
+def check_segment_count(count: int, limit: int = MAX_DELETION_SEGMENTS) -> None:
+    """Refuse more segments than Deletion runs in reasonable time, saying what to do instead."""
+    if count > limit:
+        raise InputError(
+            f"Deletion runs one pass per segment: {count} segments is over the limit of {limit}. "
+            "Choose a coarser granularity (sentences, lines, paragraphs or template parts)."
+        )
+
+
+def deletion_scores(
+    forward,
+    ids: Sequence[int],
+    target_start: int,
+    target_end: int,
+    segments: Sequence[tuple[int, int]],
+    progress: Callable[[int, int], None] | None = None,
+    cancelled: Callable[[], bool] | None = None,
+    share_prefix: bool = True,
+) -> DeletionScores:
+    """Delete each segment (token spans before ``target_start``) and score the change in nats.
+
+    ``progress(done, total)`` is called after each batch; ``cancelled()`` returning
+    True stops with `CancelledError`. ``share_prefix=False`` runs every variant in full
+    (the slower path other families use; kept for benchmarks and tests).
+    """
+    began = time.perf_counter()
+    spans = deletable_segments(segments, target_start)
+    check_segment_count(len(spans))
+    ids = [int(i) for i in ids[:target_end]]
+    # Row 0 deletes nothing: log p(target | prompt) by the same arithmetic as the others.
+    rows = [(target_start, target_start), *spans]
+    if share_prefix and forward.shares_prefixes:
+        values = _shared_prefix(forward, ids, target_start, target_end, rows, progress, cancelled)
+    else:
+        values = _full_sequences(forward, ids, target_start, target_end, rows, progress, cancelled)
+    base = float(values[0])
+    return DeletionScores(
+        segments=tuple(spans),
+        scores=(base - values[1:]).astype(np.float32),
+        log_prob=base,
+        seconds=time.perf_counter() - began,
+    )
+
+
+def _batches(order: list[int], lengths: Sequence[int], width: int) -> list[list[int]]:
+    """Group row indices (longest first) so each batch stays within the size budgets."""
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for index in order:
+        longest = max([lengths[i] for i in current] + [lengths[index]])
+        rows = len(current) + 1
+        if current and (rows * width > ROWS_TIMES_TARGET or rows * longest > ROWS_TIMES_SUFFIX):
+            batches.append(current)
+            current = []
+        current.append(index)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def _target_arrays(count: int, width: int, first_row: Sequence[int], target: Sequence[int]):
+    """rows/target_ids/weights [B, width] for batch items whose target starts at ``first_row[b]``."""
+    size = len(target)
+    rows = np.zeros((count, width), np.int32)
+    target_ids = np.zeros((count, width), np.int32)
+    weights = np.zeros((count, width), np.float32)
+    for b in range(count):
+        rows[b, :size] = np.arange(size) + first_row[b]
+        target_ids[b, :size] = target
+        weights[b, :size] = 1.0
+    return rows, target_ids, weights
+
+
+def _run(batches, total, compute, progress, cancelled) -> None:
+    done = 0
+    for batch in batches:
+        if cancelled is not None and cancelled():
+            raise CancelledError("Deletion was cancelled.")
+        compute(batch)
+        done += len(batch)
+        if progress is not None:
+            progress(min(done, total), total)
+
+
+def _shared_prefix(forward, ids, target_start, target_end, rows, progress, cancelled) -> np.ndarray:
+    target = ids[target_start:target_end]
+    width = bucket(len(target), MIN_TARGET_BUCKET)
+    # Row (a, b) keeps ids[:a - 1] from the cache and runs ids[a - 1] + ids[b:target_end]:
+    # the token just before the deletion is re-run so its hidden state can predict the next one.
+    prefix_lengths = [start - 1 for start, _ in rows]
+    suffixes = [[ids[start - 1], *ids[end:target_end]] for start, end in rows]
+    cache = forward.prefix_cache(ids[: max(prefix_lengths)])
+    lengths = [len(suffix) for suffix in suffixes]
+    values = np.zeros(len(rows), np.float64)
+
+    def compute(batch: list[int]) -> None:
+        longest = max(lengths[i] for i in batch)
+        suffix_ids = np.zeros((len(batch), longest), np.int32)
+        for b, index in enumerate(batch):
+            suffix_ids[b, : lengths[index]] = suffixes[index]
+        # Suffix position j + 1 holds ids[end + j]; target token t sits at 1 + t - end.
+        first = [target_start - rows[index][1] for index in batch]
+        arrays = _target_arrays(len(batch), width, first, target)
+        result = forward.suffix_log_probs(cache, [prefix_lengths[i] for i in batch], suffix_ids, *arrays)
+        values[batch] = result
+
+    order = sorted(range(len(rows)), key=lambda i: -lengths[i])
+    _run(_batches(order, lengths, width), len(rows), compute, progress, cancelled)
+    return values
+
+
+def _full_sequences(forward, ids, target_start, target_end, rows, progress, cancelled) -> np.ndarray:
+    target = ids[target_start:target_end]
+    width = bucket(len(target), MIN_TARGET_BUCKET)
+    sequences = [ids[:start] + ids[end:] for start, end in rows]
+    lengths = [len(sequence) for sequence in sequences]
+    values = np.zeros(len(rows), np.float64)
+
+    def compute(batch: list[int]) -> None:
+        longest = max(lengths[i] for i in batch)
+        token_ids = np.zeros((len(batch), longest), np.int32)
+        for b, index in enumerate(batch):
+            token_ids[b, : lengths[index]] = sequences[index]
+        first = [target_start - (rows[index][1] - rows[index][0]) - 1 for index in batch]
+        values[batch] = forward.batch_log_probs(token_ids, *_target_arrays(len(batch), width, first, target))
+
+    order = sorted(range(len(rows)), key=lambda i: -lengths[i])
+    _run(_batches(order, lengths, width), len(rows), compute, progress, cancelled)
+    return values
