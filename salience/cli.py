@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from salience.errors import InputError, WorkbenchError
-from salience.methods import DEFAULT_IG_STEPS, REGISTRY
+from salience.methods import DEFAULT_IG_BASELINE, DEFAULT_IG_STEPS, IG_BASELINES, REGISTRY
 from salience.model import unescape
 
 EXIT_USER_ERROR = 2
@@ -155,9 +155,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--method",
         action="append",
         choices=sorted(REGISTRY),
-        help="repeatable; default grad_l2 and grad_dot_input",
+        help="repeatable; default grad_l2 and grad_dot_input; occlusion = Deletion (per segment: "
+        "use --granularity sentences/lines/paragraphs/slots)",
     )
     explain.add_argument("--steps", type=int, default=DEFAULT_IG_STEPS, help="integrated gradients steps")
+    explain.add_argument(
+        "--baseline",
+        default=DEFAULT_IG_BASELINE,
+        choices=IG_BASELINES,
+        help="integrated gradients: what an absent prompt token looks like (default: the padding token)",
+    )
     explain.add_argument(
         "--granularity", default="tokens", help="tokens, words, sentences, lines, paragraphs, slots, regex"
     )

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from salience.errors import InputError
-from salience.methods import DEFAULT_METHODS, get_method
+from salience.methods import DEFAULT_METHODS, DELETION, get_method, segment_aggregation
 from salience.rollup import rollup
 from salience.segments import aggregate, make_segments
 from salience.templates import RenderedPrompt, parse_template, render
@@ -32,7 +32,10 @@ def segment_payload(
         slots=rendered.slots if rendered else (),
         pattern=pattern,
     )
-    per_method = {name: aggregate(values, segments, aggregation) for name, values in result.scores.items()}
+    per_method = {
+        name: aggregate(values, segments, segment_aggregation(name, aggregation))
+        for name, values in result.scores.items()
+    }
     return [
         {
             "text": seg.text,
@@ -103,7 +106,29 @@ def explain_request(args, read_text, parse_span, load) -> dict:
     if args.granularity == "slots" and rendered is None:
         raise InputError("The 'slots' granularity needs a template (--template-file).")
     model = load(args)
-    result = model.salience(prompt, target, char_span=span, methods=methods, integrated_steps=args.steps)
+    segments = None
+    if DELETION in methods:
+        tokens, _ = model.tokenize_pair(prompt, target)
+        segments = [
+            (seg.token_start, seg.token_end)
+            for seg in make_segments(
+                prompt + target,
+                tokens.offsets,
+                args.granularity,
+                prompt_length=len(prompt),
+                slots=rendered.slots if rendered else (),
+                pattern=args.regex,
+            )
+        ]
+    result = model.salience(
+        prompt,
+        target,
+        char_span=span,
+        methods=methods,
+        integrated_steps=args.steps,
+        segments=segments,
+        integrated_baseline=args.baseline,
+    )
     payload = {
         "model": model.name,
         "precision": model.precision,

@@ -210,3 +210,55 @@ def test_missing_local_preset(capsys, tmp_path):
     prompt.write_text("hi")
     status, _, err = run(capsys, "generate", "--model", f"preset:{tmp_path}", "--prompt-file", str(prompt))
     assert status == 2 and "not a KerasHub preset directory" in err
+
+
+def test_explain_occlusion_carries_segment_scores(tmp_path, capsys, tiny_spec):
+    prompt = tmp_path / "p.txt"
+    prompt.write_text("Tom lives in Paris. Anna has a bike.\nWhere does Tom live?")
+    status, out, err = run(
+        capsys,
+        "explain",
+        "--model",
+        tiny_spec,
+        "--prompt-file",
+        str(prompt),
+        "--target",
+        " Paris.",
+        "--method",
+        "occlusion",
+        "--granularity",
+        "sentences",
+        "--json",
+        "--quiet",
+    )
+    assert status == 0, err
+    payload = json.loads(out)
+    scores = payload["occlusion"]
+    deleted = payload["diagnostics"]["occlusion"]["segments"]
+    prompt_segments = [s for s in payload["segments"] if not s["in_target"] and s["text"]]
+    assert len(deleted) == 3 == len(prompt_segments)
+    for segment, (start, end) in zip(prompt_segments, deleted):
+        assert segment["token_start"] == start and segment["token_end"] == end
+        assert all(value == pytest.approx(segment["occlusion"]) for value in scores[start:end])
+    assert any(abs(s["occlusion"]) > 0 for s in prompt_segments)
+
+
+def test_explain_occlusion_over_the_limit_is_one_line(tmp_path, capsys, tiny_spec):
+    prompt = tmp_path / "p.txt"
+    prompt.write_text("a " * 80)
+    status, _, err = run(
+        capsys,
+        "explain",
+        "--model",
+        tiny_spec,
+        "--prompt-file",
+        str(prompt),
+        "--target",
+        " b",
+        "--method",
+        "occlusion",
+        "--granularity",
+        "tokens",
+        "--quiet",
+    )
+    assert status == 2 and "coarser granularity" in err and "Traceback" not in err
