@@ -10,8 +10,8 @@ keep_keras_state()
 st.set_page_config(page_title="Gemma prompt workbench", page_icon="🔎", layout="wide")
 
 pages = [
-    st.Page("pages/workbench.py", title="Workbench", icon="🔎", default=True),
-    st.Page("pages/compare.py", title="Compare", icon="⚖️", url_path="compare"),
-    st.Page("pages/history.py", title="History", icon="🗂️", url_path="history"),
+    st.Page("app_pages/workbench.py", title="Workbench", icon="🔎", default=True),
+    st.Page("app_pages/compare.py", title="Compare", icon="⚖️", url_path="compare"),
+    st.Page("app_pages/history.py", title="History", icon="🗂️", url_path="history"),
 ]
 st.navigation(pages).run()

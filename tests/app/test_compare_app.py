@@ -11,7 +11,7 @@ from salience.methods import get_method
 
 APP = str(__import__("pathlib").Path(__file__).resolve().parents[2] / "app.py")
 
-COMPARE = "pages/compare.py"
+COMPARE = "app_pages/compare.py"
 
 
 def button(app, label):

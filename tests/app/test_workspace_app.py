@@ -93,7 +93,7 @@ def test_history_shows_a_run_again_and_takes_notes(backend, data_dir):
     run(app)
     [stored] = workspace_in(data_dir).runs()
 
-    history = open_app(page="pages/history.py", query={"run": str(stored.id)})
+    history = open_app(page="app_pages/history.py", query={"run": str(stored.id)})
     assert any(h.value.startswith(f"Run {stored.id}") for h in history.subheader)
     assert any("saved scores" in str(m.value) for m in history.markdown) or history.get("selectbox")
     assert any("Reading:" in m.value for m in history.markdown)
@@ -118,7 +118,7 @@ def test_history_of_template_versions_restores_one(tiny_app_env, data_dir):
     run(app)
     text_area(app, "first_recommendation").input("Avoid.")
     run(app)
-    history = open_app(page="pages/history.py")
+    history = open_app(page="app_pages/history.py")
     versions = workspace_in(data_dir).versions("fewshot-mistake")
     assert [v.variables["first_recommendation"] for v in versions] == ["Avoid.", "You have to try it."]
     assert any("first_recommendation" in m.value and "Avoid." in m.value for m in history.markdown)
@@ -130,7 +130,7 @@ def test_history_of_template_versions_restores_one(tiny_app_env, data_dir):
 
 
 def test_unknown_run_in_the_address_says_so(tiny_app_env):
-    history = open_app(page="pages/history.py", query={"run": "999"})
+    history = open_app(page="app_pages/history.py", query={"run": "999"})
     assert any("There is no run" in e.value for e in history.error)
 
 
@@ -159,7 +159,7 @@ def test_history_lists_saved_comparisons(tiny_app_env, data_dir):
     saved = workspace_in(data_dir)
     link = saved.save({"state": {}, "variants": [{"name": "mistake"}, {"name": "fixed"}]})
     saved.add_note("Ana", "Good before/after", 1, comparison_id=link)
-    history = open_app(page="pages/history.py")
+    history = open_app(page="app_pages/history.py")
     frame = history.dataframe[-1].value
     assert list(frame["variants"]) == ["mistake · fixed"] and list(frame["notes"]) == [1]
     assert list(frame["link"]) == [f"compare?c={link}"]

@@ -104,7 +104,7 @@ def page() -> None:
         if st.session_state[state.PIN_MESSAGE]:
             st.toast(st.session_state[state.PIN_MESSAGE])
             st.session_state[state.PIN_MESSAGE] = None
-            st.page_link("pages/compare.py", label="Open Compare", icon="⚖️")
+            st.page_link("app_pages/compare.py", label="Open Compare", icon="⚖️")
         cols[2].toggle(
             "Auto re-run",
             key=state.AUTO_RERUN,

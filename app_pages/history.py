@@ -21,7 +21,7 @@ from salience.views import heatmap_view, readout
 from workspace.store import RunFilter, RunRow, Workspace
 
 RATINGS = {"any": "Any rating", "up": "👍 rated up", "down": "👎 rated down", "unrated": "Not rated"}
-WORKBENCH = "pages/workbench.py"
+WORKBENCH = "app_pages/workbench.py"
 RUN_QUERY = "run"  # ?run=ID opens a run (the address of a selected run can be shared)
 
 

@@ -82,7 +82,10 @@ def _shared_legend(signed: bool, scale: float) -> None:
 
 def _draw_pane(pane: Pane, first: Variant, signed: bool, scale: float, intensity: float, large: bool) -> None:
     changes = _differences_from_first(pane.variant, first)
-    st.markdown(f"*{changes}*") if large else st.caption(changes)
+    if large:
+        st.markdown(f"*{changes}*")
+    else:
+        st.caption(changes)
     if pane.view is None or pane.result is None:
         if pane.variant.output:
             st.code(pane.variant.output, language=None, wrap_lines=True)
