@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import html
 
 import altair as alt
 import pandas as pd
@@ -26,16 +25,16 @@ from components.heatmap import heatmap
 from components.permalink import QUERY_KEY, apply_link_from_url, create_link, link_url
 from components.review import review_box
 from components.sidebar import model_sidebar
-from components.widgets import COMPARE_CONTROLS, current_settings, salience_controls
+from components.widgets import COMPARE_CONTROLS, current_settings, plain_markdown, salience_controls
 from components.workspace import autosaved, workspace
 from salience.compare import MAX_VARIANTS, Variant, output_diff, part_diff
 from salience.errors import WorkbenchError
-from salience.export import ExportDocument, ExportPane, legend_gradient, to_csv, to_html, to_json, to_png
+from salience.export import ExportDocument, ExportPane, legend_html, to_csv, to_html, to_json, to_png
 from salience.methods import get_method
 from salience.samples import load_samples
 from salience.segments import regex_starts
 from salience.templates import TemplateError, parse_template
-from salience.views import legend_words, readout
+from salience.views import readout
 
 PRESENTATION_CSS = """<style>
 [data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], header[data-testid="stHeader"]
@@ -70,14 +69,8 @@ def _caption(panes: list[Pane], model_name: str, method: str, granularity: str) 
     return f"Explaining {label} · {get_method(method).label} · {granularity} · {model_name}"
 
 
-def _shared_legend(signed: bool, scale: float) -> None:
-    low, high, note = legend_words(signed, scale, shared=True)
-    st.html(
-        '<div data-testid="shared-legend" style="display:flex;gap:.6rem;align-items:center;flex-wrap:wrap;'
-        f'font-size:.9rem"><span>{html.escape(low)}</span><span style="display:inline-block;width:220px;'
-        f'height:12px;border-radius:6px;border:1px solid #999;background:{legend_gradient(signed)}"></span>'
-        f"<span>{html.escape(high)}</span><span>{html.escape(note)}</span></div>"
-    )
+def _shared_legend(method: str, signed: bool, scale: float) -> None:
+    st.html(legend_html(method, signed, scale, shared=True, test_id="shared-legend"))
 
 
 def _draw_pane(pane: Pane, first: Variant, signed: bool, scale: float, intensity: float, large: bool) -> None:
@@ -95,8 +88,9 @@ def _draw_pane(pane: Pane, first: Variant, signed: bool, scale: float, intensity
     st.session_state[state.COMPARE_PANE_TEXT][uid] = pane.result.text
     heatmap(
         pane.view.cells(pane.result.prompt_length),
+        method=pane.view.method,
         signed=signed,
-        scale=scale,
+        scale=pane.view.scale,
         intensity=intensity,
         selection=pane.view.target_span,
         status=f"Explaining “{pane.target.explained.strip()}”",
@@ -107,18 +101,28 @@ def _draw_pane(pane: Pane, first: Variant, signed: bool, scale: float, intensity
         show_legend=large,
         large=large,
         click_hint="Click to explain the part of every output that starts with this word",
-        shared_scale=True,
+        shared_scale=not pane.own_scale,
     )
-    if pane.message:
+    if pane.own_scale:
+        st.warning(pane.message, icon="⚠️")
+    elif pane.message:
         st.caption(pane.message)
-    st.markdown(f"**Reading:** {readout(pane.view, pane.result, pane.rendered)}")
+    st.markdown(f"**Reading:** {plain_markdown(readout(pane.view, pane.result, pane.rendered))}")
 
 
 def _add_controls() -> None:
     samples = {example.source: example for example in load_samples()}
     cols = st.columns([3, 1, 1, 1], vertical_alignment="bottom")
     cols[0].selectbox("Add a sample as a variant", list(samples), key=state.COMPARE_ADD_SAMPLE)
-    if cols[1].button("Add", disabled=len(variants()) >= MAX_VARIANTS, width="stretch"):
+    full = len(variants()) >= MAX_VARIANTS
+    if cols[1].button(
+        "Add",
+        disabled=full,
+        width="stretch",
+        help=f"Compare holds {MAX_VARIANTS} variants at most: remove one under Edit variants to add another."
+        if full
+        else f"Add the chosen sample as variant {len(variants()) + 1} of at most {MAX_VARIANTS}.",
+    ):
         example = samples[st.session_state[state.COMPARE_ADD_SAMPLE]]
         st.toast(add_variant(Variant(example.source, example.template, dict(example.variables))))
         st.rerun()
@@ -447,7 +451,7 @@ def _compare(model, presenting: bool) -> None:
         _presentation(panes, caption, signed, scale, intensity)
         return
     st.markdown(f"**{caption}**")
-    _shared_legend(signed, scale)
+    _shared_legend(method, signed, scale)
     columns = st.columns(len(panes), gap="medium")
     for column, pane in zip(columns, panes):
         with column:

@@ -12,6 +12,7 @@ from components.diff_view import diff_html
 from components.heatmap import heatmap
 from components.review import review_box
 from components.sidebar import model_sidebar
+from components.widgets import plain_markdown
 from components.workspace import autosaved, load_into_workbench, workspace
 from salience.compare import output_diff
 from salience.errors import InputError
@@ -196,6 +197,7 @@ def _saved_heatmap(saved) -> None:
     view = heatmap_view(result.text, result.offsets, result.prompt_length, granularity, method, result)
     heatmap(
         view.cells(result.prompt_length),
+        method=method,
         signed=view.signed,
         scale=view.scale,
         intensity=1.0,
@@ -207,7 +209,7 @@ def _saved_heatmap(saved) -> None:
         on_select=lambda: None,
         click_hint="Saved result: open the run in the workbench to explain another part",
     )
-    st.markdown(f"**Reading:** {readout(view, result)}")
+    st.markdown(f"**Reading:** {plain_markdown(readout(view, result))}")
 
 
 def _versions_tab(opened: Workspace) -> None:

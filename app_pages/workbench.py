@@ -11,12 +11,12 @@ from components.comparison import pin_workbench
 from components.heatmap import heatmap
 from components.model_resource import registry
 from components.sidebar import model_sidebar
-from components.widgets import generation_settings, salience_controls, template_editor
+from components.widgets import generation_settings, plain_markdown, salience_controls, template_editor
 from components.workspace import autosaved
 from salience.errors import WorkbenchError
 from salience.methods import DEFAULT_METHODS, get_method
 from salience.model import LanguageModel
-from salience.views import find_selection, heatmap_view, readout, slot_table, top_segments
+from salience.views import chart_rows, find_selection, heatmap_view, legend_words, readout, slot_table
 
 EXPLAIN_HINT = (
     "Click any part of the output to explain it (shift-click extends, click the background to clear)."
@@ -53,16 +53,21 @@ def _generate(model: LanguageModel, prompt: str, settings, precision: str, place
     workspace.remember_run(final, model.spec, precision, settings, dict(values), workspace.template_version())
 
 
-def _generation_caption(generation) -> str:
-    reasons = {
-        "stop_sequence": "hit a stop sequence",
-        "end_of_text": "model ended",
-        "max_new_tokens": "token limit",
-    }
-    return (
-        f"{len(generation.token_ids)} tokens in {generation.seconds:.1f}s "
-        f"({generation.tokens_per_second:.1f} tokens/s) · {reasons.get(generation.stop_reason, '')}"
+STOP_REASONS = {
+    "stop_sequence": "stopped at the stop text",
+    "end_of_text": "the model finished",
+    "max_new_tokens": "reached the length limit",
+}
+
+
+def _generation_caption(generation) -> tuple[str, str]:
+    """A plain line for everyone, and the technical numbers for its help tooltip."""
+    plain = f"Written in {generation.seconds:.1f} s · {STOP_REASONS.get(generation.stop_reason, '')}"
+    technical = (
+        f"{len(generation.token_ids)} tokens at {generation.tokens_per_second:.1f} tokens/s; "
+        f"first token after {generation.first_token_seconds:.2f} s; stop reason: {generation.stop_reason}."
     )
+    return plain, technical
 
 
 @autosaved
@@ -90,27 +95,27 @@ def page() -> None:
             key=state.USE_REFERENCE,
             persist_state="session",
         )
-        cols = st.columns([1, 1, 1])
-        generate_clicked = cols[0].button(
-            "Generate", type="primary", disabled=model is None or rendered is None, width="stretch"
+        row = st.container(horizontal=True, wrap=True, vertical_alignment="center")  # wraps, never truncates
+        generate_clicked = row.button(
+            "Generate", type="primary", disabled=model is None or rendered is None, width="content"
         )
-        cols[1].button(
+        row.button(
             "📌 Send to compare",
             on_click=pin_workbench,
             disabled=rendered is None,
-            width="stretch",
+            width="content",
             help="Pin this prompt (and its output) as a variant on the Compare page.",
         )
-        if st.session_state[state.PIN_MESSAGE]:
-            st.toast(st.session_state[state.PIN_MESSAGE])
-            st.session_state[state.PIN_MESSAGE] = None
-            st.page_link("app_pages/compare.py", label="Open Compare", icon="⚖️")
-        cols[2].toggle(
+        row.toggle(
             "Auto re-run",
             key=state.AUTO_RERUN,
             persist_state="session",
             help="Regenerate and recompute salience whenever the prompt changes.",
         )
+        if st.session_state[state.PIN_MESSAGE]:
+            st.toast(st.session_state[state.PIN_MESSAGE])
+            st.session_state[state.PIN_MESSAGE] = None
+            st.page_link("app_pages/compare.py", label="Open Compare", icon="⚖️")
     with viewer:
         if model is None or rendered is None:
             st.info("Fix the template on the left to see the prompt here.")
@@ -133,9 +138,8 @@ def _view(model: LanguageModel, rendered, settings, generate_clicked: bool) -> N
     use_reference = st.session_state[state.USE_REFERENCE] and st.session_state[state.REFERENCE_TARGET]
     target = st.session_state[state.REFERENCE_TARGET] if use_reference else (current.text if current else "")
     if current is not None and not use_reference:
-        st.caption(
-            ("" if up_to_date else "⚠ Output is from an earlier prompt · ") + _generation_caption(current)
-        )
+        plain, technical = _generation_caption(current)
+        st.caption(("" if up_to_date else "⚠ Output is from an earlier prompt · ") + plain, help=technical)
     if not target:
         if current is not None and not use_reference:
             st.warning(
@@ -175,6 +179,13 @@ def _view(model: LanguageModel, rendered, settings, generate_clicked: bool) -> N
     if selection:
         start, end, *chosen = selection
         span = find_selection(base.segments, prompt + target, len(prompt), (start, end), "".join(chosen))
+        if span:  # remember it widened, so switching granularity back never shrinks it
+            text = prompt + target
+            st.session_state[state.SELECTION] = (
+                span[0] - len(prompt),
+                span[1] - len(prompt),
+                text[span[0] : span[1]],
+            )
     explained = target[span[0] - len(prompt) : span[1] - len(prompt)] if span else target
     methods = DEFAULT_METHODS if method in DEFAULT_METHODS else (method,)
     try:
@@ -191,6 +202,7 @@ def _view(model: LanguageModel, rendered, settings, generate_clicked: bool) -> N
     status = f"Explaining: {label} · {get_method(method).label} · {granularity}"
     heatmap(
         view.cells(len(prompt)),
+        method=method,
         signed=view.signed,
         scale=view.scale,
         intensity=intensity,
@@ -200,7 +212,7 @@ def _view(model: LanguageModel, rendered, settings, generate_clicked: bool) -> N
         key=state.HEATMAP,
         on_select=_on_select,
     )
-    st.markdown(f"**Reading:** {readout(view, result, rendered)}")
+    st.markdown(f"**Reading:** {plain_markdown(readout(view, result, rendered))}")
     _analysis(view, result, rendered, method)
 
 
@@ -209,59 +221,70 @@ def _offsets(model: LanguageModel, prompt: str, target: str):
 
 
 def _analysis(view, result, rendered, method: str) -> None:
-    chart_col, table_col = st.columns(2)
-    rows = top_segments(view, limit=10)
-    with chart_col:
-        st.markdown("**Top prompt segments**")
-        if rows:
-            frame = pd.DataFrame(rows)
-            frame["segment"] = [text if len(text) < 60 else text[:57] + "…" for text in frame["segment"]]
-            if view.signed:  # the heatmap's colours: teal toward, orange away
-                colour = alt.condition("datum.score > 0", alt.value("#009688"), alt.value("#e66100"))
-            else:
-                colour = alt.value("#6d28d9")
-            chart = (
-                alt.Chart(frame)
-                .mark_bar()
-                .encode(
-                    x=alt.X("score:Q", title=get_method(method).label),
-                    y=alt.Y("segment:N", sort=None, title=None),
-                    color=colour,
-                    tooltip=["segment", alt.Tooltip("score:Q", format=".4f")],
-                )
-                .properties(height=28 * len(rows) + 20)
+    spec = get_method(method)
+    rows = chart_rows(view, result, rendered, limit=10)
+    st.markdown("**Top prompt segments**")
+    if rows:
+        legend = legend_words(method, view.scale)
+        frame = pd.DataFrame(rows)
+        frame["label"] = [
+            row["label"] + (" · same text as the selection" if row["same_as_selection"] else "")
+            for row in rows
+        ]
+        if legend.signed:  # the heatmap's colours, named with the legend's words
+            colour = alt.Color(
+                "meaning:N",
+                scale=alt.Scale(domain=[legend.high, legend.low], range=["#009688", "#e66100"]),
+                legend=alt.Legend(title=None, orient="bottom", labelLimit=600),
             )
-            st.altair_chart(chart, width="stretch")
-    with table_col:
-        st.markdown("**By template part**")
-        table = pd.DataFrame(
-            [
-                {
-                    "part": row.name,
-                    "kind": row.kind,
-                    "total": row.total,
-                    "share": row.share,
-                    "per token": row.mean,
-                    "tokens": row.tokens,
-                }
-                for row in slot_table(result, rendered, method)
-            ]
+        else:
+            colour = alt.Color(
+                "meaning:N",
+                scale=alt.Scale(domain=[legend.high], range=["#6d28d9"]),
+                legend=alt.Legend(title=None, orient="bottom", labelLimit=600),
+            )
+        chart = (
+            alt.Chart(frame)
+            .mark_bar()
+            .encode(
+                x=alt.X("score:Q", title=spec.title),
+                y=alt.Y("label:N", sort=None, title=None, axis=alt.Axis(labelLimit=520)),
+                color=colour,
+                tooltip=[
+                    alt.Tooltip("segment:N", title="text"),
+                    alt.Tooltip("where:N", title="where"),
+                    alt.Tooltip("meaning:N", title="colour"),
+                    alt.Tooltip("score:Q", format=".4f"),
+                ],
+            )
+            .properties(height=26 * len(rows) + 60)
         )
-        st.dataframe(
-            table,
-            hide_index=True,
-            width="stretch",
-            column_config={
-                "share": st.column_config.ProgressColumn(
-                    "share", min_value=0.0, max_value=1.0, format="percent"
-                ),
-                "total": st.column_config.NumberColumn(format="%.4f"),
-                "per token": st.column_config.NumberColumn(format="%.4f"),
-            },
-        )
-        st.caption(
-            "Share = the part's |total| over all parts; 'per token' keeps long parts from winning by length."
-        )
+        st.altair_chart(chart, width="stretch")
+    st.markdown("**By template part**")
+    table = pd.DataFrame(
+        [
+            {
+                "part": row.label or row.name,
+                "kind": "your value" if row.kind == "variable" else "fixed text",
+                "share": row.share,
+                "total": row.total,
+                "per token": row.mean,
+                "tokens": row.tokens,
+            }
+            for row in slot_table(result, rendered, method)
+        ]
+    )
+    st.dataframe(
+        table,
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "share": st.column_config.ProgressColumn("share", min_value=0.0, max_value=1.0, format="percent"),
+            "total": st.column_config.NumberColumn(format="%.4f"),
+            "per token": st.column_config.NumberColumn(format="%.4f"),
+        },
+    )
+    st.caption("Share: how much of all the colour in the prompt falls in this part (sign ignored).")
 
 
 page()

@@ -116,6 +116,7 @@ class Pane:
     result: SalienceResult | None = None
     view: HeatmapView | None = None
     message: str = ""  # why the pane has no heatmap, or a note on its target
+    own_scale: bool = False  # its target is missing: coloured on its own, left out of the shared scale
 
     @property
     def prompt(self) -> str:
@@ -171,6 +172,12 @@ def explain(
             )
             continue
         pane.message = pane.target.note
+        if choice.mode == "anchor" and choice.text.strip() and pane.target.span is None:
+            pane.own_scale = True
+            pane.message = (
+                f"No “{choice.text.strip()}” in this output: this pane explains the whole output instead, "
+                "on its own colour scale (left out of the shared scale, so do not compare its colours)."
+            )
         try:
             with st.spinner(f"Explaining “{variant.name}”…"):
                 pane.result = registry().salience(
@@ -185,9 +192,9 @@ def explain(
     for pane in panes:
         if pane.result is not None:
             pane.view = _view(pane, method, granularity, pattern, aggregation)
-    scale = shared_scale([pane.view.scale for pane in panes if pane.view])
+    scale = shared_scale([pane.view.scale for pane in panes if pane.view and not pane.own_scale])
     for pane in panes:
-        if pane.view is not None:  # re-normalise on the shared scale (segments stay as they are)
+        if pane.view is not None and not pane.own_scale:  # re-normalise on the shared scale
             normalized, _ = normalize(pane.view.scores, scale)
             pane.view = dataclasses.replace(pane.view, normalized=normalized, scale=scale)
     return panes, scale

@@ -14,10 +14,14 @@ from salience.views import legend_words
 
 _CSS = """
 .hm-root { font-family: var(--st-font, sans-serif); }
-.hm-legend { display: flex; align-items: center; gap: .6rem; font-size: .85rem; margin-bottom: .5rem;
+.hm-legend { display: flex; align-items: flex-start; gap: .35rem 1rem; font-size: .85rem; margin-bottom: .5rem;
   flex-wrap: wrap; color: var(--st-text-color, #222); }
-.hm-bar { width: 220px; height: 12px; border-radius: 6px; border: 1px solid #999; }
-.hm-label { opacity: .85; }
+.hm-scale { display: grid; grid-template-columns: 1fr 1fr; column-gap: .75rem; width: min(100%, 34rem); }
+.hm-bar { grid-column: 1 / 3; height: 12px; border-radius: 6px; border: 1px solid #999; }
+.hm-end { opacity: .9; line-height: 1.3; margin-top: .15rem; }
+.hm-end.high { text-align: right; }
+.hm-details { opacity: .75; font-size: .8rem; }
+.hm-details summary { cursor: pointer; }
 .hm-status { font-size: .9rem; margin: .25rem 0 .5rem 0; min-height: 1.2rem; }
 .hm-text { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: .92rem;
   line-height: 1.75; white-space: pre-wrap; word-break: break-word; padding: .75rem;
@@ -26,7 +30,7 @@ _CSS = """
 .hm-seg { border-radius: 3px; padding: 1px 0; }
 .hm-seg.out { cursor: pointer; border-bottom: 2px dotted #6b7280; }
 .hm-seg.out:hover { outline: 1px solid #555; }
-.hm-seg.out:focus { outline: 2px solid #2563eb; }
+.hm-seg.out:focus-visible { outline: 2px solid #2563eb; }
 .hm-seg.sel { outline: 2px solid #111; background: #fde68a !important; border-bottom-color: #111; }
 .hm-bos { font-size: .7rem; color: #555; border: 1px dashed #999; border-radius: 3px; padding: 0 3px;
   margin-right: 2px; }
@@ -72,21 +76,31 @@ export default function(component) {
   const legend = document.createElement("div");
   legend.className = "hm-legend";
   legend.setAttribute("data-testid", "heatmap-legend");
-  const low = document.createElement("span");
-  low.className = "hm-label";
-  low.textContent = data.legend_low;
+  const scale = document.createElement("div");
+  scale.className = "hm-scale";
   const bar = document.createElement("span");
   bar.className = "hm-bar";
   bar.style.background = signed
     ? `linear-gradient(90deg, ${colour(-1, true, 1)}, #fff, ${colour(1, true, 1)})`
     : `linear-gradient(90deg, #fff, ${colour(1, false, 1)})`;
+  const low = document.createElement("span");
+  low.className = "hm-end low";
+  low.textContent = `← ${data.legend_low}`;
   const high = document.createElement("span");
-  high.className = "hm-label";
-  high.textContent = data.legend_high;
-  const note = document.createElement("span");
-  note.className = "hm-label";
-  note.textContent = data.legend_note || "";
-  legend.append(low, bar, high, note);
+  high.className = "hm-end high";
+  high.textContent = `${data.legend_high} →`;
+  scale.append(bar, low, high);
+  legend.append(scale);
+  if (data.legend_note) {
+    const details = document.createElement("details");
+    details.className = "hm-details";
+    const summary = document.createElement("summary");
+    summary.textContent = "Scale";
+    const note = document.createElement("span");
+    note.textContent = " " + data.legend_note;
+    details.append(summary, note);
+    legend.append(details);
+  }
   if (data.show_legend !== false) root.appendChild(legend);
 
   const status = document.createElement("div");
@@ -102,7 +116,12 @@ export default function(component) {
   box.setAttribute("role", "document");
   const anchor = data.selection ? data.selection[0] : null;
 
-  function choose(cell, extend) {
+  // Enter on a segment reruns the page, which redraws this box: remember where the keyboard was.
+  window.__heatmapFocus = window.__heatmapFocus || {};
+  const focusKey = data.focus_key || "heatmap";
+
+  function choose(cell, extend, keyboard) {
+    window.__heatmapFocus[focusKey] = keyboard ? { start: cell.start, at: Date.now() } : null;
     let start = cell.start, end = cell.end;
     if (extend && data.selection) {
       start = Math.min(start, data.selection[0]);
@@ -148,7 +167,7 @@ export default function(component) {
       span.addEventListener("keydown", (event) => {
         if (event.key === "Enter" || event.key === " ") {
           event.preventDefault();
-          choose(cell, event.shiftKey);
+          choose(cell, event.shiftKey, true);
         }
       });
     }
@@ -156,6 +175,15 @@ export default function(component) {
   }
   box.addEventListener("click", () => { if (anchor !== null) setTriggerValue("select", { clear: true }); });
   root.appendChild(box);
+
+  const wanted = window.__heatmapFocus[focusKey];
+  const lost = !document.activeElement || document.activeElement === document.body || root.contains(document.activeElement);
+  if (wanted && Date.now() - wanted.at < 120000 && lost) {
+    const target = Array.from(box.querySelectorAll(".hm-seg.out")).find(
+      (el) => Number(el.dataset.start) <= wanted.start && wanted.start < Number(el.dataset.end)
+    ) || box.querySelector(".hm-seg.out.sel");
+    if (target) target.focus({ preventScroll: true });
+  }
 }
 """
 
@@ -165,6 +193,7 @@ _heatmap = st.components.v2.component("salience_heatmap", css=_CSS, js=_JS, isol
 def heatmap(
     cells: list[dict],
     *,
+    method: str,
     signed: bool,
     scale: float,
     intensity: float,
@@ -179,8 +208,13 @@ def heatmap(
     click_hint: str | None = None,
     shared_scale: bool = False,
 ) -> object:
-    """Draw prompt+output; clicking an output segment sets the trigger value ``select``."""
-    low, high, note = legend_words(signed, scale, shared=shared_scale)
+    """Draw prompt+output; clicking an output segment sets the trigger value ``select``.
+
+    The legend shows ``method``'s own words at the ends they describe; the raw scale sits
+    in a collapsed "Scale" details. After Enter on a segment, focus returns to it when the
+    rerun redraws the box.
+    """
+    low, high, note, _ = legend_words(method, scale, shared=shared_scale)
     return _heatmap(
         key=key,
         data={
@@ -198,6 +232,7 @@ def heatmap(
             "show_legend": show_legend,
             "large": large,
             "click_hint": click_hint,
+            "focus_key": key,
         },
         on_select_change=(lambda: on_select(*on_select_args)) if on_select_args else on_select,
     )

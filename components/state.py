@@ -9,7 +9,10 @@ MODEL_SPEC_INPUT = "model_spec_input"
 MODEL_ERROR = "model_error"
 PRECISION = "precision"
 
-SAMPLE_SOURCE = "sample_source"
+SAMPLE_SOURCE = "sample_source"  # the sample the prompt came from (kept while it is edited)
+SAMPLE_PICKER = "sample_picker"  # the picker widget: a sample's name, or CUSTOM once the text is edited
+UPLOADER = "uploader"
+UPLOAD_MESSAGE = "upload_message"  # ("info" | "error", text) about the last uploaded file
 LOADED_SAMPLE = "loaded_sample"
 UPLOADED_EXAMPLES = "uploaded_examples"
 TEMPLATE = "template"
@@ -39,6 +42,9 @@ INTENSITY = "intensity"
 HEATMAP = "heatmap"
 PROMPT_LENGTH = "prompt_length"  # where the explained text starts in the heatmap's text
 EXPLAINED_TEXT = "explained_text"  # prompt + explained text, as drawn in the heatmap
+DELETION_OWNER = "deletion_owner"  # this session's id for its background Deletion job
+WHAT_IF = "what_if"  # the last "What if I delete this?" result (components/deletion.py)
+WHAT_IF_SEGMENT = "what_if_segment"  # the prompt segment chosen for it
 
 # Compare page (controls are linked across its panes; kept apart from the workbench's).
 COMPARE_VARIANTS = "compare_variants"  # list[salience.compare.Variant], at most MAX_VARIANTS

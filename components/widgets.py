@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from dataclasses import dataclass
 
 import streamlit as st
@@ -21,11 +23,24 @@ MONOSPACE = """<style>
 MAX_TEMPLATE_CHARS = 100_000
 
 
+CUSTOM = "Custom (edited)"
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>#|~$])")
+
+
+def plain_markdown(text: str) -> str:
+    """User text made safe inside ``st.markdown``: no emphasis, headings, links, LaTeX or colours."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+
+
+FIRST_WORDS = 6
+
+
 def _examples() -> list[PromptExample]:
     return load_samples() + list(st.session_state.get(state.UPLOADED_EXAMPLES) or [])
 
 
 def _apply_example(example: PromptExample) -> None:
+    st.session_state[state.SAMPLE_SOURCE] = example.source
     st.session_state[state.TEMPLATE] = example.template
     st.session_state[state.VARIABLES] = dict(example.variables)
     for name, value in example.variables.items():
@@ -37,11 +52,68 @@ def _apply_example(example: PromptExample) -> None:
 
 
 def _on_sample_change() -> None:
-    source = st.session_state[state.SAMPLE_SOURCE]
+    """Picking a sample (the same one too, after edits) loads it afresh."""
+    source = st.session_state[state.SAMPLE_PICKER]
     for example in _examples():
         if example.source == source:
             _apply_example(example)
             return
+
+
+def is_edited(example: PromptExample | None) -> bool:
+    """True when the workbench's template or a value differs from ``example``."""
+    if example is None or st.session_state[state.TEMPLATE] != example.template:
+        return True
+    values = st.session_state[state.VARIABLES]
+    return any(values.get(name, "") != value for name, value in example.variables.items())
+
+
+def first_words(text: str, count: int = FIRST_WORDS, limit: int = 48) -> str:
+    """'Translate to French: the cat…' — the first words of a text, on one line."""
+    words = text.split()
+    head = " ".join(words[:count])
+    if len(head) > limit:
+        head = head[: limit - 1].rstrip()
+    return head + ("…" if len(words) > count or len(head) < len(" ".join(words[:count])) else "")
+
+
+def name_uploads(file_name: str, examples: list[PromptExample]) -> list[PromptExample]:
+    """Name uploaded prompts by their file and first words ('mine.jsonl · Translate to…'),
+    or by the ``source`` a row gives; every name unique and distinct from the samples'."""
+    taken = {example.source for example in load_samples()}
+    named = []
+    for example in examples:
+        given = example.source if not re.fullmatch(r"row \d+", example.source) else ""
+        try:
+            text = example.render().text
+        except InputError:
+            text = example.template
+        base = f"{file_name} · {given or first_words(text) or 'empty prompt'}"
+        name, number = base, 2
+        while name in taken:
+            name, number = f"{base} ({number})", number + 1
+        taken.add(name)
+        named.append(dataclasses.replace(example, source=name))
+    return named
+
+
+def _on_upload() -> None:
+    """Parse an uploaded file before the page runs, so its prompts are in the picker at once."""
+    upload = st.session_state.get(state.UPLOADER)
+    if upload is None:
+        st.session_state[state.UPLOAD_MESSAGE] = None
+        return
+    try:
+        loaded = parse_jsonl(upload.getvalue())
+    except InputError as error:
+        st.session_state[state.UPLOAD_MESSAGE] = ("error", f"{upload.name}: {error}")
+        return
+    st.session_state[state.UPLOADED_EXAMPLES] = name_uploads(upload.name, loaded)
+    count = f"{len(loaded)} prompt{'s' if len(loaded) != 1 else ''}"
+    st.session_state[state.UPLOAD_MESSAGE] = (
+        "info",
+        f"Added {count} from {upload.name} to “Sample prompt” above.",
+    )
 
 
 def _on_variable_change(name: str) -> None:
@@ -51,36 +123,38 @@ def _on_variable_change(name: str) -> None:
 def template_editor() -> RenderedPrompt | None:
     """Sample picker, upload, template editor and one input per variable; returns the rendered prompt."""
     st.html(MONOSPACE)
-    examples = _examples()
-    if st.session_state.get(state.LOADED_SAMPLE) is None:
-        for example in examples:
-            if example.source == st.session_state[state.SAMPLE_SOURCE]:
-                _apply_example(example)
-    sources = [example.source for example in examples]
-    notes = {example.source: example.notes for example in examples}
+    examples = {example.source: example for example in _examples()}
+    if (
+        st.session_state.get(state.LOADED_SAMPLE) is None
+        and st.session_state[state.SAMPLE_SOURCE] in examples
+    ):
+        _apply_example(examples[st.session_state[state.SAMPLE_SOURCE]])
+    base = examples.get(st.session_state[state.SAMPLE_SOURCE])
+    edited = is_edited(base)
+    st.session_state[state.SAMPLE_PICKER] = CUSTOM if edited else base.source
     st.selectbox(
         "Sample prompt",
-        sources,
-        key=state.SAMPLE_SOURCE,
-        persist_state="session",
+        ([CUSTOM] if edited else []) + list(examples),
+        key=state.SAMPLE_PICKER,
         on_change=_on_sample_change,
-        help="Loads a template and its variables; your edits to the current one are replaced.",
+        help="Loads a template and its values. Once you edit them this shows “Custom (edited)”; "
+        "pick a sample again to start over from it.",
     )
-    if notes.get(st.session_state[state.SAMPLE_SOURCE]):
-        st.caption(notes[st.session_state[state.SAMPLE_SOURCE]])
-    upload = st.file_uploader(
+    if base is not None and base.notes and not edited:
+        st.caption(base.notes)
+    st.file_uploader(
         "Your prompts (JSONL)",
         type=["jsonl", "json", "txt"],
+        key=state.UPLOADER,
+        on_change=_on_upload,
         help="One JSON object per line: {'prompt': ..., 'target': ...} or {'template': ..., 'variables': {...}}.",
     )
-    if upload is not None:
-        try:
-            loaded = parse_jsonl(upload.getvalue())
-        except InputError as error:
-            st.error(f"{upload.name}: {error}", icon="⚠️")
+    message = st.session_state.get(state.UPLOAD_MESSAGE)
+    if message and st.session_state.get(state.UPLOADER) is not None:
+        if message[0] == "error":
+            st.error(message[1], icon="⚠️")
         else:
-            st.session_state[state.UPLOADED_EXAMPLES] = loaded
-            st.caption(f"Loaded {len(loaded)} prompts from {upload.name}; pick them above.")
+            st.caption(message[1])
     st.text_area(
         "Prompt template",
         key=state.TEMPLATE,
@@ -113,23 +187,31 @@ def template_editor() -> RenderedPrompt | None:
 
 
 def generation_settings() -> GenerationSettings:
-    """Max new tokens, stop sequences, greedy or sampling; returns the settings."""
+    """Answer length (plain), then stop text, sampling and chat format under "Advanced"."""
     with st.expander("Generation settings"):
         st.number_input(
-            "Max new tokens",
+            "Longest answer (tokens)",
             min_value=1,
             max_value=512,
             step=8,
             key=state.MAX_NEW_TOKENS,
             persist_state="session",
+            help="A token is a word or a piece of one. The answer also ends where the stop text "
+            "(Advanced) says, by default at a blank line.",
         )
+        st.toggle(
+            "Vary the answer (sampling)",
+            key=state.SAMPLING,
+            persist_state="session",
+            help="Off: always the likeliest next word, so the same prompt gives the same answer.",
+        )
+    with st.expander("Advanced generation settings"):
         st.text_input(
             "Stop sequences",
             key=state.STOP_SEQUENCES,
             persist_state="session",
             help=r"Separate several with |. Write \n for a newline: \n\n stops at a blank line.",
         )
-        st.toggle("Sample (instead of greedy)", key=state.SAMPLING, persist_state="session")
         if st.session_state[state.SAMPLING]:
             st.slider("Temperature", 0.05, 2.0, key=state.TEMPERATURE, persist_state="session", step=0.05)
             st.number_input(
@@ -137,6 +219,8 @@ def generation_settings() -> GenerationSettings:
             )
             st.slider("Top-p", 0.05, 1.0, key=state.TOP_P, persist_state="session", step=0.05)
             st.number_input("Seed", min_value=0, max_value=2**31 - 1, key=state.SEED, persist_state="session")
+        else:
+            st.caption("Temperature, top-k, top-p and seed appear when “Vary the answer” is on.")
         st.checkbox(
             "Wrap in Gemma chat turns (instruct models)", key=state.CHAT_TEMPLATE, persist_state="session"
         )
@@ -181,20 +265,34 @@ COMPARE_CONTROLS = ControlKeys(
 )
 
 
+GRANULARITY_NAMES = {"slots": "template parts", "regex": "custom pattern"}
+
+
+def method_help() -> str:
+    """Every method's plain title and honest description, for the method picker's help."""
+    return "\n\n".join(f"**{spec.title}.** {spec.description}" for spec in REGISTRY.values())
+
+
 def salience_controls(keys: ControlKeys = WORKBENCH_CONTROLS) -> tuple[str, str, str | None, str, float]:
-    """Method, granularity (+ custom pattern), aggregation and colour intensity."""
+    """Method, granularity (+ custom pattern), colour intensity; aggregation under "Advanced"."""
     method_col, granularity_col, intensity_col = st.columns([3, 2, 2])
     method_col.radio(
         "Method",
         list(REGISTRY),
         key=keys.method,
         persist_state="session",
-        format_func=lambda name: REGISTRY[name].label,
-        horizontal=True,
-        help="Grad L2: how sensitive the selection is to each part. Grad·Input and Integrated Gradients "
-        "are signed: positive pushed the model toward the selection. Integrated Gradients is slower.",
+        format_func=lambda name: REGISTRY[name].title,
+        help=method_help(),
     )
-    granularity_col.selectbox("Granularity", GRANULARITIES, key=keys.granularity, persist_state="session")
+    granularity_col.selectbox(
+        "Granularity",
+        GRANULARITIES,
+        key=keys.granularity,
+        persist_state="session",
+        format_func=lambda name: GRANULARITY_NAMES.get(name, name),
+        help="How big the coloured pieces of the prompt are: single tokens, words, sentences, lines, "
+        "paragraphs, the template's parts, or pieces that start where a pattern matches.",
+    )
     intensity_col.slider(
         "Intensity",
         0.25,
@@ -209,9 +307,15 @@ def salience_controls(keys: ControlKeys = WORKBENCH_CONTROLS) -> tuple[str, str,
         pattern = st.text_input(
             "Segment starts at (regular expression)", key=keys.regex, persist_state="session"
         )
-    with st.expander("Aggregation"):
+    with st.expander("Advanced"):
         st.radio(
-            "Segment score", AGGREGATIONS, key=keys.aggregation, persist_state="session", horizontal=True
+            "Segment score (aggregation of its tokens)",
+            AGGREGATIONS,
+            key=keys.aggregation,
+            persist_state="session",
+            horizontal=True,
+            help="sum: long segments can add up; mean: per token; max: the strongest token. "
+            "Deletion already scores whole segments.",
         )
     return (
         st.session_state[keys.method],

@@ -315,10 +315,17 @@ def remember_run(
     variables: dict | None = None,
     version_id: int | None = None,
 ) -> int | None:
-    """Save a finished generation; returns its run id (also remembered for its salience)."""
+    """Save a finished generation; returns its run id (also remembered for its salience).
+
+    The same output of the same prompt, model and precision is one run per session: an auto
+    re-run followed by Generate on unchanged input does not record it twice.
+    """
     opened = workspace()
     if opened is None:
         return None
+    known = st.session_state[state.RUN_IDS].get((model, precision, generation.prompt, generation.text))
+    if known is not None:
+        return known
     try:
         run_id = opened.record_run(
             generation, model, precision, settings, variables, version_id, browser_id()

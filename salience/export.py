@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 import pandas as pd
 
 from salience.compare import OutputDiff, PartDelta
-from salience.errors import WorkbenchError
+from salience.errors import InputError, WorkbenchError
 from salience.types import SalienceResult
 from salience.views import legend_words
 
@@ -33,9 +33,9 @@ def colour(value: float, signed: bool, intensity: float = 1.0) -> str:
     a = abs(v)
     if not signed:  # white -> purple
         return f"rgb({round(255 - a * 146)},{round(255 - a * 215)},{round(255 - a * 38)})"
-    if v >= 0:  # white -> teal: toward the target
+    if v >= 0:  # white -> teal: positive scores
         return f"rgb({round(255 - a * 255)},{round(255 - a * 105)},{round(255 - a * 119)})"
-    return f"rgb({round(255 - a * 25)},{round(255 - a * 158)},{round(255 - a * 255)})"  # orange: away
+    return f"rgb({round(255 - a * 25)},{round(255 - a * 158)},{round(255 - a * 255)})"  # orange: negative
 
 
 def text_colour(value: float, intensity: float = 1.0) -> str:
@@ -88,9 +88,6 @@ body { margin: 24px; font-family: system-ui, -apple-system, "Segoe UI", Roboto, 
 h1 { font-size: 1.35rem; margin: 0 0 .25rem 0; }
 h2 { font-size: 1.05rem; margin: 0 0 .25rem 0; }
 .caption { color: #333; margin: 0 0 .75rem 0; }
-.legend { display: flex; align-items: center; gap: .6rem; flex-wrap: wrap; font-size: .85rem;
-  margin-bottom: 1rem; }
-.bar { display: inline-block; width: 220px; height: 12px; border-radius: 6px; border: 1px solid #999; }
 .panes { display: grid; gap: 16px; grid-template-columns: repeat(var(--columns), minmax(0, 1fr)); }
 .pane { border: 1px solid #d4d4d8; border-radius: 8px; padding: 12px; }
 .sub { font-size: .85rem; color: #444; margin: 0 0 .5rem 0; }
@@ -142,13 +139,35 @@ def _cells_html(cells: Sequence[dict], signed: bool, intensity: float) -> str:
     return "".join(parts)
 
 
-def _legend_html(document: ExportDocument) -> str:
-    low, high, note = legend_words(document.signed, document.scale, shared=len(document.panes) > 1)
+def legend_html(
+    method: str, signed: bool, scale: float, shared: bool = False, test_id: str = "legend"
+) -> str:
+    """The colour legend as HTML with inline styles (for exports and ``st.html``).
+
+    The method's words sit under the ends of the bar they describe ("← low · high →") and
+    wrap within their half, never apart from their colour; the raw scale is in a ``<details>``.
+    """
+    try:
+        low, high, note, signed = legend_words(method, scale, shared=shared)
+    except InputError:  # no method named (older exports): neutral words
+        low, high = ("negative score", "positive score") if signed else ("low score", "high score")
+        note = f"Strongest colour = {'±' if signed else ''}{scale:.3g}"
+        note += " · one scale shared by all panes" if shared else ""
     return (
-        f'<div class="legend"><span>{_e(low)}</span>'
-        f'<span class="bar" style="background:{legend_gradient(document.signed)}"></span>'
-        f"<span>{_e(high)}</span><span>{_e(note)}</span></div>"
+        f'<div class="legend" data-testid="{_e(test_id)}" style="display:flex;flex-wrap:wrap;'
+        'align-items:flex-start;gap:.35rem 1rem;font-size:.85rem;margin-bottom:.75rem">'
+        '<div style="display:grid;grid-template-columns:1fr 1fr;column-gap:.75rem;width:min(100%,34rem)">'
+        '<span style="grid-column:1 / 3;height:12px;border-radius:6px;border:1px solid #999;'
+        f'background:{legend_gradient(signed)}"></span>'
+        f'<span style="margin-top:.15rem;line-height:1.3">← {_e(low)}</span>'
+        f'<span style="margin-top:.15rem;line-height:1.3;text-align:right">{_e(high)} →</span></div>'
+        f'<details style="opacity:.75;font-size:.8rem"><summary style="cursor:pointer">Scale</summary>'
+        f"{_e(note)}</details></div>"
     )
+
+
+def _legend_html(document: ExportDocument) -> str:
+    return legend_html(document.method, document.signed, document.scale, shared=len(document.panes) > 1)
 
 
 def _number(value: float | None) -> str:

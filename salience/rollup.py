@@ -27,6 +27,7 @@ class SlotScore:
     share: float
     mean: float
     text: str
+    label: str = ""  # what a reviewer reads: "menu item", "“Analyze a menu item…”"
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -71,6 +72,7 @@ def rollup(
             share=float(abs(totals[i]) / magnitude) if magnitude > 0 else 0.0,
             mean=float(totals[i] / counts[i]) if counts[i] else 0.0,
             text=slot.text,
+            label=slot.title,
         )
         for i, slot in enumerate(slots)
     ]
@@ -80,8 +82,8 @@ def rollup_by_variable(rows: Sequence[SlotScore]) -> list[SlotScore]:
     """Merge repeated occurrences of the same variable into one row (fixed blocks stay apart)."""
     merged: dict[str, SlotScore] = {}
     order: list[str] = []
-    for row in rows:
-        key = row.name
+    for index, row in enumerate(rows):
+        key = row.name if row.kind == "variable" else f"{row.name}@{index}"
         if key not in merged:
             merged[key] = row
             order.append(key)
@@ -99,5 +101,6 @@ def rollup_by_variable(rows: Sequence[SlotScore]) -> list[SlotScore]:
             old.share + row.share,
             total / tokens if tokens else 0.0,
             old.text,
+            old.label,
         )
     return [merged[key] for key in order]

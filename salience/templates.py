@@ -7,6 +7,8 @@ occurrence, so scores on the prompt can be traced back to the template.
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -45,13 +47,25 @@ class Template:
 
 @dataclass(frozen=True)
 class Slot:
-    """A span of the rendered prompt that came from one template piece."""
+    """A span of the rendered prompt that came from one template piece.
+
+    ``name`` identifies it (the variable name, or "text 1", "text 2", … for fixed blocks);
+    ``label`` is what a reviewer reads: the variable name in words, or a fixed block's first words.
+    """
 
     kind: str  # "fixed" or "variable"
-    name: str  # variable name, or "text 1", "text 2", ... for fixed blocks
+    name: str
     start: int
     end: int
     text: str
+    label: str = ""
+
+    @property
+    def title(self) -> str:
+        """The label, or a name made from the slot itself when none was given."""
+        if self.label:
+            return self.label
+        return humanize(self.name) if self.kind == "variable" else content_label(self.text)
 
 
 @dataclass(frozen=True)
@@ -61,6 +75,35 @@ class RenderedPrompt:
 
     def slots_named(self, name: str) -> tuple[Slot, ...]:
         return tuple(slot for slot in self.slots if slot.name == name)
+
+
+def humanize(name: str) -> str:
+    """A variable name in words: 'menu_item' -> 'menu item', 'foodLikes' -> 'food likes'."""
+    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", name).replace("_", " ").replace("-", " ")
+    return " ".join(spaced.split()).lower() or name
+
+
+def content_label(text: str, words: int = 4, limit: int = 32) -> str:
+    """A fixed block named by its first words: '“Analyze a menu item…”'; whitespace-only blocks
+    are 'line break' / 'blank line'."""
+    if not text.strip():
+        return "blank line" if text.count("\n") > 1 else "line break" if "\n" in text else "space"
+    chosen = text.split()[:words]
+    label = " ".join(chosen)
+    cut = len(chosen) < len(text.split()) or len(label) > limit
+    if len(label) > limit:
+        label = label[: limit - 1].rstrip()
+    return f"“{label}…”" if cut else f"“{label}”"
+
+
+def _unique_labels(labels: list[str]) -> list[str]:
+    """Number repeated labels: '“Analysis:”', '“Analysis:” (2)'."""
+    seen: dict[str, int] = {}
+    unique = []
+    for label in labels:
+        seen[label] = seen.get(label, 0) + 1
+        unique.append(label if seen[label] == 1 else f"{label} ({seen[label]})")
+    return unique
 
 
 def _line_column(source: str, index: int) -> tuple[int, int]:
@@ -173,4 +216,10 @@ def render(template: Template | str, values: Mapping[str, str], allow_unused: bo
         parts.append(text)
         slots.append(Slot(piece.kind, name, cursor, cursor + len(text), text))
         cursor += len(text)
+    fixed = [i for i, slot in enumerate(slots) if slot.kind == "fixed"]
+    for index, label in zip(fixed, _unique_labels([content_label(slots[i].text) for i in fixed])):
+        slots[index] = dataclasses.replace(slots[index], label=label)
+    for index, slot in enumerate(slots):
+        if slot.kind == "variable":
+            slots[index] = dataclasses.replace(slot, label=humanize(slot.name))
     return RenderedPrompt("".join(parts), tuple(slots))

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
-from salience.methods import get_method
+from salience.describe import describe_segments, normalized_text, numbered
+from salience.methods import DELETION, get_method, segment_aggregation
 from salience.rollup import SlotScore, rollup, rollup_by_variable
 from salience.segments import Segment, aggregate, make_segments, normalize
 from salience.templates import RenderedPrompt
@@ -69,7 +71,7 @@ def heatmap_view(
     if result is None or method not in result.scores:
         zeros = np.zeros(len(segments))
         return HeatmapView(segments, zeros, zeros, 0.0, method, spec.signed, None)
-    scores = aggregate(result.scores[method], segments, aggregation)
+    scores = aggregate(result.scores[method], segments, segment_aggregation(method, aggregation))
     normalized, scale = normalize(scores, shared_scale)
     start, end = result.target_token_span
     span = (result.offsets[start][0], result.offsets[end - 1][1])
@@ -93,32 +95,143 @@ def slot_table(result: SalienceResult, rendered: RenderedPrompt, method: str) ->
     return rollup_by_variable(rows)
 
 
-def _excerpt(text: str, limit: int = 48) -> str:
+def excerpt(text: str, limit: int = 48) -> str:
+    """One line of at most ``limit`` characters."""
     text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+class Legend(NamedTuple):
+    """Plain words for the two ends of a method's colour scale, and the raw scale (for details)."""
+
+    low: str
+    high: str
+    note: str
+    signed: bool
+
+
+def legend_words(method: str, scale: float, shared: bool = False) -> Legend:
+    """The method's own words for the low and high ends; ``note`` gives the raw scale."""
+    spec = get_method(method)
+    units = " nats (change in log-probability)" if method == DELETION else ""
+    note = (
+        f"Strongest colour = ±{scale:.3g}{units}" if spec.signed else f"Strongest colour = {scale:.3g}{units}"
+    )
+    if scale <= 0:
+        note = "No scores yet."
+    if shared:
+        note += " · one scale shared by all panes"
+    return Legend(spec.low_words, spec.high_words, note, spec.signed)
+
+
+def _slots(rendered: RenderedPrompt | None) -> tuple:
+    return rendered.slots if rendered is not None else ()
+
+
+def chart_rows(
+    view: HeatmapView, result: SalienceResult, rendered: RenderedPrompt | None = None, limit: int = 10
+) -> list[dict]:
+    """One row per prompt segment *position* (copies are separate rows), strongest |score| first.
+
+    Each row has a unique ``label`` (its text and where it is), its ``score``, and ``meaning``:
+    the legend's words for its sign. ``same_as_selection`` marks copies of the explained text.
+    """
+    legend = legend_words(view.method, view.scale)
+    places = describe_segments(view.segments, result.text, result.prompt_length, _slots(rendered))
+    target = normalized_text(result.target_text)
+    rows = []
+    for index, seg in enumerate(view.segments):
+        if seg.in_target or seg.start >= result.prompt_length or not seg.text.strip():
+            continue
+        score = float(view.scores[index])
+        same = normalized_text(seg.text) == target
+        where = places[index]
+        label = f"“{excerpt(seg.text, 40)}”" + (f" — {where}" if where else "")
+        rows.append(
+            {
+                "label": label,
+                "segment": seg.text.strip(),
+                "where": where,
+                "score": score,
+                "meaning": (legend.high if score >= 0 else legend.low) if legend.signed else legend.high,
+                "same_as_selection": same,
+                "start": seg.start,
+            }
+        )
+    rows.sort(key=lambda row: -abs(row["score"]))
+    rows = rows[:limit]
+    seen: dict[str, int] = {}
+    for row in rows:  # the chart's axis merges equal labels: keep every position apart
+        seen[row["label"]] = seen.get(row["label"], 0) + 1
+        if seen[row["label"]] > 1:
+            row["label"] += f" ({seen[row['label']]})"
+    return rows
+
+
+def _target_phrase(result: SalienceResult) -> str:
+    """'“Recommendation: Avoid.”', with which copy when the output repeats it."""
+    target = result.target_text
+    phrase = f"“{excerpt(target)}”"
+    start, _ = result.target_token_span
+    begin = result.offsets[start][0] if start < len(result.offsets) else result.prompt_length
+    output = result.text[result.prompt_length :]
+    needle = target.strip()
+    if not needle or output.count(needle) < 2:
+        return phrase
+    positions, found = [], output.find(needle)
+    while found >= 0:
+        positions.append(result.prompt_length + found)
+        found = output.find(needle, found + 1)
+    first_char = begin + len(result.text[begin:]) - len(result.text[begin:].lstrip())
+    number = 1 + sum(1 for p in positions if p < first_char)
+    return f"{phrase} (the {numbered(number)} of {len(positions)} in the output)"
 
 
 def readout(view: HeatmapView, result: SalienceResult, rendered: RenderedPrompt | None = None) -> str:
-    """One plain-language sentence naming what drove the selected text most."""
-    top = top_segments(view, limit=1)
-    if not top:
+    """One plain sentence naming the prompt segment that mattered most for the selected text.
+
+    Prompt text identical to the selected text is never named as its cause, and a repeated
+    sentence is named by where it is ("the first example's Recommendation line").
+    """
+    places = describe_segments(view.segments, result.text, result.prompt_length, _slots(rendered))
+    target = normalized_text(result.target_text)
+    candidates, skipped = [], False
+    for index, seg in enumerate(view.segments):
+        if seg.in_target or seg.start >= result.prompt_length or not seg.text.strip():
+            continue
+        if normalized_text(seg.text) == target:
+            skipped = True
+            continue
+        if view.scores[index] != 0:
+            candidates.append(index)
+    if not candidates:
         return "Nothing in the prompt scored for this selection."
-    best = top[0]
-    where = ""
-    if rendered is not None:
-        for slot in rendered.slots:
-            if slot.start <= best["start"] < slot.end:
-                where = f" (the '{slot.name}' value)" if slot.kind == "variable" else ""
-                break
-    target = _excerpt(result.target_text)
-    label = get_method(view.method).label
-    if view.signed:
-        direction = "toward" if best["score"] > 0 else "away from"
-        return (
-            f"By {label}, '{_excerpt(best['segment'])}'{where} pushed the model most strongly "
-            f"{direction} '{target}'."
+    best = max(candidates, key=lambda i: abs(view.scores[i]))
+    score = float(view.scores[best])
+    cause = f"“{excerpt(view.segments[best].text)}”" + (f" ({places[best]})" if places[best] else "")
+    selected = _target_phrase(result)
+    spec = get_method(view.method)
+    if spec.directional:
+        if score > 0:
+            sentence = f"{cause} supported {selected} most: without it the model is less likely to write it."
+        else:
+            sentence = (
+                f"{cause} worked against {selected} most: without it the model is more likely to write it."
+            )
+    elif spec.signed:
+        sign = "positive" if score > 0 else "negative"
+        sentence = (
+            f"{cause} has the strongest score for {selected} ({sign}; this method's sign does not say "
+            "whether the text helped or hurt)."
         )
-    return f"Most influence on '{target}' came from '{_excerpt(best['segment'])}'{where} ({label})."
+    else:
+        sentence = f"{selected} is most sensitive to {cause}."
+    note = (
+        " Copies of the selected text in the prompt are left out: a text cannot explain itself."
+        if skipped
+        else ""
+    )
+    return f"By {spec.label}, {sentence}{note}"
 
 
 def snap_to_segments(segments: Sequence[Segment], start: int, end: int) -> tuple[int, int] | None:
@@ -136,30 +249,35 @@ def find_selection(
     relative: tuple[int, int],
     selected_text: str = "",
 ) -> tuple[int, int] | None:
-    """Re-find a selection made on an earlier output.
+    """Re-find a selection made on an earlier output (or at another granularity).
 
-    First by its leading word (so "Recommendation: …" stays the Recommendation line
-    when the output before it grows or shrinks), else by the same position relative
-    to the output start. Returns a character span snapped to whole output segments.
+    The result always covers all of the selected text, widened to whole segments: the
+    same characters when the output is unchanged (a granularity switch never shrinks a
+    selection), else the same text elsewhere in the output (nearest copy), else the part
+    that starts with its leading word (so "Recommendation: …" stays the Recommendation line
+    when the output changed), else the same position relative to the output start.
     """
     output = [s for s in segments if s.in_target and s.text.strip()]
     if not output:
         return None
-    words = selected_text.split()
-    if words:
-        found = text.find(words[0], prompt_length)
+    start, end = prompt_length + relative[0], prompt_length + relative[1]
+    if selected_text.strip():
+        if text[start:end] == selected_text:
+            return snap_to_segments(segments, start, end)
+        copies, found = [], text.find(selected_text, prompt_length)
+        while found >= 0:
+            copies.append(found)
+            found = text.find(selected_text, found + 1)
+        if copies:
+            nearest = min(copies, key=lambda p: abs(p - start))
+            return snap_to_segments(segments, nearest, nearest + len(selected_text))
+        lead = selected_text.split()[0]
+        found = text.find(lead, prompt_length)
         if found >= 0:
-            return snap_to_segments(segments, found, found + len(words[0]))
-    start = min(prompt_length + relative[0], output[-1].start)
-    end = min(prompt_length + relative[1], output[-1].end)
+            line_end = text.find("\n", found)
+            limit = len(text) if line_end < 0 else line_end
+            stop = min(found + len(selected_text.strip()), limit)
+            return snap_to_segments(segments, found, max(stop, found + len(lead)))
+    start = min(start, output[-1].start)
+    end = min(end, output[-1].end)
     return snap_to_segments(segments, start, max(end, start + 1))
-
-
-def legend_words(signed: bool, scale: float, shared: bool = False) -> tuple[str, str, str]:
-    """Plain words for the two ends of the colour scale, and a note on the scale."""
-    note = f"scale: ±{scale:.3g}" if signed else f"scale: 0 – {scale:.3g}"
-    if shared:
-        note += " (shared by all panes)"
-    if signed:
-        return "pushed away from the selected text", "pushed toward the selected text", note
-    return "little influence", "strong influence on the selected text", note

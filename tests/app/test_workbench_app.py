@@ -48,16 +48,16 @@ def test_selecting_a_target_updates_the_rollup(app):
     app.session_state[state.SELECTION] = (last - 1, last)  # the last visible token of the output
     app.run()
     table_after = app.dataframe[0].value
-    assert list(table_after["part"]) == [
-        "text 1",
-        "first_recommendation",
-        "text 2",
-        "food_likes",
-        "text 3",
-        "food_dislikes",
-        "text 4",
-        "menu_item",
-        "text 5",
+    assert list(table_after["part"]) == [  # named by their content, not "text 1"
+        "“Analyze a menu item…”",
+        "first recommendation",
+        "“Taste-likes: I've a sweet-tooth…”",
+        "food likes",
+        "“Taste-dislikes:”",
+        "food dislikes",
+        "“Suggestion:”",
+        "menu item",
+        "“Analysis:”",
     ]
     assert abs(table_after["share"].sum() - 1.0) < 1e-6
     assert not table_after["total"].equals(table_before["total"])

@@ -22,6 +22,7 @@ def test_rollup_totals_shares_and_means():
     scores = np.array([9.0, 1.0, 2.0, 2.0, -2.0, 0.5, 1.5, 0.0])
     rows = {row.name: row for row in rollup(rendered.slots, text, offsets, scores, len(prompt))}
     assert rows["text 1"].total == 1.0 and rows["text 1"].tokens == 1
+    assert rows["text 1"].label == "“Likes:”" and rows["food"].label == "food"
     assert rows["food"].total == 2.0 and rows["food"].tokens == 3
     assert rows["food"].mean == pytest.approx(2.0 / 3)
     assert rows["text 2"].total == 2.0 and rows["text 2"].tokens == 2  # "\n" + "Analysis:"

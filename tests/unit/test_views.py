@@ -4,8 +4,9 @@ import numpy as np
 import regex
 
 from salience.segments import make_segments
+from salience.templates import render
 from salience.types import SalienceResult
-from salience.views import find_selection, heatmap_view, readout, top_segments
+from salience.views import chart_rows, find_selection, heatmap_view, legend_words, readout, top_segments
 
 
 def tokens(text):
@@ -49,7 +50,110 @@ def test_readout_and_top_segments():
     )
     view = heatmap_view(text, offsets, len(prompt), "sentences", "grad_l2", result)
     assert top_segments(view, 1)[0]["segment"] == "Hates eggs."
-    assert readout(view, result) == "Most influence on 'Avoid.' came from 'Hates eggs.' (Grad L2)."
+    assert readout(view, result) == "By Grad L2, “Avoid.” is most sensitive to “Hates eggs.”."
     signed = heatmap_view(text, offsets, len(prompt), "sentences", "grad_dot_input", result)
-    assert "away from 'Avoid.'" in readout(signed, result)
+    words = readout(signed, result)
+    assert "“Hates eggs.” has the strongest score for “Avoid.” (negative" in words
+    assert "toward" not in words and "away" not in words  # Grad · Input's sign is not a direction
     assert signed.normalized.min() == -1.0
+
+
+def _result(text, prompt, offsets, target_start, scores):
+    return SalienceResult(
+        text=text,
+        prompt_length=len(prompt),
+        tokens=tuple(text[s:e] for s, e in offsets),
+        offsets=tuple(offsets),
+        target_token_span=(target_start, len(offsets)),
+        scores=scores,
+    )
+
+
+def _token_at(offsets, position):
+    return next(i for i, (s, e) in enumerate(offsets) if s <= position < e)
+
+
+def test_readout_never_names_the_selection_as_its_own_cause_and_says_which_copy():
+    rendered = render(
+        "Likes: sweet\nVerdict: {first}\n\nLikes: salt\nVerdict: Fine.\n\nLikes: sour\n",
+        {"first": "Try it."},
+    )
+    prompt = rendered.text
+    text = prompt + "Verdict: Try it."
+    offsets = tokens(text)
+    scores = np.zeros(len(offsets))
+    copy = prompt.index("Verdict: Try it.")
+    scores[_token_at(offsets, copy)] = 9.0  # the identical line in the prompt scores highest
+    scores[_token_at(offsets, prompt.index("Verdict: Fine."))] = 4.0
+    scores[_token_at(offsets, prompt.index("salt"))] = -1.0
+    target = _token_at(offsets, len(prompt))
+    result = _result(text, prompt, offsets, target, {"grad_l2": scores, "occlusion": scores})
+    view = heatmap_view(text, offsets, len(prompt), "lines", "grad_l2", result, rendered)
+    words = readout(view, result, rendered)
+    assert words.startswith(
+        "By Grad L2, “Verdict: Try it.” is most sensitive to “Verdict: Fine.” (the second"
+    )
+    assert "left out" in words
+    deletion = heatmap_view(text, offsets, len(prompt), "lines", "occlusion", result, rendered)
+    assert (
+        "“Verdict: Fine.” (the second example's Verdict line) supported “Verdict: Try it.” most"
+        in readout(deletion, result, rendered)
+    )
+    words_view = heatmap_view(text, offsets, len(prompt), "words", "grad_l2", result, rendered)
+    assert "the first example's Verdict line" in readout(words_view, result, rendered)
+
+
+def test_readout_says_which_copy_of_a_repeated_output_line_it_explains():
+    prompt = "Q: say ok twice.\nA:"
+    text = prompt + " ok.\nok."
+    offsets = tokens(text)
+    scores = np.zeros(len(offsets))
+    scores[1] = 1.0
+    result = _result(text, prompt, offsets, len(offsets) - 1, {"grad_l2": scores})
+    view = heatmap_view(text, offsets, len(prompt), "words", "grad_l2", result)
+    assert "“ok.” (the 2nd of 2 in the output)" in readout(view, result)
+
+
+def test_chart_rows_keep_every_position_sorted_by_magnitude_with_legend_words():
+    prompt = "Go. Stop. Go. Wait."
+    text = prompt + " Go."
+    offsets = tokens(text)
+    scores = np.zeros(len(offsets))
+    scores[1], scores[2], scores[3], scores[4] = 1.0, -3.0, 2.0, 0.5  # Go. Stop. Go. Wait.
+    result = _result(text, prompt, offsets, len(offsets) - 1, {"grad_dot_input": scores, "occlusion": scores})
+    view = heatmap_view(text, offsets, len(prompt), "sentences", "occlusion", result)
+    rows = chart_rows(view, result)
+    assert [row["segment"] for row in rows] == ["Stop.", "Go.", "Go.", "Wait."]
+    assert len({row["label"] for row in rows}) == 4  # the two "Go." bars stay apart
+    assert [row["where"] for row in rows[1:3]] == ["the 2nd of 2 copies", "the 1st of 2 copies"]
+    assert rows[0]["meaning"].startswith("worked against") and rows[1]["meaning"].startswith("supported")
+    assert rows[1]["same_as_selection"] and not rows[0]["same_as_selection"]
+    signed = heatmap_view(text, offsets, len(prompt), "sentences", "grad_dot_input", result)
+    assert {row["meaning"] for row in chart_rows(signed, result)} == {"negative score", "positive score"}
+
+
+def test_legend_words_come_from_the_method():
+    low, high, note, signed = legend_words("occlusion", 0.5, shared=True)
+    assert low.startswith("worked against") and high.startswith("supported") and signed
+    assert note == "Strongest colour = ±0.5 nats (change in log-probability) · one scale shared by all panes"
+    for method in ("grad_dot_input", "integrated_gradients", "grad_l2"):
+        words = " ".join(legend_words(method, 1.0)[:2])
+        assert "toward" not in words and "away" not in words and "supported" not in words
+    assert legend_words("grad_l2", 2.0).note == "Strongest colour = 2"
+
+
+def test_switching_granularity_never_shrinks_the_selection():
+    prompt = "Analysis:"
+    output = " it has cheese.\nRecommendation: You have to try it."
+    text = prompt + output
+    offsets = tokens(text)
+    start = output.index("Recommendation")
+    chosen = output[start:]
+    for granularity in ("words", "tokens", "sentences", "lines"):
+        segments = make_segments(text, offsets, granularity, prompt_length=len(prompt))
+        span = find_selection(segments, text, len(prompt), (start, len(output)), chosen)
+        assert text[span[0] : span[1]].strip() == chosen, granularity
+    word = output.index("have")
+    segments = make_segments(text, offsets, "sentences", prompt_length=len(prompt))
+    span = find_selection(segments, text, len(prompt), (word, word + 4), "have")
+    assert text[span[0] : span[1]] == "Recommendation: You have to try it."  # widened to the sentence
