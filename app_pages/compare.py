@@ -20,6 +20,7 @@ from components.comparison import (
     target_choice,
     variants,
 )
+from components.deletion import pane_agreement
 from components.diff_view import diff_html
 from components.heatmap import heatmap
 from components.permalink import QUERY_KEY, apply_link_from_url, create_link, link_url
@@ -457,6 +458,7 @@ def _compare(model, presenting: bool) -> None:
         with column:
             st.subheader(pane.variant.name)
             _draw_pane(pane, panes[0].variant, signed, scale, intensity, large=False)
+            pane_agreement(model, precision, pane, method, granularity, pattern, aggregation)
     differences = _differences(panes, method) if len(panes) >= 2 else None
     if len(panes) < 2:
         st.info("Pin or add a second variant to see the differences.")

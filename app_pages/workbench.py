@@ -6,7 +6,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from components import state, workspace
+from components import deletion, state, workspace
 from components.comparison import pin_workbench
 from components.heatmap import heatmap
 from components.model_resource import registry
@@ -14,7 +14,7 @@ from components.sidebar import model_sidebar
 from components.widgets import generation_settings, plain_markdown, salience_controls, template_editor
 from components.workspace import autosaved
 from salience.errors import WorkbenchError
-from salience.methods import DEFAULT_METHODS, get_method
+from salience.methods import get_method
 from salience.model import LanguageModel
 from salience.views import chart_rows, find_selection, heatmap_view, legend_words, readout, slot_table
 
@@ -187,7 +187,8 @@ def _view(model: LanguageModel, rendered, settings, generate_clicked: bool) -> N
                 text[span[0] : span[1]],
             )
     explained = target[span[0] - len(prompt) : span[1] - len(prompt)] if span else target
-    methods = DEFAULT_METHODS if method in DEFAULT_METHODS else (method,)
+    methods = deletion.gradient_methods(method)
+    deletion.cancel_stale(model, precision, prompt, target, span)  # a stale run lets go of the model
     try:
         with st.spinner(f"Recomputing salience for “{explained.strip()[:60]}”…"):
             result = registry().salience(model, prompt, target, span, methods, precision)
@@ -195,6 +196,10 @@ def _view(model: LanguageModel, rendered, settings, generate_clicked: bool) -> N
         st.error(str(error), icon="⚠️")
         return
     workspace.remember_salience(result, model.spec, precision, prompt, target, span)
+    follow = deletion.resolve(
+        model, precision, prompt, target, span, result, method, granularity, pattern, rendered
+    )
+    result, method = follow.result, follow.method  # Grad L2 until a chosen Deletion is ready
     view = heatmap_view(
         result.text, result.offsets, len(prompt), granularity, method, result, rendered, pattern, aggregation
     )
@@ -213,6 +218,8 @@ def _view(model: LanguageModel, rendered, settings, generate_clicked: bool) -> N
         on_select=_on_select,
     )
     st.markdown(f"**Reading:** {plain_markdown(readout(view, result, rendered))}")
+    deletion.agreement(follow, aggregation, rendered)
+    deletion.what_if(model, precision, prompt, settings, view, result, rendered)
     _analysis(view, result, rendered, method)
 
 

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 import streamlit as st
 
 from components import state, workspace
+from components.deletion import compare_scores, gradient_methods
 from components.model_resource import registry
 from salience.compare import MAX_VARIANTS, ResolvedTarget, TargetChoice, Variant, resolve_target, shared_scale
 from salience.errors import WorkbenchError
-from salience.methods import DEFAULT_METHODS
+from salience.methods import DELETION
 from salience.model import LanguageModel
 from salience.segments import normalize
 from salience.templates import RenderedPrompt, TemplateError, parse_template
@@ -150,7 +151,7 @@ def explain(
 ) -> tuple[list[Pane], float]:
     """Generate what is missing, explain every variant against ``choice``; one shared scale."""
     _generate_missing(model, settings, precision)
-    methods = DEFAULT_METHODS if method in DEFAULT_METHODS else (method,)
+    methods = gradient_methods(method)
     panes: list[Pane] = []
     for variant in variants():
         pane = Pane(variant)
@@ -183,6 +184,18 @@ def explain(
                 pane.result = registry().salience(
                     model, pane.prompt, pane.target.target, pane.target.span, methods, precision
                 )
+            if method == DELETION:
+                with st.spinner(f"Deletion on “{variant.name}”…"):
+                    pane.result = compare_scores(
+                        model,
+                        precision,
+                        pane.target.target,
+                        pane.target.span,
+                        pane.result,
+                        granularity,
+                        pattern,
+                        pane.rendered,
+                    )
         except WorkbenchError as error:
             pane.message = str(error)
             continue

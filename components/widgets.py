@@ -10,7 +10,7 @@ import streamlit as st
 
 from components import state
 from salience.errors import InputError
-from salience.methods import REGISTRY
+from salience.methods import DELETION, REGISTRY
 from salience.model import unescape
 from salience.samples import PromptExample, load_samples, parse_jsonl
 from salience.segments import AGGREGATIONS, GRANULARITIES
@@ -268,9 +268,18 @@ COMPARE_CONTROLS = ControlKeys(
 GRANULARITY_NAMES = {"slots": "template parts", "regex": "custom pattern"}
 
 
+def method_choices() -> list[str]:
+    """Grad L2 first (instant colours), then Deletion, the default signed method (the only one
+    whose sign means supported / worked against), then the other gradient methods."""
+    first = [name for name in ("grad_l2", DELETION) if name in REGISTRY]
+    return first + [name for name in REGISTRY if name not in first]
+
+
 def method_help() -> str:
     """Every method's plain title and honest description, for the method picker's help."""
-    return "\n\n".join(f"**{spec.title}.** {spec.description}" for spec in REGISTRY.values())
+    return "\n\n".join(
+        f"**{REGISTRY[name].title}.** {REGISTRY[name].description}" for name in method_choices()
+    )
 
 
 def salience_controls(keys: ControlKeys = WORKBENCH_CONTROLS) -> tuple[str, str, str | None, str, float]:
@@ -278,7 +287,7 @@ def salience_controls(keys: ControlKeys = WORKBENCH_CONTROLS) -> tuple[str, str,
     method_col, granularity_col, intensity_col = st.columns([3, 2, 2])
     method_col.radio(
         "Method",
-        list(REGISTRY),
+        method_choices(),
         key=keys.method,
         persist_state="session",
         format_func=lambda name: REGISTRY[name].title,

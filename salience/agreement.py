@@ -163,13 +163,24 @@ def agreement_line(
     texts: Mapping[int, str],
     granularity: str,
     method_label: str,
+    places: Mapping[int, str] | None = None,
 ) -> str:
     """One sentence saying whether Deletion confirms the gradient method's top segments.
 
-    ``texts`` maps segment indices to their text (quoted, shortened). Ranking is by size
-    (|score|), so the sentence never says which way a segment pushed.
+    ``texts`` maps segment indices to their text (quoted, shortened); ``places`` to where
+    they are, added for texts that occur more than once so copies can be told apart.
+    Ranking is by size (|score|), so the sentence never says which way a segment pushed.
     """
     one, many = unit_names(granularity)
+    counts: dict[str, int] = {}
+    for text in texts.values():
+        counts[_quoted(text)] = counts.get(_quoted(text), 0) + 1
+
+    def name(index: int) -> str:
+        quoted = _quoted(texts[index])
+        place = (places or {}).get(index)
+        return f"{quoted} ({place})" if place and counts[quoted] > 1 else quoted
+
     k = agreement.k
     top = f"top {one}" if k == 1 else f"top {k} {many}"
     if agreement.deletion_negligible:
@@ -179,11 +190,11 @@ def agreement_line(
         )
     if agreement.agree:
         return f"Deletion confirms the {top} by {method_label}."
-    gradient_first = _quoted(texts[agreement.gradient_top[0]])
-    deletion_first = _quoted(texts[agreement.deletion_top[0]])
+    gradient_first = name(agreement.gradient_top[0])
+    deletion_first = name(agreement.deletion_top[0])
     if agreement.top_match:
-        gradient_only = _listed([_quoted(texts[i]) for i in agreement.only_gradient])
-        deletion_only = _listed([_quoted(texts[i]) for i in agreement.only_deletion])
+        gradient_only = _listed([name(i) for i in agreement.only_gradient])
+        deletion_only = _listed([name(i) for i in agreement.only_deletion])
         return (
             f"Deletion confirms the top {one} by {method_label} ({gradient_first}); the methods disagree "
             f"on {gradient_only} ({method_label}'s top {k} only) and {deletion_only} (Deletion's top {k} only)."

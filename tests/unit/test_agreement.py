@@ -45,6 +45,16 @@ def test_top_match_but_other_members_differ_names_both():
     assert "“Dan is tall.” (Deletion's top 2 only)" in line
 
 
+def test_copies_are_told_apart_by_place():
+    texts = {0: "Likes: tea.", 1: "Likes: tea.", 2: "Other.", 3: "More."}
+    places = {0: "the first example", 1: "the second example", 2: "", 3: ""}
+    agreement = compare_top([3.0, 2.0, 0.0, 0.0], [3.0, 0.0, 2.0, 0.0], [0, 1, 2, 3], k=2)
+    line = agreement_line(agreement, texts, "sentences", "Grad L2", places)
+    assert "“Likes: tea.” (the first example)" in line
+    assert "“Likes: tea.” (the second example)" in line
+    assert "“Other.” (Deletion's top 2 only)" in line
+
+
 def test_disagreement_names_each_methods_first():
     agreement = compare_top([3.0, 0.2, 0.1, 0.0], [0.1, -4.0, 0.2, 0.3], [0, 1, 2, 3])
     assert not agreement.top_match

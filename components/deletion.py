@@ -1,0 +1,584 @@
+"""Deletion beside the gradient colours: a background run, the agreement line, "What if I delete this?".
+
+After a click the gradient colours are drawn at once; Deletion (one model pass per
+prompt segment) follows on a worker thread owned by `DeletionRunner`, a process-wide
+object like the model registry. The page polls it with ``st.fragment(run_every=…)``
+only while a run is under way, so the page never waits on it. Each browser session
+owns at most one run: asking for other inputs (a new selection, target or prompt)
+cancels the old run between two of its batches, so a click never waits on a stale
+Deletion. Finished results are cached by the same kind of key as
+``ModelRegistry.salience`` plus the token spans that were deleted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import streamlit as st
+
+from components import state
+from components.diff_view import diff_html
+from components.model_resource import registry
+from salience.agreement import (
+    SEGMENT_GRANULARITIES,
+    agreement_line,
+    compare_top,
+    deletion_targets,
+    ranked,
+    token_spans,
+    unit_names,
+    without_segment,
+)
+from salience.compare import output_diff
+from salience.describe import describe_segments
+from salience.errors import CancelledError, InputError, WorkbenchError
+from salience.methods import DEFAULT_METHODS, DELETION, get_method
+from salience.occlusion import MAX_DELETION_SEGMENTS
+from salience.segments import Segment
+from salience.templates import RenderedPrompt
+from salience.types import GenerationSettings, SalienceResult
+from salience.views import excerpt, heatmap_view
+
+KEPT_RESULTS = 128
+POLL_SECONDS = 0.5
+FALLBACK_GRANULARITY = "sentences"
+COMPARED_WITH = "grad_l2"  # the gradient method Deletion is compared with when Deletion is shown
+
+
+# ---- the background runner ---------------------------------------------------------------
+@dataclass
+class DeletionJob:
+    """One Deletion run: its inputs' key, progress and the future of its `SalienceResult`."""
+
+    key: tuple
+    future: Future = field(default_factory=Future)
+    cancel: threading.Event = field(default_factory=threading.Event)
+    done: int = 0
+    total: int = 0
+    began: float = field(default_factory=time.perf_counter)
+
+    @property
+    def error(self) -> str | None:
+        """The message of a run that failed (not one that was cancelled)."""
+        if not self.future.done() or self.future.cancelled():
+            return None
+        error = self.future.exception()
+        if error is None or isinstance(error, CancelledError):
+            return None
+        return str(error) if isinstance(error, WorkbenchError) else f"Deletion failed: {error}"
+
+
+class DeletionRunner:
+    """A worker thread for Deletion runs, at most one run per owner (browser session), and a cache."""
+
+    def __init__(self) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deletion")
+        self._lock = threading.Lock()
+        self._jobs: dict[str, DeletionJob] = {}
+        self._results: OrderedDict[tuple, SalienceResult] = OrderedDict()
+
+    def cached(self, key: tuple) -> SalienceResult | None:
+        with self._lock:
+            return self._results.get(key)
+
+    def job(self, owner: str) -> DeletionJob | None:
+        with self._lock:
+            return self._jobs.get(owner)
+
+    def cancel_unless(self, owner: str, keep: Callable[[tuple], bool]) -> None:
+        """Cancel the owner's unfinished run unless ``keep(its key)``: called before a click's
+        gradients, so a stale Deletion lets go of the model after its current batch."""
+        with self._lock:
+            job = self._jobs.get(owner)
+        if job is not None and not job.future.done() and not keep(job.key):
+            job.cancel.set()
+
+    def request(
+        self, owner: str, key: tuple, compute: Callable[..., SalienceResult]
+    ) -> SalienceResult | DeletionJob:
+        """The cached result for ``key``, or the owner's run for it (started, replacing any other).
+
+        ``compute(progress, cancelled)`` runs on the worker thread.
+        """
+        hit = self.cached(key)
+        with self._lock:
+            current = self._jobs.get(owner)
+            if hit is not None:
+                if current is not None and current.key != key:
+                    current.cancel.set()
+                return hit
+            if current is not None and current.key == key and not current.cancel.is_set():
+                return current
+            if current is not None:
+                current.cancel.set()
+            job = DeletionJob(key)
+            self._jobs[owner] = job
+        self._executor.submit(self._run, job, compute)
+        return job
+
+    def _run(self, job: DeletionJob, compute: Callable[..., SalienceResult]) -> None:
+        def progress(done: int, total: int) -> None:
+            job.done, job.total = done, total
+
+        try:
+            if job.cancel.is_set():
+                raise CancelledError("Deletion was cancelled before it started.")
+            result = compute(progress, job.cancel.is_set)
+        except BaseException as error:  # noqa: BLE001 - handed to the page through the future
+            job.future.set_exception(error)
+            return
+        self.remember(job.key, result)
+        job.future.set_result(result)
+
+    def remember(self, key: tuple, result: SalienceResult) -> SalienceResult:
+        with self._lock:
+            self._results[key] = result
+            while len(self._results) > KEPT_RESULTS:
+                self._results.popitem(last=False)
+        return result
+
+
+_RUNNER: DeletionRunner | None = None
+_RUNNER_LOCK = threading.Lock()
+
+
+def runner() -> DeletionRunner:
+    """The process-wide runner shared by every browser session."""
+    global _RUNNER
+    with _RUNNER_LOCK:
+        if _RUNNER is None:
+            _RUNNER = DeletionRunner()
+        return _RUNNER
+
+
+def _owner() -> str:
+    if not st.session_state.get(state.DELETION_OWNER):
+        st.session_state[state.DELETION_OWNER] = uuid.uuid4().hex
+    return st.session_state[state.DELETION_OWNER]
+
+
+# ---- what to delete ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Plan:
+    """Which segments Deletion removes for the current view, or why it cannot run."""
+
+    granularity: str
+    pattern: str | None
+    segments: list[Segment]
+    targets: list[int]  # indices into segments
+    message: str = ""  # why Deletion does not run (empty when it does)
+    over_limit: bool = False
+
+    @property
+    def runs(self) -> bool:
+        return not self.message
+
+
+def gradient_methods(method: str) -> tuple[str, ...]:
+    """What the instant gradient pass computes for a chosen method (Deletion shows Grad L2 first)."""
+    return DEFAULT_METHODS if method in DEFAULT_METHODS or method == DELETION else (method,)
+
+
+def _segments(result: SalienceResult, granularity: str, rendered, pattern) -> list[Segment]:
+    return heatmap_view(
+        result.text, result.offsets, result.prompt_length, granularity, COMPARED_WITH, None, rendered, pattern
+    ).segments
+
+
+def plan(
+    result: SalienceResult,
+    granularity: str,
+    pattern: str | None,
+    rendered: RenderedPrompt | None,
+    fallback: bool,
+) -> Plan:
+    """Deletion at the view's granularity; for words or tokens over the limit, sentences when
+    ``fallback`` (the agreement line) or a message asking for a coarser granularity."""
+    segments = _segments(result, granularity, rendered, pattern)
+    targets = deletion_targets(segments, result.prompt_length)
+    one, many = unit_names(granularity)
+    if len(targets) > MAX_DELETION_SEGMENTS:
+        if fallback and granularity not in SEGMENT_GRANULARITIES:
+            return plan(result, FALLBACK_GRANULARITY, None, rendered, fallback=False)
+        return Plan(
+            granularity,
+            pattern,
+            segments,
+            targets,
+            f"Deletion runs one pass per segment: the prompt has {len(targets)} {many}, over the limit "
+            f"of {MAX_DELETION_SEGMENTS}. Choose a coarser granularity (sentences, lines, paragraphs or "
+            "template parts).",
+            over_limit=True,
+        )
+    if not targets:
+        return Plan(granularity, pattern, segments, targets, "The prompt has no text to delete.")
+    return Plan(granularity, pattern, segments, targets)
+
+
+def _key(model, precision: str, prompt: str, target: str, span, spans) -> tuple:
+    return ("deletion", model.spec, precision, prompt, target, span, tuple(spans))
+
+
+def _same_inputs(model, precision: str, prompt: str, target: str, span) -> Callable[[tuple], bool]:
+    return lambda key: key[1:6] == (model.spec, precision, prompt, target, span)
+
+
+def cancel_stale(model, precision: str, prompt: str, target: str, span) -> None:
+    """Call before a click's gradients: stops this session's Deletion run for other inputs."""
+    runner().cancel_unless(_owner(), _same_inputs(model, precision, prompt, target, span))
+
+
+def _request(
+    model, precision: str, prompt: str, target: str, span, spans, owner: str | None = None
+) -> SalienceResult | DeletionJob:
+    def compute(progress, cancelled) -> SalienceResult:
+        return model.salience(
+            prompt,
+            target,
+            char_span=span,
+            methods=(DELETION,),
+            precision=precision,
+            segments=spans,
+            progress=progress,
+            cancelled=cancelled,
+        )
+
+    key = _key(model, precision, prompt, target, span, spans)
+    return runner().request(owner or _owner(), key, compute)
+
+
+def merged(result: SalienceResult, deletion: SalienceResult) -> SalienceResult:
+    """The gradient result with Deletion's scores (and diagnostics) added."""
+    return dataclasses.replace(
+        result,
+        scores={**result.scores, **deletion.scores},
+        diagnostics={**result.diagnostics, **deletion.diagnostics},
+    )
+
+
+# ---- the workbench -----------------------------------------------------------------------
+@dataclass
+class Follow:
+    """What the workbench shows for Deletion: the result to colour by and the method it holds."""
+
+    result: SalienceResult
+    method: str  # the method the heatmap shows (Grad L2 while a chosen Deletion is computing)
+    plan: Plan
+    outcome: SalienceResult | DeletionJob | None  # None when Deletion does not run
+    chosen: str  # the method picked in the radio
+
+
+def resolve(
+    model,
+    precision: str,
+    prompt: str,
+    target: str,
+    span,
+    result: SalienceResult,
+    method: str,
+    granularity: str,
+    pattern: str | None,
+    rendered: RenderedPrompt | None,
+) -> Follow:
+    """Start (or find) Deletion for the current view; returns the result and method to draw."""
+    chosen_plan = plan(result, granularity, pattern, rendered, fallback=method != DELETION)
+    outcome = None
+    if chosen_plan.runs:
+        spans = token_spans(chosen_plan.segments, chosen_plan.targets)
+        outcome = _request(model, precision, prompt, target, span, spans)
+    if isinstance(outcome, SalienceResult):
+        return Follow(merged(result, outcome), method, chosen_plan, outcome, method)
+    shown = COMPARED_WITH if method == DELETION else method
+    return Follow(result, shown, chosen_plan, outcome, method)
+
+
+def _set(key: str, value: str) -> None:
+    st.session_state[key] = value
+
+
+def _progress(job: DeletionJob, unit: str) -> None:
+    fraction = job.done / job.total if job.total else 0.0
+    seconds = time.perf_counter() - job.began
+    counted = f"{max(job.done - 1, 0)} of {job.total - 1} {unit}" if job.total else "starting"
+    st.progress(
+        fraction, text=f"Deletion is checking these colours in the background… {counted} · {seconds:.0f} s"
+    )
+
+
+@st.fragment(run_every=POLL_SECONDS)
+def _poll(job: DeletionJob, unit: str) -> None:
+    if job.future.done():
+        st.rerun(scope="app")
+    _progress(job, unit)
+
+
+def agreement(
+    follow: Follow,
+    aggregation: str,
+    rendered: RenderedPrompt | None,
+    method_key: str = state.METHOD,
+    granularity_key: str = state.GRANULARITY,
+    key: str = "deletion-agreement",
+) -> None:
+    """The agreement line under the reading (or progress while Deletion runs, or why it does not).
+
+    Its buttons set ``method_key`` (to Deletion) and ``granularity_key`` (to sentences).
+    """
+    box = st.container(key=key)
+    with box:
+        plan_ = follow.plan
+        one, many = unit_names(plan_.granularity)
+        if not plan_.runs:
+            st.warning(plan_.message, icon="⚠️")
+            if plan_.over_limit:
+                st.button(
+                    "Use sentences",
+                    key=f"{key}-sentences",
+                    on_click=_set,
+                    args=(granularity_key, FALLBACK_GRANULARITY),
+                    help="Switch the granularity to sentences, where Deletion runs.",
+                )
+            return
+        outcome = follow.outcome
+        if isinstance(outcome, DeletionJob):
+            if outcome.error:
+                st.error(outcome.error, icon="⚠️")
+                return
+            if outcome.future.done():  # cancelled: this run has no answer; the next rerun asks again
+                st.caption("Deletion stopped: the selection changed.")
+                return
+            _poll(outcome, many)
+            return
+        deletion_result = outcome
+        compared = follow.method if follow.method != DELETION else COMPARED_WITH
+        if compared not in follow.result.scores:
+            return
+        texts_view = heatmap_view(
+            follow.result.text,
+            follow.result.offsets,
+            follow.result.prompt_length,
+            plan_.granularity,
+            compared,
+            follow.result,
+            rendered,
+            plan_.pattern,
+            aggregation,
+        )
+        deletion_view = heatmap_view(
+            follow.result.text,
+            follow.result.offsets,
+            follow.result.prompt_length,
+            plan_.granularity,
+            DELETION,
+            follow.result,
+            rendered,
+            plan_.pattern,
+        )
+        found = compare_top(texts_view.scores, deletion_view.scores, plan_.targets)
+        seconds = deletion_result.diagnostics.get(DELETION, {}).get("seconds")
+        timing = f" · Deletion took {seconds:.1f} s" if isinstance(seconds, int | float) else ""
+        if found is None:
+            st.info(
+                f"The prompt has only one {one} to delete: there is nothing to compare. "
+                "Choose a finer granularity to compare parts of it.",
+                icon="ℹ️",
+            )
+            return
+        texts = {i: plan_.segments[i].text for i in plan_.targets}
+        places = describe_segments(
+            plan_.segments,
+            follow.result.text,
+            follow.result.prompt_length,
+            rendered.slots if rendered else (),
+        )
+        line = agreement_line(
+            found, texts, plan_.granularity, get_method(compared).label, dict(enumerate(places))
+        )
+        icon = "✅" if found.agree else "⚖️"
+        cols = st.columns([5, 2], vertical_alignment="center")
+        cols[0].markdown(f"{icon} **Deletion check:** {line}")
+        details = (
+            f"Top {found.k} by size of score, compared by position over {len(plan_.targets)} prompt {many}"
+            + (f"; rank correlation {found.correlation:+.2f}" if found.correlation is not None else "")
+            + timing
+            + "."
+        )
+        cols[0].caption(details)
+        if follow.chosen != DELETION:
+            cols[1].button(
+                "Show Deletion colours",
+                key=f"{key}-show",
+                on_click=_set,
+                args=(method_key, DELETION),
+                type="primary",
+                help=get_method(DELETION).description,
+            )
+
+
+# ---- "What if I delete this?" -------------------------------------------------------------
+def _choices(view, result: SalienceResult, rendered: RenderedPrompt | None) -> list[tuple[int, int, str]]:
+    """Prompt segments as (start, end, label), the view's strongest first."""
+    targets = deletion_targets(view.segments, result.prompt_length)
+    places = describe_segments(
+        view.segments, result.text, result.prompt_length, rendered.slots if rendered else ()
+    )
+    order = ranked(view.scores, targets) if view.scale > 0 else targets
+    choices = []
+    for index in order:
+        seg = view.segments[index]
+        where = places[index]
+        label = f"“{excerpt(seg.text, 60)}”" + (f" — {where}" if where else "")
+        choices.append((seg.start, min(seg.end, result.prompt_length), label))
+    return choices
+
+
+def _what_if_key(model, precision: str, prompt: str, settings: GenerationSettings) -> tuple:
+    return (model.spec, precision, prompt, settings)
+
+
+def _run_what_if(model, precision: str, prompt: str, settings, start: int, end: int, placeholder) -> None:
+    removed = prompt[start:end]
+    try:
+        shorter = without_segment(prompt, start, end)
+        *_, before = registry().stream(model, prompt, settings, precision)
+        after = None
+        for after in registry().stream(model, shorter, settings, precision):
+            placeholder.code(after.text + " ▌", language=None, wrap_lines=True)
+    except WorkbenchError as error:
+        placeholder.empty()
+        st.session_state[state.WHAT_IF] = {
+            "key": _what_if_key(model, precision, prompt, settings),
+            "span": (start, end),
+            "removed": removed,
+            "error": str(error),
+        }
+        return
+    placeholder.empty()
+    st.session_state[state.WHAT_IF] = {
+        "key": _what_if_key(model, precision, prompt, settings),
+        "span": (start, end),
+        "removed": removed,
+        "before": before.text,
+        "after": after.text if after else "",
+    }
+
+
+def what_if(
+    model,
+    precision: str,
+    prompt: str,
+    settings: GenerationSettings,
+    view,
+    result: SalienceResult,
+    rendered: RenderedPrompt | None,
+) -> None:
+    """A select of prompt segments (strongest first) and a button that regenerates without one."""
+    st.markdown("**What if I delete this?**")
+    choices = _choices(view, result, rendered)
+    if not choices:
+        st.info("The prompt has no segment to delete.", icon="ℹ️")
+        return
+    spans = [(start, end) for start, end, _ in choices]
+    labels = {(start, end): label for start, end, label in choices}
+    if st.session_state.get(state.WHAT_IF_SEGMENT) not in labels:
+        st.session_state[state.WHAT_IF_SEGMENT] = spans[0]
+    cols = st.columns([4, 2], vertical_alignment="bottom")
+    cols[0].selectbox(
+        "Prompt segment to delete",
+        spans,
+        key=state.WHAT_IF_SEGMENT,
+        format_func=labels.get,
+        help="Listed strongest first by the colours shown. The prompt is regenerated without it, "
+        "with the same generation settings.",
+    )
+    clicked = cols[1].button("What if I delete this?", width="stretch", icon="✂️")
+    placeholder = st.empty()
+    if clicked:
+        start, end = st.session_state[state.WHAT_IF_SEGMENT]
+        with st.spinner("Regenerating without it…"):
+            _run_what_if(model, precision, prompt, settings, start, end, placeholder)
+    shown = st.session_state.get(state.WHAT_IF)
+    if not shown or shown["key"] != _what_if_key(model, precision, prompt, settings):
+        return
+    removed = excerpt(shown["removed"], 80)
+    if "error" in shown:
+        st.warning(f"Deleting “{removed}”: {shown['error']}", icon="⚠️")
+        return
+    box = st.container(key="what-if-result")
+    with box:
+        left, right = st.columns(2)
+        left.caption("Output with the whole prompt")
+        left.code(shown["before"] or " ", language=None, wrap_lines=True)
+        right.caption(f"Output without “{removed}”")
+        right.code(shown["after"] or " ", language=None, wrap_lines=True)
+        diff = output_diff(
+            shown["before"], shown["after"], "the full prompt's output", "the output without it"
+        )
+        st.html(diff_html(diff, test_id="what-if-diff"))
+        unchanged = shown["before"] == shown["after"]
+        st.caption("The output did not change." if unchanged else diff.summary[:1].upper() + diff.summary[1:])
+
+
+def pane_agreement(
+    model, precision: str, pane, method: str, granularity: str, pattern: str | None, aggregation: str
+) -> None:
+    """The agreement line for one compare pane (its own background run, keyed by the pane)."""
+    result = pane.result
+    if result is None or pane.target is None:
+        return
+    prompt = result.text[: result.prompt_length]
+    chosen_plan = plan(result, granularity, pattern, pane.rendered, fallback=True)
+    outcome = None
+    if chosen_plan.runs:
+        spans = token_spans(chosen_plan.segments, chosen_plan.targets)
+        owner = f"{_owner()}::{pane.variant.uid}"
+        outcome = _request(model, precision, prompt, pane.target.target, pane.target.span, spans, owner)
+    shown = COMPARED_WITH if method == DELETION else method
+    follow = Follow(
+        merged(result, outcome) if isinstance(outcome, SalienceResult) else result,
+        shown,
+        chosen_plan,
+        outcome,
+        method,
+    )
+    agreement(
+        follow,
+        aggregation,
+        pane.rendered,
+        state.COMPARE_METHOD,
+        state.COMPARE_GRANULARITY,
+        f"deletion-{pane.variant.uid}",
+    )
+
+
+def compare_scores(
+    model,
+    precision: str,
+    target: str,
+    span,
+    result: SalienceResult,
+    granularity: str,
+    pattern: str | None,
+    rendered: RenderedPrompt | None,
+) -> SalienceResult:
+    """Deletion scores for a compare pane, computed now (the compare page waits for every pane)."""
+    prompt = result.text[: result.prompt_length]
+    chosen_plan = plan(result, granularity, pattern, rendered, fallback=False)
+    if not chosen_plan.runs:
+        raise InputError(chosen_plan.message)
+    spans = token_spans(chosen_plan.segments, chosen_plan.targets)
+    key = _key(model, precision, prompt, target, span, spans)
+    hit = runner().cached(key)
+    if hit is None:
+        hit = model.salience(
+            prompt, target, char_span=span, methods=(DELETION,), precision=precision, segments=spans
+        )
+        runner().remember(key, hit)
+    return merged(result, hit)

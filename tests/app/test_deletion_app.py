@@ -1,0 +1,165 @@
+"""Deletion on the workbench (AppTest, tiny model): it follows the gradient colours, says whether
+the methods agree, switches the colours to Deletion, and answers "What if I delete this?"."""
+
+from __future__ import annotations
+
+import time
+
+from components import state
+from components.deletion import DeletionJob, runner
+from salience.methods import DELETION
+
+
+def button(app, label):
+    return next(b for b in app.button if b.label == label)
+
+
+def select(app, label):
+    return next(s for s in app.selectbox if s.label == label)
+
+
+def generate(app):
+    button(app, "Generate").click()
+    app.run()
+    assert not app.exception, app.exception
+
+
+def markdown_with(app, text):
+    return [m.value for m in app.markdown if text in m.value]
+
+
+def wait_for_agreement(app, timeout=120.0):
+    """Rerun (as the page's polling fragment would) until the agreement line is drawn."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        lines = markdown_with(app, "Deletion check:")
+        if lines:
+            return lines[0]
+        job = runner().job(app.session_state[state.DELETION_OWNER])
+        if job is not None:
+            job.future.exception(timeout=max(0.1, deadline - time.monotonic()))
+        app.run()
+        assert not app.exception, app.exception
+    raise AssertionError("no agreement line: " + repr([m.value for m in app.markdown]))
+
+
+def test_deletion_follows_the_gradient_colours_with_an_agreement_line(app):
+    generate(app)
+    select(app, "Granularity").set_value("sentences").run()
+    assert any("Reading:" in m.value and "By Grad L2" in m.value for m in app.markdown)
+    line = wait_for_agreement(app)
+    assert any(
+        phrase in line for phrase in ("Deletion confirms the top", "Methods disagree on", "cannot confirm")
+    ), line
+    assert "sentence" in line
+    assert any("compared by position" in c.value for c in app.caption)
+
+
+def test_words_over_the_limit_follow_at_sentence_level(app):
+    generate(app)
+    assert app.session_state[state.GRANULARITY] == "words"
+    line = wait_for_agreement(app)
+    assert "sentence" in line  # the prompt has more words than Deletion runs on: sentences instead
+
+
+def test_switch_to_deletion_colours(app):
+    generate(app)
+    select(app, "Granularity").set_value("sentences").run()
+    wait_for_agreement(app)
+    button(app, "Show Deletion colours").click().run()
+    assert not app.exception, app.exception
+    assert app.session_state[state.METHOD] == DELETION
+    reading = next(m.value for m in app.markdown if "Reading:" in m.value)
+    assert "By Deletion" in reading and ("supported" in reading or "worked against" in reading)
+    assert not [b for b in app.button if b.label == "Show Deletion colours"]  # already showing them
+    assert "compared with Grad L2" not in reading
+
+
+def test_deletion_over_the_limit_says_so_and_offers_sentences(app):
+    generate(app)
+    next(r for r in app.radio if r.label == "Method").set_value(DELETION).run()
+    assert not app.exception, app.exception
+    assert any("over the limit" in w.value and "coarser granularity" in w.value for w in app.warning)
+    assert any("By Grad L2" in m.value for m in app.markdown)  # colours still shown meanwhile
+    button(app, "Use sentences").click().run()
+    assert app.session_state[state.GRANULARITY] == "sentences"
+    wait_for_agreement(app)
+    assert any("By Deletion" in m.value for m in app.markdown if "Reading:" in m.value)
+
+
+def test_what_if_i_delete_this_shows_both_outputs_and_a_diff(app):
+    generate(app)
+    select(app, "Granularity").set_value("sentences").run()
+    assert select(app, "Prompt segment to delete").value is not None  # the strongest, chosen already
+    button(app, "What if I delete this?").click().run()
+    assert not app.exception, app.exception
+    result = app.session_state[state.WHAT_IF]
+    assert "after" in result, result
+    prompt = app.session_state[state.GENERATION].prompt
+    assert result["removed"].strip() and result["removed"] in prompt
+    assert result["before"] == app.session_state[state.GENERATION].text
+    captions = [c.value for c in app.caption]
+    assert any(c.startswith("Output without “") for c in captions)
+    assert any("did not change" in c or "compared with the full prompt's output" in c for c in captions)
+
+
+def test_one_sentence_prompt_has_nothing_to_compare(app):
+    next(t for t in app.text_area if t.label == "Prompt template").input("Cheese is tasty").run()
+    next(t for t in app.text_area if t.label.startswith("Reference target")).input(" Avoid.").run()
+    next(c for c in app.checkbox if c.label.startswith("Explain the reference")).check().run()
+    select(app, "Granularity").set_value("sentences").run()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any("nothing to compare" in i.value for i in app.info):
+        time.sleep(0.2)
+        app.run()
+    assert not app.exception, app.exception
+    assert any("only one sentence" in i.value for i in app.info)
+
+
+def test_a_new_request_cancels_the_running_one():
+    import threading
+
+    from salience.errors import CancelledError
+
+    started = threading.Event()
+
+    def slow(progress, cancelled):
+        started.set()
+        for step in range(500):
+            if cancelled():
+                raise CancelledError("stopped")
+            progress(step, 500)
+            time.sleep(0.01)
+        return "slow"
+
+    first = runner().request("owner-x", ("k", 1), slow)
+    assert isinstance(first, DeletionJob)
+    assert started.wait(10)
+    second = runner().request("owner-x", ("k", 2), lambda progress, cancelled: "fast")
+    assert first.cancel.is_set()
+    assert isinstance(first.future.exception(timeout=10), CancelledError)
+    assert first.error is None  # a cancelled run is not an error to show
+    assert second.future.result(timeout=10) == "fast"
+    assert runner().request("owner-x", ("k", 2), slow) == "fast"  # cached now
+
+
+def test_compare_panes_each_get_an_agreement_line_and_deletion_as_a_method(app):
+    for sample in (None, "fewshot-fixed"):
+        if sample:
+            select(app, "Sample prompt").set_value(sample).run()
+        generate(app)
+        button(app, "📌 Send to compare").click().run()
+    app.switch_page("app_pages/compare.py").run()
+    assert not app.exception, app.exception
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(markdown_with(app, "Deletion check:")) < 2:
+        time.sleep(0.2)
+        app.run()
+    assert not app.exception, app.exception
+    assert len(markdown_with(app, "Deletion check:")) == 2  # one per pane (sentences, the compare default)
+    next(r for r in app.radio if r.label == "Method").set_value(DELETION).run()
+    assert not app.exception, app.exception
+    readings = markdown_with(app, "Reading:")
+    assert len(readings) == 2 and all("By Deletion" in r for r in readings)
+    assert not [b for b in app.button if b.label == "Show Deletion colours"]
+    assert len(markdown_with(app, "Deletion check:")) == 2  # Grad L2 against the Deletion shown
