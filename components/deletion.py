@@ -303,20 +303,23 @@ def _set(key: str, value: str) -> None:
     st.session_state[key] = value
 
 
-def _progress(job: DeletionJob, unit: str) -> None:
-    fraction = job.done / job.total if job.total else 0.0
+def progress_text(job: DeletionJob, unit: str, deletion_shown: bool) -> str:
+    """'Deletion is checking these colours in the background… 5 of 22 sentences · 3 s'."""
+    counted = f"{max(job.done - 1, 0)} of {job.total - 1} {unit}" if job.total > 1 else "starting"
     seconds = time.perf_counter() - job.began
-    counted = f"{max(job.done - 1, 0)} of {job.total - 1} {unit}" if job.total else "starting"
-    st.progress(
-        fraction, text=f"Deletion is checking these colours in the background… {counted} · {seconds:.0f} s"
+    what = (
+        "Computing the Deletion colours (Grad L2 is shown until they are ready)…"
+        if deletion_shown
+        else "Deletion is checking these colours in the background…"
     )
+    return f"{what} {counted} · {seconds:.0f} s · a new click cancels it"
 
 
 @st.fragment(run_every=POLL_SECONDS)
-def _poll(job: DeletionJob, unit: str) -> None:
+def _poll(job: DeletionJob, unit: str, deletion_shown: bool) -> None:
     if job.future.done():
         st.rerun(scope="app")
-    _progress(job, unit)
+    st.progress(job.done / job.total if job.total else 0.0, text=progress_text(job, unit, deletion_shown))
 
 
 def agreement(
@@ -354,7 +357,7 @@ def agreement(
             if outcome.future.done():  # cancelled: this run has no answer; the next rerun asks again
                 st.caption("Deletion stopped: the selection changed.")
                 return
-            _poll(outcome, many)
+            _poll(outcome, many, follow.chosen == DELETION)
             return
         deletion_result = outcome
         compared = follow.method if follow.method != DELETION else COMPARED_WITH

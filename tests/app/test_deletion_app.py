@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from components import state
-from components.deletion import DeletionJob, runner
+from components.deletion import DeletionJob, progress_text, runner
 from salience.methods import DELETION
 
 
@@ -141,6 +141,14 @@ def test_a_new_request_cancels_the_running_one():
     assert first.error is None  # a cancelled run is not an error to show
     assert second.future.result(timeout=10) == "fast"
     assert runner().request("owner-x", ("k", 2), slow) == "fast"  # cached now
+
+
+def test_progress_says_what_runs_and_how_far():
+    job = DeletionJob(("k",), done=6, total=23)
+    assert "5 of 22 sentences" in progress_text(job, "sentences", False)
+    assert "in the background" in progress_text(job, "sentences", False)
+    assert "Grad L2 is shown until" in progress_text(job, "sentences", True)
+    assert "starting" in progress_text(DeletionJob(("k",)), "lines", False)
 
 
 def test_compare_panes_each_get_an_agreement_line_and_deletion_as_a_method(app):
