@@ -43,6 +43,11 @@ PRESENTATION_CSS = """<style>
 [data-testid="stMainBlockContainer"] { max-width: 1500px; padding-top: 1.5rem; }
 [data-testid="stMarkdownContainer"] p { font-size: 1.35rem; }
 </style>"""
+# Panes narrower than ~20rem wrap onto the next row (stacked at 1024 px) instead of one word per line.
+PANES_CSS = """<style>
+.st-key-compare-panes [data-testid="stHorizontalBlock"] { flex-wrap: wrap; row-gap: 1.5rem; }
+.st-key-compare-panes [data-testid="stHorizontalBlock"] > [data-testid="stColumn"] { min-width: min(100%, 20rem); }
+</style>"""
 TARGET_MODES = {
     "anchor": "The same part of every output (by its first word)",
     "reference": "The same reference text after every prompt",
@@ -453,7 +458,8 @@ def _compare(model, presenting: bool) -> None:
         return
     st.markdown(f"**{caption}**")
     _shared_legend(method, signed, scale)
-    columns = st.columns(len(panes), gap="medium")
+    st.html(PANES_CSS)
+    columns = st.container(key="compare-panes").columns(len(panes), gap="medium")
     for column, pane in zip(columns, panes):
         with column:
             st.subheader(pane.variant.name)

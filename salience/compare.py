@@ -240,7 +240,7 @@ def _slot_key(slot) -> tuple[str, str]:
 
 
 def _label(slot) -> str:
-    return f"{{{slot.name}}}" if slot.kind == "variable" else f"{slot.name}: “{_excerpt(slot.text, 32)}”"
+    return f"{{{slot.name}}}" if slot.kind == "variable" else f"“{_excerpt(slot.text, 48)}”"
 
 
 def part_diff(
@@ -273,7 +273,7 @@ def part_diff(
             return
         out.append(
             PartDelta(
-                _label(slot_a) if same or slot_a.kind == "variable" else slot_a.name,
+                _label(slot_a) if same or slot_a.kind == "variable" else slot_a.title,
                 slot_a.kind,
                 "same text" if same else "changed",
                 slot_a.text,
@@ -327,7 +327,7 @@ def _sentence_rows(slot_a, slot_b, result_a, result_b, method) -> list[PartDelta
     texts_b = [slot_b.text[s:e] for s, e in spans_b]
 
     def label(slot, sentence: str) -> str:
-        return f"{slot.name} · “{_excerpt(sentence, 40)}”"
+        return f"{slot.title} · “{_excerpt(sentence, 40)}”"
 
     rows: list[PartDelta] = []
     matcher = difflib.SequenceMatcher(
