@@ -226,12 +226,15 @@ def _key(model, precision: str, prompt: str, target: str, span, spans) -> tuple:
     return ("deletion", model.spec, precision, prompt, target, span, tuple(spans))
 
 
-def _same_inputs(model, precision: str, prompt: str, target: str, span) -> Callable[[tuple], bool]:
+def _same_inputs(model, precision: str, prompt: str, target: str | None, span) -> Callable[[tuple], bool]:
+    if target is None:
+        return lambda key: key[1:4] == (model.spec, precision, prompt)
     return lambda key: key[1:6] == (model.spec, precision, prompt, target, span)
 
 
-def cancel_stale(model, precision: str, prompt: str, target: str, span) -> None:
-    """Call before a click's gradients: stops this session's Deletion run for other inputs."""
+def cancel_stale(model, precision: str, prompt: str, target: str | None = None, span=None) -> None:
+    """Call before a click's gradients (or a generation, without ``target``): stops this session's
+    Deletion run for other inputs, so the model is free after the run's current batch."""
     runner().cancel_unless(_owner(), _same_inputs(model, precision, prompt, target, span))
 
 

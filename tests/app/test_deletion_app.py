@@ -171,3 +171,26 @@ def test_compare_panes_each_get_an_agreement_line_and_deletion_as_a_method(app):
     assert len(readings) == 2 and all("By Deletion" in r for r in readings)
     assert not [b for b in app.button if b.label == "Show Deletion colours"]
     assert len(markdown_with(app, "Deletion check:")) == 2  # Grad L2 against the Deletion shown
+
+
+def test_only_runs_for_other_inputs_are_cancelled():
+    import threading
+
+    from salience.errors import CancelledError
+
+    release = threading.Event()
+
+    def waits(progress, cancelled):
+        while not release.is_set():
+            if cancelled():
+                raise CancelledError("stopped")
+            time.sleep(0.01)
+        return "done"
+
+    key = ("deletion", "spec", "bfloat16", "prompt", " target", None, ((1, 3),))
+    job = runner().request("owner-y", key, waits)
+    runner().cancel_unless("owner-y", lambda k: k[3] == "prompt")
+    assert not job.cancel.is_set()
+    runner().cancel_unless("owner-y", lambda k: k[3] == "another prompt")
+    assert isinstance(job.future.exception(timeout=10), CancelledError)
+    release.set()
