@@ -3,9 +3,11 @@
 import streamlit as st
 
 import salience  # noqa: F401  (configures Keras and TensorFlow before they load)
+from components.model_resource import preload
 from components.runtime_fixes import keep_keras_state
 
 keep_keras_state()
+preload()  # load and warm the default model in the background now; no page waits for it
 
 st.set_page_config(page_title="Gemma prompt workbench", page_icon="🔎", layout="wide")
 

@@ -23,9 +23,10 @@ from components.comparison import (
 from components.deletion import pane_agreement
 from components.diff_view import diff_html
 from components.heatmap import heatmap
+from components.model_resource import LOADING
 from components.permalink import QUERY_KEY, apply_link_from_url, create_link, link_url
 from components.review import review_box
-from components.sidebar import model_sidebar
+from components.sidebar import model_sidebar, model_status, status_text
 from components.widgets import COMPARE_CONTROLS, current_settings, plain_markdown, salience_controls
 from components.workspace import autosaved, workspace
 from salience.compare import MAX_VARIANTS, Variant, output_diff, part_diff
@@ -423,7 +424,12 @@ def page() -> None:
         st.info("No variants yet. Use **Send to compare** on the Workbench, or add a sample above.")
         return
     if model is None:
-        st.info("No model is loaded. Pick one in the sidebar.")
+        starting = model_status()  # while the model starts the sidebar counts down and reruns the page
+        st.info(
+            status_text(starting)
+            if starting.phase == LOADING
+            else "No model is loaded. Pick one in the sidebar."
+        )
         return
     _variant_editor()
     _target_controls()

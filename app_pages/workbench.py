@@ -9,8 +9,8 @@ import streamlit as st
 from components import deletion, state, workspace
 from components.comparison import pin_workbench
 from components.heatmap import heatmap
-from components.model_resource import registry
-from components.sidebar import model_sidebar
+from components.model_resource import LOADING, registry
+from components.sidebar import loading_notice, model_sidebar
 from components.widgets import generation_settings, plain_markdown, salience_controls, template_editor
 from components.workspace import autosaved
 from salience.errors import WorkbenchError
@@ -72,12 +72,13 @@ def _generation_caption(generation) -> tuple[str, str]:
 
 @autosaved
 def page() -> None:
-    model = model_sidebar()
+    model = model_sidebar(notice_in_main=True)
     st.title("Prompt workbench")
     st.caption(
         "Edit the prompt, generate, then click part of the output to see which parts of the prompt drove it."
     )
-    if model is None:
+    starting = loading_notice()  # "Loading the model (about N s)…" while it starts; never waits
+    if model is None and starting.phase != LOADING:
         st.info("No model is loaded. Pick one in the sidebar; the embedded Gemma 3 270M works offline.")
     editor, viewer = st.columns([2, 3], gap="large")
     with editor:
@@ -97,7 +98,10 @@ def page() -> None:
         )
         row = st.container(horizontal=True, wrap=True, vertical_alignment="center")  # wraps, never truncates
         generate_clicked = row.button(
-            "Generate", type="primary", disabled=model is None or rendered is None, width="content"
+            "Generate",
+            type="primary",
+            disabled=rendered is None or (model is None and starting.phase != LOADING),
+            width="content",
         )
         row.button(
             "📌 Send to compare",
@@ -116,23 +120,45 @@ def page() -> None:
             st.toast(st.session_state[state.PIN_MESSAGE])
             st.session_state[state.PIN_MESSAGE] = None
             st.page_link("app_pages/compare.py", label="Open Compare", icon="⚖️")
+        output_area = st.container()  # the output streams here, in view beside the button
+        generate_clicked = _pending_generate(model, generate_clicked, starting, output_area)
     with viewer:
-        if model is None or rendered is None:
+        if rendered is None:
             st.info("Fix the template on the left to see the prompt here.")
             return
-        _view(model, rendered, settings, generate_clicked)
+        if model is None:
+            if starting.phase == LOADING:
+                st.info("The output and its explanation appear here once the model is ready.")
+            return
+        _view(model, rendered, settings, generate_clicked, output_area)
 
 
-def _view(model: LanguageModel, rendered, settings, generate_clicked: bool) -> None:
+def _pending_generate(model, clicked: bool, starting, output_area) -> bool:
+    """A Generate clicked while the model loads runs once it is ready; until then it says so."""
+    if model is None:
+        if clicked:
+            st.session_state[state.GENERATE_PENDING] = True
+        if st.session_state[state.GENERATE_PENDING]:
+            output_area.info(
+                f"Generate runs as soon as the model is ready (about {starting.remaining} s).", icon="⏳"
+            )
+        return False
+    if st.session_state[state.GENERATE_PENDING]:
+        st.session_state[state.GENERATE_PENDING] = False
+        return True
+    return clicked
+
+
+def _view(model: LanguageModel, rendered, settings, generate_clicked: bool, output_area) -> None:
     precision = st.session_state[state.PRECISION]
     prompt = rendered.text
     inputs_key = (model.spec, precision, prompt, settings)
     current = st.session_state[state.GENERATION]
     up_to_date = st.session_state[state.GENERATED_FOR] == inputs_key
-    placeholder = st.empty()
+    placeholder = output_area.empty()
     if generate_clicked or (not up_to_date and current is not None and st.session_state[state.AUTO_RERUN]):
         deletion.cancel_stale(model, precision, prompt)  # a run for an older prompt lets go of the model
-        with st.spinner("Generating…"):
+        with output_area, st.spinner("Generating…"):
             _generate(model, prompt, settings, precision, placeholder)
         current = st.session_state[state.GENERATION]
         up_to_date = st.session_state[state.GENERATED_FOR] == inputs_key

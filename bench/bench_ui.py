@@ -1,17 +1,23 @@
 """Workbench page benchmark in a real headless Chromium, on the embedded model.
 
-    .venv/bin/python bench/bench_ui.py [--clicks 4]
+    .venv/bin/python bench/bench_ui.py [--clicks 4] [--compare]
 
-Measures (with the model cache already built):
-- start-up: seconds from `streamlit run` until the page is interactive (Generate enabled);
-- click-to-colours: seconds from clicking a new output segment (~250-token prompt+output)
-  until the heatmap shows it as the explained target, against the same click on a
-  target already computed (the page's own round trip, measured in the same run).
+One fresh `streamlit run` (model cache already built), then, in one browser:
+- content: seconds from `streamlit run` until the main area shows the page;
+- ready: seconds until the model has loaded and warmed up (Generate works at warm speed);
+- first Generate of `fewshot-mistake` (click → output and colours) against the same
+  Generate once warm;
+- first click on an output word → colours, against later clicks on other words;
+- first Integrated Gradients against the same request once warm.
+The server runs with the result cache off (``WORKBENCH_RESULT_CACHE=off``) so the warm
+repeats do the same work as the first ones instead of answering from the cache.
+``--compare`` also times the compare page (three pinned variants).
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import statistics
 import sys
 import tempfile
@@ -23,16 +29,43 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "e2e")]
 
 from app_server import CHROMIUM, CHROMIUM_ARGS, start_app, stop_app  # noqa: E402
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
-from workbench_page import ARTIFACTS, LONG, choose, choose_granularity, generate, status, wait_idle  # noqa: E402
+from workbench_page import ARTIFACTS, LONG, choose, generate, status, wait_idle  # noqa: E402
+
+LOADING_TEXT = re.compile(r"Loading the model|Warming up|Generate runs as soon")
+
+
+def timed(action) -> float:
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
 
 
 def click_and_wait(page, segment) -> float:
     text = segment.inner_text().strip()
-    started = time.perf_counter()
-    segment.click()
-    expect(status(page)).to_contain_text(f"Explaining: “{text}", timeout=LONG)
+
+    def click() -> None:
+        segment.click()
+        expect(status(page)).to_contain_text(f"“{text}", timeout=LONG)
+        wait_idle(page)
+
+    return timed(click)
+
+
+def choose_matching(page, label: str, pattern: str) -> None:
+    """Pick the first option of a select box whose text matches ``pattern``."""
+    box = page.get_by_role("combobox", name=label)
+    box.click()
+    page.get_by_role("option", name=re.compile(pattern)).first.click()
     wait_idle(page)
-    return time.perf_counter() - started
+
+
+def method_run(page, pattern: str, status_pattern: str) -> float:
+    def switch() -> None:
+        choose_matching(page, "Method", pattern)
+        expect(status(page)).to_contain_text(re.compile(status_pattern), timeout=LONG)
+        wait_idle(page)
+
+    return timed(switch)
 
 
 def measure_compare(page) -> tuple[float, float]:
@@ -40,7 +73,7 @@ def measure_compare(page) -> tuple[float, float]:
     for sample in ("fewshot-mistake", "fewshot-fixed", "fewshot-constitution"):
         choose(page, "Sample prompt", sample)
         generate(page)
-        page.get_by_role("button", name="📌 Send to compare").click()
+        page.get_by_role("button", name=re.compile("Send to compare")).click()
         wait_idle(page)
     started = time.perf_counter()
     page.get_by_role("link", name="Compare").first.click()
@@ -54,42 +87,61 @@ def measure_compare(page) -> tuple[float, float]:
     return opened, time.perf_counter() - started
 
 
+def table(rows: list[tuple[str, float, float | None, str]]) -> str:
+    lines = ["| measure | first | warm | first / warm | target |", "|---|---|---|---|---|"]
+    for name, first, warm, target in rows:
+        ratio = f"{first / warm:.2f}×" if warm else "—"
+        lines.append(f"| {name} | {first:.1f} s | {f'{warm:.1f} s' if warm else '—'} | {ratio} | {target} |")
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clicks", type=int, default=4)
+    parser.add_argument("--compare", action="store_true", help="also time the compare page")
     args = parser.parse_args()
     ARTIFACTS.mkdir(exist_ok=True)
-    started = time.perf_counter()
     data = tempfile.mkdtemp(prefix="bench-ui-")  # autosave goes to a throwaway workspace
-    process, url = start_app(ROOT / "app.py", env={"GEMMA_WORKBENCH_DATA": data})
+    started = time.perf_counter()
+    process, url = start_app(
+        ROOT / "app.py", env={"GEMMA_WORKBENCH_DATA": data, "WORKBENCH_RESULT_CACHE": "off"}
+    )
+    rows: list[tuple[str, float, float | None, str]] = []
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1500, "height": 1200})
+            page = browser.new_page(viewport={"width": 1440, "height": 900})
             page.goto(url)
+            expect(page.get_by_role("heading", name="Prompt workbench")).to_be_visible(timeout=LONG)
+            content = time.perf_counter() - started
+            rows.append(("`streamlit run` → main area shows the page", content, None, "≤ 5 s"))
             expect(page.get_by_role("button", name="Generate")).to_be_enabled(timeout=LONG)
+            expect(page.get_by_text(LOADING_TEXT)).to_have_count(0, timeout=LONG)
             wait_idle(page)
-            interactive = time.perf_counter() - started
-            print(f"start-up: page interactive {interactive:.1f}s after `streamlit run` (target <= 30s)")
-            generate(page)
-            choose_granularity(page, "words")
+            ready = time.perf_counter() - started
+            rows.append(("`streamlit run` → model loaded and warm", ready, None, "—"))
+            first_generate = timed(lambda: generate(page))
+            warm_generate = timed(lambda: generate(page))
+            rows.append(
+                ("Generate `fewshot-mistake` (output + colours)", first_generate, warm_generate, "≤ 2×")
+            )
             words = page.locator("[data-testid=heatmap-text] .hm-seg.out")
             count = words.count()
-            picks = [words.nth(i) for i in range(count - 1, max(count - 1 - args.clicks, -1), -1)]
-            fresh = [click_and_wait(page, segment) for segment in picks]
-            cached = [click_and_wait(page, segment) for segment in picks]
-            tokens = len(page.locator("[data-testid=heatmap-text]").inner_text()) // 4
-            new, old = statistics.median(fresh), statistics.median(cached)
-            print(
-                f"click-to-colours (~{tokens} tokens of text): new target median {new:.2f}s "
-                f"(max {max(fresh):.2f}s, target <= 2s) | already computed {old:.2f}s | "
-                f"ratio {new / old:.2f}x"
-            )
-            compare_seconds = measure_compare(page)
-            print(
-                f"compare: three pinned variants (outputs carried over) -> panes on one scale in "
-                f"{compare_seconds[0]:.2f}s; a linked granularity change -> all panes in {compare_seconds[1]:.2f}s"
-            )
+            picks = [words.nth(i) for i in range(count - 1, max(count - 2 - args.clicks, -1), -1)]
+            clicks = [click_and_wait(page, segment) for segment in picks]
+            rows.append(("click an output part → colours", clicks[0], statistics.median(clicks[1:]), "≤ 2×"))
+            first_ig = method_run(page, "Integrated", "Integrated")
+            method_run(page, "Grad L2", "Grad L2")
+            warm_ig = method_run(page, "Integrated", "Integrated")
+            rows.append(("switch to Integrated Gradients → colours", first_ig, warm_ig, "≤ 2×"))
+            page.screenshot(path=str(ARTIFACTS / "bench-ui-workbench.png"), full_page=True)
+            print(table(rows), flush=True)
+            if args.compare:
+                opened, linked = measure_compare(page)
+                print(
+                    f"compare: three pinned variants -> panes on one scale in {opened:.2f}s; "
+                    f"a linked granularity change -> all panes in {linked:.2f}s"
+                )
             browser.close()
     finally:
         stop_app(process)

@@ -1,73 +1,292 @@
 """The shared model: one registry per server process (st.cache_resource), thread-safe.
 
+Each model spec loads behind its own future, in a background thread, so no page
+script ever waits on another session's load: pages ask for the model's status,
+draw what needs no model at once and show "Loading the model (about N s)…".
+After loading, the graphs the first Generate, the first click and the first
+Integrated Gradients need are traced in the same background thread ("warming").
+The app starts the default model this way on the first script run of the process.
+
 The app's default model spec comes from ``$WORKBENCH_MODEL`` (default ``embedded``);
 tests point it at a tiny GGUF file that they write themselves.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import streamlit as st
 
-from salience.errors import WorkbenchError
-from salience.loading import load_model
+from salience.errors import ModelLoadError, WorkbenchError
 from salience.methods import DEFAULT_METHODS
-from salience.model import LanguageModel
 from salience.samples import find_sample
 from salience.types import Generation, GenerationSettings, SalienceResult
 
 MODEL_ENV = "WORKBENCH_MODEL"
+# "off" disables the result cache (benchmarks use it to time real work on repeated inputs).
+RESULT_CACHE_ENV = "WORKBENCH_RESULT_CACHE"
 KEPT_MODELS = 2
 KEPT_RESULTS = 256
 WARM_UP_SAMPLE = "fewshot-mistake"
 WARM_UP_SETTINGS = GenerationSettings(max_new_tokens=48, stop_sequences=("\n\n",))
+WARM_UP_PRECISION = "bfloat16"
+TIMINGS_FILE = "startup_seconds.json"
+# First guesses (seconds) before a start has been measured on this machine.
+GUESS_LOAD, GUESS_CONVERT, GUESS_WARM = 15.0, 75.0, 25.0
 log = logging.getLogger(__name__)
+
+LOADING, WARMING, READY, FAILED = "loading", "warming", "ready", "failed"
 
 
 def default_spec() -> str:
     return os.environ.get(MODEL_ENV, "embedded")
 
 
+@dataclass(frozen=True)
+class LoadStatus:
+    """Where one model's start stands, for the page to show."""
+
+    spec: str
+    phase: str  # LOADING, WARMING, READY or FAILED
+    message: str
+    elapsed: float
+    expected_load: float  # seconds the load itself takes (remembered from the last start)
+    expected_warm: float
+    error: str | None = None
+
+    @property
+    def usable(self) -> bool:
+        """The model can answer (warming only makes the very first answers slower)."""
+        return self.phase in (WARMING, READY)
+
+    @property
+    def remaining(self) -> int:
+        """Seconds until the current phase ends, by the remembered timings (at least 1)."""
+        total = self.expected_load + (self.expected_warm if self.phase == WARMING else 0.0)
+        return max(1, round(total - self.elapsed))
+
+
+@dataclass
+class _Start:
+    """One model's load (a future) and warm-up, with the timings of each step."""
+
+    spec: str
+    model: Future = field(default_factory=Future)
+    warmed: Future = field(default_factory=Future)
+    began: float = field(default_factory=time.perf_counter)
+    message: str = "Starting"
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _timings_path() -> Path:
+    from salience.embedded import cache_root
+
+    return cache_root() / TIMINGS_FILE
+
+
+def _remembered() -> dict[str, dict[str, float]]:
+    try:
+        data = json.loads(_timings_path().read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _remember_timings(spec: str, timings: dict[str, float]) -> None:
+    try:
+        data = _remembered()
+        data[spec] = {name: round(seconds, 2) for name, seconds in timings.items()}
+        path = _timings_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staging = path.with_suffix(".tmp")
+        staging.write_text(json.dumps(data, indent=1))
+        os.replace(staging, path)
+    except OSError as error:  # a read-only cache only costs the estimate
+        log.info("could not remember start-up timings: %s", error)
+
+
+def _expected(spec: str) -> tuple[float, float]:
+    """(load seconds, warm-up seconds) for ``spec``: the last measured start, else a guess."""
+    known = _remembered().get(spec) or {}
+    load = known.get("load")
+    if load is None:
+        load = GUESS_LOAD
+        if spec == "embedded":
+            from salience.embedded import is_complete, preset_dir
+
+            load = GUESS_LOAD if is_complete(preset_dir()) else GUESS_CONVERT
+    warm = known.get("warm", GUESS_WARM)
+    return float(load), float(warm)
+
+
 class ModelRegistry:
-    """Loaded models by spec, plus caches of generations and salience results."""
+    """Models by spec (each loading behind its own future), plus caches of results."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._models: OrderedDict[str, LanguageModel] = OrderedDict()
+        self._lock = threading.Lock()  # held only for bookkeeping, never during a load
+        self._starts: OrderedDict[str, _Start] = OrderedDict()
         self._results: OrderedDict[tuple, object] = OrderedDict()
+        self._cache_results = os.environ.get(RESULT_CACHE_ENV, "on").lower() not in ("off", "0", "no")
 
-    def loaded(self, spec: str) -> bool:
-        return spec in self._models
+    # ---- loading -------------------------------------------------------------
+    def start(self, spec: str, retry: bool = False, warm_up: bool = True) -> _Start:
+        """Begin loading ``spec`` in the background unless it is loading or loaded already.
 
-    def get(self, spec: str, progress: Callable[[str, float], None] | None = None) -> LanguageModel:
-        """The model for ``spec``; loads it (once, whatever the number of sessions) if needed."""
+        A failed load stays failed (its message shown) until ``retry`` asks again.
+        """
         with self._lock:
-            if spec not in self._models:
-                model = load_model(spec, progress)
-                self._models[spec] = model
-                while len(self._models) > KEPT_MODELS:
-                    self._models.popitem(last=False)
-                threading.Thread(target=self._warm_up, args=(model,), daemon=True).start()
-            self._models.move_to_end(spec)
-            return self._models[spec]
+            current = self._starts.get(spec)
+            failed = current is not None and current.model.done() and current.model.exception() is not None
+            if current is None or (retry and failed):
+                current = _Start(spec)
+                self._starts[spec] = current
+                threading.Thread(
+                    target=self._load, args=(current, warm_up), name=f"load {spec}", daemon=True
+                ).start()
+            self._starts.move_to_end(spec)
+            return current
 
-    def _warm_up(self, model: LanguageModel) -> None:
-        """Trace the graphs for the default sample in the background (and cache its result),
-        so the first Generate and the first click answer at warm speed."""
+    def _load(self, start: _Start, warm_up: bool) -> None:
+        from salience.loading import load_model, skip_random_init
+
+        def progress(message: str, fraction: float) -> None:
+            start.message = message
+
+        try:
+            began = time.perf_counter()
+            with skip_random_init():
+                model = load_model(start.spec, progress)
+            start.timings["load"] = time.perf_counter() - began
+        except WorkbenchError as error:
+            start.model.set_exception(error)
+            start.warmed.set_result(None)
+            return
+        except Exception as error:  # a broken file or preset: say why, keep the app alive
+            log.exception("loading %s failed", start.spec)
+            start.model.set_exception(ModelLoadError(f"Could not load '{start.spec}': {error}"))
+            start.warmed.set_result(None)
+            return
+        start.message = "Warming up"
+        start.model.set_result(model)
+        self._evict()
+        try:
+            if warm_up:
+                self._warm_up(start, model)
+        finally:
+            start.timings["warm"] = time.perf_counter() - began - start.timings["load"]
+            start.warmed.set_result(None)
+            _remember_timings(start.spec, start.timings)
+            log.info("started %s: %s", start.spec, {k: round(v, 2) for k, v in start.timings.items()})
+
+    def _evict(self) -> None:
+        with self._lock:
+            loaded = [spec for spec, s in self._starts.items() if s.model.done() and not s.model.exception()]
+            for spec in loaded[: max(0, len(loaded) - KEPT_MODELS)]:
+                del self._starts[spec]
+
+    def _warm_up(self, start: _Start, model) -> None:
+        """Trace every graph the first Generate, the first click and the first Integrated
+        Gradients need, on the default sample (and cache its answer and explanation)."""
+        from salience.loading import skip_random_init
+
+        def step(name: str, message: str, work: Callable[[], object]) -> object:
+            start.message = message
+            began = time.perf_counter()
+            try:
+                return work()
+            finally:
+                start.timings[name] = time.perf_counter() - began
+
         try:
             prompt = find_sample(WARM_UP_SAMPLE).render().text
-            *_, final = self.stream(model, prompt, WARM_UP_SETTINGS, "bfloat16")
-            if final.text:
-                self.salience(model, prompt, final.text, None, DEFAULT_METHODS, "bfloat16")
+
+            def bfloat16_copy() -> None:
+                with skip_random_init():
+                    model.forward_for(WARM_UP_PRECISION)
+
+            step("bf16 copy", "Preparing the bfloat16 weights", bfloat16_copy)
+
+            def decode() -> Generation:
+                *_, final = self.stream(model, prompt, WARM_UP_SETTINGS, WARM_UP_PRECISION)
+                return final
+
+            final = step("decode graphs", "Compiling the decoder (first Generate)", decode)
+            if not final.text:
+                return
+            step(
+                "salience graph",
+                "Compiling the salience graph (first click)",
+                lambda: self.salience(model, prompt, final.text, None, DEFAULT_METHODS, WARM_UP_PRECISION),
+            )
+            step(
+                "integrated gradients graph",
+                "Compiling Integrated Gradients",
+                lambda: model.salience(
+                    prompt,
+                    final.text,
+                    methods=("integrated_gradients",),
+                    integrated_steps=1,  # the same batched graph as any step count; runs once
+                    precision=WARM_UP_PRECISION,
+                ),
+            )
         except WorkbenchError as error:  # e.g. a model whose context is too small
             log.info("warm-up skipped: %s", error)
+        except Exception:  # never let a warm-up failure take the loaded model down
+            log.exception("warm-up of %s failed", start.spec)
 
+    def status(self, spec: str) -> LoadStatus:
+        """The start of ``spec`` as the page shows it (starts loading it if nobody has)."""
+        start = self.start(spec)
+        expected_load, expected_warm = _expected(spec)
+        elapsed = time.perf_counter() - start.began
+        error = None
+        if not start.model.done():
+            phase = LOADING
+        elif start.model.exception() is not None:
+            phase, error = FAILED, str(start.model.exception())
+        elif not start.warmed.done():
+            phase = WARMING
+        else:
+            phase = READY
+        return LoadStatus(spec, phase, start.message, elapsed, expected_load, expected_warm, error)
+
+    def model(self, spec: str):
+        """The loaded model for ``spec``, or None while it loads or when it failed (never blocks)."""
+        start = self.start(spec)
+        if start.model.done() and start.model.exception() is None:
+            return start.model.result()
+        return None
+
+    def loaded(self, spec: str) -> bool:
+        with self._lock:
+            start = self._starts.get(spec)
+        return start is not None and start.model.done() and start.model.exception() is None
+
+    def get(self, spec: str, timeout: float | None = None):
+        """The model for ``spec``, waiting for its load (raises its `WorkbenchError` if it failed)."""
+        return self.start(spec).model.result(timeout)
+
+    def wait_warm(self, spec: str, timeout: float | None = None) -> None:
+        """Wait until ``spec`` has loaded and finished warming up (or failed)."""
+        self.start(spec).warmed.result(timeout)
+
+    def timings(self, spec: str) -> dict[str, float]:
+        """Seconds each start-up step took (load, bf16 copy, decode graphs, ...)."""
+        return dict(self.start(spec).timings)
+
+    # ---- results -------------------------------------------------------------
     def _remember(self, key: tuple, value):
+        if not self._cache_results:
+            return value
         with self._lock:
             self._results[key] = value
             while len(self._results) > KEPT_RESULTS:
@@ -78,7 +297,7 @@ class ModelRegistry:
         with self._lock:
             return self._results.get(key)
 
-    def stream(self, model: LanguageModel, prompt: str, settings: GenerationSettings, precision: str):
+    def stream(self, model, prompt: str, settings: GenerationSettings, precision: str):
         """Yield partial generations; a repeat of the same inputs comes from the cache."""
         reproducible = settings.greedy or settings.seed is not None
         key = ("generate", model.spec, precision, prompt, settings)
@@ -94,7 +313,7 @@ class ModelRegistry:
 
     def salience(
         self,
-        model: LanguageModel,
+        model,
         prompt: str,
         target: str,
         span: tuple[int, int] | None,
@@ -113,3 +332,8 @@ class ModelRegistry:
 def registry() -> ModelRegistry:
     """The process-wide registry shared by every browser session."""
     return ModelRegistry()
+
+
+def preload() -> None:
+    """Start loading (and warming) the default model now, in the background; returns at once."""
+    registry().start(default_spec())

@@ -1,49 +1,116 @@
-"""Shared sidebar: model picker with visible loading progress; a failed load keeps the old model."""
+"""Shared sidebar: model picker and the model's start-up status; a failed load keeps the old model.
+
+Nothing here waits for a model: loads run behind futures in `components.model_resource`;
+while one runs, a fragment polls its status every second and reruns the page once
+the phase changes, so the loaded state appears without a click.
+"""
 
 from __future__ import annotations
+
+from concurrent.futures import wait
 
 import streamlit as st
 
 from components import state
-from components.model_resource import default_spec, registry
+from components.model_resource import FAILED, LOADING, WARMING, LoadStatus, default_spec, registry
 from components.workspace import browser_id, workspace
-from salience.errors import WorkbenchError
 from salience.loading import KAGGLE_PRESETS
-from salience.model import LanguageModel
 
 CHOICES = {
     "Gemma 3 270M (embedded, offline)": "embedded",
     **{f"Kaggle: {name}": f"kaggle:{name}" for name in KAGGLE_PRESETS},
     "Local KerasHub preset or GGUF file…": "",
 }
+POLL_SECONDS = 1.0
+QUICK_FAILURE_SECONDS = 1.0  # wait this long after "Load model" so a wrong path fails at once
 
 
-def _load(spec: str) -> LanguageModel | None:
-    """Load with a progress bar on first use; on failure say why and return None."""
-    models = registry()
-    if models.loaded(spec):
-        return models.get(spec)
-    bar = st.progress(0.0, text=f"Loading {spec}…")
-
-    def progress(message: str, fraction: float) -> None:
-        bar.progress(min(max(fraction, 0.0), 1.0), text=message)
-
-    try:
-        with st.spinner(f"Loading {spec} (first start converts the model once, about a minute)…"):
-            model = models.get(spec, progress)
-    except WorkbenchError as error:
-        bar.empty()
-        st.session_state[state.MODEL_ERROR] = str(error)
-        return None
-    bar.empty()
-    return model
+def _spec_name(spec: str) -> str:
+    return next((label for label, value in CHOICES.items() if value == spec), spec)
 
 
-def model_sidebar() -> LanguageModel | None:
-    """Render the model picker; returns the model in use (or None if none could load)."""
+def _session_spec() -> str:
     state.init_state()
     if st.session_state[state.MODEL_SPEC] == "embedded" and default_spec() != "embedded":
         st.session_state[state.MODEL_SPEC] = default_spec()
+    return st.session_state[state.MODEL_SPEC]
+
+
+def model_status() -> LoadStatus:
+    """Where the model this session uses stands (loading, warming, ready or failed); never waits."""
+    return registry().status(_session_spec())
+
+
+def _ask_for(wanted: str) -> None:
+    """Start loading ``wanted`` for this session; fall back to the model in use if it fails."""
+    models = registry()
+    previous = st.session_state[state.MODEL_SPEC]
+    if previous != wanted and models.status(previous).usable:
+        st.session_state[state.MODEL_FALLBACK] = previous
+    st.session_state[state.MODEL_SPEC] = wanted
+    st.session_state[state.MODEL_ERROR] = None
+    wait([models.start(wanted, retry=True).model], timeout=QUICK_FAILURE_SECONDS)
+
+
+def _settle() -> LoadStatus:
+    """This session's model status, after switching back to the previous model if a load failed."""
+    models = registry()
+    status = models.status(st.session_state[state.MODEL_SPEC])
+    if status.phase == FAILED:
+        st.session_state[state.MODEL_ERROR] = status.error
+        fallback = st.session_state[state.MODEL_FALLBACK]
+        st.session_state[state.MODEL_FALLBACK] = None
+        if fallback and fallback != status.spec:
+            st.session_state[state.MODEL_SPEC] = fallback
+            status = models.status(fallback)
+    elif status.usable:
+        st.session_state[state.MODEL_FALLBACK] = None
+    return status
+
+
+def status_text(status: LoadStatus) -> str:
+    """One plain line on a model that is not ready yet."""
+    name = _spec_name(status.spec)
+    if status.phase == LOADING:
+        return f"⏳ Loading the model (about {status.remaining} s)… {name}: {status.message}."
+    if status.phase == WARMING:
+        return (
+            f"⏳ Warming up the model (about {status.remaining} s): {status.message}. "
+            "You can already generate; the first answers may be slower until then."
+        )
+    return ""
+
+
+@st.fragment(run_every=POLL_SECONDS)
+def _poll(spec: str, phase: str, in_main: bool) -> None:
+    """Redraw the status every second; rerun the whole page once the phase changes."""
+    status = registry().status(spec)
+    if status.phase != phase:
+        st.rerun()
+    if not in_main:
+        st.caption(status_text(status))
+        return
+    st.info(status_text(status))
+    if status.phase == LOADING:
+        done = min(status.elapsed / max(status.expected_load, 1.0), 0.95)
+        st.progress(done)
+
+
+def loading_notice() -> LoadStatus:
+    """In the main area: a live "Loading the model (about N s)…" notice while the model starts."""
+    status = model_status()
+    if status.phase in (LOADING, WARMING):
+        _poll(status.spec, status.phase, True)
+    return status
+
+
+def model_sidebar(notice_in_main: bool = False):
+    """Render the model picker; returns the model in use, or None while it loads or if none could.
+
+    Never waits for a load. With ``notice_in_main`` the page shows the live status itself
+    (`loading_notice`); otherwise the sidebar does.
+    """
+    _session_spec()
     with st.sidebar:
         st.subheader("Model")
         with st.form("model_form", border=False):
@@ -63,12 +130,9 @@ def model_sidebar() -> LanguageModel | None:
             if not wanted:
                 st.session_state[state.MODEL_ERROR] = "Type a preset directory, a GGUF file or kaggle:PRESET."
             else:
-                previous = st.session_state[state.MODEL_SPEC]
-                st.session_state[state.MODEL_SPEC] = wanted
-                st.session_state[state.MODEL_ERROR] = None
-                if _load(wanted) is None:
-                    st.session_state[state.MODEL_SPEC] = previous
-        model = _load(st.session_state[state.MODEL_SPEC])
+                _ask_for(wanted)
+        status = _settle()
+        model = registry().model(status.spec) if status.usable else None
         if st.session_state[state.MODEL_ERROR]:
             st.error(st.session_state[state.MODEL_ERROR], icon="⚠️")
         if model is not None:
@@ -81,6 +145,11 @@ def model_sidebar() -> LanguageModel | None:
                 horizontal=True,
                 help="bfloat16 is about twice as fast; float32 is exact (scores agree closely).",
             )
+        if status.phase in (LOADING, WARMING):
+            if notice_in_main:
+                st.caption(status_text(status))
+            else:
+                _poll(status.spec, status.phase, False)
         _workspace_status()
     return model
 

@@ -7,6 +7,8 @@ import streamlit as st
 MODEL_SPEC = "model_spec"
 MODEL_SPEC_INPUT = "model_spec_input"
 MODEL_ERROR = "model_error"
+MODEL_FALLBACK = "model_fallback"  # the spec in use before a load was asked for
+GENERATE_PENDING = "generate_pending"  # Generate was clicked while the model loaded
 PRECISION = "precision"
 
 SAMPLE_SOURCE = "sample_source"  # the sample the prompt came from (kept while it is edited)
@@ -123,6 +125,8 @@ DEFAULTS = {
     AGGREGATION: "sum",
     INTENSITY: 1.0,
     MODEL_ERROR: None,
+    MODEL_FALLBACK: None,
+    GENERATE_PENDING: False,
     COMPARE_VARIANTS: [],
     COMPARE_TARGET_MODE: "anchor",
     COMPARE_ANCHOR: "Recommendation",

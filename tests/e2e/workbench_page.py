@@ -11,9 +11,13 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 LONG = 240_000  # ms: first generation on a cold CI machine traces the model's graphs
 
 
+STARTING = re.compile(r"Loading the model|Warming up the model")
+
+
 def open_workbench(page: Page, url: str) -> None:
     page.goto(url)
     expect(page.get_by_role("button", name="Generate")).to_be_enabled(timeout=LONG)
+    expect(page.get_by_text(STARTING)).to_have_count(0, timeout=LONG)  # the model has loaded and warmed up
     wait_idle(page)
 
 

@@ -1,0 +1,116 @@
+"""Cold start: pages draw while the model loads, Generate waits for it, a failed load says why."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from pathlib import Path
+
+import pytest
+
+from components import state
+from components.model_resource import FAILED, LOADING, MODEL_ENV, READY, registry
+
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
+
+
+def button(app, label):
+    return next(b for b in app.button if b.label == label)
+
+
+@pytest.fixture
+def slow_model(tiny_gguf, monkeypatch):
+    """A fresh spec whose load waits for ``release`` and counts its calls; the tiny model behind it."""
+    import salience.loading
+
+    real_load = salience.loading.load_model
+    release = threading.Event()
+    calls = []
+
+    def load(spec, progress=None):
+        calls.append(spec)
+        assert release.wait(60), "the test never released the load"
+        return real_load(f"gguf:{tiny_gguf}", progress)
+
+    spec = f"gguf:/slow/{uuid.uuid4().hex}.gguf"
+    monkeypatch.setattr(salience.loading, "load_model", load)
+    monkeypatch.setenv(MODEL_ENV, spec)
+    yield spec, release, calls
+    release.set()
+    registry().wait_warm(spec, timeout=120)  # no TensorFlow work left running at exit
+
+
+def fresh_app():
+    from streamlit.testing.v1 import AppTest
+
+    test = AppTest.from_file(APP, default_timeout=60)
+    test.run()
+    assert not test.exception, test.exception
+    return test
+
+
+def test_page_renders_while_the_model_loads_and_generate_runs_when_ready(slow_model):
+    spec, release, _ = slow_model
+    app = fresh_app()
+    assert registry().status(spec).phase == LOADING
+    assert any(title.value == "Prompt workbench" for title in app.title)
+    assert any("Loading the model (about" in info.value for info in app.info)
+    assert "Quiche Lorraine" in next(t for t in app.text_area if t.label.startswith("menu")).value
+    generate = button(app, "Generate")
+    assert not generate.disabled
+    generate.click()
+    app.run()
+    assert not app.exception, app.exception
+    assert app.session_state[state.GENERATE_PENDING]
+    assert any("Generate runs as soon as the model is ready" in info.value for info in app.info)
+    assert app.session_state[state.GENERATION] is None
+    release.set()
+    registry().wait_warm(spec, timeout=120)
+    assert registry().status(spec).phase == READY
+    app.run()  # what the page's status poll does once the model is ready
+    assert not app.exception, app.exception
+    assert app.session_state[state.GENERATION] is not None
+    assert not app.session_state[state.GENERATE_PENDING]
+    assert not any("Loading the model" in info.value for info in app.info)
+
+
+def test_template_editing_works_while_the_model_loads(slow_model):
+    app = fresh_app()
+    menu = next(t for t in app.text_area if t.label.startswith("menu"))
+    menu.input("Mushroom risotto").run()
+    assert not app.exception, app.exception
+    assert app.session_state[state.VARIABLES]["menu_item"] == "Mushroom risotto"
+
+
+def test_two_visitors_at_start_up_share_one_load(slow_model):
+    spec, release, calls = slow_model
+    visitors = [threading.Thread(target=registry().start, args=(spec,)) for _ in range(8)]
+    for visitor in visitors:
+        visitor.start()
+    for visitor in visitors:
+        visitor.join()
+    first, second = fresh_app(), fresh_app()
+    release.set()
+    models = {id(registry().get(spec, timeout=120)) for _ in range(3)}
+    assert len(calls) == 1 and len(models) == 1
+    for page in (first, second):
+        page.run()
+        assert not page.exception, page.exception
+
+
+def test_a_failed_load_says_why_and_the_app_keeps_working(monkeypatch):
+    spec = f"preset:/nowhere/{uuid.uuid4().hex}"
+    monkeypatch.setenv(MODEL_ENV, spec)
+    with pytest.raises(Exception, match="not a KerasHub preset directory"):
+        registry().get(spec, timeout=60)
+    app = fresh_app()
+    assert registry().status(spec).phase == FAILED
+    assert any("not a KerasHub preset directory" in error.value for error in app.sidebar.error)
+    assert any("No model is loaded" in info.value for info in app.info)
+    assert button(app, "Generate").disabled
+    menu = next(t for t in app.text_area if t.label.startswith("menu"))
+    menu.input("Mushroom risotto").run()
+    assert not app.exception, app.exception
+    app.switch_page("app_pages/history.py").run()
+    assert not app.exception, app.exception
+    assert any(title.value == "History" for title in app.title)
