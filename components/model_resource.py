@@ -27,7 +27,7 @@ from pathlib import Path
 import streamlit as st
 
 from salience.errors import ModelLoadError, WorkbenchError
-from salience.methods import DEFAULT_METHODS
+from salience.methods import DEFAULT_METHODS, DELETION
 from salience.samples import find_sample
 from salience.types import Generation, GenerationSettings, SalienceResult
 
@@ -39,6 +39,13 @@ KEPT_RESULTS = 256
 WARM_UP_SAMPLE = "fewshot-mistake"
 WARM_UP_SETTINGS = GenerationSettings(max_new_tokens=48, stop_sequences=("\n\n",))
 WARM_UP_PRECISION = "bfloat16"
+WARM_UP_STEPS = (
+    "bf16 copy",
+    "decode graphs",
+    "salience graph",
+    "deletion graphs",
+    "integrated gradients graph",
+)
 TIMINGS_FILE = "startup_seconds.json"
 # First guesses (seconds) before a start has been measured on this machine.
 GUESS_LOAD, GUESS_CONVERT, GUESS_WARM = 15.0, 75.0, 25.0
@@ -194,17 +201,18 @@ class ModelRegistry:
                 del self._starts[spec]
 
     def _warm_up(self, start: _Start, model) -> None:
-        """Trace every graph the first Generate, the first click and the first Integrated
-        Gradients need, on the default sample (and cache its answer and explanation)."""
+        """Trace every graph the first Generate, the first click (gradients, then Deletion in
+        the background) and the first Integrated Gradients need, on the default sample
+        (and cache its answer and explanation). The salience graph is traced for the
+        sample's sequence bucket; decoding and Deletion graphs take any length."""
         from salience.loading import skip_random_init
 
         def step(name: str, message: str, work: Callable[[], object]) -> object:
             start.message = message
             began = time.perf_counter()
-            try:
-                return work()
-            finally:
-                start.timings[name] = time.perf_counter() - began
+            result = work()
+            start.timings[name] = time.perf_counter() - began  # only steps that succeeded
+            return result
 
         try:
             prompt = find_sample(WARM_UP_SAMPLE).render().text
@@ -226,6 +234,13 @@ class ModelRegistry:
                 "salience graph",
                 "Compiling the salience graph (first click)",
                 lambda: self.salience(model, prompt, final.text, None, DEFAULT_METHODS, WARM_UP_PRECISION),
+            )
+            step(
+                "deletion graphs",
+                "Compiling Deletion (runs after each click)",
+                lambda: model.salience(
+                    prompt, final.text, methods=(DELETION,), segments=[(1, 2)], precision=WARM_UP_PRECISION
+                ),
             )
             step(
                 "integrated gradients graph",

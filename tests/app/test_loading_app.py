@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from components import state
-from components.model_resource import FAILED, LOADING, MODEL_ENV, READY, registry
+from components.model_resource import FAILED, LOADING, MODEL_ENV, READY, WARM_UP_STEPS, registry
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 
@@ -67,6 +67,7 @@ def test_page_renders_while_the_model_loads_and_generate_runs_when_ready(slow_mo
     release.set()
     registry().wait_warm(spec, timeout=120)
     assert registry().status(spec).phase == READY
+    assert set(WARM_UP_STEPS) <= set(registry().timings(spec))  # every warm-up step ran
     app.run()  # what the page's status poll does once the model is ready
     assert not app.exception, app.exception
     assert app.session_state[state.GENERATION] is not None
