@@ -67,7 +67,11 @@ def restore(snapshot: dict) -> None:
             st.session_state[key] = tuple(value) if key == state.SELECTION and value else value
     for name, value in (values.get(state.VARIABLES) or {}).items():
         st.session_state[state.VARIABLE_WIDGET_PREFIX + name] = value
-    st.session_state[state.LOADED_SAMPLE] = values.get(state.SAMPLE_SOURCE)
+    # A state saved before the workbench ever ran (a visitor who opened Compare or History first)
+    # has no template: leave the sample unloaded so the workbench loads it, instead of an empty prompt.
+    st.session_state[state.LOADED_SAMPLE] = (
+        values.get(state.SAMPLE_SOURCE) if values.get(state.TEMPLATE) else None
+    )
     st.session_state[state.GENERATION] = None
     st.session_state[state.GENERATED_FOR] = None
     st.session_state[state.COMPARE_VARIANTS] = restored_variants
