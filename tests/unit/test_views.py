@@ -157,3 +157,14 @@ def test_switching_granularity_never_shrinks_the_selection():
     segments = make_segments(text, offsets, "sentences", prompt_length=len(prompt))
     span = find_selection(segments, text, len(prompt), (word, word + 4), "have")
     assert text[span[0] : span[1]] == "Recommendation: You have to try it."  # widened to the sentence
+
+
+def test_legend_html_puts_words_at_their_ends_and_the_scale_in_details():
+    from salience.export import legend_html
+
+    page = legend_html("occlusion", True, 0.5, shared=True, test_id="shared-legend")
+    low, high = page.index("← worked against"), page.index("supported (output less likely without it) →")
+    assert page.index("linear-gradient") < low < high  # bar first, then low end (left), high end (right)
+    main, details = page.split("<details", 1)
+    assert "0.5" not in main and "±0.5 nats" in details and "shared by all panes" in details
+    assert "toward" not in legend_html("grad_dot_input", True, 1.0)
