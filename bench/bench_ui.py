@@ -51,17 +51,20 @@ def click_and_wait(page, segment) -> float:
     return timed(click)
 
 
-def choose_matching(page, label: str, pattern: str) -> None:
-    """Pick the first option of a select box whose text matches ``pattern``."""
-    box = page.get_by_role("combobox", name=label)
-    box.click()
-    page.get_by_role("option", name=re.compile(pattern)).first.click()
+def choose_method(page, pattern: str) -> None:
+    """Pick the salience method whose name matches ``pattern`` (radio buttons or a select box)."""
+    radio = page.get_by_test_id("stRadio").locator("label").filter(has_text=re.compile(pattern))
+    if radio.count():
+        radio.first.click()
+    else:
+        page.get_by_role("combobox", name="Method").click()
+        page.get_by_role("option", name=re.compile(pattern)).first.click()
     wait_idle(page)
 
 
 def method_run(page, pattern: str, status_pattern: str) -> float:
     def switch() -> None:
-        choose_matching(page, "Method", pattern)
+        choose_method(page, pattern)
         expect(status(page)).to_contain_text(re.compile(status_pattern), timeout=LONG)
         wait_idle(page)
 
@@ -107,6 +110,11 @@ def main() -> int:
         ROOT / "app.py", env={"GEMMA_WORKBENCH_DATA": data, "WORKBENCH_RESULT_CACHE": "off"}
     )
     rows: list[tuple[str, float, float | None, str]] = []
+
+    def report(*row) -> None:
+        rows.append(row)
+        print(table(rows[-1:]).splitlines()[-1], flush=True)
+
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -114,28 +122,26 @@ def main() -> int:
             page.goto(url)
             expect(page.get_by_role("heading", name="Prompt workbench")).to_be_visible(timeout=LONG)
             content = time.perf_counter() - started
-            rows.append(("`streamlit run` → main area shows the page", content, None, "≤ 5 s"))
+            report("`streamlit run` → main area shows the page", content, None, "≤ 5 s")
             expect(page.get_by_role("button", name="Generate")).to_be_enabled(timeout=LONG)
             expect(page.get_by_text(LOADING_TEXT)).to_have_count(0, timeout=LONG)
             wait_idle(page)
             ready = time.perf_counter() - started
-            rows.append(("`streamlit run` → model loaded and warm", ready, None, "—"))
+            report("`streamlit run` → model loaded and warm", ready, None, "—")
             first_generate = timed(lambda: generate(page))
             warm_generate = timed(lambda: generate(page))
-            rows.append(
-                ("Generate `fewshot-mistake` (output + colours)", first_generate, warm_generate, "≤ 2×")
-            )
+            report("Generate `fewshot-mistake` (output + colours)", first_generate, warm_generate, "≤ 2×")
             words = page.locator("[data-testid=heatmap-text] .hm-seg.out")
             count = words.count()
             picks = [words.nth(i) for i in range(count - 1, max(count - 2 - args.clicks, -1), -1)]
             clicks = [click_and_wait(page, segment) for segment in picks]
-            rows.append(("click an output part → colours", clicks[0], statistics.median(clicks[1:]), "≤ 2×"))
+            report("click an output part → colours", clicks[0], statistics.median(clicks[1:]), "≤ 2×")
             first_ig = method_run(page, "Integrated", "Integrated")
             method_run(page, "Grad L2", "Grad L2")
             warm_ig = method_run(page, "Integrated", "Integrated")
-            rows.append(("switch to Integrated Gradients → colours", first_ig, warm_ig, "≤ 2×"))
+            report("switch to Integrated Gradients → colours", first_ig, warm_ig, "≤ 2×")
             page.screenshot(path=str(ARTIFACTS / "bench-ui-workbench.png"), full_page=True)
-            print(table(rows), flush=True)
+            print("\n" + table(rows), flush=True)
             if args.compare:
                 opened, linked = measure_compare(page)
                 print(
