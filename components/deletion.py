@@ -26,6 +26,7 @@ import streamlit as st
 from components import state
 from components.diff_view import diff_html
 from components.model_resource import registry
+from components.widgets import plain_markdown
 from salience.agreement import (
     SEGMENT_GRANULARITIES,
     agreement_line,
@@ -34,6 +35,7 @@ from salience.agreement import (
     ranked,
     token_spans,
     unit_names,
+    without_copies,
     without_segment,
 )
 from salience.compare import output_diff
@@ -387,13 +389,16 @@ def agreement(
             rendered,
             plan_.pattern,
         )
-        found = compare_top(texts_view.scores, deletion_view.scores, plan_.targets)
+        candidates = without_copies(plan_.segments, plan_.targets, follow.result.target_text)
+        found = compare_top(texts_view.scores, deletion_view.scores, candidates)
         seconds = deletion_result.diagnostics.get(DELETION, {}).get("seconds")
         timing = f" · Deletion took {seconds:.1f} s" if isinstance(seconds, int | float) else ""
+        copies = len(plan_.targets) - len(candidates)
         if found is None:
             st.info(
-                f"The prompt has only one {one} to delete: there is nothing to compare. "
-                "Choose a finer granularity to compare parts of it.",
+                f"The prompt has only one {one} to delete"
+                + (" besides copies of the selected text" if copies else "")
+                + ": there is nothing to compare. Choose a finer granularity to compare parts of it.",
                 icon="ℹ️",
             )
             return
@@ -408,17 +413,17 @@ def agreement(
             found, texts, plan_.granularity, get_method(compared).label, dict(enumerate(places))
         )
         icon = "✅" if found.agree else "⚖️"
-        cols = st.columns([5, 2], vertical_alignment="center")
-        cols[0].markdown(f"{icon} **Deletion check:** {line}")
+        st.markdown(f"{icon} **Deletion check:** {plain_markdown(line)}")
         details = (
-            f"Top {found.k} by size of score, compared by position over {len(plan_.targets)} prompt {many}"
+            f"Top {found.k} by size of score, compared by position over {len(candidates)} prompt {many}"
+            + (" (copies of the selected text left out, as in the reading)" if copies else "")
             + (f"; rank correlation {found.correlation:+.2f}" if found.correlation is not None else "")
             + timing
             + "."
         )
-        cols[0].caption(details)
+        st.caption(details)
         if follow.chosen != DELETION:
-            cols[1].button(
+            st.button(
                 "Show Deletion colours",
                 key=f"{key}-show",
                 on_click=_set,

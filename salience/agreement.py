@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from salience.describe import normalized_text
 from salience.errors import InputError
 from salience.segments import Segment
 
@@ -63,6 +64,13 @@ def deletion_targets(segments: Sequence[Segment], prompt_length: int) -> list[in
 def token_spans(segments: Sequence[Segment], indices: Sequence[int]) -> list[tuple[int, int]]:
     """Token spans of the chosen segments, in the form ``LanguageModel.salience(segments=...)`` takes."""
     return [(segments[i].token_start, segments[i].token_end) for i in indices]
+
+
+def without_copies(segments: Sequence[Segment], indices: Sequence[int], selected_text: str) -> list[int]:
+    """The indices whose text is not a copy of the selected text (whitespace ignored), as the
+    reading does: a text in the prompt identical to the selection cannot explain it."""
+    selected = normalized_text(selected_text)
+    return [i for i in indices if normalized_text(segments[i].text) != selected]
 
 
 def ranked(scores: Sequence[float], candidates: Sequence[int]) -> list[int]:
@@ -196,8 +204,8 @@ def agreement_line(
         gradient_only = _listed([name(i) for i in agreement.only_gradient])
         deletion_only = _listed([name(i) for i in agreement.only_deletion])
         return (
-            f"Deletion confirms the top {one} by {method_label} ({gradient_first}); the methods disagree "
-            f"on {gradient_only} ({method_label}'s top {k} only) and {deletion_only} (Deletion's top {k} only)."
+            f"Deletion confirms the top {one} by {method_label}, {gradient_first}; for the rest of the "
+            f"top {k} the methods disagree: {method_label} ranks {gradient_only} there, Deletion {deletion_only}."
         )
     shared = len(agreement.shared)
     tail = f" They share {shared} of their top {k}." if k > 1 else ""

@@ -11,6 +11,7 @@ from salience.agreement import (
     ranked,
     spearman,
     token_spans,
+    without_copies,
     without_segment,
 )
 from salience.errors import InputError
@@ -40,9 +41,10 @@ def test_top_match_but_other_members_differ_names_both():
     assert not agreement.agree and agreement.top_match
     assert agreement.only_gradient == (1,) and agreement.only_deletion == (3,)
     line = agreement_line(agreement, TEXTS, "sentences", "Grad L2")
-    assert line.startswith("Deletion confirms the top sentence by Grad L2 (“Alice lives in Paris.”)")
-    assert "“Bob likes tea.” (Grad L2's top 2 only)" in line
-    assert "“Dan is tall.” (Deletion's top 2 only)" in line
+    assert line.startswith(
+        "Deletion confirms the top sentence by Grad L2, “Alice lives in Paris.”; for the rest"
+    )
+    assert "Grad L2 ranks “Bob likes tea.” there, Deletion “Dan is tall.”" in line
 
 
 def test_copies_are_told_apart_by_place():
@@ -52,7 +54,15 @@ def test_copies_are_told_apart_by_place():
     line = agreement_line(agreement, texts, "sentences", "Grad L2", places)
     assert "“Likes: tea.” (the first example)" in line
     assert "“Likes: tea.” (the second example)" in line
-    assert "“Other.” (Deletion's top 2 only)" in line
+    assert line.endswith("Deletion “Other.”.")
+
+
+def test_copies_of_the_selection_are_left_out():
+    prompt = "Recommendation: Avoid.\nLikes: tea.\nRecommendation: Avoid.\nQ:"
+    text = prompt + " Recommendation: Avoid."
+    segments = make_segments(text, tokens(text), "lines", prompt_length=len(prompt))
+    kept = without_copies(segments, deletion_targets(segments, len(prompt)), " Recommendation:  Avoid.")
+    assert [segments[i].text.strip() for i in kept] == ["Likes: tea.", "Q:"]
 
 
 def test_disagreement_names_each_methods_first():

@@ -1,0 +1,84 @@
+"""Deletion on the workbench in a real browser, on the embedded model.
+
+Click the Recommendation line; Deletion follows the gradient colours in the background and
+the agreement line appears; "What if I delete this?" on the top segment regenerates without it
+and shows both outputs with a word diff; "Show Deletion colours" recolours the prompt.
+Screenshots at 1440×900 and 1024×768 go to artifacts/screens/.
+"""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import expect
+from workbench_page import (
+    ARTIFACTS,
+    LONG,
+    choose_granularity,
+    generate,
+    open_workbench,
+    output_segment,
+    status,
+    wait_idle,
+)
+
+SCREENS = ARTIFACTS / "screens"
+# The agreement line at the top of the view, below Streamlit's sticky header.
+SCROLL_TO_AGREEMENT = """() => {
+  const el = document.querySelector('.st-key-deletion-agreement');
+  el.scrollIntoView({block: 'start'});
+  let box = el.parentElement;
+  while (box && box.scrollHeight <= box.clientHeight) box = box.parentElement;
+  if (box) box.scrollTop -= 80; else window.scrollBy(0, -80);
+}"""
+
+
+def shoot(page, name: str) -> None:
+    """The agreement line and the what-if result in view, at both sizes."""
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    for width, height in ((1440, 900), (1024, 768)):
+        page.set_viewport_size({"width": width, "height": height})
+        page.wait_for_timeout(400)
+        page.evaluate(SCROLL_TO_AGREEMENT)
+        page.wait_for_timeout(300)
+        page.screenshot(path=str(SCREENS / f"{name}-{width}x{height}.png"))
+
+
+def test_agreement_line_and_what_if_i_delete_this(browser, workbench_url):
+    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    open_workbench(page, workbench_url)
+    generate(page)
+    output_segment(page, "Recommendation").click()
+    expect(status(page)).to_contain_text(re.compile(r"Explaining: “.*Recommendation"), timeout=LONG)
+    wait_idle(page)
+    choose_granularity(page, "sentences")
+
+    agreement = page.locator(".st-key-deletion-agreement")
+    expect(agreement).to_contain_text("Deletion check:", timeout=LONG)
+    expect(agreement).to_contain_text(
+        re.compile(r"Deletion confirms the top|Methods disagree on|cannot confirm")
+    )
+    expect(agreement).to_contain_text("compared by position")
+    wait_idle(page)
+
+    page.get_by_role("button", name="What if I delete this?").click()
+    result = page.locator(".st-key-what-if-result")
+    expect(result).to_be_visible(timeout=LONG)
+    expect(result).to_contain_text("Output with the whole prompt")
+    expect(result).to_contain_text("Output without “")
+    diff = page.get_by_test_id("what-if-diff")
+    expect(diff).to_be_visible()
+    assert diff.inner_text().strip()
+    expect(result).to_contain_text(re.compile(r"did not change|compared with the full prompt's output"))
+    wait_idle(page)
+    expect(page.get_by_test_id("stException")).to_have_count(0)
+    shoot(page, "workbench-deletion")
+
+    page.set_viewport_size({"width": 1440, "height": 900})
+    page.get_by_role("button", name="Show Deletion colours").click()
+    expect(status(page)).to_contain_text("Deletion", timeout=LONG)
+    wait_idle(page)
+    expect(page.get_by_test_id("heatmap-legend")).to_contain_text("supported")
+    expect(page.get_by_text(re.compile(r"^Reading: By Deletion"))).to_be_visible()
+    page.screenshot(path=str(SCREENS / "workbench-deletion-colours-1440x900.png"), full_page=True)
+    page.close()
