@@ -44,10 +44,10 @@ PRESENTATION_CSS = """<style>
 [data-testid="stMainBlockContainer"] { max-width: 1500px; padding-top: 1.5rem; }
 [data-testid="stMarkdownContainer"] p { font-size: 1.35rem; }
 </style>"""
-# Panes narrower than ~20rem wrap onto the next row (stacked at 1024 px) instead of one word per line.
+# Panes narrower than 18rem wrap onto the next row (stacked at 1024 px) instead of one word per line.
 PANES_CSS = """<style>
 .st-key-compare-panes [data-testid="stHorizontalBlock"] { flex-wrap: wrap; row-gap: 1.5rem; }
-.st-key-compare-panes [data-testid="stHorizontalBlock"] > [data-testid="stColumn"] { min-width: min(100%, 20rem); }
+.st-key-compare-panes [data-testid="stHorizontalBlock"] > [data-testid="stColumn"] { min-width: min(100%, 18rem); }
 </style>"""
 TARGET_MODES = {
     "anchor": "The same part of every output (by its first word)",
@@ -119,13 +119,13 @@ def _draw_pane(pane: Pane, first: Variant, signed: bool, scale: float, intensity
 
 def _add_controls() -> None:
     samples = {example.source: example for example in load_samples()}
-    cols = st.columns([3, 1, 1, 1], vertical_alignment="bottom")
-    cols[0].selectbox("Add a sample as a variant", list(samples), key=state.COMPARE_ADD_SAMPLE)
+    row = st.container(horizontal=True, wrap=True, vertical_alignment="bottom")  # wraps, never truncates
+    row.selectbox("Add a sample as a variant", list(samples), key=state.COMPARE_ADD_SAMPLE, width=320)
     full = len(variants()) >= MAX_VARIANTS
-    if cols[1].button(
+    if row.button(
         "Add",
         disabled=full,
-        width="stretch",
+        width="content",
         help=f"Compare holds {MAX_VARIANTS} variants at most: remove one under Edit variants to add another."
         if full
         else f"Add the chosen sample as variant {len(variants()) + 1} of at most {MAX_VARIANTS}.",
@@ -133,13 +133,13 @@ def _add_controls() -> None:
         example = samples[st.session_state[state.COMPARE_ADD_SAMPLE]]
         st.toast(add_variant(Variant(example.source, example.template, dict(example.variables))))
         st.rerun()
-    cols[2].button(
+    row.button(
         "Regenerate outputs",
         on_click=clear_outputs,
-        width="stretch",
+        width="content",
         help="Generate every variant again with the workbench's generation settings.",
     )
-    if cols[3].button("Present ▶", disabled=not variants(), width="stretch", type="primary"):
+    if row.button("Present ▶", disabled=not variants(), width="content", type="primary"):
         st.session_state[state.PRESENTING] = True
         st.session_state[state.PRESENT_INDEX] = 0
         st.rerun()

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import altair as alt
 import pandas as pd
 import streamlit as st
 
 from components import deletion, state, workspace
+from components.bars import segment_bars_html
 from components.comparison import pin_workbench
 from components.heatmap import heatmap
 from components.model_resource import LOADING, registry
@@ -18,6 +18,12 @@ from salience.methods import get_method
 from salience.model import LanguageModel
 from salience.views import chart_rows, find_selection, heatmap_view, legend_words, readout, slot_table
 
+# Side by side when both halves get ~23rem; stacked (editor, then output) on narrower screens such
+# as 1024 px with the sidebar open, instead of squeezing labels and select boxes.
+COLUMNS_CSS = """<style>
+.st-key-workbench-columns > [data-testid="stHorizontalBlock"] { flex-wrap: wrap; }
+.st-key-workbench-columns > [data-testid="stHorizontalBlock"] > [data-testid="stColumn"] { min-width: min(100%, 23rem); }
+</style>"""
 EXPLAIN_HINT = (
     "Click any part of the output to explain it (shift-click extends, click the background to clear)."
 )
@@ -80,7 +86,8 @@ def page() -> None:
     starting = loading_notice()  # "Loading the model (about N s)…" while it starts; never waits
     if model is None and starting.phase != LOADING:
         st.info("No model is loaded. Pick one in the sidebar; the embedded Gemma 3 270M works offline.")
-    editor, viewer = st.columns([2, 3], gap="large")
+    st.html(COLUMNS_CSS)
+    editor, viewer = st.container(key="workbench-columns").columns([2, 3], gap="large")
     with editor:
         rendered = template_editor()
         settings = generation_settings()
@@ -257,43 +264,9 @@ def _offsets(model: LanguageModel, prompt: str, target: str):
 def _analysis(view, result, rendered, method: str) -> None:
     spec = get_method(method)
     rows = chart_rows(view, result, rendered, limit=10)
-    st.markdown("**Top prompt segments**")
+    st.markdown(f"**Top prompt segments** · {spec.title}")
     if rows:
-        legend = legend_words(method, view.scale)
-        frame = pd.DataFrame(rows)
-        frame["label"] = [
-            row["label"] + (" · same text as the selection" if row["same_as_selection"] else "")
-            for row in rows
-        ]
-        if legend.signed:  # the heatmap's colours, named with the legend's words
-            colour = alt.Color(
-                "meaning:N",
-                scale=alt.Scale(domain=[legend.high, legend.low], range=["#009688", "#e66100"]),
-                legend=alt.Legend(title=None, orient="bottom", labelLimit=600),
-            )
-        else:
-            colour = alt.Color(
-                "meaning:N",
-                scale=alt.Scale(domain=[legend.high], range=["#6d28d9"]),
-                legend=alt.Legend(title=None, orient="bottom", labelLimit=600),
-            )
-        chart = (
-            alt.Chart(frame)
-            .mark_bar()
-            .encode(
-                x=alt.X("score:Q", title=spec.title),
-                y=alt.Y("label:N", sort=None, title=None, axis=alt.Axis(labelLimit=520)),
-                color=colour,
-                tooltip=[
-                    alt.Tooltip("segment:N", title="text"),
-                    alt.Tooltip("where:N", title="where"),
-                    alt.Tooltip("meaning:N", title="colour"),
-                    alt.Tooltip("score:Q", format=".4f"),
-                ],
-            )
-            .properties(height=26 * len(rows) + 60)
-        )
-        st.altair_chart(chart, width="stretch")
+        st.html(segment_bars_html(rows, legend_words(method, view.scale)))
     st.markdown("**By template part**")
     table = pd.DataFrame(
         [

@@ -177,7 +177,9 @@ export default function(component) {
   root.appendChild(box);
 
   const wanted = window.__heatmapFocus[focusKey];
-  const lost = !document.activeElement || document.activeElement === document.body || root.contains(document.activeElement);
+  const active = document.activeElement;
+  const host = root.getRootNode().host;  // the component lives in a shadow root
+  const lost = !active || active === document.body || active === host || root.contains(active);
   if (wanted && Date.now() - wanted.at < 120000 && lost) {
     const target = Array.from(box.querySelectorAll(".hm-seg.out")).find(
       (el) => Number(el.dataset.start) <= wanted.start && wanted.start < Number(el.dataset.end)

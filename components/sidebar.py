@@ -17,7 +17,7 @@ from components.workspace import browser_id, workspace
 from salience.loading import KAGGLE_PRESETS
 
 CHOICES = {
-    "Gemma 3 270M (embedded, offline)": "embedded",
+    "Gemma 3 270M (offline)": "embedded",
     **{f"Kaggle: {name}": f"kaggle:{name}" for name in KAGGLE_PRESETS},
     "Local KerasHub preset or GGUF file…": "",
 }

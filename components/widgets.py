@@ -284,16 +284,17 @@ def method_help() -> str:
 
 def salience_controls(keys: ControlKeys = WORKBENCH_CONTROLS) -> tuple[str, str, str | None, str, float]:
     """Method, granularity (+ custom pattern), colour intensity; aggregation under "Advanced"."""
-    method_col, granularity_col, intensity_col = st.columns([3, 2, 2])
-    method_col.radio(
+    row = st.container(horizontal=True, wrap=True, gap="medium")  # wraps on narrow screens, never truncates
+    row.radio(
         "Method",
         method_choices(),
         key=keys.method,
         persist_state="session",
         format_func=lambda name: REGISTRY[name].title,
         help=method_help(),
+        width="content",
     )
-    granularity_col.selectbox(
+    row.selectbox(
         "Granularity",
         GRANULARITIES,
         key=keys.granularity,
@@ -301,8 +302,9 @@ def salience_controls(keys: ControlKeys = WORKBENCH_CONTROLS) -> tuple[str, str,
         format_func=lambda name: GRANULARITY_NAMES.get(name, name),
         help="How big the coloured pieces of the prompt are: single tokens, words, sentences, lines, "
         "paragraphs, the template's parts, or pieces that start where a pattern matches.",
+        width=190,
     )
-    intensity_col.slider(
+    row.slider(
         "Intensity",
         0.25,
         4.0,
@@ -310,6 +312,7 @@ def salience_controls(keys: ControlKeys = WORKBENCH_CONTROLS) -> tuple[str, str,
         persist_state="session",
         step=0.25,
         help="Brighten faint colours.",
+        width=190,
     )
     pattern = None
     if st.session_state[keys.granularity] == "regex":
