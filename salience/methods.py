@@ -22,7 +22,7 @@ GRADIENT_METHODS = ("grad_l2", "grad_dot_input", "integrated_gradients")
 DELETION = "occlusion"
 DEFAULT_IG_STEPS = 32
 IG_BASELINES = ("pad", "mean", "zero")
-DEFAULT_IG_BASELINE = "pad"
+DEFAULT_IG_BASELINE = "mean"
 
 
 @dataclass
@@ -160,9 +160,9 @@ register(
         signed=True,
         directional=False,
         description="Grad · Input averaged along a path from an 'absent' prompt (every prompt token "
-        "replaced by the padding token's embedding) to the real one. Slower. The scores add up to the "
-        "change in log-probability between the two (the completeness gap is reported), but on this "
-        "model the sign still does not reliably mean supported or worked against.",
+        "replaced by the vocabulary's average embedding) to the real one. Slow. In theory the scores add "
+        "up to the change in log-probability between the two; on this model they often do not (the gap "
+        "is shown with each result), and the sign does not reliably mean supported or worked against.",
         low_words="negative score",
         high_words="positive score",
         compute=lambda ctx: np.sum(ctx.integrated.attributions, axis=-1),
