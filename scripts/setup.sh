@@ -24,9 +24,11 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 
-# Debian packages: chromium always (PNG export, browser tests); PostgreSQL for the tests.
+# Debian packages: chromium always (PNG export, browser tests) with a colour emoji font (the
+# navigation icons, 📌 and prompts' emoji are empty boxes without one); PostgreSQL for the tests.
 packages=""
 command -v chromium >/dev/null 2>&1 || packages="chromium"
+[ -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || packages="$packages fonts-noto-color-emoji"
 if [ $dev = 1 ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   packages="$packages postgresql"
 fi
