@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import streamlit as st
 
-from components import state
+from components import state, workspace
 from components.diff_view import diff_html
 from components.model_resource import registry
 from components.widgets import plain_markdown
@@ -299,7 +299,9 @@ def resolve(
         spans = token_spans(chosen_plan.segments, chosen_plan.targets)
         outcome = _request(model, precision, prompt, target, span, spans)
     if isinstance(outcome, SalienceResult):
-        return Follow(merged(result, outcome), method, chosen_plan, outcome, method)
+        both = merged(result, outcome)
+        workspace.remember_salience(both, model.spec, precision, prompt, target, span)  # History keeps it
+        return Follow(both, method, chosen_plan, outcome, method)
     shown = COMPARED_WITH if method == DELETION else method
     return Follow(result, shown, chosen_plan, outcome, method)
 
