@@ -17,6 +17,7 @@ repeats do the same work as the first ones instead of answering from the cache.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import statistics
 import sys
@@ -34,21 +35,52 @@ from workbench_page import ARTIFACTS, LONG, choose, generate, status, wait_idle 
 LOADING_TEXT = re.compile(r"Loading the model|Warming up|Generate runs as soon")
 
 
-def timed(action) -> float:
+# Streamlit marks the app element with its script state; a run counts as done once the
+# state has been "running" since the action and is "notRunning" again (the status widget
+# alone appears too late to tell a short run from no run).
+WATCH_RUNS = """() => {
+  const app = document.querySelector('[data-testid=stApp]');
+  window.benchSeenRun = false;
+  if (window.benchObserver) window.benchObserver.disconnect();
+  window.benchObserver = new MutationObserver(() => {
+    if (app.getAttribute('data-test-script-state') === 'running') window.benchSeenRun = true;
+  });
+  window.benchObserver.observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
+}"""
+RUN_DONE = """() => window.benchSeenRun &&
+  document.querySelector('[data-testid=stApp]').getAttribute('data-test-script-state') === 'notRunning'"""
+
+
+def timed(page, action, finished) -> float:
+    """Seconds from ``action`` until ``finished`` holds and the page's script run has ended."""
+    page.evaluate(WATCH_RUNS)
     started = time.perf_counter()
     action()
+    finished()
+    page.wait_for_function(RUN_DONE, timeout=LONG)
     return time.perf_counter() - started
+
+
+def generate_timed(page) -> float:
+    """Click Generate; wait for the streamed output (its spinner) and then the colours."""
+    button = page.get_by_role("button", name="Generate")
+    expect(button).to_have_count(1, timeout=LONG)
+    wait_idle(page)
+
+    def finished() -> None:
+        spinner = page.get_by_text("Generating…")
+        with contextlib.suppress(AssertionError):  # a run shorter than the spinner's 0.5 s delay
+            expect(spinner).to_be_visible(timeout=10_000)
+        expect(spinner).to_have_count(0, timeout=LONG)
+        expect(status(page)).to_be_visible(timeout=LONG)
+
+    return timed(page, button.click, finished)
 
 
 def click_and_wait(page, segment) -> float:
     text = segment.inner_text().strip()
-
-    def click() -> None:
-        segment.click()
-        expect(status(page)).to_contain_text(f"“{text}", timeout=LONG)
-        wait_idle(page)
-
-    return timed(click)
+    wait_idle(page)
+    return timed(page, segment.click, lambda: expect(status(page)).to_contain_text(f"“{text}", timeout=LONG))
 
 
 def choose_method(page, pattern: str) -> None:
@@ -59,16 +91,15 @@ def choose_method(page, pattern: str) -> None:
     else:
         page.get_by_role("combobox", name="Method").click()
         page.get_by_role("option", name=re.compile(pattern)).first.click()
-    wait_idle(page)
 
 
 def method_run(page, pattern: str, status_pattern: str) -> float:
-    def switch() -> None:
-        choose_method(page, pattern)
-        expect(status(page)).to_contain_text(re.compile(status_pattern), timeout=LONG)
-        wait_idle(page)
-
-    return timed(switch)
+    wait_idle(page)
+    return timed(
+        page,
+        lambda: choose_method(page, pattern),
+        lambda: expect(status(page)).to_contain_text(re.compile(status_pattern), timeout=LONG),
+    )
 
 
 def measure_compare(page) -> tuple[float, float]:
@@ -128,8 +159,8 @@ def main() -> int:
             wait_idle(page)
             ready = time.perf_counter() - started
             report("`streamlit run` → model loaded and warm", ready, None, "—")
-            first_generate = timed(lambda: generate(page))
-            warm_generate = timed(lambda: generate(page))
+            first_generate = generate_timed(page)
+            warm_generate = generate_timed(page)
             report("Generate `fewshot-mistake` (output + colours)", first_generate, warm_generate, "≤ 2×")
             words = page.locator("[data-testid=heatmap-text] .hm-seg.out")
             count = words.count()
