@@ -1,0 +1,329 @@
+"""Faithfulness and speed of the salience methods on the embedded Gemma 3 270M.
+
+    .venv/bin/python bench/bench_faithfulness.py [--cases 60] [--json out.json]
+
+1. A generated suite of copy-from-context cases (salience/faithfulness.py) plus the
+   sample prompts. Per method: top-1 = the fact used (ground truth by construction),
+   top-1 = Deletion's top (the oracle, float32), Spearman with the Deletion scores,
+   comprehensiveness (log p drop when deleting the method's top segment) against a
+   random segment, and for signed methods how often the most *negative* segment is
+   the fact used. Rankings are over the fact sentences of a copy case (the question
+   and the "Answer:" cue are always essential and are left out) and over all
+   sentences of a sample prompt.
+2. A model-randomization check: scores from a Gemma 3 with re-initialised weights
+   should not correlate with the trained model's.
+3. Deletion over the sentences of fewshot-mistake: ours (shared prefix, batched)
+   against a naive loop (one full forward with full-vocabulary logits per deleted
+   segment) and against full batched forwards without prefix sharing, same precision.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import salience  # noqa: E402,F401
+from salience.faithfulness import (  # noqa: E402
+    CaseScores,
+    evaluate_copy_case,
+    make_cases,
+    score_segments,
+    spearman,
+    summarize,
+)
+from salience.forward import GemmaForward  # noqa: E402
+from salience.loading import load_model  # noqa: E402
+from salience.methods import DELETION  # noqa: E402
+from salience.occlusion import deletable_segments, deletion_scores  # noqa: E402
+from salience.samples import load_samples  # noqa: E402
+from salience.segments import make_segments  # noqa: E402
+from salience.types import GenerationSettings  # noqa: E402
+
+GRADIENT_METHODS = ("grad_l2", "grad_dot_input", "integrated_gradients")
+CI_SUBSET = 12  # the real-model test runs the first cases of the same suite
+
+
+def restricted(case: CaseScores, keep: list[int]) -> CaseScores:
+    """The same case with segments limited to ``keep`` (the fact sentences)."""
+    index = [i for i in keep if i < len(case.oracle)]
+    used = index.index(case.used) if case.used in index else None
+    return CaseScores(
+        case.name,
+        [case.segments[i] for i in index],
+        {name: values[index] for name, values in case.scores.items()},
+        case.oracle[index],
+        used,
+        case.extra,
+    )
+
+
+def copy_suite(model, count: int, methods, **options) -> list[CaseScores]:
+    scored = []
+    for number, case in enumerate(make_cases(count, seed=0)):
+        began = time.perf_counter()
+        result = evaluate_copy_case(model, case, methods, **options)
+        facts = list(range(len(case.facts)))  # facts come first, one sentence each
+        scored.append(restricted(result, facts))
+        print(
+            f"  case {number + 1:2d}/{count} {case.kind:<8} {time.perf_counter() - began:5.1f}s "
+            f"log p {result.extra['log_prob']:+.2f}",
+            flush=True,
+        )
+    return scored
+
+
+def sample_suite(model, methods) -> list[CaseScores]:
+    scored = []
+    settings = GenerationSettings(max_new_tokens=32, stop_sequences=("\n\n",))
+    for example in load_samples():
+        prompt = example.render().text
+        target = example.target or model.generate(prompt, settings).text
+        if not target.strip():
+            continue
+        segments, scores, result = score_segments(model, prompt, target, (*methods, DELETION))
+        scored.append(
+            CaseScores(example.source, [(s.start, s.end) for s in segments], scores, scores[DELETION])
+        )
+    return scored
+
+
+def table(rows, title: str) -> str:
+    lines = [
+        f"### {title}",
+        "",
+        "| method | cases | top-1 = fact used | most negative = fact used | largest abs = fact used "
+        "| top-1 = Deletion's | Spearman with Deletion | drop at its top (nats) | drop at random |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    fmt = lambda v: "–" if v is None else f"{v:.0%}"  # noqa: E731
+    for row in rows:
+        lines.append(
+            f"| {row.method} | {row.cases} | {fmt(row.top1_truth)} | {fmt(row.most_negative_truth)} "
+            f"| {fmt(row.magnitude_truth)} | {row.top1_oracle:.0%} | {row.spearman:+.2f} "
+            f"| {row.comprehensiveness:+.2f} | {row.random_drop:+.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def randomization(model, count: int = 6) -> dict[str, float]:
+    """Mean Spearman between segment scores of the trained and a re-initialised model."""
+    trained = model.forward_for("float32")
+    config = trained.backbone.get_config()
+    tf.keras.utils.set_random_seed(1)
+    random_backbone = type(trained.backbone).from_config(config)
+    randomized = GemmaForward(random_backbone, trained.family)
+    values: dict[str, list[float]] = {"grad_l2": [], "grad_dot_input": [], DELETION: []}
+    for case in make_cases(count, seed=7):
+        tokens, first = model.tokenize_pair(case.prompt, case.target)
+        segments = [
+            s
+            for s in make_segments(
+                case.prompt + case.target, tokens.offsets, "sentences", prompt_length=len(case.prompt)
+            )
+            if not s.in_target and s.token_start > 0
+        ]
+        spans = [(s.token_start, s.token_end) for s in segments]
+        ids = list(tokens.ids)
+        per_model = []
+        for forward in (trained, randomized):
+            _, gradient, embeddings = forward.gradients(ids, first, len(ids))
+            l2 = np.linalg.norm(gradient, axis=-1)
+            dot = np.sum(gradient * embeddings, axis=-1)
+            deletion = deletion_scores(forward, ids, first, len(ids), spans)
+            per_model.append(
+                {
+                    "grad_l2": [l2[a:b].sum() for a, b in spans],
+                    "grad_dot_input": [dot[a:b].sum() for a, b in spans],
+                    DELETION: list(deletion.scores),
+                }
+            )
+        for name in values:
+            rho = spearman(per_model[0][name], per_model[1][name])
+            if np.isfinite(rho):
+                values[name].append(rho)
+    return {name: float(np.mean(v)) for name, v in values.items()}
+
+
+def scale_probe(model, count: int = 12) -> dict[str, float]:
+    """Why Grad·Input's sign misleads: scale the used fact's input embeddings (what g·e is the
+    derivative of) and compare the change in log p with deleting the fact. Means over cases."""
+    forward = model.forward_for("float32")
+    changes: dict[str, list[float]] = {"x0.5": [], "x0.9": [], "x1.1": [], "x2": [], "deleted": [], "g·e": []}
+    for case in make_cases(count, seed=0):
+        tokens, first = model.tokenize_pair(case.prompt, case.target)
+        ids = list(tokens.ids)
+        segments = make_segments(
+            case.prompt + case.target, tokens.offsets, "sentences", prompt_length=len(case.prompt)
+        )
+        start, end = case.fact_spans()[case.used]
+        chosen = [s for s in segments if s.start <= start < s.end]
+        if not chosen:
+            continue
+        a, b = chosen[0].token_start, chosen[0].token_end
+        base, gradient, embeddings = forward.gradients(ids, first, len(ids))
+        positions = tf.constant(np.arange(first, len(ids), dtype=np.int32))
+        target = tf.constant(np.asarray(ids[first:], np.int32))
+        weights = tf.ones(len(ids) - first)
+        for name, factor in (("x0.5", 0.5), ("x0.9", 0.9), ("x1.1", 1.1), ("x2", 2.0)):
+            scaled = embeddings.copy()
+            scaled[a:b] *= factor
+            value = forward._target_log_prob_graph(tf.constant(scaled[None]), positions, target, weights)
+            changes[name].append(float(value[0]) - base)
+        deleted = deletion_scores(forward, ids, first, len(ids), [(a, b)])
+        changes["deleted"].append(-float(deleted.scores[0]))
+        changes["g·e"].append(float(np.sum(gradient[a:b] * embeddings[a:b])))
+    return {name: round(float(np.mean(values)), 3) for name, values in changes.items()}
+
+
+def naive_deletion(forward, ids, target_start, target_end, spans, full_logits) -> np.ndarray:
+    """One full forward per deleted segment, logits over the vocabulary at every position."""
+    values = []
+    target = ids[target_start:target_end]
+    for start, end in [(target_start, target_start), *spans]:
+        sequence = ids[:start] + ids[end:target_end]
+        shift = end - start
+        positions = np.arange(target_start - shift - 1, target_end - shift - 1, dtype=np.int32)
+        values.append(float(full_logits(tf.constant([sequence], tf.int32), positions, target)))
+    return values[0] - np.asarray(values[1:])
+
+
+def speed(model, precision: str, repeats: int = 3) -> dict[str, float]:
+    example = next(e for e in load_samples() if e.source == "fewshot-mistake")
+    prompt = example.render().text
+    output = model.generate(prompt, GenerationSettings(max_new_tokens=48, stop_sequences=("\n\n",))).text
+    tokens, first = model.tokenize_pair(prompt, output)
+    segments = make_segments(prompt + output, tokens.offsets, "sentences", prompt_length=len(prompt))
+    spans = [(s.token_start, s.token_end) for s in segments]
+    ids = list(tokens.ids)
+    forward = model.forward_for(precision)
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([1, None], tf.int32),
+            tf.TensorSpec([None], tf.int32),
+            tf.TensorSpec([None], tf.int32),
+        ]
+    )
+    def full_logits(token_ids, positions, target):
+        hidden = forward._hidden(forward.embed(token_ids))
+        logits = forward._logits(hidden)[0]  # every position, as CausalLM's call computes
+        log_probs = tf.nn.log_softmax(logits, axis=-1)
+        picked = tf.gather(log_probs, positions)
+        return tf.reduce_sum(tf.gather(picked, target[:, None], axis=1, batch_dims=1))
+
+    end = len(ids)
+    runs = {
+        "ours": lambda: deletion_scores(forward, ids, first, end, spans).scores,
+        "no prefix sharing": lambda: (
+            deletion_scores(forward, ids, first, end, spans, share_prefix=False).scores
+        ),
+        "naive loop": lambda: naive_deletion(
+            forward, ids, first, end, deletable_segments(spans, first), full_logits
+        ),
+    }
+    timings, results = {}, {}
+    for name, run in runs.items():
+        results[name] = run()  # trace
+        seconds = []
+        for _ in range(repeats):
+            began = time.perf_counter()
+            run()
+            seconds.append(time.perf_counter() - began)
+        timings[name] = statistics.median(seconds)
+    agree = float(np.max(np.abs(results["ours"] - results["naive loop"])))
+    return {
+        "tokens": len(ids),
+        "target_tokens": len(ids) - first,
+        "segments": len(deletable_segments(spans, first)),
+        **{f"{name} s": round(value, 3) for name, value in timings.items()},
+        "naive / ours": round(timings["naive loop"] / timings["ours"], 2),
+        "no sharing / ours": round(timings["no prefix sharing"] / timings["ours"], 2),
+        "max |ours − naive| nats": round(agree, 4),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", type=int, default=60)
+    parser.add_argument("--json", help="write all numbers here")
+    parser.add_argument("--ig-cases", type=int, default=24, help="cases that also run Integrated Gradients")
+    parser.add_argument("--skip-speed", action="store_true")
+    args = parser.parse_args()
+    model = load_model("embedded")
+    report: dict = {}
+
+    if not args.skip_speed:
+        print("== Deletion speed, fewshot-mistake sentences", flush=True)
+        for precision in ("bfloat16", "float32"):
+            report[f"speed {precision}"] = speed(model, precision)
+            print(precision, report[f"speed {precision}"], flush=True)
+
+    print(f"== {args.cases} copy-from-context cases (float32)", flush=True)
+    copies = copy_suite(model, args.cases, ("grad_l2", "grad_dot_input"))
+    print(f"== Integrated Gradients on the first {args.ig_cases} cases: default, then as before", flush=True)
+    integrated = copy_suite(model, args.ig_cases, ("integrated_gradients",))
+    before = copy_suite(
+        model, args.ig_cases, ("integrated_gradients",), integrated_steps=16, integrated_baseline="zero"
+    )
+    print("== sample prompts", flush=True)
+    samples = sample_suite(model, GRADIENT_METHODS)
+
+    methods = ("grad_l2", "grad_dot_input", DELETION)
+    copy_rows = [summarize(copies, m) for m in methods] + [summarize(integrated, "integrated_gradients")]
+    before_row = summarize(before, "integrated_gradients")
+    subset_rows = [summarize(copies[:CI_SUBSET], m) for m in methods]
+    sample_rows = [summarize(samples, m) for m in (*GRADIENT_METHODS, DELETION)]
+    deletion_bf16 = [summarize(copy_suite(model, CI_SUBSET, (), precision="bfloat16"), DELETION)]
+    gaps = [c.extra["diagnostics"]["integrated_gradients"]["completeness_gap"] for c in integrated]
+    gaps_before = [c.extra["diagnostics"]["integrated_gradients"]["completeness_gap"] for c in before]
+
+    print()
+    print(table(copy_rows, f"Copy-from-context, {len(copies)} cases (float32)"))
+    print()
+    print(
+        table([before_row], f"Integrated Gradients before (zero baseline, 16 steps), {args.ig_cases} cases")
+    )
+    print()
+    print(table(subset_rows, f"First {CI_SUBSET} cases (the real-model test's subset)"))
+    print()
+    print(
+        table(
+            deletion_bf16,
+            f"Deletion in bfloat16 (the app's default) against the float32 oracle, {CI_SUBSET} cases",
+        )
+    )
+    print()
+    print(table(sample_rows, f"Sample prompts ({len(samples)}), sentences"))
+    print()
+    print(
+        f"IG completeness gap, median (90th pct): mean baseline 32 steps {np.median(gaps):.3f} ({np.percentile(gaps, 90):.3f}); "
+        f"zero baseline 16 steps {np.median(gaps_before):.3f} ({np.percentile(gaps_before, 90):.3f})"
+    )
+    report["scale_probe"] = scale_probe(model)
+    print(
+        "Change in log p of the answer when the used fact's embeddings are scaled / it is deleted:",
+        report["scale_probe"],
+    )
+    report["randomization"] = randomization(model)
+    print("Model randomization (mean Spearman trained vs re-initialised):", report["randomization"])
+    report["copy"] = [row.__dict__ for row in copy_rows]
+    report["before_ig"] = before_row.__dict__
+    report["subset"] = [row.__dict__ for row in subset_rows]
+    report["samples"] = [row.__dict__ for row in sample_rows]
+    report["deletion_bf16"] = [row.__dict__ for row in deletion_bf16]
+    report["ig_gap"] = {"mean32": float(np.median(gaps)), "zero16": float(np.median(gaps_before))}
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2, default=float))
+
+
+if __name__ == "__main__":
+    main()
