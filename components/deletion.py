@@ -502,8 +502,7 @@ def what_if(
     labels = {(start, end): label for start, end, label in choices}
     if st.session_state.get(state.WHAT_IF_SEGMENT) not in labels:
         st.session_state[state.WHAT_IF_SEGMENT] = spans[0]
-    cols = st.columns([4, 2], vertical_alignment="bottom")
-    cols[0].selectbox(
+    st.selectbox(
         "Prompt segment to delete",
         spans,
         key=state.WHAT_IF_SEGMENT,
@@ -511,7 +510,7 @@ def what_if(
         help="Listed strongest first by the colours shown. The prompt is regenerated without it, "
         "with the same generation settings.",
     )
-    clicked = cols[1].button("What if I delete this?", width="stretch", icon="✂️")
+    clicked = st.button("What if I delete this?", icon="✂️")
     placeholder = st.empty()
     if clicked:
         start, end = st.session_state[state.WHAT_IF_SEGMENT]

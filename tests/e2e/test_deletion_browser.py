@@ -26,10 +26,8 @@ SCREENS = ARTIFACTS / "screens"
 # The agreement line at the top of the view, below Streamlit's sticky header.
 SCROLL_TO_AGREEMENT = """() => {
   const el = document.querySelector('.st-key-deletion-agreement');
+  el.style.scrollMarginTop = '90px';
   el.scrollIntoView({block: 'start'});
-  let box = el.parentElement;
-  while (box && box.scrollHeight <= box.clientHeight) box = box.parentElement;
-  if (box) box.scrollTop -= 80; else window.scrollBy(0, -80);
 }"""
 
 
