@@ -12,9 +12,22 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import tensorflow as tf
 
 from salience.errors import InputError, UnsupportedModelError
+
+
+class _TensorFlowOnFirstUse:
+    """`tensorflow`, imported when first used: the app's pages import this module (through
+    `salience.model`) and draw at once, while the model's loader thread pays the ~2 s import."""
+
+    def __getattr__(self, name: str):
+        import tensorflow
+
+        globals()["tf"] = tensorflow
+        return getattr(tensorflow, name)
+
+
+tf = _TensorFlowOnFirstUse()
 
 MIN_SEQUENCE_BUCKET = 64
 MIN_TARGET_BUCKET = 8

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import uuid
 from pathlib import Path
@@ -11,7 +13,8 @@ import pytest
 from components import state
 from components.model_resource import FAILED, LOADING, MODEL_ENV, READY, WARM_UP_STEPS, registry
 
-APP = str(Path(__file__).resolve().parents[2] / "app.py")
+ROOT = Path(__file__).resolve().parents[2]
+APP = str(ROOT / "app.py")
 
 
 def button(app, label):
@@ -115,3 +118,13 @@ def test_a_failed_load_says_why_and_the_app_keeps_working(monkeypatch):
     app.switch_page("app_pages/history.py").run()
     assert not app.exception, app.exception
     assert any(title.value == "History" for title in app.title)
+
+
+def test_pages_import_without_tensorflow():
+    """A page draws before TensorFlow has loaded: only the model's loader thread imports it (~2 s)."""
+    modules = (
+        "components.sidebar, components.widgets, components.deletion, components.comparison, salience.model"
+    )
+    code = f"import sys, {modules}; print('tensorflow' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False"

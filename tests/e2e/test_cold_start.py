@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import time
 
-from app_server import ROOT, start_app, stop_app
+from app_server import ARTIFACTS, ROOT, start_app, stop_app
 from playwright.sync_api import expect
 
 # The target is 5 s on an idle machine; shared 2-core CI machines get some slack.
@@ -25,9 +25,11 @@ def test_fresh_server_shows_content_while_the_model_loads(browser, tmp_path):
         if starting.count() == 0:
             expect(page.get_by_text("Compute precision")).to_be_visible()  # or it has loaded already
         expect(page.get_by_role("button", name="Generate")).to_be_enabled()
+        page.screenshot(path=str(ARTIFACTS / "workbench-loading-1440.png"))
         history = browser.new_page(viewport={"width": 1440, "height": 900})
         history.goto(url + "/history")
         expect(history.get_by_role("heading", name="History")).to_be_visible(timeout=30_000)
         assert history.get_by_text("Traceback").count() == 0
+        history.screenshot(path=str(ARTIFACTS / "history-loading-1440.png"))
     finally:
         stop_app(process)
