@@ -32,12 +32,12 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import salience  # noqa: E402,F401
+from salience.agreement import spearman  # noqa: E402
 from salience.faithfulness import (  # noqa: E402
     CaseScores,
     evaluate_copy_case,
     make_cases,
     score_segments,
-    spearman,
     summarize,
 )
 from salience.forward import GemmaForward  # noqa: E402
@@ -148,7 +148,7 @@ def randomization(model, count: int = 6) -> dict[str, float]:
             )
         for name in values:
             rho = spearman(per_model[0][name], per_model[1][name])
-            if np.isfinite(rho):
+            if rho is not None:
                 values[name].append(rho)
     return {name: float(np.mean(v)) for name, v in values.items()}
 

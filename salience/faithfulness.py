@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from salience.agreement import spearman
 from salience.methods import DELETION, get_method, segment_aggregation
 from salience.segments import aggregate, make_segments
 
@@ -116,25 +117,6 @@ def make_cases(count: int = 60, seed: int = 0) -> list[CopyCase]:
     return cases
 
 
-def spearman(a: Sequence[float], b: Sequence[float]) -> float:
-    """Spearman rank correlation (average ranks for ties); nan when either side is constant."""
-    ranks_a = _ranks(np.asarray(a, np.float64))
-    ranks_b = _ranks(np.asarray(b, np.float64))
-    if ranks_a.std() == 0 or ranks_b.std() == 0:
-        return float("nan")
-    return float(np.corrcoef(ranks_a, ranks_b)[0, 1])
-
-
-def _ranks(values: np.ndarray) -> np.ndarray:
-    order = np.argsort(values, kind="mergesort")
-    ranks = np.empty(len(values))
-    ranks[order] = np.arange(len(values), dtype=np.float64)
-    for value in np.unique(values):  # average ties
-        tied = values == value
-        ranks[tied] = ranks[tied].mean()
-    return ranks
-
-
 @dataclass
 class CaseScores:
     """Segment scores of one prompt under every method, with the Deletion oracle."""
@@ -215,7 +197,7 @@ def summarize(cases: Sequence[CaseScores], method: str, seed: int = 0) -> Method
                 magnitude.append(top_index(values, "magnitude") == case.used)
         oracle.append(top == int(np.argmax(case.oracle)))
         rho = spearman(values, case.oracle)
-        if np.isfinite(rho):
+        if rho is not None:
             correlations.append(rho)
         drops.append(float(case.oracle[top]))
         random_drops.append(float(case.oracle[rng.integers(len(values))]))

@@ -141,48 +141,53 @@ def _run(batches, total, compute, progress, cancelled) -> None:
             progress(min(done, total), total)
 
 
-def _shared_prefix(forward, ids, target_start, target_end, rows, progress, cancelled) -> np.ndarray:
-    target = ids[target_start:target_end]
+def _score_rows(sequences, first_rows, target, run_batch, progress, cancelled) -> np.ndarray:
+    """Target log-probability of each token sequence, in size-bounded batches (longest first).
+
+    ``first_rows[i]`` is where sequence i's hidden state predicting the first target token
+    sits; ``run_batch(indices, token_ids, (rows, target_ids, weights))`` runs one batch.
+    """
     width = bucket(len(target), MIN_TARGET_BUCKET)
+    lengths = [len(sequence) for sequence in sequences]
+    values = np.zeros(len(sequences), np.float64)
+
+    def compute(batch: list[int]) -> None:
+        token_ids = np.zeros((len(batch), max(lengths[i] for i in batch)), np.int32)
+        for b, index in enumerate(batch):
+            token_ids[b, : lengths[index]] = sequences[index]
+        arrays = _target_arrays(len(batch), width, [first_rows[i] for i in batch], target)
+        values[batch] = run_batch(batch, token_ids, arrays)
+
+    order = sorted(range(len(sequences)), key=lambda i: -lengths[i])
+    _run(_batches(order, lengths, width), len(sequences), compute, progress, cancelled)
+    return values
+
+
+def _shared_prefix(forward, ids, target_start, target_end, rows, progress, cancelled) -> np.ndarray:
     # Row (a, b) keeps ids[:a - 1] from the cache and runs ids[a - 1] + ids[b:target_end]:
     # the token just before the deletion is re-run so its hidden state can predict the next one.
+    # Suffix position j + 1 holds ids[b + j], so target token t is predicted at t - b.
     prefix_lengths = [start - 1 for start, _ in rows]
     suffixes = [[ids[start - 1], *ids[end:target_end]] for start, end in rows]
     cache = forward.prefix_cache(ids[: max(prefix_lengths)])
-    lengths = [len(suffix) for suffix in suffixes]
-    values = np.zeros(len(rows), np.float64)
-
-    def compute(batch: list[int]) -> None:
-        longest = max(lengths[i] for i in batch)
-        suffix_ids = np.zeros((len(batch), longest), np.int32)
-        for b, index in enumerate(batch):
-            suffix_ids[b, : lengths[index]] = suffixes[index]
-        # Suffix position j + 1 holds ids[end + j]; target token t sits at 1 + t - end.
-        first = [target_start - rows[index][1] for index in batch]
-        arrays = _target_arrays(len(batch), width, first, target)
-        result = forward.suffix_log_probs(cache, [prefix_lengths[i] for i in batch], suffix_ids, *arrays)
-        values[batch] = result
-
-    order = sorted(range(len(rows)), key=lambda i: -lengths[i])
-    _run(_batches(order, lengths, width), len(rows), compute, progress, cancelled)
-    return values
+    return _score_rows(
+        suffixes,
+        [target_start - end for _, end in rows],
+        ids[target_start:target_end],
+        lambda batch, token_ids, arrays: forward.suffix_log_probs(
+            cache, [prefix_lengths[i] for i in batch], token_ids, *arrays
+        ),
+        progress,
+        cancelled,
+    )
 
 
 def _full_sequences(forward, ids, target_start, target_end, rows, progress, cancelled) -> np.ndarray:
-    target = ids[target_start:target_end]
-    width = bucket(len(target), MIN_TARGET_BUCKET)
-    sequences = [ids[:start] + ids[end:] for start, end in rows]
-    lengths = [len(sequence) for sequence in sequences]
-    values = np.zeros(len(rows), np.float64)
-
-    def compute(batch: list[int]) -> None:
-        longest = max(lengths[i] for i in batch)
-        token_ids = np.zeros((len(batch), longest), np.int32)
-        for b, index in enumerate(batch):
-            token_ids[b, : lengths[index]] = sequences[index]
-        first = [target_start - (rows[index][1] - rows[index][0]) - 1 for index in batch]
-        values[batch] = forward.batch_log_probs(token_ids, *_target_arrays(len(batch), width, first, target))
-
-    order = sorted(range(len(rows)), key=lambda i: -lengths[i])
-    _run(_batches(order, lengths, width), len(rows), compute, progress, cancelled)
-    return values
+    return _score_rows(
+        [ids[:start] + ids[end:] for start, end in rows],
+        [target_start - (end - start) - 1 for start, end in rows],
+        ids[target_start:target_end],
+        lambda batch, token_ids, arrays: forward.batch_log_probs(token_ids, *arrays),
+        progress,
+        cancelled,
+    )

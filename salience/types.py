@@ -60,7 +60,7 @@ class SalienceResult:
 
     ``scores[method]`` has one float per token (shape ``[len(tokens)]``); tokens at
     or after ``target_token_span[0]`` score zero. For signed methods positive means
-    the token pushed the model toward the target.
+    the score is positive (only Deletion reads as "supported"; see salience.methods).
     """
 
     text: str
