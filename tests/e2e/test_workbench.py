@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+from page_checks import assert_clean, screenshot
 from playwright.sync_api import expect
 from workbench_page import (
     ARTIFACTS,
@@ -52,6 +53,8 @@ def test_codelab_story(browser, workbench_url):
     after = prompt_values(page)
     assert after != values
     page.screenshot(path=str(ARTIFACTS / "workbench-fixed.png"), full_page=True)
+    assert_clean(page, "workbench after fixing the first example")
+    screenshot(page, "workbench-fixed")
     page.close()
 
 
