@@ -9,6 +9,8 @@ One fresh `streamlit run` (model cache already built), then, in one browser:
   Generate once warm;
 - first click on an output word → colours, against later clicks on other words;
 - first Integrated Gradients against the same request once warm.
+Each action is timed on a settled page (the Deletion run that the previous explanation
+started in the background has finished), from the click until Streamlit's script run ends.
 The server runs with the result cache off (``WORKBENCH_RESULT_CACHE=off``) so the warm
 repeats do the same work as the first ones instead of answering from the cache.
 ``--compare`` also times the compare page (three pinned variants).
@@ -51,8 +53,19 @@ RUN_DONE = """() => window.benchSeenRun &&
   document.querySelector('[data-testid=stApp]').getAttribute('data-test-script-state') === 'notRunning'"""
 
 
+DELETION_RUNNING = re.compile(r"Deletion is checking|Computing the Deletion")
+
+
+def settle(page) -> None:
+    """Wait until background work started by the last action (a Deletion run) has finished."""
+    expect(page.get_by_text(DELETION_RUNNING)).to_have_count(0, timeout=LONG)
+    wait_idle(page)
+
+
 def timed(page, action, finished) -> float:
-    """Seconds from ``action`` until ``finished`` holds and the page's script run has ended."""
+    """Seconds from ``action`` until ``finished`` holds and the page's script run has ended
+    (measured on a settled page: background Deletion from the previous action is done)."""
+    settle(page)
     page.evaluate(WATCH_RUNS)
     started = time.perf_counter()
     action()
