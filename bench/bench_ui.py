@@ -37,20 +37,23 @@ from workbench_page import ARTIFACTS, LONG, choose, generate, status, wait_idle 
 LOADING_TEXT = re.compile(r"Loading the model|Warming up|Generate runs as soon")
 
 
-# Streamlit marks the app element with its script state; a run counts as done once the
-# state has been "running" since the action and is "notRunning" again (the status widget
-# alone appears too late to tell a short run from no run).
+# Streamlit marks the app element with its script state. The observer notes the first
+# time the state goes from "running" back to "notRunning" after the action: the end of the
+# action's run, even when background fragments (Deletion's progress) start right after it.
+# (The status widget appears too late to tell a short run from none.)
 WATCH_RUNS = """() => {
   const app = document.querySelector('[data-testid=stApp]');
   window.benchSeenRun = false;
+  window.benchRunDone = false;
   if (window.benchObserver) window.benchObserver.disconnect();
   window.benchObserver = new MutationObserver(() => {
-    if (app.getAttribute('data-test-script-state') === 'running') window.benchSeenRun = true;
+    const state = app.getAttribute('data-test-script-state');
+    if (state === 'running') window.benchSeenRun = true;
+    else if (state === 'notRunning' && window.benchSeenRun) window.benchRunDone = true;
   });
   window.benchObserver.observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
 }"""
-RUN_DONE = """() => window.benchSeenRun &&
-  document.querySelector('[data-testid=stApp]').getAttribute('data-test-script-state') === 'notRunning'"""
+RUN_DONE = "() => window.benchRunDone"
 
 
 DELETION_RUNNING = re.compile(r"Deletion is checking|Computing the Deletion")
