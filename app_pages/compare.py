@@ -46,8 +46,8 @@ PRESENTATION_CSS = """<style>
 </style>"""
 # Panes narrower than 18rem wrap onto the next row (stacked at 1024 px) instead of one word per line.
 PANES_CSS = """<style>
-.st-key-compare-panes [data-testid="stHorizontalBlock"] { flex-wrap: wrap; row-gap: 1.5rem; }
-.st-key-compare-panes [data-testid="stHorizontalBlock"] > [data-testid="stColumn"] { min-width: min(100%, 18rem); }
+.st-key-compare-panes [data-testid="stHorizontalBlock"]:not([data-testid="stColumn"] *) { flex-wrap: wrap; row-gap: 1.5rem; }
+.st-key-compare-panes [data-testid="stColumn"]:not([data-testid="stColumn"] *) { min-width: min(100%, 18rem); }
 </style>"""
 TARGET_MODES = {
     "anchor": "The same part of every output (by its first word)",

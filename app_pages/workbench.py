@@ -21,8 +21,8 @@ from salience.views import chart_rows, find_selection, heatmap_view, legend_word
 # Side by side when both halves get ~23rem; stacked (editor, then output) on narrower screens such
 # as 1024 px with the sidebar open, instead of squeezing labels and select boxes.
 COLUMNS_CSS = """<style>
-.st-key-workbench-columns > [data-testid="stHorizontalBlock"] { flex-wrap: wrap; }
-.st-key-workbench-columns > [data-testid="stHorizontalBlock"] > [data-testid="stColumn"] { min-width: min(100%, 23rem); }
+.st-key-workbench-columns [data-testid="stHorizontalBlock"]:not([data-testid="stColumn"] *) { flex-wrap: wrap; }
+.st-key-workbench-columns [data-testid="stColumn"]:not([data-testid="stColumn"] *) { min-width: min(100%, 23rem); }
 </style>"""
 EXPLAIN_HINT = (
     "Click any part of the output to explain it (shift-click extends, click the background to clear)."
