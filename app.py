@@ -3,7 +3,7 @@
 import streamlit as st
 
 import salience  # noqa: F401  (configures Keras and TensorFlow before they load)
-from components.model_resource import preload
+from components.model_resource import page_drawn, preload
 from components.runtime_fixes import keep_keras_state
 
 keep_keras_state()
@@ -16,4 +16,7 @@ pages = [
     st.Page("app_pages/compare.py", title="Compare", icon="⚖️", url_path="compare"),
     st.Page("app_pages/history.py", title="History", icon="🗂️", url_path="history"),
 ]
-st.navigation(pages).run()
+try:
+    st.navigation(pages).run()
+finally:
+    page_drawn()  # the model's loader waits for the first page (they share one interpreter lock)

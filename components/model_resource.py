@@ -49,6 +49,9 @@ WARM_UP_STEPS = (
 TIMINGS_FILE = "startup_seconds.json"
 # First guesses (seconds) before a start has been measured on this machine.
 GUESS_LOAD, GUESS_CONVERT, GUESS_WARM = 15.0, 75.0, 25.0
+# The app's own start waits this long at most for the first page to draw: page and loader
+# share one interpreter lock on two cores, and the page comes first.
+FIRST_DRAW_WAIT = 4.0
 log = logging.getLogger(__name__)
 
 LOADING, WARMING, READY, FAILED = "loading", "warming", "ready", "failed"
@@ -143,12 +146,17 @@ class ModelRegistry:
         self._starts: OrderedDict[str, _Start] = OrderedDict()
         self._results: OrderedDict[tuple, object] = OrderedDict()
         self._cache_results = os.environ.get(RESULT_CACHE_ENV, "on").lower() not in ("off", "0", "no")
+        self._first_draw = threading.Event()
 
     # ---- loading -------------------------------------------------------------
-    def start(self, spec: str, retry: bool = False, warm_up: bool = True) -> _Start:
+    def start(
+        self, spec: str, retry: bool = False, warm_up: bool = True, after_first_draw: bool = False
+    ) -> _Start:
         """Begin loading ``spec`` in the background unless it is loading or loaded already.
 
         A failed load stays failed (its message shown) until ``retry`` asks again.
+        ``after_first_draw`` lets the first page draw before the load takes the CPU
+        (at most `FIRST_DRAW_WAIT` seconds; see `page_drawn`).
         """
         with self._lock:
             current = self._starts.get(spec)
@@ -157,12 +165,21 @@ class ModelRegistry:
                 current = _Start(spec)
                 self._starts[spec] = current
                 threading.Thread(
-                    target=self._load, args=(current, warm_up), name=f"load {spec}", daemon=True
+                    target=self._load,
+                    args=(current, warm_up, after_first_draw),
+                    name=f"load {spec}",
+                    daemon=True,
                 ).start()
             self._starts.move_to_end(spec)
             return current
 
-    def _load(self, start: _Start, warm_up: bool) -> None:
+    def page_drawn(self) -> None:
+        """A page has been drawn: a load waiting for that may take the CPU now."""
+        self._first_draw.set()
+
+    def _load(self, start: _Start, warm_up: bool, after_first_draw: bool = False) -> None:
+        if after_first_draw:
+            self._first_draw.wait(FIRST_DRAW_WAIT)
         from salience.loading import load_model, skip_random_init
 
         def progress(message: str, fraction: float) -> None:
@@ -350,5 +367,12 @@ def registry() -> ModelRegistry:
 
 
 def preload() -> None:
-    """Start loading (and warming) the default model now, in the background; returns at once."""
-    registry().start(default_spec())
+    """Start loading (and warming) the default model now, in the background; returns at once.
+
+    The load begins once the first page has drawn (`page_drawn`) or after `FIRST_DRAW_WAIT`."""
+    registry().start(default_spec(), after_first_draw=True)
+
+
+def page_drawn() -> None:
+    """Call at the end of every script run (app.py does)."""
+    registry().page_drawn()

@@ -7,6 +7,7 @@ import time
 
 from app_server import ARTIFACTS, ROOT, start_app, stop_app
 from playwright.sync_api import expect
+from workbench_page import wait_idle
 
 # The target is 5 s on an idle machine; shared 2-core CI machines get some slack.
 CONTENT_SECONDS = 12
@@ -30,6 +31,7 @@ def test_fresh_server_shows_content_while_the_model_loads(browser, tmp_path):
         history.goto(url + "/history")
         expect(history.get_by_role("heading", name="History")).to_be_visible(timeout=30_000)
         assert history.get_by_text("Traceback").count() == 0
+        wait_idle(history)
         history.screenshot(path=str(ARTIFACTS / "history-loading-1440.png"))
     finally:
         stop_app(process)
