@@ -231,7 +231,8 @@ def _differences(panes: list[Pane], method: str) -> tuple:
         st.info("The prompts have no parts to compare.")
         return diff, rows
     st.markdown(
-        f"**How much more (+) or less (−) each part drove the target in {b.variant.name} than in {a.variant.name}**"
+        f"**How much higher (+) or lower (−) each part's {get_method(method).label} score is in {b.variant.name} "
+        f"than in {a.variant.name}**"
     )
     chart_frame = frame.dropna(subset=["delta"]).copy()
     chart_frame["label"] = [p if len(p) < 70 else p[:69] + "…" for p in chart_frame["part"]]
@@ -254,7 +255,8 @@ def _differences(panes: list[Pane], method: str) -> tuple:
     )
     st.altair_chart(chart, width="stretch")
     st.caption(
-        "Teal: drove the target more in B · orange: less in B. Parts that exist on one side only are in the table."
+        f"Teal: higher {get_method(method).label} score in B · orange: lower in B "
+        f"({get_method(method).plain}). Parts that exist on one side only are in the table."
     )
     st.dataframe(
         frame.rename(

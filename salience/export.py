@@ -196,7 +196,7 @@ def _diff_html(document: ExportDocument) -> str:
             for row in document.parts
         )
         sections.append(
-            f"<h2>What drove the target: {_e(name_b)} minus {_e(name_a)}</h2>"
+            f"<h2>Scores by part: {_e(name_b)} minus {_e(name_a)}</h2>"
             f"<table><thead><tr><th>part</th><th>match</th><th>{_e(name_a)}</th><th>{_e(name_b)}</th>"
             f"<th>difference</th></tr></thead><tbody>{rows}</tbody></table>"
         )
