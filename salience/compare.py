@@ -220,7 +220,7 @@ class PartDelta:
 
 def _span_totals(result: SalienceResult, method: str, spans: Sequence[tuple[int, int]]) -> list[float]:
     """Sum of token scores whose anchor character falls in each prompt span."""
-    scores = result.scores[method]
+    scores = result.summable(method)
     totals = [0.0] * len(spans)
     for index, span in enumerate(result.offsets):
         if span[0] == span[1]:
@@ -260,8 +260,12 @@ def part_diff(
             raise InputError(f"The results have no '{method}' scores; recompute with that method.")
     slots_a = [s for s in rendered_a.slots if s.end > s.start]
     slots_b = [s for s in rendered_b.slots if s.end > s.start]
-    rows_a = rollup(slots_a, result_a.text, result_a.offsets, result_a.scores[method], result_a.prompt_length)
-    rows_b = rollup(slots_b, result_b.text, result_b.offsets, result_b.scores[method], result_b.prompt_length)
+    rows_a = rollup(
+        slots_a, result_a.text, result_a.offsets, result_a.summable(method), result_a.prompt_length
+    )
+    rows_b = rollup(
+        slots_b, result_b.text, result_b.offsets, result_b.summable(method), result_b.prompt_length
+    )
     keys_a, keys_b = [_slot_key(s) for s in slots_a], [_slot_key(s) for s in slots_b]
     out: list[PartDelta] = []
 

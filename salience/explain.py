@@ -55,9 +55,11 @@ def rollup_payload(result: SalienceResult, rendered: RenderedPrompt) -> dict[str
     return {
         name: [
             row.to_json()
-            for row in rollup(rendered.slots, result.text, result.offsets, values, result.prompt_length)
+            for row in rollup(
+                rendered.slots, result.text, result.offsets, result.summable(name), result.prompt_length
+            )
         ]
-        for name, values in result.scores.items()
+        for name in result.scores
     }
 
 

@@ -220,6 +220,26 @@ class LanguageModel:
         scores: dict[str, np.ndarray] = {}
         diagnostics: dict = {}
         log_prob = float("nan")
+        # Deletion holds the model's lock one batch at a time, so other sessions' calls interleave.
+        for method in chosen:
+            if method.segment_level:
+                deletion = deletion_scores(
+                    forward,
+                    tokens.ids,
+                    start,
+                    end,
+                    segments,
+                    progress=progress,
+                    cancelled=cancelled,
+                    lock=self._lock,
+                )
+                scores[method.name] = deletion.per_token(len(tokens))
+                diagnostics[method.name] = {
+                    "segments": [list(span) for span in deletion.segments],
+                    "log_prob": deletion.log_prob,
+                    "seconds": round(deletion.seconds, 4),
+                }
+                log_prob = deletion.log_prob
         with self._lock:
             # Pad to the whole target's width: other spans of this output reuse the graph.
             width = max(end - start, len(tokens) - first_target)
@@ -228,16 +248,6 @@ class LanguageModel:
             )
             for method in chosen:
                 if method.segment_level:
-                    deletion = deletion_scores(
-                        forward, tokens.ids, start, end, segments, progress=progress, cancelled=cancelled
-                    )
-                    scores[method.name] = deletion.per_token(len(tokens))
-                    diagnostics[method.name] = {
-                        "segments": [list(span) for span in deletion.segments],
-                        "log_prob": deletion.log_prob,
-                        "seconds": round(deletion.seconds, 4),
-                    }
-                    log_prob = deletion.log_prob
                     continue
                 values = np.asarray(method.compute(context), dtype=np.float32)
                 values[start:] = 0.0
@@ -255,6 +265,7 @@ class LanguageModel:
                 log_prob = integrated.log_prob_input
             if "grad_l2" in scores or "grad_dot_input" in scores:
                 log_prob = context.log_prob
+        scores = {method.name: scores[method.name] for method in chosen}
         return SalienceResult(
             text=text,
             prompt_length=len(prompt),

@@ -14,6 +14,7 @@ Other families run each variant in full, still batched.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -75,12 +76,14 @@ def deletion_scores(
     progress: Callable[[int, int], None] | None = None,
     cancelled: Callable[[], bool] | None = None,
     share_prefix: bool = True,
+    lock=None,
 ) -> DeletionScores:
     """Delete each segment (token spans before ``target_start``) and score the change in nats.
 
     ``progress(done, total)`` is called after each batch; ``cancelled()`` returning
     True stops with `CancelledError`. ``share_prefix=False`` runs every variant in full
-    (the slower path other families use; kept for benchmarks and tests).
+    (the slower path other families use; kept for benchmarks and tests). ``lock`` (the
+    model's) is held for one batch at a time, so other sessions' calls interleave.
     """
     began = time.perf_counter()
     spans = deletable_segments(segments, target_start)
@@ -88,10 +91,11 @@ def deletion_scores(
     ids = [int(i) for i in ids[:target_end]]
     # Row 0 deletes nothing: log p(target | prompt) by the same arithmetic as the others.
     rows = [(target_start, target_start), *spans]
+    lock = lock if lock is not None else contextlib.nullcontext()
     if share_prefix and forward.shares_prefixes:
-        values = _shared_prefix(forward, ids, target_start, target_end, rows, progress, cancelled)
+        values = _shared_prefix(forward, ids, target_start, target_end, rows, progress, cancelled, lock)
     else:
-        values = _full_sequences(forward, ids, target_start, target_end, rows, progress, cancelled)
+        values = _full_sequences(forward, ids, target_start, target_end, rows, progress, cancelled, lock)
     base = float(values[0])
     return DeletionScores(
         segments=tuple(spans),
@@ -130,18 +134,19 @@ def _target_arrays(count: int, width: int, first_row: Sequence[int], target: Seq
     return rows, target_ids, weights
 
 
-def _run(batches, total, compute, progress, cancelled) -> None:
+def _run(batches, total, compute, progress, cancelled, lock) -> None:
     done = 0
     for batch in batches:
         if cancelled is not None and cancelled():
             raise CancelledError("Deletion was cancelled.")
-        compute(batch)
+        with lock:
+            compute(batch)
         done += len(batch)
         if progress is not None:
             progress(min(done, total), total)
 
 
-def _score_rows(sequences, first_rows, target, run_batch, progress, cancelled) -> np.ndarray:
+def _score_rows(sequences, first_rows, target, run_batch, progress, cancelled, lock) -> np.ndarray:
     """Target log-probability of each token sequence, in size-bounded batches (longest first).
 
     ``first_rows[i]`` is where sequence i's hidden state predicting the first target token
@@ -159,17 +164,18 @@ def _score_rows(sequences, first_rows, target, run_batch, progress, cancelled) -
         values[batch] = run_batch(batch, token_ids, arrays)
 
     order = sorted(range(len(sequences)), key=lambda i: -lengths[i])
-    _run(_batches(order, lengths, width), len(sequences), compute, progress, cancelled)
+    _run(_batches(order, lengths, width), len(sequences), compute, progress, cancelled, lock)
     return values
 
 
-def _shared_prefix(forward, ids, target_start, target_end, rows, progress, cancelled) -> np.ndarray:
+def _shared_prefix(forward, ids, target_start, target_end, rows, progress, cancelled, lock) -> np.ndarray:
     # Row (a, b) keeps ids[:a - 1] from the cache and runs ids[a - 1] + ids[b:target_end]:
     # the token just before the deletion is re-run so its hidden state can predict the next one.
     # Suffix position j + 1 holds ids[b + j], so target token t is predicted at t - b.
     prefix_lengths = [start - 1 for start, _ in rows]
     suffixes = [[ids[start - 1], *ids[end:target_end]] for start, end in rows]
-    cache = forward.prefix_cache(ids[: max(prefix_lengths)])
+    with lock:
+        cache = forward.prefix_cache(ids[: max(prefix_lengths)])
     return _score_rows(
         suffixes,
         [target_start - end for _, end in rows],
@@ -179,10 +185,11 @@ def _shared_prefix(forward, ids, target_start, target_end, rows, progress, cance
         ),
         progress,
         cancelled,
+        lock,
     )
 
 
-def _full_sequences(forward, ids, target_start, target_end, rows, progress, cancelled) -> np.ndarray:
+def _full_sequences(forward, ids, target_start, target_end, rows, progress, cancelled, lock) -> np.ndarray:
     return _score_rows(
         [ids[:start] + ids[end:] for start, end in rows],
         [target_start - (end - start) - 1 for start, end in rows],
@@ -190,4 +197,5 @@ def _full_sequences(forward, ids, target_start, target_end, rows, progress, canc
         lambda batch, token_ids, arrays: forward.batch_log_probs(token_ids, *arrays),
         progress,
         cancelled,
+        lock,
     )

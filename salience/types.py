@@ -80,6 +80,24 @@ class SalienceResult:
         start, end = self.target_token_span
         return self.text[self.offsets[start][0] : self.offsets[end - 1][1]]
 
+    def summable(self, method: str) -> np.ndarray:
+        """Token scores that add up over any grouping of tokens.
+
+        Gradient scores already do. A segment-level method (Deletion) gives every token of a
+        segment the segment's score; here that score is spread evenly over its tokens, so a
+        template part's total is the sum of its segments' scores (exact when the parts are
+        the segments) instead of growing with its token count.
+        """
+        values = np.asarray(self.scores[method], dtype=np.float64)
+        segments = (self.diagnostics.get(method) or {}).get("segments")
+        if not segments:
+            return values
+        spread = values.copy()
+        for start, end in segments:
+            if end > start:
+                spread[start:end] = values[start] / (end - start)
+        return spread
+
     def to_json(self) -> dict:
         """JSON-ready dict: tokens, offsets, target span and one array per method."""
         return {

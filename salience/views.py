@@ -91,7 +91,7 @@ def top_segments(view: HeatmapView, limit: int = 10) -> list[dict]:
 
 def slot_table(result: SalienceResult, rendered: RenderedPrompt, method: str) -> list[SlotScore]:
     """Per-variable roll-up (repeated variables merged) for one method."""
-    rows = rollup(rendered.slots, result.text, result.offsets, result.scores[method], result.prompt_length)
+    rows = rollup(rendered.slots, result.text, result.offsets, result.summable(method), result.prompt_length)
     return rollup_by_variable(rows)
 
 

@@ -113,3 +113,40 @@ def test_target_inside_the_prompt_deletes_only_what_comes_before(tiny_gemma3_lm)
     start = result.target_token_span[0]
     assert all(b <= start for _, b in result.diagnostics["occlusion"]["segments"])
     assert np.all(result.scores["occlusion"][start:] == 0)
+
+
+def test_template_part_totals_do_not_grow_with_token_count(tiny_gemma3_lm):
+    """A slot's Deletion total is the sum of its segments' scores (exact at the slots granularity)."""
+    from salience.templates import parse_template, render
+    from salience.views import slot_table
+
+    lm = tiny_gemma3_lm
+    rendered = render(
+        parse_template("Facts: {facts}\nQuestion: {question}\nAnswer:"),
+        {
+            "facts": "Tom lives in Paris. Anna keeps a very long and winding red bicycle story.",
+            "question": "Where does Tom live?",
+        },
+    )
+    tokens, first = lm.tokenize_pair(rendered.text, " Paris.")
+    segments = make_segments(
+        rendered.text + " Paris.",
+        tokens.offsets,
+        "slots",
+        prompt_length=len(rendered.text),
+        slots=rendered.slots,
+    )
+    spans = [(s.token_start, s.token_end) for s in segments]
+    result = lm.salience(rendered.text, " Paris.", methods=("occlusion",), segments=spans)
+    deleted = dict(zip(map(tuple, result.diagnostics["occlusion"]["segments"]), range(1000)))
+    table = {row.name: row.total for row in slot_table(result, rendered, "occlusion")}
+    for seg in segments:
+        span = (max(seg.token_start, 1), seg.token_end)
+        if span in deleted and seg.text.strip() and not seg.in_target:
+            score = float(result.scores["occlusion"][seg.token_start + (seg.token_start == 0)])
+            matching = [total for total in table.values() if abs(total - score) < 1e-5]
+            assert matching, (seg.text, score, table)
+    assert (
+        abs(sum(result.summable("occlusion")) - sum(result.scores["occlusion"][[a for a, _ in deleted]]))
+        < 1e-4
+    )
