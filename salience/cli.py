@@ -163,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--baseline",
         default=DEFAULT_IG_BASELINE,
         choices=IG_BASELINES,
-        help="integrated gradients: what an absent prompt token looks like (default: the padding token)",
+        help="integrated gradients: where the path starts for prompt tokens (default: zero embeddings)",
     )
     explain.add_argument(
         "--granularity", default="tokens", help="tokens, words, sentences, lines, paragraphs, slots, regex"

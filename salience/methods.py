@@ -20,9 +20,9 @@ from salience.errors import InputError
 DEFAULT_METHODS = ("grad_l2", "grad_dot_input")
 GRADIENT_METHODS = ("grad_l2", "grad_dot_input", "integrated_gradients")
 DELETION = "occlusion"
-DEFAULT_IG_STEPS = 32
+DEFAULT_IG_STEPS = 16
 IG_BASELINES = ("pad", "mean", "zero")
-DEFAULT_IG_BASELINE = "mean"
+DEFAULT_IG_BASELINE = "zero"
 
 
 @dataclass
@@ -159,10 +159,11 @@ register(
         plain="path-averaged sensitivity (slower)",
         signed=True,
         directional=False,
-        description="Grad · Input averaged along a path from an 'absent' prompt (every prompt token "
-        "replaced by the vocabulary's average embedding) to the real one. Slow. In theory the scores add "
-        "up to the change in log-probability between the two; on this model they often do not (the gap "
-        "is shown with each result), and the sign does not reliably mean supported or worked against.",
+        description="Grad · Input averaged along a path from a baseline prompt (zero embeddings by "
+        "default; the padding token's or the vocabulary's average embedding on request) to the real one. "
+        "Slow. In theory the scores add up to the change in log-probability between the two; on this "
+        "model they often do not (the gap is kept with each result), and the sign is not a reliable "
+        "'supported / worked against'.",
         low_words="negative score",
         high_words="positive score",
         compute=lambda ctx: np.sum(ctx.integrated.attributions, axis=-1),

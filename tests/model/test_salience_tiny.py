@@ -102,7 +102,7 @@ def test_integrated_gradients_completeness(tiny_gemma3_lm, baseline):
     if baseline != "zero":
         assert total == pytest.approx(difference, rel=0.05, abs=0.02)
     # Zero embeddings sit on RMSNorm's singularity: most of the change happens at tiny α, which
-    # the grid misses — the gap reports it (docs/FAITHFULNESS.md), which is why "pad" is the default.
+    # the grid misses — the gap reports it (docs/FAITHFULNESS.md).
 
 
 def test_integrated_gradients_scores_use_the_midpoint_rule(tiny_gemma3_lm):
@@ -112,7 +112,7 @@ def test_integrated_gradients_scores_use_the_midpoint_rule(tiny_gemma3_lm):
     start, end = result.target_token_span
     forward = lm.forward_for("float32")
     _, _, embeddings = forward.gradients(ids, start, end)
-    origin = _path_start(forward, embeddings, start, "mean")
+    origin = _path_start(forward, embeddings, start, "zero")
     expected = np.zeros(len(ids))
     for alpha in (np.arange(6) + 0.5) / 6:
         with tf.GradientTape(watch_accessed_variables=False) as tape:
@@ -128,7 +128,7 @@ def test_integrated_gradients_scores_use_the_midpoint_rule(tiny_gemma3_lm):
     expected[start:] = 0
     np.testing.assert_allclose(result.scores["integrated_gradients"], expected, rtol=1e-3, atol=1e-5)
     gap = result.diagnostics["integrated_gradients"]
-    assert gap["baseline"] == "mean" and gap["steps"] == 6 and gap["completeness_gap"] >= 0
+    assert gap["baseline"] == "zero" and gap["steps"] == 6 and gap["completeness_gap"] >= 0
 
 
 def test_padding_does_not_change_scores(tiny_gemma3_lm):

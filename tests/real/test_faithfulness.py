@@ -16,7 +16,7 @@ CASES = 12
 MARGIN = 2 / CASES
 # Measured on the first 12 cases (float32), docs/FAITHFULNESS.md.
 MEASURED_TOP1 = {"grad_l2": 0.58, "occlusion": 1.0}
-MEASURED_SPEARMAN = {"grad_l2": 0.30}
+MEASURED_SPEARMAN = {"grad_l2": 0.52}
 
 
 @pytest.fixture(scope="module")
