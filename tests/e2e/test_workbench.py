@@ -80,6 +80,15 @@ def test_keyboard_selects_a_target(browser, workbench_url):
     segment.focus()
     segment.press("Enter")
     expect(status(page)).to_contain_text("Explaining: “", timeout=LONG)
+    wait_idle(page)
+    # The rerun redraws the output; the keyboard stays on the chosen segment (inside the
+    # component's shadow root), so Tab and Enter keep working without a mouse.
+    focused = page.evaluate(
+        """() => { let a = document.activeElement;
+        while (a && a.shadowRoot && a.shadowRoot.activeElement) a = a.shadowRoot.activeElement;
+        return a ? [a.className, a.textContent] : null; }"""
+    )
+    assert focused and "hm-seg" in focused[0] and "Recommendation" in focused[1], focused
     page.close()
 
 
