@@ -257,6 +257,7 @@ def main() -> None:
     parser.add_argument("--json", help="write all numbers here")
     parser.add_argument("--ig-cases", type=int, default=24, help="cases that also run Integrated Gradients")
     parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--speed-only", action="store_true")
     args = parser.parse_args()
     model = load_model("embedded")
     report: dict = {}
@@ -266,6 +267,8 @@ def main() -> None:
         for precision in ("bfloat16", "float32"):
             report[f"speed {precision}"] = speed(model, precision)
             print(precision, report[f"speed {precision}"], flush=True)
+    if args.speed_only:
+        return
 
     print(f"== {args.cases} copy-from-context cases (float32)", flush=True)
     copies = copy_suite(model, args.cases, ("grad_l2", "grad_dot_input"))
