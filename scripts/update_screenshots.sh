@@ -15,7 +15,8 @@ SCREENS=artifacts/screens
 if [ "${1:-}" != "--from-artifacts" ]; then
   rm -rf "$SCREENS"
   .venv/bin/python -m pytest -q -p no:cacheprovider \
-    tests/e2e/test_pages_clean.py "tests/e2e/test_workbench.py::test_codelab_story"
+    tests/e2e/test_pages_clean.py "tests/e2e/test_workbench.py::test_codelab_story" \
+    tests/e2e/test_deletion_browser.py
 fi
 
 # state in the tests -> README image
@@ -25,6 +26,7 @@ declare -A README=(
   [compare]=screenshot-compare.png
   [present]=screenshot-present.png
   [history]=screenshot-history.png
+  [workbench-deletion]=screenshot-deletion.png
 )
 mkdir -p docs/screens-1024
 missing=0
