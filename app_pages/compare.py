@@ -386,17 +386,18 @@ def _presentation(panes: list[Pane], caption: str, signed: bool, scale: float, i
     st.html(PRESENTATION_CSS)
     index = min(st.session_state[state.PRESENT_INDEX], len(panes) - 1)
     pane = panes[index]
-    cols = st.columns([1.6, 1.4, 5, 2.2], vertical_alignment="center")
-    if cols[0].button("◀ Previous", disabled=index == 0, shortcut="Left"):
-        st.session_state[state.PRESENT_INDEX] = index - 1
+    # A flex row sizes each button to its label (columns cut them at 1024 px).
+    with st.container(horizontal=True, vertical_alignment="center", gap="small"):
+        previous = st.button("◀ Previous", disabled=index == 0, shortcut="Left")
+        following = st.button("Next ▶", disabled=index >= len(panes) - 1, shortcut="Right", type="primary")
+        leave = st.button("Exit presentation", shortcut="Esc")
+    if previous or following:
+        st.session_state[state.PRESENT_INDEX] = index + (1 if following else -1)
         st.rerun()
-    if cols[1].button("Next ▶", disabled=index >= len(panes) - 1, shortcut="Right", type="primary"):
-        st.session_state[state.PRESENT_INDEX] = index + 1
-        st.rerun()
-    cols[2].markdown(f"### {index + 1} / {len(panes)} · {pane.variant.name}")
-    if cols[3].button("Exit presentation", shortcut="Esc"):
+    if leave:
         st.session_state[state.PRESENTING] = False
         st.rerun()
+    st.markdown(f"### {index + 1} / {len(panes)} · {pane.variant.name}")
     st.markdown(caption)
     _draw_pane(pane, panes[0].variant, signed, scale, intensity, large=True)
 
