@@ -13,6 +13,7 @@ from components.model_resource import LOADING, registry
 from components.sidebar import loading_notice, model_sidebar
 from components.widgets import generation_settings, plain_markdown, salience_controls, template_editor
 from components.workspace import autosaved
+from salience.compare import MAX_VARIANTS
 from salience.errors import WorkbenchError
 from salience.methods import get_method
 from salience.model import LanguageModel
@@ -126,7 +127,13 @@ def page() -> None:
         if st.session_state[state.PIN_MESSAGE]:
             st.toast(st.session_state[state.PIN_MESSAGE])
             st.session_state[state.PIN_MESSAGE] = None
-            st.page_link("app_pages/compare.py", label="Open Compare", icon="⚖️")
+        pinned = len(st.session_state[state.COMPARE_VARIANTS])
+        if pinned:  # stays in view, so a pin that did not take is visible at once
+            st.page_link(
+                "app_pages/compare.py",
+                label=f"Open Compare ({pinned} of {MAX_VARIANTS} variants pinned)",
+                icon="⚖️",
+            )
         output_area = st.container()  # the output streams here, in view beside the button
         generate_clicked = _pending_generate(model, generate_clicked, starting, output_area)
     with viewer:
@@ -146,9 +153,7 @@ def _pending_generate(model, clicked: bool, starting, output_area) -> bool:
         if clicked:
             st.session_state[state.GENERATE_PENDING] = True
         if st.session_state[state.GENERATE_PENDING]:
-            output_area.info(
-                f"Generate runs as soon as the model is ready (about {starting.remaining} s).", icon="⏳"
-            )
+            output_area.info(f"Generate runs as soon as the model is ready ({starting.eta}).", icon="⏳")
         return False
     if st.session_state[state.GENERATE_PENDING]:
         st.session_state[state.GENERATE_PENDING] = False

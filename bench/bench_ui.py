@@ -126,7 +126,7 @@ def measure_compare(page) -> tuple[float, float]:
         page.get_by_role("button", name=re.compile("Send to compare")).click()
         wait_idle(page)
     started = time.perf_counter()
-    page.get_by_role("link", name="Compare").first.click()
+    page.get_by_role("link", name="Compare", exact=True).first.click()
     expect(page.get_by_test_id("heatmap-text")).to_have_count(3, timeout=LONG)
     wait_idle(page)
     opened = time.perf_counter() - started

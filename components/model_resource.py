@@ -61,6 +61,10 @@ def default_spec() -> str:
     return os.environ.get(MODEL_ENV, "embedded")
 
 
+class _VisitorsFirst(Exception):
+    """Ends a warm-up early: visitors' own requests are tracing the same graphs."""
+
+
 @dataclass(frozen=True)
 class LoadStatus:
     """Where one model's start stands, for the page to show."""
@@ -84,6 +88,12 @@ class LoadStatus:
         total = self.expected_load + (self.expected_warm if self.phase == WARMING else 0.0)
         return max(1, round(total - self.elapsed))
 
+    @property
+    def eta(self) -> str:
+        """'about 12 s', or 'longer than usual' once the remembered timings have run out."""
+        total = self.expected_load + (self.expected_warm if self.phase == WARMING else 0.0)
+        return f"about {self.remaining} s" if self.elapsed < total else "taking longer than usual"
+
 
 @dataclass
 class _Start:
@@ -95,6 +105,9 @@ class _Start:
     began: float = field(default_factory=time.perf_counter)
     message: str = "Starting"
     timings: dict[str, float] = field(default_factory=dict)
+    # Set when a visitor's own request reaches this model: it traces the same graphs, so the
+    # warm-up stops after its current step instead of competing with it for the CPU.
+    visitor_work: threading.Event = field(default_factory=threading.Event)
 
 
 def _timings_path() -> Path:
@@ -225,6 +238,8 @@ class ModelRegistry:
         from salience.loading import skip_random_init
 
         def step(name: str, message: str, work: Callable[[], object]) -> object:
+            if start.visitor_work.is_set():
+                raise _VisitorsFirst
             start.message = message
             began = time.perf_counter()
             result = work()
@@ -270,6 +285,8 @@ class ModelRegistry:
                     precision=WARM_UP_PRECISION,
                 ),
             )
+        except _VisitorsFirst:
+            log.info("warm-up of %s ended early: a visitor's requests are compiling the graphs", start.spec)
         except WorkbenchError as error:  # e.g. a model whose context is too small
             log.info("warm-up skipped: %s", error)
         except Exception:  # never let a warm-up failure take the loaded model down
@@ -329,8 +346,18 @@ class ModelRegistry:
         with self._lock:
             return self._results.get(key)
 
+    def visitor_work(self, spec: str) -> None:
+        """A visitor asked model ``spec`` for something (its warm-up gives way after the current step)."""
+        if threading.current_thread().name.startswith("load "):
+            return  # the warm-up's own calls
+        with self._lock:
+            start = self._starts.get(spec)
+        if start is not None:
+            start.visitor_work.set()
+
     def stream(self, model, prompt: str, settings: GenerationSettings, precision: str):
         """Yield partial generations; a repeat of the same inputs comes from the cache."""
+        self.visitor_work(model.spec)
         reproducible = settings.greedy or settings.seed is not None
         key = ("generate", model.spec, precision, prompt, settings)
         hit = self.cached(key) if reproducible else None
@@ -352,6 +379,7 @@ class ModelRegistry:
         methods: tuple[str, ...],
         precision: str,
     ) -> SalienceResult:
+        self.visitor_work(model.spec)
         key = ("salience", model.spec, precision, prompt, target, span, methods)
         hit = self.cached(key)
         if hit is not None:

@@ -72,10 +72,10 @@ def status_text(status: LoadStatus) -> str:
     """One plain line on a model that is not ready yet."""
     name = _spec_name(status.spec)
     if status.phase == LOADING:
-        return f"⏳ Loading the model (about {status.remaining} s)… {name}: {status.message}."
+        return f"⏳ Loading the model ({status.eta})… {name}: {status.message}."
     if status.phase == WARMING:
         return (
-            f"⏳ Warming up the model (about {status.remaining} s): {status.message}. "
+            f"⏳ Warming up the model ({status.eta}): {status.message}. "
             "You can already generate; the first answers may be slower until then."
         )
     return ""

@@ -128,3 +128,24 @@ def test_pages_import_without_tensorflow():
     code = f"import sys, {modules}; print('tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_warm_up_gives_way_to_a_visitors_request(slow_model):
+    """A visitor's own request traces the same graphs: the warm-up stops instead of competing."""
+    spec, release, _ = slow_model
+    models = registry()
+    models.start(spec)
+    models.visitor_work(spec)  # e.g. a restored session regenerating as soon as the model loads
+    release.set()
+    models.wait_warm(spec, timeout=120)
+    assert models.status(spec).phase == READY
+    assert not set(WARM_UP_STEPS) & set(models.timings(spec)), models.timings(spec)
+
+
+def test_warm_up_runs_every_step_when_nobody_asks(slow_model):
+    spec, release, _ = slow_model
+    models = registry()
+    models.start(spec)
+    release.set()
+    models.wait_warm(spec, timeout=120)
+    assert set(WARM_UP_STEPS) <= set(models.timings(spec)), models.timings(spec)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -29,3 +30,16 @@ def workbench_url(tmp_path_factory):
     process, url = start_app(ROOT / "app.py", env={"GEMMA_WORKBENCH_DATA": str(data)})
     yield url
     stop_app(process)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """On a failing browser test, save a screenshot of every open page (artifacts/failed-*.png)."""
+    report = yield
+    if report.when == "call" and report.failed and "browser" in item.funcargs:
+        instance = item.funcargs["browser"]
+        for c, context in enumerate(instance.contexts):
+            for p, page in enumerate(context.pages):
+                with contextlib.suppress(Exception):  # a closed page has no screenshot; keep the report
+                    page.screenshot(path=str(ARTIFACTS / f"failed-{item.name}-{c}-{p}.png"), full_page=True)
+    return report
