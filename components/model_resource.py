@@ -256,7 +256,11 @@ class ModelRegistry:
             step("bf16 copy", "Preparing the bfloat16 weights", bfloat16_copy)
 
             def decode() -> Generation:
-                *_, final = self.stream(model, prompt, WARM_UP_SETTINGS, WARM_UP_PRECISION)
+                final = None
+                for partial in self.stream(model, prompt, WARM_UP_SETTINGS, WARM_UP_PRECISION):
+                    if start.visitor_work.is_set():  # between tokens: the model is theirs now
+                        raise _VisitorsFirst
+                    final = partial
                 return final
 
             final = step("decode graphs", "Compiling the decoder (first Generate)", decode)
@@ -294,7 +298,16 @@ class ModelRegistry:
 
     def status(self, spec: str) -> LoadStatus:
         """The start of ``spec`` as the page shows it (starts loading it if nobody has)."""
-        start = self.start(spec)
+        return self._status_of(self.start(spec))
+
+    def peek(self, spec: str) -> LoadStatus | None:
+        """The start of ``spec`` if one has begun (None otherwise); starts nothing."""
+        with self._lock:
+            start = self._starts.get(spec)
+        return None if start is None else self._status_of(start)
+
+    def _status_of(self, start: _Start) -> LoadStatus:
+        spec = start.spec
         expected_load, expected_warm = _expected(spec)
         elapsed = time.perf_counter() - start.began
         error = None

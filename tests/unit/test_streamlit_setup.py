@@ -19,6 +19,7 @@ def config() -> dict:
 def test_config_turns_off_magic_developer_menu_and_watcher():
     settings = config()
     assert settings["runner"]["magicEnabled"] is False
+    assert settings["runner"]["postScriptGC"] is False  # a full GC per fragment rerun starved the model
     assert settings["client"]["toolbarMode"] == "viewer"
     assert settings["client"]["showErrorDetails"] in ("type", "none")
     assert settings["server"]["fileWatcherType"] == "none"
