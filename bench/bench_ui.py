@@ -154,7 +154,7 @@ def main() -> int:
     data = tempfile.mkdtemp(prefix="bench-ui-")  # autosave goes to a throwaway workspace
     started = time.perf_counter()
     process, url = start_app(
-        ROOT / "app.py", env={"GEMMA_WORKBENCH_DATA": data, "WORKBENCH_RESULT_CACHE": "off"}
+        ROOT / "serve.py", env={"GEMMA_WORKBENCH_DATA": data, "WORKBENCH_RESULT_CACHE": "off"}
     )
     rows: list[tuple[str, float, float | None, str]] = []
 

@@ -27,7 +27,7 @@ def workbench_url(tmp_path_factory):
     """The real app on the embedded model (the model cache is built by setup); user data in a temp dir."""
     ARTIFACTS.mkdir(exist_ok=True)
     data = tmp_path_factory.mktemp("workbench-data")
-    process, url = start_app(ROOT / "app.py", env={"GEMMA_WORKBENCH_DATA": str(data)})
+    process, url = start_app(ROOT / "serve.py", env={"GEMMA_WORKBENCH_DATA": str(data)})
     yield url
     stop_app(process)
 

@@ -55,7 +55,7 @@ def comparison_id(data_dir):
 
 
 def test_deep_link_to_a_comparison_first_and_every_page_clean(browser, data_dir, comparison_id):
-    process, url = start_app(ROOT / "app.py", env={"GEMMA_WORKBENCH_DATA": str(data_dir)})
+    process, url = start_app(ROOT / "serve.py", env={"GEMMA_WORKBENCH_DATA": str(data_dir)})
     try:
         context = browser.new_context(viewport=VIEWPORT)
         page = context.new_page()
@@ -108,7 +108,7 @@ def test_deep_link_to_a_run_first_after_a_restart(browser, data_dir):
     if not explained:
         pytest.fail("no explained run in the workspace: the walk through the pages above did not finish")
     run = explained[0]  # the newest: the workbench's
-    process, url = start_app(ROOT / "app.py", env={"GEMMA_WORKBENCH_DATA": str(data_dir)})
+    process, url = start_app(ROOT / "serve.py", env={"GEMMA_WORKBENCH_DATA": str(data_dir)})
     try:
         page = browser.new_context(viewport=VIEWPORT).new_page()
         page.goto(f"{url}/history?run={run.id}")  # the restarted server's very first visitor

@@ -18,7 +18,7 @@ def data_dir(tmp_path):
 
 def test_refresh_and_restart_lose_nothing(browser, data_dir):
     env = {"GEMMA_WORKBENCH_DATA": str(data_dir)}
-    process, url = start_app(ROOT / "app.py", env=env)
+    process, url = start_app(ROOT / "serve.py", env=env)
     try:
         context = browser.new_context(viewport={"width": 1500, "height": 1200})
         page = context.new_page()
@@ -36,7 +36,7 @@ def test_refresh_and_restart_lose_nothing(browser, data_dir):
     finally:
         stop_app(process)
 
-    process, url = start_app(ROOT / "app.py", env=env)  # a server restart
+    process, url = start_app(ROOT / "serve.py", env=env)  # a server restart
     try:
         page.goto(url)
         open_workbench(page, url)

@@ -1,0 +1,51 @@
+"""The server: `streamlit run serve.py` serves app.py and starts the model at server start.
+
+Streamlit runs no app code before a visitor connects, so `app.py` alone would begin
+loading and warming the model on the first visit. Served through `st.App`, the
+start-up hook begins that work as soon as the server process is up: by the time
+someone opens the page, the model is loaded or well on its way.
+
+``GET /model-status`` says where the default model's start stands, as JSON
+(``{"spec": …, "phase": "loading" | "warming" | "ready" | "failed" | "not started", …}``),
+for a presenter's checklist or a load balancer's readiness probe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import streamlit as st
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+
+@asynccontextmanager
+async def _start_the_model(_app: st.App) -> AsyncIterator[None]:
+    import salience  # noqa: F401  (configures Keras and TensorFlow before they load)
+    from components.model_resource import preload
+
+    preload()  # returns at once; the load and warm-up run in a background thread
+    yield
+
+
+async def _model_status(_request: Request) -> JSONResponse:
+    from components.model_resource import default_spec, registry
+
+    spec = default_spec()
+    status = registry().peek(spec)
+    if status is None:
+        return JSONResponse({"spec": spec, "phase": "not started"})
+    return JSONResponse(
+        {
+            "spec": spec,
+            "phase": status.phase,
+            "message": status.message,
+            "seconds": round(status.elapsed, 1),
+            "error": status.error,
+        }
+    )
+
+
+app = st.App("app.py", lifespan=_start_the_model, routes=[Route("/model-status", _model_status)])
