@@ -291,9 +291,14 @@ def _analysis(view, result, rendered, method: str) -> None:
         hide_index=True,
         width="stretch",
         column_config={
-            "share": st.column_config.ProgressColumn("share", min_value=0.0, max_value=1.0, format="percent"),
-            "total": st.column_config.NumberColumn(format="%.4f"),
-            "per token": st.column_config.NumberColumn(format="%.4f"),
+            "part": st.column_config.TextColumn(width="medium"),
+            "kind": st.column_config.TextColumn(width="small"),
+            "share": st.column_config.ProgressColumn(
+                "share", min_value=0.0, max_value=1.0, format="percent", width="small"
+            ),
+            "total": st.column_config.NumberColumn(format="%.3f", width="small"),
+            "per token": st.column_config.NumberColumn(format="%.3f", width="small"),
+            "tokens": st.column_config.NumberColumn(width="small"),
         },
     )
     st.caption("Share: how much of all the colour in the prompt falls in this part (sign ignored).")

@@ -137,14 +137,15 @@ def model_sidebar(notice_in_main: bool = False):
             st.error(st.session_state[state.MODEL_ERROR], icon="⚠️")
         if model is not None:
             st.caption(f"In use: **{model.name}** · up to {model.max_context:,} tokens per prompt here")
-            st.radio(
-                "Compute precision",
-                ("bfloat16", "float32"),
-                key=state.PRECISION,
-                persist_state="session",
-                horizontal=True,
-                help="bfloat16 is about twice as fast; float32 is exact (scores agree closely).",
-            )
+            with st.expander("Advanced"):
+                st.radio(
+                    "Compute precision",
+                    ("bfloat16", "float32"),
+                    key=state.PRECISION,
+                    persist_state="session",
+                    horizontal=True,
+                    help="bfloat16 is about twice as fast; float32 is exact (scores agree closely).",
+                )
         if status.phase in (LOADING, WARMING):
             if notice_in_main:
                 st.caption(status_text(status))
