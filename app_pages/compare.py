@@ -33,6 +33,7 @@ from salience.compare import MAX_VARIANTS, Variant, output_diff, part_diff
 from salience.errors import WorkbenchError
 from salience.export import ExportDocument, ExportPane, legend_html, to_csv, to_html, to_json, to_png
 from salience.methods import get_method
+from salience.palette import NEGATIVE_HEX, POSITIVE_HEX
 from salience.samples import load_samples
 from salience.segments import regex_starts
 from salience.templates import TemplateError, parse_template
@@ -242,7 +243,7 @@ def _differences(panes: list[Pane], method: str) -> tuple:
         .encode(
             x=alt.X("delta:Q", title=f"{get_method(method).label}: {b.variant.name} − {a.variant.name}"),
             y=alt.Y("label:N", sort=None, title=None),
-            color=alt.condition("datum.delta > 0", alt.value("#009688"), alt.value("#e66100")),
+            color=alt.condition("datum.delta > 0", alt.value(POSITIVE_HEX), alt.value(NEGATIVE_HEX)),
             tooltip=[
                 "part",
                 "status",

@@ -18,17 +18,13 @@ from salience.compare import output_diff
 from salience.errors import InputError
 from salience.methods import get_method
 from salience.segments import GRANULARITIES
+from salience.text import escape_braces, excerpt
 from salience.views import heatmap_view, readout
 from workspace.store import RunFilter, RunRow, Workspace
 
 RATINGS = {"any": "Any rating", "up": "👍 rated up", "down": "👎 rated down", "unrated": "Not rated"}
 WORKBENCH = "app_pages/workbench.py"
 RUN_QUERY = "run"  # ?run=ID opens a run (the address of a selected run can be shared)
-
-
-def _excerpt(text: str, limit: int = 80) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _filters(opened: Workspace) -> RunFilter:
@@ -82,7 +78,7 @@ def _runs_tab(opened: Workspace) -> None:
             {
                 "when": run.created_at.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
                 "template": run.template or "—",
-                "output": _excerpt(run.output),
+                "output": excerpt(run.output, 80),
                 "model": run.model,
                 "rating": run.rating,
                 "notes": run.notes,
@@ -137,7 +133,7 @@ def _selected_run(opened: Workspace) -> None:
         try:
             run = opened.run(int(wanted))
         except (InputError, ValueError):
-            st.error(f"There is no run '{_excerpt(wanted, 20)}' in this workspace.", icon="⚠️")
+            st.error(f"There is no run '{excerpt(wanted, 20)}' in this workspace.", icon="⚠️")
             return
         _run_detail(opened, run)
 
@@ -158,12 +154,12 @@ def _run_detail(opened: Workspace, run: RunRow) -> None:
         template = opened.version(run.version_id) if run.version_id else None
         load_into_workbench(
             run.template or "restored run",
-            template.text.replace("{", "{{").replace("}", "}}") if template is None else template.text,
+            escape_braces(template.text) if template is None else template.text,
             run.variables if template else {},
             run.settings,
         )
         if template is None:  # no template saved: the rendered prompt, braces escaped
-            st.session_state[state.TEMPLATE] = run.prompt.replace("{", "{{").replace("}", "}}")
+            st.session_state[state.TEMPLATE] = escape_braces(run.prompt)
         st.switch_page(WORKBENCH)
     saved = opened.salience_for_run(run.id)
     if not saved:
@@ -180,7 +176,7 @@ def _run_detail(opened: Workspace, run: RunRow) -> None:
 
 def _saved_heatmap(saved) -> None:
     labels = [
-        f"“{_excerpt(item.target_text.strip(), 60)}” · {item.created_at.astimezone():%H:%M:%S}"
+        f"“{excerpt(item.target_text.strip(), 60)}” · {item.created_at.astimezone():%H:%M:%S}"
         for item in saved
     ]
     index = st.selectbox(
@@ -229,8 +225,8 @@ def _versions_tab(opened: Workspace) -> None:
             [
                 {
                     "version": labels[v.id],
-                    "first line": _excerpt(v.text.split("\n")[0], 90),
-                    "variables": ", ".join(f"{k}={_excerpt(str(x), 30)}" for k, x in v.variables.items()),
+                    "first line": excerpt(v.text.split("\n")[0], 90),
+                    "variables": ", ".join(f"{k}={excerpt(str(x), 30)}" for k, x in v.variables.items()),
                 }
                 for v in versions
             ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 
-from salience.export import colour
+from salience.palette import colour
 from salience.views import Legend
 
 POSITIVE = colour(0.85, True)

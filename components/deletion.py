@@ -45,8 +45,9 @@ from salience.methods import DEFAULT_METHODS, DELETION, get_method
 from salience.occlusion import MAX_DELETION_SEGMENTS
 from salience.segments import Segment
 from salience.templates import RenderedPrompt
+from salience.text import excerpt
 from salience.types import GenerationSettings, SalienceResult
-from salience.views import excerpt, heatmap_view
+from salience.views import heatmap_view
 
 KEPT_RESULTS = 128
 POLL_SECONDS = 0.5

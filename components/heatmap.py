@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import streamlit as st
 
+from salience.palette import legend_gradient, paint
 from salience.views import legend_words
 
 _CSS = """
@@ -40,25 +41,6 @@ _CSS = """
 """
 
 _JS = r"""
-function colour(value, signed, intensity) {
-  const v = Math.max(-1, Math.min(1, value * intensity));
-  const a = Math.abs(v);
-  if (!signed) {  // white -> purple (sequential)
-    const r = Math.round(255 - a * (255 - 109)), g = Math.round(255 - a * (255 - 40)),
-          b = Math.round(255 - a * (255 - 217));
-    return `rgb(${r},${g},${b})`;
-  }
-  if (v >= 0) {  // white -> teal: toward the target
-    return `rgb(${Math.round(255 - a * 255)},${Math.round(255 - a * (255 - 150))},${Math.round(255 - a * (255 - 136))})`;
-  }
-  // white -> orange: away from the target
-  return `rgb(${Math.round(255 - a * (255 - 230))},${Math.round(255 - a * (255 - 97))},${Math.round(255 - a * 255)})`;
-}
-
-function textColour(value, intensity) {
-  return Math.abs(value * intensity) > 0.6 ? "#fff" : "#111";
-}
-
 export default function(component) {
   const { data, parentElement, setTriggerValue } = component;
   let root = parentElement.querySelector(".hm-root");
@@ -70,8 +52,6 @@ export default function(component) {
   root.replaceChildren();
   root.className = "hm-root" + (data.large ? " hm-large" : "");
   const cells = data.cells || [];
-  const signed = !!data.signed;
-  const intensity = data.intensity || 1;
 
   const legend = document.createElement("div");
   legend.className = "hm-legend";
@@ -80,9 +60,7 @@ export default function(component) {
   scale.className = "hm-scale";
   const bar = document.createElement("span");
   bar.className = "hm-bar";
-  bar.style.background = signed
-    ? `linear-gradient(90deg, ${colour(-1, true, 1)}, #fff, ${colour(1, true, 1)})`
-    : `linear-gradient(90deg, #fff, ${colour(1, false, 1)})`;
+  bar.style.background = data.gradient;  // colours come computed from salience.palette
   const low = document.createElement("span");
   low.className = "hm-end low";
   low.textContent = `← ${data.legend_low}`;
@@ -137,7 +115,7 @@ export default function(component) {
         bos.className = "hm-bos";
         bos.textContent = "start";
         bos.title = `start-of-text token · score ${cell.score.toPrecision(3)}`;
-        bos.style.background = colour(cell.value, signed, intensity);
+        bos.style.background = cell.background;
         box.appendChild(bos);
       }
       continue;
@@ -148,17 +126,15 @@ export default function(component) {
     span.dataset.start = cell.start;
     span.dataset.end = cell.end;
     span.dataset.value = cell.value;
+    if (cell.background) {
+      span.style.background = cell.background;
+      span.style.color = cell.color;
+    }
     if (!cell.output) {
-      span.style.background = colour(cell.value, signed, intensity);
-      span.style.color = textColour(cell.value, intensity);
       if (data.has_scores) {
         span.title = `score ${cell.score.toPrecision(3)} · ${Math.round(Math.abs(cell.value) * 100)}% of the strongest`;
       }
     } else {
-      if (cell.value) {  // output before the explained part is context too: colour it
-        span.style.background = colour(cell.value, signed, intensity);
-        span.style.color = textColour(cell.value, intensity);
-      }
       span.tabIndex = 0;
       span.setAttribute("role", "button");
       span.setAttribute("aria-pressed", cell.selected ? "true" : "false");
@@ -220,9 +196,8 @@ def heatmap(
     return _heatmap(
         key=key,
         data={
-            "cells": cells,
-            "signed": signed,
-            "intensity": intensity,
+            "cells": paint(cells, signed, intensity),
+            "gradient": legend_gradient(signed),
             "selection": list(selection) if selection else None,
             "status": status,
             "stale": stale,

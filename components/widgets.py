@@ -11,10 +11,10 @@ import streamlit as st
 from components import state
 from salience.errors import InputError
 from salience.methods import DELETION, REGISTRY
-from salience.model import unescape
 from salience.samples import PromptExample, load_samples, parse_jsonl
 from salience.segments import AGGREGATIONS, GRANULARITIES
 from salience.templates import RenderedPrompt, TemplateError, parse_template, render
+from salience.text import unescape
 from salience.types import GenerationSettings
 
 MONOSPACE = """<style>

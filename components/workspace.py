@@ -21,8 +21,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from components import state
 from components.permalink import capture, restore
 from salience.errors import InputError, WorkbenchError
-from salience.model import escape
 from salience.templates import TemplateError, parse_template
+from salience.text import escape
 from salience.types import Generation, GenerationSettings, SalienceResult
 from workspace.database import WorkspaceUnavailable, default_url
 from workspace.store import Workspace, settings_json

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from salience.errors import InputError, WorkbenchError
 from salience.methods import DEFAULT_IG_BASELINE, DEFAULT_IG_STEPS, IG_BASELINES, REGISTRY
-from salience.model import unescape
+from salience.text import unescape
 
 EXIT_USER_ERROR = 2
 
@@ -95,9 +95,27 @@ def cmd_generate(args) -> int:
 
 
 def cmd_explain(args) -> int:
-    from salience.explain import explain_request
+    from salience.explain import ExplainRequest, explain_request
 
-    payload = explain_request(args, _read_text, _parse_span, _load)
+    target = args.target if args.target is not None else _read_text(args.target_file, "target")
+    options = {
+        "span": _parse_span(args.span) if args.span else None,
+        "methods": tuple(args.method or ()),
+        "granularity": args.granularity,
+        "pattern": args.regex,
+        "aggregation": args.aggregate,
+        "integrated_steps": args.steps,
+        "integrated_baseline": args.baseline,
+        "top": args.top,
+    }
+    if args.template_file:
+        template = _read_text(args.template_file, "template")
+        request = ExplainRequest.from_template(template, args.var, target, **options)
+    else:
+        if args.var:
+            raise InputError("--var only applies with --template-file.")
+        request = ExplainRequest(_read_text(args.prompt_file, "prompt"), target, **options)
+    payload = explain_request(request, _load(args))
     report = payload.pop("report")
     print(json.dumps(payload, ensure_ascii=False) if args.json else report)
     return 0

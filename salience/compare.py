@@ -19,6 +19,7 @@ from salience.errors import InputError
 from salience.rollup import rollup
 from salience.segments import sentence_spans, token_anchor
 from salience.templates import RenderedPrompt, parse_template, render
+from salience.text import excerpt
 from salience.types import SalienceResult
 
 MAX_VARIANTS = 4
@@ -84,9 +85,9 @@ class TargetChoice:
 
     def describe(self) -> str:
         if self.mode == "reference":
-            return f"the reference text “{_excerpt(self.text)}”"
+            return f"the reference text “{excerpt(self.text)}”"
         if self.mode == "anchor":
-            return f"the output part starting “{_excerpt(self.text)}”"
+            return f"the output part starting “{excerpt(self.text)}”"
         return "each variant's whole output"
 
 
@@ -98,11 +99,6 @@ class ResolvedTarget:
     span: tuple[int, int] | None  # in prompt + target; None = the whole target
     explained: str
     note: str = ""  # said to the user when the choice could not be met exactly
-
-
-def _excerpt(text: str, limit: int = 48) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def resolve_target(choice: TargetChoice, prompt: str, output: str | None) -> ResolvedTarget | None:
@@ -123,7 +119,7 @@ def resolve_target(choice: TargetChoice, prompt: str, output: str | None) -> Res
         found = output.lower().find(anchor.lower())
     if found < 0:
         return ResolvedTarget(
-            output, None, output, f"“{_excerpt(anchor)}” is not in this output; explaining all of it."
+            output, None, output, f"“{excerpt(anchor)}” is not in this output; explaining all of it."
         )
     line_end = output.find("\n", found)
     end = len(output) if line_end < 0 else line_end
@@ -240,7 +236,7 @@ def _slot_key(slot) -> tuple[str, str]:
 
 
 def _label(slot) -> str:
-    return f"{{{slot.name}}}" if slot.kind == "variable" else f"“{_excerpt(slot.text, 48)}”"
+    return f"{{{slot.name}}}" if slot.kind == "variable" else f"“{excerpt(slot.text, 48)}”"
 
 
 def part_diff(
@@ -331,7 +327,7 @@ def _sentence_rows(slot_a, slot_b, result_a, result_b, method) -> list[PartDelta
     texts_b = [slot_b.text[s:e] for s, e in spans_b]
 
     def label(slot, sentence: str) -> str:
-        return f"{slot.title} · “{_excerpt(sentence, 40)}”"
+        return f"{slot.title} · “{excerpt(sentence, 40)}”"
 
     rows: list[PartDelta] = []
     matcher = difflib.SequenceMatcher(

@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from salience.errors import InputError
-from salience.methods import DEFAULT_METHODS, DELETION, get_method, segment_aggregation
+from salience.methods import (
+    DEFAULT_IG_BASELINE,
+    DEFAULT_IG_STEPS,
+    DEFAULT_METHODS,
+    DELETION,
+    get_method,
+    segment_aggregation,
+)
 from salience.rollup import rollup
 from salience.segments import aggregate, make_segments
 from salience.templates import RenderedPrompt, parse_template, render
 from salience.types import SalienceResult
+
+if TYPE_CHECKING:
+    from salience.model import LanguageModel
 
 
 def segment_payload(
@@ -91,58 +103,79 @@ def text_report(payload: dict, top: int = 10) -> str:
     return "\n".join(lines)
 
 
-def explain_request(args, read_text, parse_span, load) -> dict:
-    """Run ``explain`` for parsed CLI arguments; returns the JSON payload (with a text report)."""
-    rendered = None
-    if args.template_file:
-        template = parse_template(read_text(args.template_file, "template"))
-        rendered = render(template, parse_assignments(args.var))
-        prompt = rendered.text
-    else:
-        if args.var:
-            raise InputError("--var only applies with --template-file.")
-        prompt = read_text(args.prompt_file, "prompt")
-    target = args.target if args.target is not None else read_text(args.target_file, "target")
-    span = parse_span(args.span) if args.span else None
-    methods = tuple(dict.fromkeys(args.method or DEFAULT_METHODS))
-    if args.granularity == "slots" and rendered is None:
-        raise InputError("The 'slots' granularity needs a template (--template-file).")
-    model = load(args)
+@dataclass(frozen=True)
+class ExplainRequest:
+    """What to explain: a prompt (or a rendered template), the target text and the options.
+
+    Built from plain values, so the CLI, tests and other callers share it; checks that
+    need no model run on construction, before any model is loaded."""
+
+    prompt: str
+    target: str
+    rendered: RenderedPrompt | None = None
+    span: tuple[int, int] | None = None  # characters in prompt + target; None = the whole target
+    methods: tuple[str, ...] = DEFAULT_METHODS
+    granularity: str = "tokens"
+    pattern: str | None = None
+    aggregation: str = "sum"
+    integrated_steps: int = DEFAULT_IG_STEPS
+    integrated_baseline: str = DEFAULT_IG_BASELINE
+    top: int = 10
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "methods", tuple(dict.fromkeys(self.methods or DEFAULT_METHODS)))
+        if self.granularity == "slots" and self.rendered is None:
+            raise InputError("The 'slots' granularity needs a template (--template-file).")
+
+    @classmethod
+    def from_template(
+        cls, template: str, assignments: Sequence[str], target: str, **options
+    ) -> ExplainRequest:
+        """A request for a template filled with ``NAME=VALUE`` assignments."""
+        rendered = render(parse_template(template), parse_assignments(assignments))
+        return cls(rendered.text, target, rendered=rendered, **options)
+
+
+def explain_request(request: ExplainRequest, model: LanguageModel) -> dict:
+    """Run ``explain`` on a loaded model; returns the JSON payload (with a text report)."""
+    prompt, target, rendered = request.prompt, request.target, request.rendered
     segments = None
-    if DELETION in methods:
+    if DELETION in request.methods:
         tokens, _ = model.tokenize_pair(prompt, target)
         segments = [
             (seg.token_start, seg.token_end)
             for seg in make_segments(
                 prompt + target,
                 tokens.offsets,
-                args.granularity,
+                request.granularity,
                 prompt_length=len(prompt),
                 slots=rendered.slots if rendered else (),
-                pattern=args.regex,
+                pattern=request.pattern,
             )
         ]
     result = model.salience(
         prompt,
         target,
-        char_span=span,
-        methods=methods,
-        integrated_steps=args.steps,
+        char_span=request.span,
+        methods=request.methods,
+        integrated_steps=request.integrated_steps,
         segments=segments,
-        integrated_baseline=args.baseline,
+        integrated_baseline=request.integrated_baseline,
     )
     payload = {
         "model": model.name,
         "precision": model.precision,
-        "methods": list(methods),
-        "granularity": args.granularity,
-        "aggregation": args.aggregate,
+        "methods": list(request.methods),
+        "granularity": request.granularity,
+        "aggregation": request.aggregation,
         **result.to_json(),
-        "segments": segment_payload(result, args.granularity, args.regex, args.aggregate, rendered),
+        "segments": segment_payload(
+            result, request.granularity, request.pattern, request.aggregation, rendered
+        ),
     }
     if rendered is not None:
         payload["rollup"] = rollup_payload(result, rendered)
-    payload["report"] = text_report(payload, args.top)
+    payload["report"] = text_report(payload, request.top)
     if not all(np.isfinite(v).all() for v in result.scores.values()):
         raise InputError("The model returned non-finite scores; try --precision float32.")
     return payload

@@ -19,33 +19,13 @@ import pandas as pd
 
 from salience.compare import OutputDiff, PartDelta
 from salience.errors import InputError, WorkbenchError
+from salience.palette import colour, legend_gradient, text_colour
 from salience.types import SalienceResult
 from salience.views import legend_words
 
 CHROMIUM_ENV = "CHROMIUM"
 DEFAULT_CHROMIUM = "/usr/bin/chromium"
 PNG_TIMEOUT_SECONDS = 60
-
-
-def colour(value: float, signed: bool, intensity: float = 1.0) -> str:
-    """Background colour of a normalised score (the heatmap component's scale)."""
-    v = max(-1.0, min(1.0, value * intensity))
-    a = abs(v)
-    if not signed:  # white -> purple
-        return f"rgb({round(255 - a * 146)},{round(255 - a * 215)},{round(255 - a * 38)})"
-    if v >= 0:  # white -> teal: positive scores
-        return f"rgb({round(255 - a * 255)},{round(255 - a * 105)},{round(255 - a * 119)})"
-    return f"rgb({round(255 - a * 25)},{round(255 - a * 158)},{round(255 - a * 255)})"  # orange: negative
-
-
-def text_colour(value: float, intensity: float = 1.0) -> str:
-    return "#fff" if abs(value * intensity) > 0.6 else "#111"
-
-
-def legend_gradient(signed: bool) -> str:
-    if signed:
-        return f"linear-gradient(90deg, {colour(-1, True)}, #fff, {colour(1, True)})"
-    return f"linear-gradient(90deg, #fff, {colour(1, False)})"
 
 
 @dataclass(frozen=True)

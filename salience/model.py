@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections import deque
@@ -58,6 +57,7 @@ class LanguageModel:
         self.causal_lm = causal_lm
         self.name = name
         self.spec = spec
+        self.notice: str | None = None  # what the user should know about this load (e.g. a rebuilt cache)
         self.model_context = max_context
         self.max_context = min(max_context, CPU_TOKEN_LIMIT)
         self.family = model_family(causal_lm)
@@ -313,14 +313,6 @@ class LanguageModel:
         return covered[0], covered[-1] + 1
 
 
-_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\"}
-
-
-def unescape(text: str) -> str:
-    """Turn the two characters backslash-n (and t, r, backslash) into the real ones."""
-    return re.sub(r"\\([ntr\\])", lambda m: _ESCAPES[m.group(1)], text)
-
-
 def _choose(logits: np.ndarray, settings: GenerationSettings, rng: np.random.Generator) -> int:
     if settings.greedy:
         return int(np.argmax(logits))
@@ -354,7 +346,3 @@ def _without_partial_stop(text: str, stops: Sequence[str]) -> str:
                 break
     return text[: len(text) - hold] if hold else text
 
-
-def escape(text: str) -> str:
-    """The inverse of ``unescape``: newlines, tabs, returns and backslashes as two characters."""
-    return text.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t").replace("\r", "\\r")

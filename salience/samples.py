@@ -8,6 +8,7 @@ from pathlib import Path
 
 from salience.errors import InputError
 from salience.templates import TemplateError, parse_template, render
+from salience.text import escape_braces
 
 SAMPLES_PATH = Path(__file__).resolve().parent.parent / "data" / "sample_prompts.jsonl"
 MAX_FILE_BYTES = 5_000_000
@@ -26,10 +27,6 @@ class PromptExample:
 
     def render(self):
         return render(self.template, self.variables)
-
-
-def _escape_braces(text: str) -> str:
-    return text.replace("{", "{{").replace("}", "}}")
 
 
 def _text_field(record: dict, key: str, row: int, required: bool) -> str | None:
@@ -63,7 +60,7 @@ def parse_record(record: object, row: int) -> PromptExample:
             raise InputError(f"Row {row}: {error}") from None
         return PromptExample(source, template, dict(variables), target, notes)
     prompt = _text_field(record, "prompt", row, required=True)
-    return PromptExample(source, _escape_braces(prompt), {}, target, notes)
+    return PromptExample(source, escape_braces(prompt), {}, target, notes)
 
 
 def parse_jsonl(content: str | bytes) -> list[PromptExample]:

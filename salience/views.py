@@ -13,6 +13,7 @@ from salience.methods import DELETION, get_method, segment_aggregation
 from salience.rollup import SlotScore, rollup, rollup_by_variable
 from salience.segments import Segment, aggregate, make_segments, normalize
 from salience.templates import RenderedPrompt
+from salience.text import excerpt
 from salience.types import SalienceResult
 
 
@@ -93,12 +94,6 @@ def slot_table(result: SalienceResult, rendered: RenderedPrompt, method: str) ->
     """Per-variable roll-up (repeated variables merged) for one method."""
     rows = rollup(rendered.slots, result.text, result.offsets, result.summable(method), result.prompt_length)
     return rollup_by_variable(rows)
-
-
-def excerpt(text: str, limit: int = 48) -> str:
-    """One line of at most ``limit`` characters."""
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 class Legend(NamedTuple):

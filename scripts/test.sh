@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --dev
 .venv/bin/ruff check .
+.venv/bin/lint-imports  # the layers in pyproject.toml [tool.importlinter]
 set +e
 .venv/bin/python -m pytest "$@"
 status=$?

@@ -84,7 +84,7 @@ def test_partial_stop_is_held_back():
 
 
 def test_stop_sequences_are_unescaped():
-    from salience.model import unescape
+    from salience.text import unescape
 
     assert unescape(r"\n\n") == "\n\n"
     assert unescape(r"a\tb\\n é") == "a\tb\\n é"

@@ -16,7 +16,8 @@ from salience.compare import (
     shared_scale,
 )
 from salience.errors import InputError
-from salience.export import ExportDocument, ExportPane, colour, to_csv, to_html, to_json
+from salience.export import ExportDocument, ExportPane, to_csv, to_html, to_json
+from salience.palette import colour
 from salience.segments import sentence_spans
 from salience.types import SalienceResult
 from salience.views import heatmap_view
@@ -187,10 +188,3 @@ def test_csv_and_json_exports():
     payload = json.loads(to_json(document))
     assert [v["name"] for v in payload["variants"]] == ["variant 0", "variant 1"]
     assert payload["variants"][0]["tokens"]["grad_l2"]
-
-
-def test_colour_matches_the_heatmap_component():
-    assert colour(0, True) == "rgb(255,255,255)"
-    assert colour(1, True) == "rgb(0,150,136)"
-    assert colour(-1, True) == "rgb(230,97,0)"
-    assert colour(1, False) == "rgb(109,40,217)"
