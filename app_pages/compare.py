@@ -236,13 +236,16 @@ def _differences(panes: list[Pane], method: str) -> tuple:
         f"than in {a.variant.name}**"
     )
     chart_frame = frame.dropna(subset=["delta"]).copy()
-    chart_frame["label"] = [p if len(p) < 70 else p[:69] + "…" for p in chart_frame["part"]]
+    # Numbered, so two parts with the same words stay two bars; long enough to tell them apart.
+    chart_frame["label"] = [
+        f"{number}. {p if len(p) < 60 else p[:59] + '…'}" for number, p in enumerate(chart_frame["part"], 1)
+    ]
     chart = (
         alt.Chart(chart_frame)
         .mark_bar()
         .encode(
             x=alt.X("delta:Q", title=f"{get_method(method).label}: {b.variant.name} − {a.variant.name}"),
-            y=alt.Y("label:N", sort=None, title=None),
+            y=alt.Y("label:N", sort=None, title=None, axis=alt.Axis(labelLimit=420)),
             color=alt.condition("datum.delta > 0", alt.value(POSITIVE_HEX), alt.value(NEGATIVE_HEX)),
             tooltip=[
                 "part",
