@@ -37,6 +37,7 @@ from salience.palette import NEGATIVE_HEX, POSITIVE_HEX
 from salience.samples import load_samples
 from salience.segments import regex_starts
 from salience.templates import TemplateError, parse_template
+from salience.text import excerpt
 from salience.views import readout
 
 PRESENTATION_CSS = """<style>
@@ -237,9 +238,7 @@ def _differences(panes: list[Pane], method: str) -> tuple:
     )
     chart_frame = frame.dropna(subset=["delta"]).copy()
     # Numbered, so two parts with the same words stay two bars; long enough to tell them apart.
-    chart_frame["label"] = [
-        f"{number}. {p if len(p) < 60 else p[:59] + '…'}" for number, p in enumerate(chart_frame["part"], 1)
-    ]
+    chart_frame["label"] = [f"{number}. {excerpt(p, 60)}" for number, p in enumerate(chart_frame["part"], 1)]
     chart = (
         alt.Chart(chart_frame)
         .mark_bar()
