@@ -172,6 +172,36 @@ class LanguageModel:
             first_token_seconds,
         )
 
+    def generate_batch(
+        self,
+        prompts: Sequence[str],
+        settings: GenerationSettings | None = None,
+        precision: str | None = None,
+        *,
+        batch_size: int = 8,
+        stop_sequences: Sequence[Sequence[str]] | None = None,
+        seeds: Sequence[int | None] | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        cancelled: Callable[[], bool] | None = None,
+        on_row: Callable[[int, Generation], None] | None = None,
+    ) -> list[Generation]:
+        """Decode many prompts ``batch_size`` rows at a time; one `Generation` per prompt,
+        in order, each as `generate` gives it alone (see `salience.batch_generation`)."""
+        from salience.batch_generation import generate_batch
+
+        return generate_batch(
+            self,
+            prompts,
+            settings,
+            precision,
+            batch_size=batch_size,
+            stop_sequences=stop_sequences,
+            seeds=seeds,
+            progress=progress,
+            cancelled=cancelled,
+            on_row=on_row,
+        )
+
     # ---- salience ----------------------------------------------------------
     def salience(
         self,
