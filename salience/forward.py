@@ -94,8 +94,10 @@ class GemmaForward:
         self.num_layers = int(self.backbone.num_layers)
         self._embedding_scale = tf.constant(math.sqrt(self.hidden_dim), tf.float32)
         soft_cap = getattr(self.backbone, "final_logit_soft_cap", None)
-        # Gemma 3's ReversibleEmbedding applies its own soft cap; Gemma 2 does it in the task.
-        self._manual_soft_cap = soft_cap if self.family == "gemma" and soft_cap else None
+        # The final soft cap, unless the reversible embedding applies it itself (Gemma 3, and
+        # Gemma 2 since KerasHub moved it there): capping twice bent every Gemma 2 logit.
+        applied = getattr(self.backbone.token_embedding, "logit_soft_cap", None)
+        self._manual_soft_cap = soft_cap if self.family == "gemma" and soft_cap and not applied else None
         # Static shapes (padded sequence length, padded target width) run fastest on
         # oneDNN; callers pad the target width to the whole target's bucket so that
         # choosing another part of the same output reuses the compiled graph.

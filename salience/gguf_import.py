@@ -19,6 +19,8 @@ Progress = Callable[[str, float], None]
 
 # GGUF token types (llama.cpp's `gguf.TokenType`) to SentencePiece piece types.
 _GGUF_TO_SPM_TYPE = {1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 6: 6}  # normal, unknown, control, user, unused, byte
+_CONTROL, _USER_DEFINED = 3, 4
+SPACE_MARK = "\u2581"  # SentencePiece's "▁": a space after its normalizer escaped it
 
 
 @dataclass(frozen=True)
@@ -95,12 +97,40 @@ def build_sentencepiece_proto(reader, config: GemmaGGUFConfig) -> bytes:
     normalizer.add_dummy_prefix = False
     normalizer.remove_extra_whitespaces = False
     normalizer.escape_whitespaces = True
+    kept_control = {config.pad_id, config.eos_id, config.bos_id}
+    seen = set(tokens)
     for index, (piece, score, kind) in enumerate(zip(tokens, scores, types)):
         entry = model.pieces.add()
-        entry.piece = piece
+        entry.piece, entry.type = spm_piece(piece, int(kind), index in kept_control)
+        if entry.piece != piece and entry.piece in seen:  # never two entries for one piece
+            entry.piece = piece
+        seen.add(entry.piece)
         entry.score = float(score)
-        entry.type = 2 if index == config.unk_id else _GGUF_TO_SPM_TYPE.get(int(kind), 1)
+        if index == config.unk_id:
+            entry.type = 2
     return model.SerializeToString()
+
+
+def spm_piece(piece: str, kind: int, keep_control: bool = False) -> tuple[str, int]:
+    """A GGUF vocabulary entry as Gemma's own SentencePiece model holds it: (piece, type).
+
+    - llama.cpp pre-normalizes Gemma's whitespace pieces (ids 138-167: 2 to 31 spaces)
+      to raw spaces. SentencePiece turns every space into "▁" before it matches pieces,
+      so a raw-space piece could never match: "  #" became "▁" + "▁#" instead of
+      "▁▁" + "#". Spaces go back to "▁" here.
+    - llama.cpp marks Gemma's added special tokens (``<start_of_turn>``, ``<end_of_turn>``,
+      ``<unusedN>``, ``<mask>``...) as control pieces, which SentencePiece never matches in
+      text: the chat template's turn markers came out as "<", "start", "_", ... Like Gemma's
+      own tokenizer (Hugging Face's, and Google's SentencePiece model), they are
+      user-defined pieces, matched wherever the text has them. ``<pad>``, ``<eos>`` and
+      ``<bos>`` (``keep_control``) stay control pieces: typed as text they stay text.
+    """
+    spm_type = _GGUF_TO_SPM_TYPE.get(kind, 1)
+    if spm_type == _CONTROL and not keep_control:
+        spm_type = _USER_DEFINED
+    if spm_type != 6 and " " in piece:  # byte pieces are "<0x20>", never a raw space
+        piece = piece.replace(" ", SPACE_MARK)
+    return piece, spm_type
 
 
 def _kernel_from_hf(name: str, weight: np.ndarray, num_heads: int, head_dim: int) -> np.ndarray:

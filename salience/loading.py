@@ -11,13 +11,24 @@ Specs:
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
-from salience.embedded import EMBEDDED_DISPLAY_NAME, EMBEDDED_SPEC, discard, ensure_embedded_preset
+from salience.embedded import (
+    ABSENT,
+    EMBEDDED_DISPLAY_NAME,
+    EMBEDDED_SPEC,
+    damage,
+    ensure_embedded_preset,
+    preset_dir,
+    problem,
+    reading,
+)
 from salience.errors import CredentialsError, ModelLoadError, UnsupportedModelError
 from salience.gguf_import import Progress
 from salience.model import LanguageModel
@@ -37,6 +48,7 @@ SPEC_HELP = (
 )
 
 
+log = logging.getLogger(__name__)
 _FAST_BUILD = threading.local()
 _PATCH_LOCK = threading.Lock()
 
@@ -105,17 +117,47 @@ def _from_preset(handle: str):
 
 
 def load_embedded(progress: Progress | None = None) -> LanguageModel:
-    """Load the embedded Gemma 3 270M, converting it first if the cache lacks it."""
-    directory = ensure_embedded_preset(progress)
+    """Load the embedded Gemma 3 270M, converting it first if the cache lacks it.
+
+    The weights' checksums (recorded at conversion) are checked while the preset loads: a
+    damaged cache is rebuilt once and the model says why (`LanguageModel.notice`). Any
+    other failure to load leaves the cache as it is and raises a `ModelLoadError`."""
     report = progress or (lambda message, fraction: None)
-    report("Loading Gemma 3 270M from the cache", 0.95)
-    try:
-        causal_lm = _from_preset(str(directory))
-    except Exception:  # a corrupt cache: rebuild once, then give up loudly
-        discard(directory)
-        directory = ensure_embedded_preset(progress)
-        causal_lm = _from_preset(str(directory))
-    return _wrap(causal_lm, EMBEDDED_DISPLAY_NAME, EMBEDDED_SPEC, EMBEDDED_CONTEXT)
+    before = problem(preset_dir())
+    notice = None if before in (None, ABSENT) else f"The model cache was {before}; it was rebuilt."
+    damaged = None
+    for _ in range(2):
+        directory = ensure_embedded_preset(progress, damaged=damaged)
+        report("Loading Gemma 3 270M from the cache", 0.95)
+        causal_lm, error, damaged = _load_checked(directory)
+        if damaged is None:
+            break
+        notice = f"The model cache was {damaged}; it was rebuilt."
+        log.warning("%s: %s", directory, notice)
+        report(f"The model cache was {damaged}: rebuilding it (about a minute)", 0.0)
+    else:
+        raise ModelLoadError(f"The rebuilt model cache at {directory} is {damaged}; check the disk.")
+    if error is not None:
+        raise ModelLoadError(
+            f"Could not load the embedded model from {directory} ({type(error).__name__}: {error}); "
+            "the cache looks intact and was kept."
+        ) from error
+    model = _wrap(causal_lm, EMBEDDED_DISPLAY_NAME, EMBEDDED_SPEC, EMBEDDED_CONTEXT)
+    model.notice = notice
+    return model
+
+
+def _load_checked(directory: Path):
+    """(causal LM or None, the load's exception or None, damage found or None): the preset's
+    checksums are computed in a second thread while Keras reads it."""
+    with reading(directory.parent), ThreadPoolExecutor(1, thread_name_prefix="checksum") as pool:
+        checking = pool.submit(damage, directory)
+        causal_lm, error = None, None
+        try:
+            causal_lm = _from_preset(str(directory))
+        except Exception as caught:  # judged below: damage rebuilds, anything else is reported
+            error = caught
+        return causal_lm, error, checking.result()
 
 
 def has_kaggle_credentials() -> bool:

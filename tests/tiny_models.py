@@ -19,8 +19,13 @@ CORPUS = [
 ] * 20
 
 
-def train_sentencepiece(vocab_size: int = 420) -> bytes:
-    """A BPE SentencePiece model with Gemma's special-token layout and byte fallback."""
+# Gemma's vocabulary holds user-defined pieces for runs of 2 to 31 spaces (ids 138-167).
+WHITESPACE_PIECES = ["\u2581" * n for n in range(2, 6)]
+
+
+def train_sentencepiece(vocab_size: int = 420, whitespace_pieces: bool = False) -> bytes:
+    """A BPE SentencePiece model with Gemma's special-token layout and byte fallback
+    (and, with ``whitespace_pieces``, Gemma's user-defined pieces for runs of spaces)."""
     writer = io.BytesIO()
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(CORPUS),
@@ -35,7 +40,11 @@ def train_sentencepiece(vocab_size: int = 420) -> bytes:
         eos_piece="<eos>",
         bos_piece="<bos>",
         unk_piece="<unk>",
-        user_defined_symbols=["<start_of_turn>", "<end_of_turn>"],
+        user_defined_symbols=[
+            "<start_of_turn>",
+            "<end_of_turn>",
+            *(WHITESPACE_PIECES if whitespace_pieces else []),
+        ],
         byte_fallback=True,
         add_dummy_prefix=False,
         normalization_rule_name="identity",
@@ -118,8 +127,33 @@ def _randomize_norms(backbone, seed: int) -> None:
             weight.assign(rng.normal(0.0, 0.3, size=weight.shape).astype("float32"))
 
 
-def write_gguf(causal_lm, proto: bytes, path, quantize_embeddings: bool = False) -> None:
-    """Export a tiny Gemma 3 to GGUF in llama.cpp's layout (HF matrices, norms stored as w + 1)."""
+def llama_cpp_vocabulary(proto: bytes) -> tuple[list[str], list[float], list[int]]:
+    """Pieces, scores and types as llama.cpp's converter writes Gemma's vocabulary into a GGUF:
+    whitespace pieces with raw spaces, added special tokens (``<start_of_turn>``...) as control."""
+    from sentencepiece import sentencepiece_model_pb2 as spm_pb2
+
+    model = spm_pb2.ModelProto()
+    model.ParseFromString(proto)
+    pieces, scores, types = [], [], []
+    for piece in model.pieces:
+        text, kind = piece.piece, int(piece.type)
+        if kind == 4 and text.startswith("<") and text.endswith(">"):
+            kind = 3
+        if kind == 4:
+            text = text.replace("\u2581", " ")
+        pieces.append(text)
+        scores.append(piece.score)
+        types.append(kind)
+    return pieces, scores, types
+
+
+def write_gguf(
+    causal_lm, proto: bytes, path, quantize_embeddings: bool = False, llama_cpp_vocab=False
+) -> None:
+    """Export a tiny Gemma 3 to GGUF in llama.cpp's layout (HF matrices, norms stored as w + 1).
+
+    ``llama_cpp_vocab`` writes the vocabulary as llama.cpp's converter does for Gemma
+    (see `llama_cpp_vocabulary`); otherwise the SentencePiece pieces as they are."""
     import gguf
     from sentencepiece import sentencepiece_model_pb2 as spm_pb2
 
@@ -138,9 +172,15 @@ def write_gguf(causal_lm, proto: bytes, path, quantize_embeddings: bool = False)
     writer.add_layer_norm_rms_eps(1e-6)
     writer.add_sliding_window(backbone.sliding_window_size)
     writer.add_tokenizer_model("llama")
-    writer.add_token_list([p.piece for p in model.pieces])
-    writer.add_token_scores([p.score for p in model.pieces])
-    writer.add_token_types([int(p.type) for p in model.pieces])
+    if llama_cpp_vocab:
+        pieces, scores, types = llama_cpp_vocabulary(proto)
+    else:
+        pieces = [p.piece for p in model.pieces]
+        scores = [p.score for p in model.pieces]
+        types = [int(p.type) for p in model.pieces]
+    writer.add_token_list(pieces)
+    writer.add_token_scores(scores)
+    writer.add_token_types(types)
     writer.add_bos_token_id(2)
     writer.add_eos_token_id(1)
     writer.add_unk_token_id(3)
