@@ -3,6 +3,7 @@ throwaway PostgreSQL server."""
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -163,3 +164,23 @@ def postgres_url(postgres_server):
     ) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     return f"{prefix}/{name}"
+
+
+@pytest.fixture
+def own_postgres(tmp_path_factory):
+    """A PostgreSQL server of the test's own, which the test may stop and start (fault probes)."""
+    from faults import PostgresCluster
+
+    bindir = _pg_bin()
+    if bindir is None:
+        pytest.fail("PostgreSQL is not installed: run scripts/setup.sh --dev (installs Debian's postgresql)")
+    root = tmp_path_factory.mktemp("own-postgres")
+    for parent in root.parents:  # the postgres user must reach the directory
+        if str(parent).startswith(str(Path(tmp_path_factory.getbasetemp()).parent)):
+            os.chmod(parent, os.stat(parent).st_mode | 0o711)
+    cluster = PostgresCluster(root, bindir, _as_postgres, _free_port())
+    cluster.init()
+    cluster.start()
+    yield cluster
+    with contextlib.suppress(subprocess.CalledProcessError):
+        cluster.stop()

@@ -1,7 +1,9 @@
 """Opening the workspace database: SQLite by default (WAL), PostgreSQL from $DATABASE_URL.
 
 A SQLite file that is corrupt or unreadable is moved aside (never deleted) and a
-fresh workspace is started; the caller gets a message saying where the old file is.
+fresh workspace is started; the caller gets a message naming both files and what to do.
+A file the app cannot write (a read-only folder or mount) is never taken for a damaged one:
+it is opened read-only, with a notice that work is not being saved.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class Opened:
     engine: Engine
     url: str  # without a password
     notice: str = ""  # e.g. where a corrupt file was moved
+    read_only: bool = False  # a healthy file the app cannot write: opened for reading only
 
 
 def default_url() -> str:
@@ -46,7 +49,7 @@ def default_url() -> str:
     return f"sqlite:///{data_root() / WORKSPACE_FILE}"
 
 
-def _sqlite_pragmas(engine: Engine) -> None:
+def _sqlite_pragmas(engine: Engine, read_only: bool = False) -> None:
     """WAL, a busy timeout, foreign keys; writes take the lock up front (BEGIN IMMEDIATE)."""
 
     @event.listens_for(engine, "connect")
@@ -54,7 +57,8 @@ def _sqlite_pragmas(engine: Engine) -> None:
         dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN itself (below)
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode = WAL")
+        if not read_only:  # a read-only file keeps the journal mode it has
+            cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
@@ -65,36 +69,109 @@ def _sqlite_pragmas(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-def _check_sqlite_file(path: Path) -> str:
-    """Move a damaged database file aside; returns a message for the user, or ''."""
-    if not path.exists():
-        return ""
-    problem = ""
+def writable(path: Path) -> bool:
+    """Whether the database file (and the folder its journal files live in) can be written.
+
+    ``os.access`` asks the kernel, so a read-only mount or an immutable file says no even to root.
+    """
+    folder_ok = os.access(path.parent, os.W_OK | os.X_OK)
+    return folder_ok and (not path.exists() or os.access(path, os.W_OK))
+
+
+def _quick_check(uri: str) -> str:
+    """'' when the database at ``uri`` passes SQLite's quick check, else a short reason."""
     try:
-        connection = sqlite3.connect(f"file:{path}?mode=rw", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+        connection = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
         try:
             row = connection.execute("PRAGMA quick_check").fetchone()
-            if not row or row[0] != "ok":
-                problem = f"it failed its integrity check ({row[0] if row else 'no answer'})"
         finally:
             connection.close()
     except sqlite3.DatabaseError as error:
-        problem = str(error)
+        return _short_reason(str(error))
     except OSError as error:
-        problem = error.strerror or str(error)
+        return error.strerror or str(error)
+    if not row or row[0] != "ok":
+        return "it failed SQLite's integrity check"
+    return ""
+
+
+def _short_reason(message: str) -> str:
+    """SQLite's own words for common failures, without its page-level details."""
+    first = message.strip().splitlines()[0] if message.strip() else "unknown error"
+    if "malformed" in first or "not a database" in first:
+        return "the file is not a readable SQLite database"
+    return first[:200]
+
+
+def read_only_params(path: Path) -> dict[str, str]:
+    """A URI that opens ``path`` without writing anything next to it.
+
+    With its ``-wal`` file present SQLite reads the committed pages from it in ``mode=ro``; without
+    one, ``immutable=1`` is needed (``mode=ro`` on a WAL database would create the ``-shm`` file).
+    """
+    if path.with_name(path.name + "-wal").exists():
+        return {"mode": "ro"}
+    return {"immutable": "1"}
+
+
+def _check_sqlite_file(path: Path) -> str:
+    """Move a damaged database file aside; returns a message for the user, or ''.
+
+    Only a file the app can write is ever moved: a healthy file in a read-only folder is opened
+    read-only by the caller instead (see ``writable``).
+    """
+    if not path.exists():
+        return ""
+    problem = _quick_check(f"file:{path}?mode=rw")
     if not problem:
         return ""
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     aside = path.with_name(f"{path.name}.damaged-{stamp}")
-    path.rename(aside)
-    for suffix in ("-wal", "-shm"):
-        companion = path.with_name(path.name + suffix)
-        if companion.exists():
-            companion.rename(aside.with_name(aside.name + suffix))
+    try:
+        path.rename(aside)
+        for suffix in ("-wal", "-shm"):
+            companion = path.with_name(path.name + suffix)
+            if companion.exists():
+                companion.rename(aside.with_name(aside.name + suffix))
+    except OSError as error:
+        raise WorkspaceUnavailable(
+            f"The workspace database {path} is damaged ({problem}) and could not be moved aside "
+            f"({error.strerror or error}). Move or delete it (and its -wal/-shm files), then reload."
+        ) from None
     return (
-        f"The workspace database could not be read ({problem}). It was kept as {aside} and a fresh "
-        "workspace was started; nothing was deleted."
+        f"The workspace database {path} was damaged ({problem}). It was moved to {aside} and a fresh "
+        f"workspace was started; nothing was deleted. To recover what it held, run "
+        f"`sqlite3 {aside} .recover | sqlite3 recovered.sqlite3`; delete it once you no longer need it."
     )
+
+
+def _open_read_only(path: Path) -> tuple[dict[str, str], str]:
+    """(URI parameters, notice) for a database in a folder the app cannot write."""
+    if not path.exists():
+        raise WorkspaceUnavailable(
+            f"The data folder {path.parent} is read-only, so no workspace database can be created "
+            f"there. Work is not being saved. Make the folder writable or set $GEMMA_WORKBENCH_DATA "
+            "to a writable folder."
+        )
+    params = read_only_params(path)
+    problem = _quick_check(f"file:{path}?" + "&".join(f"{k}={v}" for k, v in params.items()))
+    if problem:
+        raise WorkspaceUnavailable(
+            f"The workspace database {path} is damaged ({problem}), and its folder is read-only, so it "
+            "was left where it is. Work is not being saved. Make the folder writable (the file will be "
+            "kept aside and a fresh workspace started), or restore the file from a backup."
+        )
+    return params, (
+        f"The workspace database {path} cannot be written (its folder or file is read-only). "
+        "History shows what it holds, but work is not being saved: edits and runs stay in this "
+        "browser session only. Make the folder writable to save again."
+    )
+
+
+def is_read_only(engine: Engine) -> bool:
+    """Whether ``engine`` was opened read-only by ``open_database``."""
+    query = engine.url.query
+    return query.get("mode") == "ro" or query.get("immutable") == "1"
 
 
 def migrate(engine: Engine) -> None:
@@ -104,6 +181,23 @@ def migrate(engine: Engine) -> None:
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+
+
+def _check_revision(engine: Engine, shown: str) -> None:
+    """A read-only database cannot be migrated: it must already be at the newest schema."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    head = ScriptDirectory.from_config(config).get_current_head()
+    with engine.connect() as connection:
+        current = MigrationContext.configure(connection).get_current_revision()
+    if current != head:
+        raise WorkspaceUnavailable(
+            f"The workspace database {shown} is read-only and was made by an older version of the "
+            "workbench, so it cannot be upgraded. Make its folder writable, then reload."
+        )
 
 
 def open_database(url: str | None = None) -> Opened:
@@ -119,16 +213,28 @@ def open_database(url: str | None = None) -> Opened:
         parsed = parsed.set(drivername="postgresql+psycopg")
     shown = parsed.render_as_string(hide_password=True)
     notice = ""
+    read_only = False
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
-        if database and database != ":memory:":
+        if database and database != ":memory:" and not database.startswith("file:"):
             path = Path(database).expanduser()
-            path.parent.mkdir(parents=True, exist_ok=True)
-            notice = _check_sqlite_file(path)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise WorkspaceUnavailable(
+                    f"The data folder {path.parent} cannot be created ({error.strerror or error}). "
+                    "Work is not being saved. Set $GEMMA_WORKBENCH_DATA to a writable folder."
+                ) from None
+            if writable(path):
+                notice = _check_sqlite_file(path)
+            else:
+                params, notice = _open_read_only(path)
+                parsed = parsed.set(database=f"file:{path}", query={**parsed.query, **params, "uri": "true"})
+                read_only = True
         engine = create_engine(
             parsed, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
         )
-        _sqlite_pragmas(engine)
+        _sqlite_pragmas(engine, read_only)
     else:
         engine = create_engine(
             parsed,
@@ -138,9 +244,12 @@ def open_database(url: str | None = None) -> Opened:
             connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
         )
     try:
-        migrate(engine)
+        if read_only:
+            _check_revision(engine, shown)
+        else:
+            migrate(engine)
     except SQLAlchemyError as error:
         engine.dispose()
         reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
         raise WorkspaceUnavailable(f"The workspace database {shown} cannot be used: {reason}") from None
-    return Opened(engine, shown, notice)
+    return Opened(engine, shown, notice, read_only)

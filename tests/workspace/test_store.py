@@ -11,7 +11,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import event
 
 from salience.errors import InputError
 from salience.snapshots import SnapshotNotFound
@@ -165,7 +165,7 @@ def test_browser_state_reviewer_and_comparisons(workspace):
 def test_export_import_round_trip(workspace, tmp_path):
     version = workspace.save_template_version("menu", "Q: {q}\nA:", {"q": "hi"})
     run = workspace.record_run(generation(), "embedded", "bfloat16", SETTINGS, {"q": "hi"}, version)
-    workspace.record_salience(salience_result(), "embedded", "bfloat16", "Q: hi\nA:", " hello", (9, 15), run)
+    workspace.record_salience(salience_result(), "embedded", "bfloat16", "Q: hi\nA:", " hello", (8, 14), run)
     workspace.add_note("Ana", "ok", 1, run_id=run)
     link = workspace.save({"state": {}, "variants": [{"name": "v"}]})
     workspace.add_note("Ben", "nice", None, comparison_id=link)
@@ -175,7 +175,14 @@ def test_export_import_round_trip(workspace, tmp_path):
 
     target = Workspace.open(f"sqlite:///{tmp_path / 'copy.sqlite3'}")
     counts = target.import_jsonl(exported.encode())
-    assert counts == {"template_version": 1, "run": 1, "salience": 1, "note": 2, "comparison": 1}
+    assert counts == {
+        "template_version": 1,
+        "run": 1,
+        "salience": 1,
+        "note": 2,
+        "comparison": 1,
+        "unchanged": 0,
+    }
 
     def strip(text):
         return [
@@ -183,6 +190,9 @@ def test_export_import_round_trip(workspace, tmp_path):
             for line in text.splitlines()
         ]
 
+    assert strip(target.export_jsonl()) == strip(exported)
+    again = target.import_jsonl(exported)  # the same file twice adds nothing
+    assert again == {**dict.fromkeys(counts, 0), "unchanged": 6}
     assert strip(target.export_jsonl()) == strip(exported)
     notes_only = workspace.export_jsonl(notes_only=True)
     assert [json.loads(line)["kind"] for line in notes_only.splitlines()] == [
@@ -200,7 +210,7 @@ def test_import_refuses_bad_files_whole(workspace):
         workspace.import_jsonl(good + "\n{oops\n")
     with pytest.raises(InputError, match="Line 1 is not a workspace record"):
         workspace.import_jsonl('{"kind": "alien"}\n')
-    with pytest.raises(InputError, match="Line 2 .*bad field"):
+    with pytest.raises(InputError, match=r"Line 2 \(run, id 2\): prompt: required; model: required"):
         workspace.import_jsonl(good + "\n" + json.dumps({"kind": "run", "id": 2}) + "\n")
     with pytest.raises(InputError, match="UTF-8"):
         workspace.import_jsonl(b"\xff\xfe")
@@ -304,32 +314,51 @@ CRASHING_WRITER = textwrap.dedent(
             print("inside", flush=True)
             time.sleep(60)
     else:
-        print("inside", flush=True)
         i = 0
         while True:
             run = ws.record_run(Generation("p", "o" * 5000, (1,), "end_of_text", 0.1, 0.1), "m", "bfloat16",
                                 GenerationSettings())
             ws.add_note("crash", "note " + str(i), run_id=run)
+            print("wrote", i + 1, flush=True)
             i += 1
     """
 )
+WRITTEN_BEFORE_KILL = 20
 
 
-@pytest.mark.parametrize("mode", ["mid-transaction", "busy-writer"])
-def test_a_killed_writer_leaves_the_database_consistent(workspace, database_url, mode):
+def _start_writer(database_url: str, mode: str) -> subprocess.Popen:
     script = CRASHING_WRITER.format(root=str(ROOT), url=database_url, mode=mode)
-    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-    assert process.stdout.readline().strip() == "inside"
-    time.sleep(0.8)
+    return subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+
+
+def test_a_writer_killed_mid_transaction_leaves_nothing_behind(workspace, database_url):
+    process = _start_writer(database_url, "mid-transaction")
+    assert process.stdout.readline().strip() == "inside"  # 50 rows flushed, not committed
     process.send_signal(signal.SIGKILL)
     process.wait()
+    assert workspace.runs(RunFilter(limit=100_000)) == []
+    _still_consistent(workspace, database_url)
+
+
+def test_a_busy_writer_killed_between_commits_leaves_whole_rows(workspace, database_url):
+    process = _start_writer(database_url, "busy-writer")
+    committed = 0
+    while committed < WRITTEN_BEFORE_KILL:  # wait for N committed runs (each with its note)
+        line = process.stdout.readline()
+        assert line, "the writer stopped before writing"
+        committed = int(line.split()[1])
+    process.send_signal(signal.SIGKILL)  # while it writes more
+    process.wait()
     runs = workspace.runs(RunFilter(limit=100_000))
-    if mode == "mid-transaction":
-        assert runs == []  # the unfinished transaction left nothing behind
-    else:
-        notes = workspace.notes()
-        assert all(len(r.output) == 5000 for r in runs)
-        assert len(notes) in (len(runs), len(runs) - 1)  # at most the last run lacks its note
+    notes = workspace.notes()
+    assert len(runs) >= WRITTEN_BEFORE_KILL and len(notes) >= WRITTEN_BEFORE_KILL
+    assert all(len(r.output) == 5000 for r in runs)
+    assert len(notes) in (len(runs), len(runs) - 1)  # at most the last run lacks its note
+    assert {n.run_id for n in notes} <= {r.id for r in runs}
+    _still_consistent(workspace, database_url)
+
+
+def _still_consistent(workspace, database_url) -> None:
     workspace.record_run(generation(), "m", "bfloat16", SETTINGS)  # still writable
     if database_url.startswith("sqlite"):
         path = database_url.removeprefix("sqlite:///")
@@ -341,7 +370,7 @@ def test_damaged_file_is_kept_aside_and_a_fresh_workspace_starts(tmp_path):
     garbage = b"this is not a database" * 100
     path.write_bytes(garbage)
     opened = Workspace.open(f"sqlite:///{path}")
-    assert "could not be read" in opened.notice and "kept as" in opened.notice
+    assert str(path) in opened.notice and "was damaged" in opened.notice and "moved to" in opened.notice
     [aside] = tmp_path.glob("workspace.sqlite3.damaged-*")
     assert aside.read_bytes() == garbage
     opened.record_run(generation(), "m", "bfloat16", SETTINGS)
@@ -374,3 +403,48 @@ def test_command_line_export_and_import(tmp_path, monkeypatch, capsys):
     assert "1 run" in capsys.readouterr().out
     assert main(["import", str(tmp_path / "missing.jsonl")]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def _statements(workspace) -> list[tuple[str, dict]]:
+    """Every SQL statement the workspace runs from now on, with its execution options."""
+    seen: list[tuple[str, dict]] = []
+
+    @event.listens_for(workspace.engine, "before_cursor_execute")
+    def capture(connection, cursor, statement, parameters, context, executemany):
+        seen.append((statement, dict(context.execution_options)))
+
+    return seen
+
+
+def test_variable_search_filters_and_limits_in_the_database(workspace):
+    ids = [
+        workspace.record_run(generation(), "m", "bfloat16", SETTINGS, {"q": f"Value {i}", "other": "x"})
+        for i in range(12)
+    ]
+    special = workspace.record_run(generation(), "m", "bfloat16", SETTINGS, {"q": "50%_off \\ now"})
+    seen = _statements(workspace)
+    found = workspace.runs(RunFilter(variable_value="value", limit=5))
+    assert [r.id for r in found] == ids[::-1][:5]
+    [(sql, _)] = [(s, o) for s, o in seen if "FROM runs" in s]
+    assert "LIMIT" in sql.upper() and "json_each" in sql  # not every run loaded into Python
+    assert [r.id for r in workspace.runs(RunFilter(variable_value="%_off \\"))] == [special]
+    assert [r.id for r in workspace.runs(RunFilter(variable_value="%"))] == [special]
+    assert [r.id for r in workspace.runs(RunFilter(variable_value="_"))] == [special]
+    assert workspace.runs(RunFilter(variable_value="q")) == []  # names are not values
+    assert len(workspace.runs(RunFilter(variable_value="X", limit=100))) == 12
+
+
+def test_a_selected_export_filters_and_streams_in_the_database(workspace):
+    runs = [workspace.record_run(generation(), "m", "bfloat16", SETTINGS) for _ in range(5)]
+    workspace.add_note("Ana", "ok", 1, run_id=runs[3])
+    seen = _statements(workspace)
+    records = list(workspace.export_records(run_ids=[runs[1]]))
+    assert [(r["kind"], r["id"]) for r in records] == [("run", runs[1])]
+    selects = [(s, o) for s, o in seen if s.lstrip().upper().startswith("SELECT")]
+    assert selects and all(o.get("yield_per") for _, o in selects)  # streamed, never all at once
+    assert all("WHERE" in s.upper() for s, _ in selects)  # filtered by the database
+    notes_only = list(workspace.export_records(notes_only=True))
+    assert [(r["kind"], r.get("run_id", r["id"])) for r in notes_only] == [
+        ("run", runs[3]),
+        ("note", runs[3]),
+    ]
