@@ -20,7 +20,7 @@ from salience.methods import get_method
 from salience.segments import GRANULARITIES
 from salience.text import escape_braces, excerpt
 from salience.views import heatmap_view, readout
-from workspace.store import RunFilter, RunRow, Workspace
+from workspace.store import RunFilter, RunRow, Workspace, import_summary
 
 RATINGS = {"any": "Any rating", "up": "👍 rated up", "down": "👎 rated down", "unrated": "Not rated"}
 WORKBENCH = "app_pages/workbench.py"
@@ -133,7 +133,7 @@ def _selected_run(opened: Workspace) -> None:
         try:
             run = opened.run(int(wanted))
         except (InputError, ValueError):
-            st.error(f"There is no run '{excerpt(wanted, 20)}' in this workspace.", icon="⚠️")
+            st.error(f"There is no run '{plain_markdown(excerpt(wanted, 20))}' in this workspace.", icon="⚠️")
             return
         _run_detail(opened, run)
 
@@ -152,14 +152,11 @@ def _run_detail(opened: Workspace, run: RunRow) -> None:
     )
     if st.button("Open in the workbench", type="primary", help="Loads this prompt, its values and settings."):
         template = opened.version(run.version_id) if run.version_id else None
-        load_into_workbench(
-            run.template or "restored run",
-            escape_braces(template.text) if template is None else template.text,
-            run.variables if template else {},
-            run.settings,
-        )
-        if template is None:  # no template saved: the rendered prompt, braces escaped
-            st.session_state[state.TEMPLATE] = escape_braces(run.prompt)
+        if template is None:  # no template saved (an imported run): the rendered prompt, braces escaped
+            prompt = escape_braces(run.prompt)
+            load_into_workbench(run.template or "restored run", prompt, {}, run.settings)
+        else:
+            load_into_workbench(run.template or template.template, template.text, run.variables, run.settings)
         st.switch_page(WORKBENCH)
     saved = opened.salience_for_run(run.id)
     if not saved:
@@ -291,14 +288,15 @@ def _transfer_tab(opened: Workspace) -> None:
     if upload is not None and st.button("Import", type="primary"):
         try:
             counts = opened.import_jsonl(upload.getvalue())
-        except InputError as error:
-            st.error(f"{upload.name}: {error} Nothing was imported.", icon="⚠️")
-        else:
-            st.success(
-                "Imported "
-                + ", ".join(f"{n} {kind.replace('_', ' ')}s" for kind, n in counts.items() if n)
-                + "."
+        except InputError as error:  # one line per bad row
+            lines = [plain_markdown(line) for line in str(error).splitlines()]
+            st.error(
+                f"{plain_markdown(upload.name)}: nothing was imported.\n\n"
+                + "\n".join(f"- {x}" for x in lines),
+                icon="⚠️",
             )
+        else:
+            st.success(import_summary(counts))
 
 
 @autosaved

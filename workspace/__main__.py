@@ -6,11 +6,12 @@ Uses $DATABASE_URL, or the SQLite file under $GEMMA_WORKBENCH_DATA.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 from salience.errors import WorkbenchError
-from workspace.store import Workspace
+from workspace.store import Workspace, import_summary
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,18 +31,32 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "upgrade":
             print(f"{opened.url} is at the newest schema.")
         elif args.command == "export":
-            text = opened.export_jsonl(notes_only=args.notes_only)
-            if args.file:
-                Path(args.file).write_text(text, encoding="utf-8")
-            else:
-                sys.stdout.write(text)
+            _export(opened, args.file, args.notes_only)
         else:
-            counts = opened.import_jsonl(Path(args.file).read_bytes())
-            print(", ".join(f"{n} {kind}" for kind, n in counts.items()))
-    except (WorkbenchError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
+            print(import_summary(opened.import_jsonl(Path(args.file).read_bytes())))
+    except WorkbenchError as error:
+        lines = str(error).splitlines() or [""]
+        if args.command == "import":  # one line per bad row, under the file's name
+            lines = [f"{args.file}: nothing was imported.", *lines]
+        print(f"error: {lines[0]}", *(f"  {line}" for line in lines[1:]), sep="\n", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"error: {error.filename or ''}: {error.strerror or error}", file=sys.stderr)
         return 2
     return 0
+
+
+def _export(opened: Workspace, file: str | None, notes_only: bool) -> None:
+    """Write record by record (the export is streamed from the database)."""
+    lines = (
+        json.dumps(record, ensure_ascii=False) + "\n"
+        for record in opened.export_records(notes_only=notes_only)
+    )
+    if file is None:
+        sys.stdout.writelines(lines)
+        return
+    with open(file, "w", encoding="utf-8") as out:
+        out.writelines(lines)
 
 
 if __name__ == "__main__":

@@ -84,6 +84,9 @@ class TemplateVersion(Base):
     variables: Mapped[dict] = mapped_column(JSON, default=dict)
     author: Mapped[str | None] = mapped_column(String(200), nullable=True)
     browser_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    import_key: Mapped[str | None] = mapped_column(
+        String(64), nullable=True, index=True
+    )  # see store.import_jsonl
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now, index=True)
 
 
@@ -106,6 +109,9 @@ class Run(Base):
     seconds: Mapped[float] = mapped_column(default=0.0)
     first_token_seconds: Mapped[float] = mapped_column(default=0.0)
     browser_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    import_key: Mapped[str | None] = mapped_column(
+        String(64), nullable=True, index=True
+    )  # see store.import_jsonl
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now, index=True)
 
 
@@ -126,6 +132,9 @@ class SalienceRecord(Base):
     target_text: Mapped[str] = mapped_column(ExactText)
     result: Mapped[dict] = mapped_column(JSON)  # SalienceResult.to_json()
     seconds: Mapped[float] = mapped_column(default=0.0)
+    import_key: Mapped[str | None] = mapped_column(
+        String(64), nullable=True, index=True
+    )  # see store.import_jsonl
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
 
 
@@ -152,6 +161,9 @@ class Note(Base):
     reviewer: Mapped[str] = mapped_column(String(200))
     rating: Mapped[int | None] = mapped_column(Integer, nullable=True)
     text: Mapped[str] = mapped_column(ExactText, default="")
+    import_key: Mapped[str | None] = mapped_column(
+        String(64), nullable=True, index=True
+    )  # see store.import_jsonl
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
 
 

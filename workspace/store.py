@@ -3,23 +3,30 @@ browser's last state, so concurrent writers never lose each other's rows."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
-from sqlalchemy import Engine, and_, exists, func, or_, select
+from sqlalchemy import Engine, Select, and_, exists, func, or_, select
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
 from salience.errors import InputError
+from salience.methods import REGISTRY
 from salience.snapshots import SnapshotNotFound, check_id, decode, encode
 from salience.types import Generation, GenerationSettings, SalienceResult
+from workspace import records as rec
 from workspace.database import open_database
 from workspace.schema import Browser, Comparison, Note, Run, SalienceRecord, Template, TemplateVersion, now
 
 MAX_NAME = 200
 EXPORT_KINDS = ("template_version", "run", "salience", "note", "comparison")
+UNCHANGED = "unchanged"  # import counts: records already in the workspace (imported before)
+YIELD_PER = 100  # rows fetched at a time while exporting
+MAX_ROW_ID = 2**31 - 1  # ids are INTEGER columns
 
 
 @dataclass(frozen=True)
@@ -130,9 +137,45 @@ def result_from_json(data: dict) -> SalienceResult:
     )
 
 
-def _like(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
+def check_result(data: dict) -> SalienceResult:
+    """A stored explanation that the pages can draw; ValueError saying what is wrong."""
+    try:
+        result = result_from_json(data)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as error:
+        raise ValueError(f"should be a saved explanation (bad or missing {error})") from None
+    count, length = len(result.tokens), len(result.text)
+    if not all(isinstance(token, str) for token in result.tokens):
+        raise ValueError("should have text tokens")
+    if len(result.offsets) != count or not all(0 <= a <= b <= length for a, b in result.offsets):
+        raise ValueError("should have one [start, end] offset inside the text per token")
+    if not 0 <= result.prompt_length <= length:
+        raise ValueError("should have a prompt_length inside the text")
+    start, end = result.target_token_span
+    if not 0 <= start < end <= count:
+        raise ValueError("should have a target_token_span inside the tokens")
+    if not result.scores:
+        raise ValueError("should hold the scores of at least one method")
+    for name, scores in result.scores.items():
+        if name not in REGISTRY:
+            raise ValueError(f"has scores of an unknown method ({', '.join(REGISTRY)} are known)")
+        if scores.shape != (count,) or not np.isfinite(scores).all():
+            raise ValueError("should have one finite score per token for each method")
+    return result
+
+
+def _row_id(value: int) -> int | None:
+    """An id that a row can have, or None (a huge number from an address is no row)."""
+    return value if 0 < value <= MAX_ROW_ID else None
+
+
+def _template(session: Session, name: str) -> Template:
+    """The template of that name, created when new."""
+    template = session.scalar(select(Template).where(Template.name == name))
+    if template is None:
+        template = Template(name=name)
+        session.add(template)
+        session.flush()
+    return template
 
 
 def _name(text: str | None, what: str = "name") -> str:
@@ -178,11 +221,7 @@ class Workspace:
         """Add a version unless it equals the template's newest one; returns the version id."""
         name = _name(name, "template name")
         with self._write() as session, session.begin():
-            template = session.scalar(select(Template).where(Template.name == name))
-            if template is None:
-                template = Template(name=name)
-                session.add(template)
-                session.flush()
+            template = _template(session, name)
             latest = session.scalar(
                 select(TemplateVersion)
                 .where(TemplateVersion.template_id == template.id)
@@ -223,7 +262,9 @@ class Workspace:
     def version(self, version_id: int) -> VersionRow:
         with self._read() as session:
             row = session.execute(
-                select(TemplateVersion, Template.name).join(Template).where(TemplateVersion.id == version_id)
+                select(TemplateVersion, Template.name)
+                .join(Template)
+                .where(TemplateVersion.id == _row_id(version_id))
             ).first()
             if row is None:
                 raise InputError(f"There is no template version {version_id}.")
@@ -306,7 +347,13 @@ class Workspace:
                 for r in records
             ]
 
-    def _run_query(self, terms: RunFilter):
+    def _variable_contains(self, text: str):
+        """Some value of the run's variables contains the text (JSON functions of the database)."""
+        each = "json_each_text" if self.engine.dialect.name == "postgresql" else "json_each"
+        values = getattr(func, each)(Run.variables).table_valued("key", "value", joins_implicitly=True)
+        return exists(select(1).select_from(values).where(values.c.value.icontains(text, autoescape=True)))
+
+    def _run_query(self, terms: RunFilter) -> Select:
         rating = (
             select(func.coalesce(func.sum(Note.rating), 0)).where(Note.run_id == Run.id).scalar_subquery()
         )
@@ -318,10 +365,14 @@ class Workspace:
         )
         conditions = []
         if terms.text:
-            pattern = _like(terms.text)
             conditions.append(
-                or_(Run.output.ilike(pattern, escape="\\"), Run.prompt.ilike(pattern, escape="\\"))
+                or_(
+                    Run.output.icontains(terms.text, autoescape=True),
+                    Run.prompt.icontains(terms.text, autoescape=True),
+                )
             )
+        if terms.variable_value:
+            conditions.append(self._variable_contains(terms.variable_value))
         if terms.template:
             conditions.append(Template.name == terms.template)
         if terms.model:
@@ -339,49 +390,36 @@ class Workspace:
         elif terms.rating == "unrated":
             conditions.append(~exists().where(and_(Note.run_id == Run.id, Note.rating.is_not(None))))
         if terms.ids:
-            conditions.append(Run.id.in_(terms.ids))
+            conditions.append(Run.id.in_([i for i in terms.ids if _row_id(i)]))
         if conditions:
             query = query.where(and_(*conditions))
-        return query.order_by(Run.id.desc())
+        return query.order_by(Run.id.desc()).limit(terms.limit)
 
     def runs(self, terms: RunFilter | None = None) -> list[RunRow]:
-        """Runs matching the filter, newest first."""
-        terms = terms or RunFilter()
+        """Runs matching the filter, newest first (at most ``terms.limit``)."""
         with self._read() as session:
-            rows = session.execute(
-                self._run_query(terms).limit(None if terms.variable_value else terms.limit)
-            )
-            out = []
-            for run, template, rating, notes in rows:
-                if terms.variable_value and not any(
-                    terms.variable_value.lower() in str(value).lower()
-                    for value in (run.variables or {}).values()
-                ):
-                    continue
-                out.append(
-                    RunRow(
-                        run.id,
-                        run.created_at,
-                        template,
-                        run.template_version_id,
-                        run.model,
-                        run.prompt,
-                        run.output,
-                        dict(run.variables or {}),
-                        dict(run.settings or {}),
-                        run.seconds,
-                        run.tokens,
-                        run.stop_reason,
-                        int(rating or 0),
-                        int(notes or 0),
-                    )
+            return [
+                RunRow(
+                    run.id,
+                    run.created_at,
+                    template,
+                    run.template_version_id,
+                    run.model,
+                    run.prompt,
+                    run.output,
+                    dict(run.variables or {}),
+                    dict(run.settings or {}),
+                    run.seconds,
+                    run.tokens,
+                    run.stop_reason,
+                    int(rating or 0),
+                    int(notes or 0),
                 )
-                if len(out) >= terms.limit:
-                    break
-            return out
+                for run, template, rating, notes in session.execute(self._run_query(terms or RunFilter()))
+            ]
 
     def run(self, run_id: int) -> RunRow:
-        found = self.runs(RunFilter(ids=[run_id], limit=1))
+        found = self.runs(RunFilter(ids=[run_id], limit=1)) if _row_id(run_id) else []
         if not found:
             raise InputError(f"There is no run {run_id}.")
         return found[0]
@@ -409,7 +447,7 @@ class Workspace:
         if not text.strip() and rating is None:
             raise InputError("Write a note or give a thumbs up or down.")
         with self._write() as session, session.begin():
-            if run_id is not None and session.get(Run, run_id) is None:
+            if run_id is not None and (not _row_id(run_id) or session.get(Run, run_id) is None):
                 raise InputError(f"There is no run {run_id}.")
             if comparison_id is not None and session.get(Comparison, comparison_id) is None:
                 raise InputError(f"There is no saved comparison {comparison_id}.")
@@ -532,90 +570,38 @@ class Workspace:
     def export_records(
         self, run_ids: Iterable[int] | None = None, notes_only: bool = False
     ) -> Iterator[dict]:
-        """The workspace (or the chosen runs) as JSON-ready records, one kind per ``kind`` field."""
-        wanted = set(run_ids) if run_ids is not None else None
+        """The workspace (or the chosen runs) as JSON-ready records, one kind per ``kind`` field.
+
+        Rows are filtered in SQL and streamed (``yield_per``), so an export of a large
+        workspace never holds all its runs in memory.
+        """
+        chosen = _chosen_runs(run_ids, notes_only)
         with self._read() as session:
-            runs = list(session.scalars(select(Run).order_by(Run.id)))
-            if notes_only:
-                noted = set(session.scalars(select(Note.run_id).where(Note.run_id.is_not(None))))
-                runs = [r for r in runs if r.id in noted]
-            if wanted is not None:
-                runs = [r for r in runs if r.id in wanted]
-            run_ids_kept = {r.id for r in runs}
-            version_ids = {r.template_version_id for r in runs if r.template_version_id}
-            selection = wanted is not None or notes_only
-            versions = session.execute(
-                select(TemplateVersion, Template.name).join(Template).order_by(TemplateVersion.id)
-            )
-            for version, name in versions:
-                if selection and version.id not in version_ids:
-                    continue
-                yield {
-                    "kind": "template_version",
-                    "id": version.id,
-                    "template": name,
-                    "text": version.text,
-                    "variables": version.variables,
-                    "author": version.author,
-                    "created_at": version.created_at.isoformat(),
-                }
-            for run in runs:
-                yield {
-                    "kind": "run",
-                    "id": run.id,
-                    "template_version_id": run.template_version_id,
-                    "prompt": run.prompt,
-                    "variables": run.variables,
-                    "model": run.model,
-                    "precision": run.precision,
-                    "settings": run.settings,
-                    "output": run.output,
-                    "stop_reason": run.stop_reason,
-                    "tokens": run.tokens,
-                    "seconds": run.seconds,
-                    "first_token_seconds": run.first_token_seconds,
-                    "created_at": run.created_at.isoformat(),
-                }
-            for record in session.scalars(select(SalienceRecord).order_by(SalienceRecord.id)):
-                if selection and record.run_id not in run_ids_kept:
-                    continue
-                yield {
-                    "kind": "salience",
-                    "id": record.id,
-                    "run_id": record.run_id,
-                    "model": record.model,
-                    "precision": record.precision,
-                    "prompt": record.prompt,
-                    "target": record.target,
-                    "span": [record.span_start, record.span_end] if record.span_start is not None else None,
-                    "result": record.result,
-                    "created_at": record.created_at.isoformat(),
-                }
-            comparison_ids = set()
-            if not selection:
-                for comparison in session.scalars(select(Comparison).order_by(Comparison.created_at)):
-                    comparison_ids.add(comparison.id)
-                    yield {
-                        "kind": "comparison",
-                        "id": comparison.id,
-                        "state": json.loads(comparison.state),
-                        "created_at": comparison.created_at.isoformat(),
-                    }
-            for note in session.scalars(select(Note).order_by(Note.id)):
-                if note.run_id is not None and note.run_id not in run_ids_kept:
-                    continue
-                if note.comparison_id is not None and note.comparison_id not in comparison_ids:
-                    continue
-                yield {
-                    "kind": "note",
-                    "id": note.id,
-                    "run_id": note.run_id,
-                    "comparison_id": note.comparison_id,
-                    "reviewer": note.reviewer,
-                    "rating": note.rating,
-                    "text": note.text,
-                    "created_at": note.created_at.isoformat(),
-                }
+            versions = select(TemplateVersion, Template.name).join(Template).order_by(TemplateVersion.id)
+            if chosen is not None:
+                versions = versions.where(
+                    TemplateVersion.id.in_(select(Run.template_version_id).where(Run.id.in_(chosen)))
+                )
+            for version, name in _streamed(session, versions):
+                yield _version_record(version, name)
+            runs = select(Run).order_by(Run.id)
+            for run in _streamed_scalars(session, runs if chosen is None else runs.where(Run.id.in_(chosen))):
+                yield _run_record(run)
+            saved = select(SalienceRecord).order_by(SalienceRecord.id)
+            if chosen is not None:
+                saved = saved.where(SalienceRecord.run_id.in_(chosen))
+            for record in _streamed_scalars(session, saved):
+                yield _salience_record(record)
+            notes = select(Note).order_by(Note.id)
+            if chosen is None:  # comparisons (and their notes) belong to whole exports only
+                for comparison in _streamed_scalars(
+                    session, select(Comparison).order_by(Comparison.created_at)
+                ):
+                    yield _comparison_record(comparison)
+            else:
+                notes = notes.where(Note.run_id.in_(chosen))
+            for note in _streamed_scalars(session, notes):
+                yield _note_record(note)
 
     def export_jsonl(self, run_ids: Iterable[int] | None = None, notes_only: bool = False) -> str:
         return "".join(
@@ -624,114 +610,298 @@ class Workspace:
         )
 
     def import_jsonl(self, text: str | bytes) -> dict[str, int]:
-        """Add the records of an export (new ids; links between them kept). All or nothing."""
+        """Add the records of an export (new ids; links between them kept). All or nothing.
+
+        Every field is validated first (``workspace.records``); a bad file raises an InputError
+        with one line per bad row and writes nothing. Records imported before (same content,
+        found by their fingerprint) are not added again: importing a file twice adds nothing.
+        Returns how many records of each kind were added, and how many were already there.
+        """
         if isinstance(text, bytes):
             try:
                 text = text.decode("utf-8")
             except UnicodeDecodeError:
                 raise InputError("The file is not UTF-8 text; export it again as JSONL.") from None
-        records = []
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise InputError(f"Line {number} is not JSON ({error.msg}).") from None
-            if not isinstance(record, dict) or record.get("kind") not in EXPORT_KINDS:
-                raise InputError(
-                    f"Line {number} is not a workspace record (its 'kind' is missing or unknown)."
-                )
-            records.append((number, record))
-        counts = dict.fromkeys(EXPORT_KINDS, 0)
-        version_ids: dict[int, int] = {}
-        run_ids: dict[int, int] = {}
-        with self._write() as session, session.begin():
-            for number, record in records:
-                try:
-                    self._import_one(session, record, version_ids, run_ids)
-                except (KeyError, TypeError, ValueError) as error:
-                    raise InputError(
-                        f"Line {number} ({record['kind']}) is missing or has a bad field: {error}."
-                    ) from None
-                counts[record["kind"]] += 1
-        return counts
+        try:
+            records = rec.parse_lines(text)
+            with self._write() as session, session.begin():
+                return _Importer(session).add(records)
+        except rec.BadRows as error:
+            raise InputError(str(error)) from None
+        except (DataError, IntegrityError) as error:
+            reason = str(error.orig or error).strip().splitlines()[0]
+            raise InputError(f"The database refused the file ({reason}).") from None
 
-    def _import_one(self, session: Session, record: dict, version_ids: dict, run_ids: dict) -> None:
-        kind = record["kind"]
-        created = datetime.fromisoformat(record["created_at"]) if record.get("created_at") else now()
-        if kind == "template_version":
-            name = _name(record["template"], "template name")
-            template = session.scalar(select(Template).where(Template.name == name))
-            if template is None:
-                template = Template(name=name)
-                session.add(template)
-                session.flush()
-            version = TemplateVersion(
-                template_id=template.id,
-                text=str(record["text"]),
-                variables=dict(record.get("variables") or {}),
-                author=record.get("author"),
-                created_at=created,
-            )
-            session.add(version)
-            session.flush()
-            version_ids[int(record["id"])] = version.id
-        elif kind == "run":
-            run = Run(
-                template_version_id=version_ids.get(record.get("template_version_id")),
-                prompt=str(record["prompt"]),
-                variables=dict(record.get("variables") or {}),
-                model=str(record["model"]),
-                precision=str(record.get("precision") or "bfloat16"),
-                settings=dict(record.get("settings") or {}),
-                output=str(record["output"]),
-                stop_reason=str(record.get("stop_reason") or ""),
-                tokens=int(record.get("tokens") or 0),
-                seconds=float(record.get("seconds") or 0.0),
-                first_token_seconds=float(record.get("first_token_seconds") or 0.0),
-                created_at=created,
-            )
-            session.add(run)
-            session.flush()
-            run_ids[int(record["id"])] = run.id
-        elif kind == "salience":
-            span = record.get("span")
-            result = dict(record["result"])
-            result_from_json(result)  # validates the shape
-            session.add(
-                SalienceRecord(
-                    run_id=run_ids.get(record.get("run_id")),
-                    model=str(record["model"]),
-                    precision=str(record.get("precision") or "bfloat16"),
-                    prompt=str(record["prompt"]),
-                    target=str(record["target"]),
-                    span_start=int(span[0]) if span else None,
-                    span_end=int(span[1]) if span else None,
-                    target_text=str(result.get("target_text", "")),
-                    result=result,
-                    created_at=created,
+
+def import_summary(counts: dict[str, int]) -> str:
+    """'Imported 1 template version, 2 runs. 3 records were already in the workspace.'"""
+    added = [
+        f"{n} {kind.replace('_', ' ')}{'' if n == 1 else 's'}"
+        for kind, n in counts.items()
+        if n and kind != UNCHANGED
+    ]
+    text = f"Imported {', '.join(added)}." if added else "Nothing new to import."
+    unchanged = counts.get(UNCHANGED, 0)
+    if unchanged:
+        text += f" {unchanged} record{'' if unchanged == 1 else 's'} were already in the workspace (imported before)."
+    return text
+
+
+# Export: which runs, streamed rows, one record per row ----------------------------------
+
+
+def _chosen_runs(run_ids: Iterable[int] | None, notes_only: bool) -> Select | None:
+    """The ids of the runs to export, as a subquery; None for the whole workspace."""
+    if run_ids is None and not notes_only:
+        return None
+    query = select(Run.id)
+    if run_ids is not None:
+        query = query.where(Run.id.in_([i for i in run_ids if _row_id(i)]))
+    if notes_only:
+        query = query.where(exists().where(Note.run_id == Run.id))
+    return query
+
+
+def _streamed(session: Session, query: Select):
+    return session.execute(query.execution_options(yield_per=YIELD_PER))
+
+
+def _streamed_scalars(session: Session, query: Select):
+    return _streamed(session, query).scalars()
+
+
+def _version_record(version: TemplateVersion, name: str) -> dict:
+    return {
+        "kind": "template_version",
+        "id": version.id,
+        "template": name,
+        "text": version.text,
+        "variables": version.variables,
+        "author": version.author,
+        "created_at": version.created_at.isoformat(),
+    }
+
+
+def _run_record(run: Run) -> dict:
+    return {
+        "kind": "run",
+        "id": run.id,
+        "template_version_id": run.template_version_id,
+        "prompt": run.prompt,
+        "variables": run.variables,
+        "model": run.model,
+        "precision": run.precision,
+        "settings": run.settings,
+        "output": run.output,
+        "stop_reason": run.stop_reason,
+        "tokens": run.tokens,
+        "seconds": run.seconds,
+        "first_token_seconds": run.first_token_seconds,
+        "created_at": run.created_at.isoformat(),
+    }
+
+
+def _salience_record(record: SalienceRecord) -> dict:
+    return {
+        "kind": "salience",
+        "id": record.id,
+        "run_id": record.run_id,
+        "model": record.model,
+        "precision": record.precision,
+        "prompt": record.prompt,
+        "target": record.target,
+        "span": [record.span_start, record.span_end] if record.span_start is not None else None,
+        "result": record.result,
+        "created_at": record.created_at.isoformat(),
+    }
+
+
+def _comparison_record(comparison: Comparison) -> dict:
+    return {
+        "kind": "comparison",
+        "id": comparison.id,
+        "state": json.loads(comparison.state),
+        "created_at": comparison.created_at.isoformat(),
+    }
+
+
+def _note_record(note: Note) -> dict:
+    return {
+        "kind": "note",
+        "id": note.id,
+        "run_id": note.run_id,
+        "comparison_id": note.comparison_id,
+        "reviewer": note.reviewer,
+        "rating": note.rating,
+        "text": note.text,
+        "created_at": note.created_at.isoformat(),
+    }
+
+
+# Import: validated records, linked by the file's ids, written once ----------------------
+
+ORDER = ("template_version", "run", "salience", "comparison", "note")  # parents before children
+
+
+def _fingerprint(data: dict) -> str:
+    canonical = json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+class _Importer:
+    """Writes validated records in one transaction, linking children through the file's ids.
+
+    Each row gets a fingerprint of its content (and of its parents' fingerprints) in
+    ``import_key``; a record whose fingerprint is already stored is linked, not added again.
+    """
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.rows: dict[tuple[str, object], tuple[int | str, str]] = {}  # (kind, file id) -> (row id, key)
+        self.counts = dict.fromkeys((*EXPORT_KINDS, UNCHANGED), 0)
+
+    def add(self, records: list[tuple[int, rec.Record]]) -> dict[str, int]:
+        ordered = sorted(records, key=lambda item: ORDER.index(item[1].kind))
+        self._check_links(ordered)
+        for _number, record in ordered:
+            getattr(self, f"_add_{record.kind}")(record)
+        return self.counts
+
+    def _check_links(self, records: list[tuple[int, rec.Record]]) -> None:
+        """Every id a record points to is in the file (a comparison may also be saved here already)."""
+        in_file = {(r.kind, r.id) for _, r in records}
+        in_file |= {("comparison", r.canonical_id) for _, r in records if r.kind == "comparison"}
+        wanted = {r.comparison_id for _, r in records if r.kind == "note" and r.comparison_id}
+        saved = set(self.session.scalars(select(Comparison.id).where(Comparison.id.in_(wanted))))
+        problems = []
+        for number, record in records:
+            for field_name, kind in _LINKS.get(record.kind, ()):
+                target = getattr(record, field_name)
+                if target is None or (kind, target) in in_file or (kind == "comparison" and target in saved):
+                    continue
+                problems.append(
+                    f"Line {number} ({record.kind}, id {record.id}): {field_name}: {json.dumps(target)} "
+                    f"should be the id of a {kind.replace('_', ' ')} in this file."
                 )
-            )
-        elif kind == "comparison":
-            snapshot_id, data = encode({k: v for k, v in dict(record["state"]).items() if k != "version"})
-            if session.get(Comparison, snapshot_id) is None:
-                session.add(Comparison(id=snapshot_id, state=data.decode(), created_at=created))
-                session.flush()
-        elif kind == "note":
-            run_id = run_ids.get(record.get("run_id"))
-            comparison_id = record.get("comparison_id")
-            if comparison_id is not None and session.get(Comparison, comparison_id) is None:
-                comparison_id = None
-            if run_id is None and comparison_id is None:
-                return  # its run or comparison is not in this file
-            session.add(
-                Note(
-                    reviewer=_name(record["reviewer"], "reviewer name"),
-                    rating=record.get("rating"),
-                    text=str(record.get("text") or ""),
-                    run_id=run_id,
-                    comparison_id=comparison_id if run_id is None else None,
-                    created_at=created,
-                )
-            )
+        if problems:
+            raise rec.BadRows(problems)
+
+    def _parent(self, kind: str, file_id) -> tuple[int | str | None, str | None]:
+        if file_id is None:
+            return None, None
+        return self.rows.get((kind, file_id), (file_id, file_id) if kind == "comparison" else (None, None))
+
+    def _existing(self, model, key: str) -> int | None:
+        return self.session.scalar(select(model.id).where(model.import_key == key).limit(1))
+
+    def _store(self, kind: str, record: rec.Record, key: str, make) -> int:
+        """Link to the row with this fingerprint, or add the row that ``make()`` builds."""
+        row_id = self._existing(_MODELS[kind], key)
+        if row_id is None:
+            row = make()
+            row.import_key = key
+            if record.created_at is not None:
+                row.created_at = record.created_at
+            self.session.add(row)
+            self.session.flush()
+            row_id = row.id
+            self.counts[kind] += 1
+        else:
+            self.counts[UNCHANGED] += 1
+        self.rows[(kind, record.id)] = (row_id, key)
+        return row_id
+
+    def _add_template_version(self, record: rec.VersionRecord) -> None:
+        key = _fingerprint(rec.dumped(record))
+        self._store(
+            "template_version",
+            record,
+            key,
+            lambda: TemplateVersion(
+                template_id=_template(self.session, _name(record.template, "template name")).id,
+                text=record.text,
+                variables=dict(record.variables),
+                author=record.author,
+            ),
+        )
+
+    def _add_run(self, record: rec.RunRecord) -> None:
+        version_id, version_key = self._parent("template_version", record.template_version_id)
+        key = _fingerprint({**rec.dumped(record), "template_version_id": version_key})
+        self._store(
+            "run",
+            record,
+            key,
+            lambda: Run(
+                template_version_id=version_id,
+                prompt=record.prompt,
+                variables=dict(record.variables),
+                model=record.model,
+                precision=record.precision,
+                settings=record.settings.model_dump(mode="json"),
+                output=record.output,
+                stop_reason=record.stop_reason,
+                tokens=record.tokens,
+                seconds=record.seconds,
+                first_token_seconds=record.first_token_seconds,
+            ),
+        )
+
+    def _add_salience(self, record: rec.SalienceRecordIn) -> None:
+        run_id, run_key = self._parent("run", record.run_id)
+        key = _fingerprint({**rec.dumped(record), "run_id": run_key})
+        span = record.span
+        self._store(
+            "salience",
+            record,
+            key,
+            lambda: SalienceRecord(
+                run_id=run_id,
+                model=record.model,
+                precision=record.precision,
+                prompt=record.prompt,
+                target=record.target,
+                span_start=span[0] if span else None,
+                span_end=span[1] if span else None,
+                target_text=str(record.result.get("target_text", "")),
+                result=dict(record.result),
+            ),
+        )
+
+    def _add_comparison(self, record: rec.ComparisonRecord) -> None:
+        snapshot_id, data = encode({k: v for k, v in record.state.items() if k != "version"})
+        if self.session.get(Comparison, snapshot_id) is None:
+            created = {"created_at": record.created_at} if record.created_at else {}
+            self.session.add(Comparison(id=snapshot_id, state=data.decode(), **created))
+            self.session.flush()
+            self.counts["comparison"] += 1
+        else:
+            self.counts[UNCHANGED] += 1
+        self.rows[("comparison", snapshot_id)] = (snapshot_id, snapshot_id)
+        if record.id:  # notes in the file point at the id it gave
+            self.rows[("comparison", record.id)] = (snapshot_id, snapshot_id)
+
+    def _add_note(self, record: rec.NoteRecord) -> None:
+        run_id, run_key = self._parent("run", record.run_id)
+        comparison_id, _ = self._parent("comparison", record.comparison_id)
+        key = _fingerprint({**rec.dumped(record), "run_id": run_key, "comparison_id": comparison_id})
+        self._store(
+            "note",
+            record,
+            key,
+            lambda: Note(
+                reviewer=_name(record.reviewer, "reviewer name"),
+                rating=record.rating,
+                text=record.text,
+                run_id=run_id,
+                comparison_id=comparison_id,
+            ),
+        )
+
+
+_MODELS = {"template_version": TemplateVersion, "run": Run, "salience": SalienceRecord, "note": Note}
+_LINKS = {
+    "run": (("template_version_id", "template_version"),),
+    "salience": (("run_id", "run"),),
+    "note": (("run_id", "run"), ("comparison_id", "comparison")),
+}
