@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from salience.errors import ContextLengthError, InputError
-from salience.forward import GemmaForward, bucket
+from salience.forward import GemmaForward, bucket, tf
 from salience.types import Generation, GenerationSettings
 
 if TYPE_CHECKING:
@@ -224,8 +224,6 @@ class BatchDecoder:
     """
 
     def __init__(self, forward: GemmaForward):
-        import tensorflow as tf
-
         self.forward = forward
         self.backbone = forward.backbone
         self.family = forward.family
@@ -245,36 +243,26 @@ class BatchDecoder:
     # ---- public calls --------------------------------------------------------
     def prefill(self, token_ids: np.ndarray, pads: np.ndarray, cache_length: int):
         """Run left-padded prompts [B, L]; returns (logits [B, V] for each row's next token, cache)."""
-        import tensorflow as tf
-
         return self._prefill(
             tf.constant(token_ids, tf.int32), tf.constant(pads, tf.int32), tf.constant(cache_length, tf.int32)
         )
 
     def step(self, tokens: np.ndarray, pads: np.ndarray, column: int, cache):
         """Feed one token per row into cache column ``column``; returns (logits [B, V], cache)."""
-        import tensorflow as tf
-
         return self._step(
             tf.constant(tokens, tf.int32), tf.constant(pads, tf.int32), tf.constant(column, tf.int32), cache
         )
 
     def select(self, cache, pads: np.ndarray, keep: list[int]):
         """Only the rows ``keep`` of the cache and the paddings."""
-        import tensorflow as tf
-
         return self._select(cache, tf.constant(keep, tf.int32)), pads[keep]
 
     # ---- graphs ---------------------------------------------------------------
     @staticmethod
     def _select_graph(cache, keep):
-        import tensorflow as tf
-
         return tuple((tf.gather(keys, keep), tf.gather(values, keep)) for keys, values in cache)
 
     def _prefill_graph(self, token_ids, pads, cache_length):
-        import tensorflow as tf
-
         length = tf.shape(token_ids)[1]
         columns = tf.range(length)
         positions = tf.maximum(columns[None, :] - pads[:, None], 0)  # [B, L]
@@ -297,8 +285,6 @@ class BatchDecoder:
         return self.forward._logits(hidden), tuple(cache)
 
     def _step_graph(self, tokens, pads, column, cache):
-        import tensorflow as tf
-
         positions = (column - pads)[:, None]  # [B, 1]
         cached = tf.shape(cache[0][0])[1]
         columns = tf.range(cached)
@@ -332,8 +318,6 @@ class BatchDecoder:
 
         Without a cache the keys and values are the block's own (the prefill); with
         one, this step's are written at ``column``. Returns (x, keys, values)."""
-        from keras import ops
-
         attention = layer.attention
         normalized = layer.pre_attention_norm(x)
         query = attention.query_dense(normalized)
@@ -345,16 +329,14 @@ class BatchDecoder:
         key = self._rope(attention, key, positions)
         value = attention.value_dense(normalized)
         if key_cache is not None:
-            key = ops.slice_update(key_cache, [0, column, 0, 0], key)
-            value = ops.slice_update(value_cache, [0, column, 0, 0], value)
+            key = tf.concat([key_cache[:, :column], key, key_cache[:, column + 1 :]], axis=1)
+            value = tf.concat([value_cache[:, :column], value, value_cache[:, column + 1 :]], axis=1)
         vector = GemmaForward._attend(attention, query, key, value, mask)
         output = attention.output_dense(vector)
         if layer.use_post_attention_norm:
             output = layer.post_attention_norm(output)
         x = x + output
         normalized = layer.pre_ffw_norm(x)
-        import tensorflow as tf
-
         gated = tf.nn.gelu(layer.gating_ffw(normalized), approximate=True) * layer.gating_ffw_2(normalized)
         output = layer.ffw_linear(gated)
         if layer.use_post_ffw_norm:
