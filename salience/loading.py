@@ -178,17 +178,63 @@ def load_kaggle(preset: str) -> LanguageModel:
         causal_lm = _from_preset(preset)
     except UnsupportedModelError:
         raise
-    except Exception as error:  # kagglehub raises many kinds; classify for the user
-        if not has_kaggle_credentials():
-            raise CredentialsError(
-                f"Cannot download '{preset}': no Kaggle credentials. Put kaggle.json in ~/.kaggle/ "
-                "(or set KAGGLE_USERNAME and KAGGLE_KEY) and accept the Gemma licence on Kaggle."
-            ) from error
-        raise CredentialsError(
-            f"Cannot download '{preset}' from Kaggle ({type(error).__name__}): check the network, "
-            "your credentials and that you accepted the Gemma licence; or use a local preset."
-        ) from error
+    except Exception as error:  # kagglehub and KerasHub raise many kinds; say which happened
+        raise kaggle_error(preset, error) from error
     return _wrap(causal_lm, preset, f"kaggle:{preset}")
+
+
+def _causes(error: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        yield error
+        error = error.__cause__ or error.__context__
+
+
+def _http_status(error: BaseException) -> int | None:
+    response = getattr(error, "response", None)
+    status = getattr(response, "status_code", None)
+    return int(status) if isinstance(status, int) else None
+
+
+def kaggle_error(preset: str, error: BaseException) -> ModelLoadError:
+    """One honest line for a failed Kaggle download: missing credentials, refused credentials
+    (401/403), a preset Kaggle does not have (404), the network, or anything else as it is."""
+    chain = list(_causes(error))
+    names = {type(e).__name__ for e in chain}
+    statuses = {status for status in map(_http_status, chain) if status is not None}
+    if not has_kaggle_credentials():
+        return CredentialsError(
+            f"Cannot download '{preset}': no Kaggle credentials. Put kaggle.json in ~/.kaggle/ "
+            "(or set KAGGLE_USERNAME and KAGGLE_KEY) and accept the Gemma licence on Kaggle."
+        )
+    if statuses & {401, 403} or names & {"UnauthenticatedError", "CredentialError"}:
+        status = min(statuses & {401, 403}, default=None)
+        return CredentialsError(
+            f"Kaggle refused to send '{preset}'{f' (HTTP {status})' if status else ''}: check that your "
+            "Kaggle credentials are current and that you accepted the Gemma licence on kaggle.com."
+        )
+    not_found = 404 in statuses or "NotFoundError" in names
+    if not_found or any("Unknown preset" in str(e) for e in chain):
+        return ModelLoadError(
+            f"Kaggle has no preset '{preset}'; check the name (e.g. {', '.join(KAGGLE_PRESETS[:2])})."
+        )
+    if any(_is_network(e) for e in chain):
+        first = str(chain[-1]).splitlines()[0] if str(chain[-1]) else type(chain[-1]).__name__
+        return ModelLoadError(
+            f"Cannot reach Kaggle to download '{preset}' (network: {first[:160]}); check the "
+            "connection, or use a local preset (preset:DIR)."
+        )
+    return ModelLoadError(f"Could not load Kaggle preset '{preset}': {type(error).__name__}: {error}")
+
+
+def _is_network(error: BaseException) -> bool:
+    if isinstance(error, (ConnectionError, TimeoutError)):
+        return True
+    module = type(error).__module__
+    if module.startswith(("requests", "urllib3", "http.client")) and _http_status(error) is None:
+        return True
+    return isinstance(error, OSError) and error.errno in {101, 104, 110, 111, 113, -2, -3}
 
 
 def load_local_preset(directory: str) -> LanguageModel:

@@ -48,12 +48,59 @@ def test_kaggle_without_credentials_says_what_to_do(monkeypatch, tmp_path):
         loading.load_model("gemma2_instruct_2b_en")
 
 
-def test_kaggle_with_credentials_but_no_network(monkeypatch, tmp_path):
+def _http_error(status: int):
+    import requests
+    from kagglehub.exceptions import KaggleApiHTTPError
+
+    response = requests.Response()
+    response.status_code = status
+    response.url = "https://www.kaggle.com/api/v1/models/keras/gemma"
+    return KaggleApiHTTPError(f"{status} Client Error", response=response)
+
+
+def _raising(error):
+    def load(handle):
+        raise error
+
+    return load
+
+
+@pytest.fixture
+def kaggle_credentials(monkeypatch):
     monkeypatch.setenv("KAGGLE_USERNAME", "someone")
     monkeypatch.setenv("KAGGLE_KEY", "secret")
-    monkeypatch.setattr(loading, "_from_preset", lambda handle: (_ for _ in ()).throw(OSError("timed out")))
-    with pytest.raises(CredentialsError, match="check the network"):
+
+
+def _wrapped(error):
+    """As KerasHub re-raises a kagglehub error: the original is the cause."""
+    try:
+        try:
+            raise error
+        except Exception as inner:
+            raise ValueError("Could not download the preset") from inner
+    except ValueError as outer:
+        return outer
+
+
+@pytest.mark.parametrize(
+    ("error", "kind", "message"),
+    [
+        (_http_error(401), CredentialsError, "refused.*HTTP 401.*credentials"),
+        (_wrapped(_http_error(403)), CredentialsError, "refused.*HTTP 403.*licence"),
+        (_http_error(404), ModelLoadError, "Kaggle has no preset"),
+        (ValueError("Unknown preset identifier 'gemma_nope'"), ModelLoadError, "Kaggle has no preset"),
+        (_wrapped(ConnectionError("Max retries exceeded")), ModelLoadError, "Cannot reach Kaggle.*network"),
+        (TimeoutError("timed out"), ModelLoadError, "Cannot reach Kaggle"),
+        (RuntimeError("HDF5 file is truncated"), ModelLoadError, "RuntimeError: HDF5 file is truncated"),
+    ],
+)
+def test_kaggle_failures_name_their_cause(monkeypatch, kaggle_credentials, error, kind, message):
+    monkeypatch.setattr(loading, "_from_preset", _raising(error))
+    with pytest.raises(kind, match=message) as raised:
         loading.load_model("kaggle:gemma3_instruct_1b")
+    if kind is not CredentialsError:  # only a credentials problem is called one
+        assert not isinstance(raised.value, CredentialsError)
+        assert "credentials" not in str(raised.value)
 
 
 def test_unknown_specs():
