@@ -76,6 +76,7 @@ class LoadStatus:
     expected_load: float  # seconds the load itself takes (remembered from the last start)
     expected_warm: float
     error: str | None = None
+    notice: str | None = None  # what the load had to do that the user should know (a rebuilt cache)
 
     @property
     def usable(self) -> bool:
@@ -157,6 +158,8 @@ class ModelRegistry:
     def __init__(self) -> None:
         self._lock = threading.Lock()  # held only for bookkeeping, never during a load
         self._starts: OrderedDict[str, _Start] = OrderedDict()
+        # Results have their own lock: a look-up never waits on model bookkeeping (or the reverse).
+        self._results_lock = threading.Lock()
         self._results: OrderedDict[tuple, object] = OrderedDict()
         self._cache_results = os.environ.get(RESULT_CACHE_ENV, "on").lower() not in ("off", "0", "no")
         self._first_draw = threading.Event()
@@ -319,7 +322,8 @@ class ModelRegistry:
             phase = WARMING
         else:
             phase = READY
-        return LoadStatus(spec, phase, start.message, elapsed, expected_load, expected_warm, error)
+        notice = getattr(start.model.result(), "notice", None) if phase in (WARMING, READY) else None
+        return LoadStatus(spec, phase, start.message, elapsed, expected_load, expected_warm, error, notice)
 
     def model(self, spec: str):
         """The loaded model for ``spec``, or None while it loads or when it failed (never blocks)."""
@@ -349,14 +353,14 @@ class ModelRegistry:
     def _remember(self, key: tuple, value):
         if not self._cache_results:
             return value
-        with self._lock:
+        with self._results_lock:
             self._results[key] = value
             while len(self._results) > KEPT_RESULTS:
                 self._results.popitem(last=False)
         return value
 
     def cached(self, key: tuple):
-        with self._lock:
+        with self._results_lock:
             return self._results.get(key)
 
     def visitor_work(self, spec: str) -> None:
