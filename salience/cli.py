@@ -7,14 +7,49 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from salience.errors import InputError, WorkbenchError
 from salience.methods import DEFAULT_IG_BASELINE, DEFAULT_IG_STEPS, IG_BASELINES, REGISTRY
+from salience.segments import GRANULARITIES
 from salience.text import unescape
 
 EXIT_USER_ERROR = 2
+MAX_NEW_TOKENS = 4096  # salience.model.MAX_NEW_TOKENS_LIMIT (that module loads the model stack)
+MAX_IG_STEPS = 512
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``error: ...`` and exit status 2, like every other user error."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USER_ERROR, f"error: {message} (see '{self.prog} --help')\n")
+
+
+def _number(kind: Callable, what: str, low: float | None = None, high: float | None = None, open_low=False):
+    """An argparse type: a finite ``kind`` number in [low, high] (or (low, high] with ``open_low``)."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or (kind is float and not math.isfinite(value)):
+            raise argparse.ArgumentTypeError(f"{what} must be a finite number, got '{text}'")
+        if low is not None and (value <= low if open_low else value < low):
+            bound = f"above {low:g}" if open_low else f"at least {low:g}"
+            raise argparse.ArgumentTypeError(f"{what} must be {bound}, got '{text}'")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"{what} must be at most {high:g}, got '{text}'")
+        return value
+
+    return parse
 
 
 def _read_text(path: str, what: str) -> str:
@@ -33,9 +68,64 @@ def _parse_span(value: str) -> tuple[int, int]:
     try:
         if not sep:
             raise ValueError
-        return int(start), int(end)
+        begin, finish = int(start), int(end)
     except ValueError:
         raise InputError(f"--span must look like START:END (two integers), got '{value}'.") from None
+    if begin < 0 or finish < 0:
+        raise InputError(f"--span {value} has a negative position; characters count from 0.")
+    if finish < begin:
+        raise InputError(f"--span {value} is reversed: START comes first (did you mean {finish}:{begin}?).")
+    if finish == begin:
+        raise InputError(f"--span {value} is empty: END must be after START.")
+    return begin, finish
+
+
+def _check_span(span: tuple[int, int], prompt: str, target: str) -> None:
+    """A span must lie in the target (characters len(prompt) .. len(prompt + target))."""
+    begin, finish = span
+    first, last = len(prompt), len(prompt) + len(target)
+    if finish > last:
+        raise InputError(
+            f"--span {begin}:{finish} is outside the text (0:{last}); the target is {first}:{last}."
+        )
+    if begin < first:
+        raise InputError(
+            f"--span {begin}:{finish} starts inside the prompt (0:{first}); salience explains a part of "
+            f"the target, which is {first}:{last}."
+        )
+
+
+@contextmanager
+def _native_stderr_quieted() -> Iterator[None]:
+    """TensorFlow's C++ start-up notices ("oneDNN custom operations are on", "Could not find
+    cuda drivers") ignore TF_CPP_MIN_LOG_LEVEL: catch what file descriptor 2 receives during
+    the import and pass on every other line."""
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no real stderr (embedded interpreters): nothing to quiet
+        yield
+        return
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            for line in caught.read().decode("utf-8", "replace").splitlines(keepends=True):
+                if not _is_tensorflow_notice(line):
+                    sys.stderr.write(line)
+
+
+def _is_tensorflow_notice(line: str) -> bool:
+    return (
+        line.startswith(("I0000 ", "W0000 ", "WARNING: All log messages before absl::InitializeLog()"))
+        or "rebuild TensorFlow with the appropriate compiler flags" in line
+        or line.startswith("To enable the following instructions:")
+    )
 
 
 def _progress(message: str, fraction: float) -> None:
@@ -43,11 +133,20 @@ def _progress(message: str, fraction: float) -> None:
 
 
 def _load(args):
+    with _native_stderr_quieted():
+        import tensorflow  # noqa: F401  (its start-up notices, caught)
     from salience.loading import load_model
 
     model = load_model(args.model, progress=_progress if not args.quiet else None)
     model.precision = model._check_precision(args.precision)
+    if model.notice:  # e.g. a damaged cache that was rebuilt: said even with --quiet
+        print(f"note: {model.notice}", file=sys.stderr, flush=True)
     return model
+
+
+def _check_prompt(text: str, what: str) -> None:
+    if not text:
+        raise InputError(f"The {what} is empty: type some text first.")
 
 
 def _settings(args):
@@ -66,6 +165,7 @@ def _settings(args):
 
 def cmd_generate(args) -> int:
     prompt = _read_text(args.prompt_file, "prompt")
+    _check_prompt(prompt, "prompt")
     settings = _settings(args)
     model = _load(args)
     if args.json:
@@ -115,10 +215,23 @@ def cmd_explain(args) -> int:
         if args.var:
             raise InputError("--var only applies with --template-file.")
         request = ExplainRequest(_read_text(args.prompt_file, "prompt"), target, **options)
+    _check_request(request)
     payload = explain_request(request, _load(args))
     report = payload.pop("report")
     print(json.dumps(payload, ensure_ascii=False) if args.json else report)
     return 0
+
+
+def _check_request(request) -> None:
+    """Every check that needs no model, so a typo never waits for the model to load."""
+    from salience.segments import segment_starts
+
+    _check_prompt(request.prompt, "prompt")
+    _check_prompt(request.target, "target")
+    if request.span is not None:
+        _check_span(request.span, request.prompt, request.target)
+    if request.granularity not in ("tokens", "slots"):
+        segment_starts(request.prompt + request.target, request.granularity, pattern=request.pattern)
 
 
 def cmd_prepare(args) -> int:
@@ -130,7 +243,7 @@ def cmd_prepare(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m salience",
         description="Generate with Gemma and explain which parts of a prompt drove the output.",
     )
@@ -146,14 +259,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     generate = commands.add_parser("generate", help="continue a prompt")
     generate.add_argument("--prompt-file", required=True, help="UTF-8 text file, or - for stdin")
-    generate.add_argument("--max-new-tokens", type=int, default=64)
+    generate.add_argument(
+        "--max-new-tokens", type=_number(int, "--max-new-tokens", 1, MAX_NEW_TOKENS), default=64
+    )
     generate.add_argument(
         "--stop", action="append", default=[], help="stop sequence, e.g. '\\n\\n' (repeatable)"
     )
-    generate.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
-    generate.add_argument("--top-k", type=int)
-    generate.add_argument("--top-p", type=float)
-    generate.add_argument("--seed", type=int)
+    generate.add_argument(
+        "--temperature", type=_number(float, "--temperature", 0.0), default=0.0, help="0 = greedy (default)"
+    )
+    generate.add_argument("--top-k", type=_number(int, "--top-k", 1), help="sample from the k likeliest")
+    generate.add_argument(
+        "--top-p", type=_number(float, "--top-p", 0.0, 1.0, open_low=True), help="nucleus, in (0, 1]"
+    )
+    generate.add_argument("--seed", type=_number(int, "--seed", 0, 2**63 - 1))
     generate.add_argument("--chat", action="store_true", help="wrap the prompt in Gemma chat turns")
     model_options(generate)
     generate.set_defaults(handler=cmd_generate)
@@ -176,19 +295,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="repeatable; default grad_l2 and grad_dot_input; occlusion = Deletion (per segment: "
         "use --granularity sentences/lines/paragraphs/slots)",
     )
-    explain.add_argument("--steps", type=int, default=DEFAULT_IG_STEPS, help="integrated gradients steps")
+    explain.add_argument(
+        "--steps",
+        type=_number(int, "--steps", 1, MAX_IG_STEPS),
+        default=DEFAULT_IG_STEPS,
+        help="integrated gradients steps",
+    )
     explain.add_argument(
         "--baseline",
         default=DEFAULT_IG_BASELINE,
         choices=IG_BASELINES,
         help="integrated gradients: where the path starts for prompt tokens (default: zero embeddings)",
     )
-    explain.add_argument(
-        "--granularity", default="tokens", help="tokens, words, sentences, lines, paragraphs, slots, regex"
-    )
+    explain.add_argument("--granularity", default="tokens", choices=GRANULARITIES)
     explain.add_argument("--regex", help="pattern marking segment starts (granularity regex)")
     explain.add_argument("--aggregate", default="sum", choices=("sum", "mean", "max"))
-    explain.add_argument("--top", type=int, default=10, help="segments listed in the text report")
+    explain.add_argument(
+        "--top", type=_number(int, "--top", 1), default=10, help="segments listed in the text report"
+    )
     model_options(explain)
     explain.set_defaults(handler=cmd_explain)
 

@@ -155,7 +155,10 @@ def test_generate_json(tmp_path, capsys, tiny_spec):
             "not a valid regular",
         ),
         (["generate", "--prompt-file", "{binary}"], "not UTF-8"),
-        (["generate", "--prompt-file", "{prompt}", "--max-new-tokens", "0"], "Max new tokens"),
+        (
+            ["generate", "--prompt-file", "{prompt}", "--max-new-tokens", "0"],
+            "--max-new-tokens must be at least 1",
+        ),
     ],
 )
 def test_user_errors_are_one_line(tmp_path, capsys, tiny_spec, args, message):
@@ -175,7 +178,7 @@ def test_user_errors_are_one_line(tmp_path, capsys, tiny_spec, args, message):
             path.write_text(content)
         paths[key] = str(path)
     argv = [paths.get(a, a) for a in args] + ["--model", tiny_spec, "--quiet"]
-    status, out, err = run(capsys, *argv)
+    status, out, err = run_args(capsys, *argv)
     assert status == 2
     assert message in err
     assert err.count("\n") == 1 and "Traceback" not in err
@@ -262,3 +265,119 @@ def test_explain_occlusion_over_the_limit_is_one_line(tmp_path, capsys, tiny_spe
         "--quiet",
     )
     assert status == 2 and "coarser granularity" in err and "Traceback" not in err
+
+
+@pytest.fixture
+def no_model_load(monkeypatch):
+    """Fail the test if the CLI loads a model: input errors must come before the 20-30 s load."""
+    import salience.loading
+
+    def load_model(*args, **kwargs):
+        raise AssertionError("the model was loaded before the input was checked")
+
+    monkeypatch.setattr(salience.loading, "load_model", load_model)
+
+
+def run_args(capsys, *args):
+    """``main`` as the shell sees it: argparse's own errors exit through SystemExit."""
+    try:
+        status = main(list(args))
+    except SystemExit as exit:
+        status = exit.code
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--temperature", "nan", "--temperature must be a finite number, got 'nan'"),
+        ("--temperature", "inf", "--temperature must be a finite number"),
+        ("--temperature", "-1", "--temperature must be at least 0"),
+        ("--temperature", "hot", "--temperature must be a finite number, got 'hot'"),
+        ("--seed", "-1", "--seed must be at least 0"),
+        ("--top-k", "-1", "--top-k must be at least 1"),
+        ("--top-k", "0", "--top-k must be at least 1"),
+        ("--top-p", "2", "--top-p must be at most 1"),
+        ("--top-p", "0", "--top-p must be above 0"),
+        ("--max-new-tokens", "0", "--max-new-tokens must be at least 1"),
+        ("--max-new-tokens", "100000", "--max-new-tokens must be at most 4096"),
+    ],
+)
+def test_bad_generation_numbers_are_one_line(tmp_path, capsys, no_model_load, option, value, message):
+    prompt = tmp_path / "p.txt"
+    prompt.write_text("Hello")
+    status, out, err = run_args(capsys, "generate", "--prompt-file", str(prompt), option, value)
+    assert status == 2 and out == ""
+    assert err.startswith("error: ") and message in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--top", "-1"], "--top must be at least 1"),
+        (["--steps", "0"], "--steps must be at least 1"),
+        (["--span", "30:10"], "--span 30:10 is reversed: START comes first (did you mean 10:30?)"),
+        (["--span", "5:5"], "is empty"),
+        (["--span", "2:6"], "--span 2:6 starts inside the prompt (0:11)"),
+        (["--span", "8:13"], "starts inside the prompt"),
+        (["--span", "11:99"], "outside the text"),
+        (["--granularity", "sentence"], "invalid choice: 'sentence'"),
+        (["--granularity", "regex", "--regex", "("], "not a valid regular"),
+        (["--target", ""], "target is empty"),
+    ],
+)
+def test_explain_input_is_checked_before_the_model_loads(tmp_path, capsys, no_model_load, extra, message):
+    prompt = tmp_path / "p.txt"
+    prompt.write_text("Hello there")
+    args = ["explain", "--prompt-file", str(prompt), "--target", " friend"]
+    if "--target" in extra:
+        args = args[:-2]
+    status, out, err = run_args(capsys, *args, *extra)
+    assert status == 2 and out == ""
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_empty_prompt_is_refused_before_the_model_loads(tmp_path, capsys, no_model_load):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    status, _, err = run_args(capsys, "generate", "--prompt-file", str(empty))
+    assert status == 2 and "prompt is empty" in err
+
+
+def test_engine_refuses_a_span_inside_the_prompt(tiny_gemma3_lm):
+    from salience.errors import InputError
+
+    prompt, target = "Taste-likes: Cheese.", " Avoid."
+    with pytest.raises(InputError, match="starts inside the prompt"):
+        tiny_gemma3_lm.salience(prompt, target, char_span=(0, 5))
+    with pytest.raises(InputError, match="starts inside the prompt"):
+        tiny_gemma3_lm.salience(prompt, target, char_span=(15, len(prompt) + 3))
+    inside = tiny_gemma3_lm.salience(prompt, target, char_span=(len(prompt) + 1, len(prompt) + 6))
+    assert inside.scores["grad_l2"].any()
+
+
+def test_no_tensorflow_lines_before_the_error_line(tmp_path):
+    """A failure after TensorFlow has loaded still prints exactly one line."""
+    prompt = tmp_path / "p.txt"
+    prompt.write_text("hi")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "salience",
+            "generate",
+            "--model",
+            f"preset:{tmp_path}",
+            "--prompt-file",
+            str(prompt),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [result.stderr.strip()], result.stderr
+    assert result.stderr.startswith("error: ") and "not a KerasHub preset directory" in result.stderr
