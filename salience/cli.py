@@ -1,4 +1,4 @@
-"""Command line: ``python -m salience {generate,explain,prepare}``.
+"""Command line: ``python -m salience {generate,explain,prepare,evaluate}``.
 
 Every user error exits with status 2 and one line on stderr, never a traceback.
 """
@@ -319,6 +319,10 @@ def build_parser() -> argparse.ArgumentParser:
     prepare = commands.add_parser("prepare", help="build the embedded model cache now (idempotent)")
     prepare.add_argument("--quiet", action="store_true")
     prepare.set_defaults(handler=cmd_prepare)
+
+    from salience.evaluate_cli import add_parser as add_evaluate
+
+    add_evaluate(commands, model_options)
     return parser
 
 
