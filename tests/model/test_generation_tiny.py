@@ -1,5 +1,7 @@
 """Cached decoding on tiny models agrees with a full forward pass; stops and sampling behave."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -36,14 +38,19 @@ def test_stream_grows_and_ends_final(tiny_gemma3_lm):
 
 
 def test_stop_sequence_cuts_text(tiny_gemma3_lm):
-    full = tiny_gemma3_lm.generate(PROMPT, GenerationSettings(max_new_tokens=16))
-    if len(full.text) < 4:
-        pytest.skip("the tiny model wrote too little to cut")
-    stop = full.text[2:4]
-    cut = tiny_gemma3_lm.generate(PROMPT, GenerationSettings(max_new_tokens=16, stop_sequences=(stop,)))
-    assert cut.stop_reason == "stop_sequence"
-    assert stop not in cut.text
-    assert full.text.startswith(cut.text)
+    """Greedy decoding is deterministic, so the tiny model's text is known: it must be long
+    enough to cut (an assertion, never a skip), and the cut must land exactly before the stop."""
+    settings = GenerationSettings(max_new_tokens=16)
+    full = tiny_gemma3_lm.generate(PROMPT, settings)
+    assert full.stop_reason == "max_new_tokens" and len(full.text) >= 8, full
+    for stop in (full.text[3:5], full.text[-2:]):  # one in the middle, one at the very end
+        first = full.text.index(stop)
+        cut = tiny_gemma3_lm.generate(PROMPT, replace(settings, stop_sequences=("never here", stop)))
+        assert cut.stop_reason == "stop_sequence"
+        assert cut.text == full.text[:first]
+        assert full.token_ids[: len(cut.token_ids)] == cut.token_ids  # it stopped there, same tokens
+    absent = tiny_gemma3_lm.generate(PROMPT, replace(settings, stop_sequences=("never here",)))
+    assert (absent.text, absent.stop_reason) == (full.text, "max_new_tokens")
 
 
 def test_sampling_is_reproducible_with_a_seed(tiny_gemma3_lm):
