@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 from datetime import UTC, datetime
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, MetaData, String, Text
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, MetaData, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -16,6 +16,7 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+IMPORTED = "fingerprint of an imported row's content: importing it again adds nothing (store.import_jsonl)"
 _ESCAPED = "\ue000b64:"  # a private-use marker: text that PostgreSQL could not store as is
 
 
@@ -84,9 +85,7 @@ class TemplateVersion(Base):
     variables: Mapped[dict] = mapped_column(JSON, default=dict)
     author: Mapped[str | None] = mapped_column(String(200), nullable=True)
     browser_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    import_key: Mapped[str | None] = mapped_column(
-        String(64), nullable=True, index=True
-    )  # see store.import_jsonl
+    import_key: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True, doc=IMPORTED)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now, index=True)
 
 
@@ -109,9 +108,7 @@ class Run(Base):
     seconds: Mapped[float] = mapped_column(default=0.0)
     first_token_seconds: Mapped[float] = mapped_column(default=0.0)
     browser_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    import_key: Mapped[str | None] = mapped_column(
-        String(64), nullable=True, index=True
-    )  # see store.import_jsonl
+    import_key: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True, doc=IMPORTED)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now, index=True)
 
 
@@ -132,9 +129,7 @@ class SalienceRecord(Base):
     target_text: Mapped[str] = mapped_column(ExactText)
     result: Mapped[dict] = mapped_column(JSON)  # SalienceResult.to_json()
     seconds: Mapped[float] = mapped_column(default=0.0)
-    import_key: Mapped[str | None] = mapped_column(
-        String(64), nullable=True, index=True
-    )  # see store.import_jsonl
+    import_key: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True, doc=IMPORTED)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
 
 
@@ -161,9 +156,7 @@ class Note(Base):
     reviewer: Mapped[str] = mapped_column(String(200))
     rating: Mapped[int | None] = mapped_column(Integer, nullable=True)
     text: Mapped[str] = mapped_column(ExactText, default="")
-    import_key: Mapped[str | None] = mapped_column(
-        String(64), nullable=True, index=True
-    )  # see store.import_jsonl
+    import_key: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True, doc=IMPORTED)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
 
 
@@ -175,6 +168,34 @@ class Browser(Base):
     reviewer: Mapped[str | None] = mapped_column(String(200), nullable=True)
     state: Mapped[str | None] = mapped_column(ExactText, nullable=True)  # JSON
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
+
+
+class Evaluation(Base):
+    """A prompt evaluation: variants, data table and checks (``plan``), its settings and progress."""
+
+    __tablename__ = "evaluations"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    plan: Mapped[str] = mapped_column(ExactText)  # JSON: salience.evaluate.plan_to_json
+    options: Mapped[dict] = mapped_column(JSON, default=dict)  # model, settings, target, batch size
+    status: Mapped[str] = mapped_column(String(20), default="running")  # running, cancelled, finished
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    browser_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now, index=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
+
+
+class EvaluationCell(Base):
+    """One finished (row, variant) of an evaluation, committed as soon as it is done."""
+
+    __tablename__ = "evaluation_cells"
+    __table_args__ = (UniqueConstraint("evaluation_id", "row", "variant", name="uq_evaluation_cells_cell"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    evaluation_id: Mapped[int] = mapped_column(ForeignKey("evaluations.id", ondelete="CASCADE"), index=True)
+    row: Mapped[int] = mapped_column(Integer)
+    variant: Mapped[int] = mapped_column(Integer)
+    result: Mapped[dict] = mapped_column(JSON)  # salience.evaluate.CellResult.to_json
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
 
 
 Index("ix_runs_model", Run.model)

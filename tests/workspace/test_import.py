@@ -64,6 +64,13 @@ def result_json():
     ).to_json()
 
 
+def result_with_scores(**scores) -> dict:
+    """A stored result with some method's scores replaced (wherever the format keeps them)."""
+    data = result_json()
+    (data["scores"] if isinstance(data.get("scores"), dict) else data).update(scores)
+    return data
+
+
 def salience(**fields):
     return {
         "kind": "salience",
@@ -131,8 +138,8 @@ BAD_ROWS = [
     (salience(span=[1]), "Line 3 (salience, id 1): span: should be a pair [start, end]"),
     (salience(span=[9, 3]), "Line 3 (salience, id 1): span: should be [start, end] with start < end"),
     (salience(result={"text": "x"}), "Line 3 (salience, id 1): result: should be a saved explanation"),
-    (salience(result=result_json() | {"grad_l2": [1.0]}), "result: should have one finite score per token"),
-    (salience(result=result_json() | {"banana": [1.0, 2.0, 3.0]}), "result: has scores of an unknown method"),
+    (salience(result=result_with_scores(grad_l2=[1.0])), "result: should have one finite score per token"),
+    (salience(result=result_with_scores(banana=[1.0, 2.0, 3.0])), "result: has scores of an unknown method"),
     (DEEP, "Line 2 is not JSON (nested too deeply)."),
     ('{"kind": "alien"}', "Line 2 is not a workspace record: it should be an object whose 'kind' is one of"),
     ("[1]", "Line 2 is not a workspace record"),
