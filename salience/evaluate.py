@@ -829,3 +829,29 @@ def text_report(plan: Plan, results: Sequence[CellResult]) -> str:
     elif len(plan.variants) > 1:
         lines.append("No row flips between the variants.")
     return "\n".join(lines)
+
+
+# ---- saving and restoring ----------------------------------------------------------------------
+def plan_to_json(plan: Plan) -> dict:
+    return {
+        "variants": [variant.to_json() for variant in plan.variants],
+        "columns": list(plan.dataset.columns),
+        "rows": [dict(row) for row in plan.dataset.rows],
+        "checks": [check.to_json() for check in plan.checks],
+        "expected_column": plan.expected_column,
+    }
+
+
+def plan_from_json(data: Mapping) -> Plan:
+    """Rebuild (and re-validate) a plan saved by ``plan_to_json``; a wrong shape is an InputError."""
+    try:
+        columns = tuple(str(c) for c in data["columns"])
+        rows = tuple({c: str(row.get(c, "")) for c in columns} for row in data["rows"])
+        return plan_evaluation(
+            [EvalVariant.from_json(v) for v in data["variants"]],
+            Dataset(columns, rows),
+            [Check.from_json(c) for c in data["checks"]],
+            data.get("expected_column"),
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise InputError(f"A saved evaluation is malformed ({error}).") from None

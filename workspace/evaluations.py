@@ -1,0 +1,170 @@
+"""Evaluations in the workspace: each finished (row, variant) is committed as it completes, so a
+refresh, a crash or a restart resumes without recomputing finished rows."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, func, or_, select
+from sqlalchemy.exc import IntegrityError
+
+from salience.errors import InputError
+from salience.evaluate import CellResult, Plan, plan_from_json, plan_to_json
+from workspace.schema import Evaluation, EvaluationCell, now
+from workspace.store import Workspace
+
+STATUSES = ("running", "cancelled", "finished")
+
+
+@dataclass(frozen=True)
+class EvaluationRow:
+    """A line of the History list."""
+
+    id: int
+    name: str
+    status: str
+    total: int
+    done: int
+    variants: tuple[str, ...]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class StoredEvaluation:
+    id: int
+    name: str
+    status: str
+    plan: Plan
+    options: dict
+    cells: tuple[CellResult, ...]
+    created_at: datetime
+
+    @property
+    def done(self) -> set[tuple[int, int]]:
+        return {(cell.row, cell.variant) for cell in self.cells}
+
+    @property
+    def finished(self) -> bool:
+        return len(self.done) >= self.plan.size
+
+
+def create_evaluation(
+    workspace: Workspace, name: str, plan: Plan, options: dict | None = None, browser_id: str | None = None
+) -> int:
+    name = (name or "").strip()[:200] or "Evaluation"
+    with workspace._write() as session, session.begin():
+        evaluation = Evaluation(
+            name=name,
+            plan=json.dumps(plan_to_json(plan), ensure_ascii=False),
+            options=dict(options or {}),
+            status="running",
+            total=plan.size,
+            browser_id=browser_id,
+        )
+        session.add(evaluation)
+        session.flush()
+        return evaluation.id
+
+
+def record_cell(workspace: Workspace, evaluation_id: int, cell: CellResult) -> bool:
+    """Commit one finished cell now; False when it was already stored (a resumed duplicate)."""
+    try:
+        with workspace._write() as session, session.begin():
+            session.add(
+                EvaluationCell(
+                    evaluation_id=evaluation_id, row=cell.row, variant=cell.variant, result=cell.to_json()
+                )
+            )
+            evaluation = session.get(Evaluation, evaluation_id)
+            if evaluation is None:
+                raise InputError(f"Evaluation {evaluation_id} no longer exists (deleted?).")
+            evaluation.updated_at = now()
+        return True
+    except IntegrityError:
+        return False
+
+
+def set_status(workspace: Workspace, evaluation_id: int, status: str) -> None:
+    if status not in STATUSES:
+        raise InputError(f"Unknown evaluation status '{status}'.")
+    with workspace._write() as session, session.begin():
+        evaluation = session.get(Evaluation, evaluation_id)
+        if evaluation is not None:
+            evaluation.status = status
+            evaluation.updated_at = now()
+
+
+def load_evaluation(workspace: Workspace, evaluation_id: int) -> StoredEvaluation:
+    with workspace._read() as session:
+        evaluation = session.get(Evaluation, evaluation_id)
+        if evaluation is None:
+            raise InputError(f"There is no evaluation {evaluation_id}; it may have been deleted.")
+        results = session.scalars(
+            select(EvaluationCell.result)
+            .where(EvaluationCell.evaluation_id == evaluation_id)
+            .order_by(EvaluationCell.id)
+        )
+        cells = tuple(CellResult.from_json(result) for result in results)
+        try:
+            plan = plan_from_json(json.loads(evaluation.plan))
+        except ValueError as error:
+            raise InputError(f"Evaluation {evaluation_id} is damaged ({error}).") from None
+        return StoredEvaluation(
+            evaluation.id,
+            evaluation.name,
+            evaluation.status,
+            plan,
+            dict(evaluation.options or {}),
+            cells,
+            evaluation.created_at,
+        )
+
+
+def evaluations(workspace: Workspace, search: str = "", limit: int = 200) -> list[EvaluationRow]:
+    """Newest first; ``search`` matches the name or a variant's name or template."""
+    done = (
+        select(EvaluationCell.evaluation_id, func.count().label("done"))
+        .group_by(EvaluationCell.evaluation_id)
+        .subquery()
+    )
+    query = (
+        select(Evaluation, func.coalesce(done.c.done, 0))
+        .outerjoin(done, done.c.evaluation_id == Evaluation.id)
+        .order_by(Evaluation.created_at.desc(), Evaluation.id.desc())
+        .limit(limit)
+    )
+    term = search.strip()
+    if term:
+        query = query.where(
+            or_(
+                Evaluation.name.icontains(term, autoescape=True),
+                Evaluation.plan.icontains(term, autoescape=True),
+            )
+        )
+    rows = []
+    with workspace._read() as session:
+        for evaluation, count in session.execute(query):
+            try:
+                names = tuple(v["name"] for v in json.loads(evaluation.plan)["variants"])
+            except (ValueError, KeyError, TypeError):
+                names = ()
+            rows.append(
+                EvaluationRow(
+                    evaluation.id,
+                    evaluation.name,
+                    evaluation.status,
+                    evaluation.total,
+                    int(count),
+                    names,
+                    evaluation.created_at,
+                )
+            )
+    return rows
+
+
+def delete_evaluation(workspace: Workspace, evaluation_id: int) -> None:
+    with workspace._write() as session, session.begin():
+        session.execute(delete(EvaluationCell).where(EvaluationCell.evaluation_id == evaluation_id))
+        session.execute(delete(Evaluation).where(Evaluation.id == evaluation_id))
