@@ -1,0 +1,112 @@
+# ruff: noqa: I001
+"""Batched generation benchmark: rows per second, batch of B against one at a time, same run.
+
+    flock /tmp/heavy.lock .venv/bin/python bench/bench_generation.py \
+        [--rows 32] [--new-tokens 32] [--batch-size 8] [--precisions bfloat16 float32]
+
+Prompts: the `fewshot-mistake` sample filled with the menu evaluation set's rows
+(data/eval/menu_recommendations.csv), greedy, no stop sequences, so every row asks for
+the same number of new tokens (a row may still end early at its end of text). Both
+ways are warmed up first (graphs traced), then timed on the same prompts:
+`LanguageModel.generate` row after row, and `LanguageModel.generate_batch`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import salience  # noqa: E402,F401  (configures Keras and TensorFlow before they load)
+
+from salience.loading import load_model  # noqa: E402
+from salience.samples import find_sample  # noqa: E402
+from salience.templates import render  # noqa: E402
+from salience.types import GenerationSettings  # noqa: E402
+
+DATA = ROOT / "data" / "eval" / "menu_recommendations.csv"
+
+
+def prompts(count: int) -> list[str]:
+    """``count`` prompts: the sample's template over the evaluation rows (cycled if fewer)."""
+    sample = find_sample("fewshot-mistake")
+    with DATA.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    texts = []
+    for index in range(count):
+        values = dict(sample.variables)
+        values.update({k: v for k, v in rows[index % len(rows)].items() if k in values})
+        texts.append(render(sample.template, values).text)
+    return texts
+
+
+def measure(model, texts, settings, precision, batch_size):
+    model.generate(texts[0], settings, precision=precision)  # warm: trace the graphs
+    model.generate_batch(texts[:batch_size], settings, precision=precision, batch_size=batch_size)
+    began = time.perf_counter()
+    alone = [model.generate(text, settings, precision=precision) for text in texts]
+    alone_seconds = time.perf_counter() - began
+    began = time.perf_counter()
+    batched = model.generate_batch(texts, settings, precision=precision, batch_size=batch_size)
+    batched_seconds = time.perf_counter() - began
+    same = sum(a.token_ids == b.token_ids for a, b in zip(alone, batched))
+    return {
+        "precision": precision,
+        "rows": len(texts),
+        "batch_size": batch_size,
+        "new_tokens": sum(len(g.token_ids) for g in alone),
+        "prompt_tokens_mean": round(sum(len(model.tokenize(t)) for t in texts) / len(texts), 1),
+        "one_at_a_time_seconds": round(alone_seconds, 2),
+        "batched_seconds": round(batched_seconds, 2),
+        "one_at_a_time_rows_per_second": round(len(texts) / alone_seconds, 3),
+        "batched_rows_per_second": round(len(texts) / batched_seconds, 3),
+        "ratio": round(alone_seconds / batched_seconds, 2),
+        "rows_identical": same,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=32)
+    parser.add_argument("--new-tokens", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--precisions", nargs="+", default=["bfloat16"], choices=["bfloat16", "float32"])
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args()
+    began = time.perf_counter()
+    model = load_model("embedded")
+    load_seconds = time.perf_counter() - began
+    texts = prompts(args.rows)
+    settings = GenerationSettings(max_new_tokens=args.new_tokens)
+    results = [measure(model, texts, settings, p, args.batch_size) for p in args.precisions]
+    report = {
+        "model": model.name,
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "load_seconds": round(load_seconds, 1),
+        "results": results,
+    }
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return
+    print(
+        f"{model.name}: {args.rows} rows x {args.new_tokens} new tokens, greedy (load {load_seconds:.1f} s)"
+    )
+    for r in results:
+        print(
+            f"{r['precision']:>9}: one at a time {r['one_at_a_time_rows_per_second']:.2f} rows/s "
+            f"({r['one_at_a_time_seconds']:.1f} s), batch {r['batch_size']} "
+            f"{r['batched_rows_per_second']:.2f} rows/s ({r['batched_seconds']:.1f} s): "
+            f"{r['ratio']:.2f}x; {r['rows_identical']}/{r['rows']} rows token-identical, "
+            f"{r['new_tokens']} tokens, prompts {r['prompt_tokens_mean']} tokens on average"
+        )
+
+
+if __name__ == "__main__":
+    main()
