@@ -1,10 +1,13 @@
 """Batched generation: B prompts decoded together on the model's own weights.
 
-Prompts are sorted by length and cut into batches of ``batch_size``; each batch is
-left-padded to its longest prompt, so every row writes its next key and value into
-the same cache column at each step while keeping its own positions (column minus
-its padding) for the rotary embedding. Masks hide the padding, the future and, for
-sliding-window layers, keys further back than the window. A row that finishes
+Prompts are sorted by length and cut into batches of ``batch_size``. The start that
+a batch's rows share (a template's fixed text before its first variable) runs once,
+for the whole batch; each row's remainder is left-padded to the longest, so the
+padding sits between the shared start and the row's own tokens. Every row then
+writes its next key and value into the same cache column at each step while keeping
+its own positions (its padding does not count) for the rotary embedding. Masks hide
+the padding, the future and, for sliding-window layers, keys further back than the
+window (in positions, not columns). A row that finishes
 (end of text, a stop sequence, its token budget) leaves the batch: the cache keeps
 only the rows still running, so finished rows stop costing work.
 
@@ -48,6 +51,7 @@ def generate_batch(
     progress: Callable[[int, int], None] | None = None,
     cancelled: Callable[[], bool] | None = None,
     on_row: Callable[[int, Generation], None] | None = None,
+    share_prefix: bool = True,
 ) -> list[Generation]:
     """Decode continuations of many prompts, ``batch_size`` rows at a time.
 
@@ -64,6 +68,7 @@ def generate_batch(
     ``"cancelled"`` and the text so far (``on_row`` is not called for them).
     Bad input raises `InputError`/`ContextLengthError` naming the row (1-based)
     before any decoding. The model's lock is held one step at a time.
+    ``share_prefix=False`` runs every row's whole prompt (for tests and benchmarks).
     """
     from salience.model import MAX_NEW_TOKENS_LIMIT, check_text
 
@@ -112,7 +117,7 @@ def generate_batch(
     order = sorted(rows, key=lambda row: len(row.ids))
     for first in range(0, count, batch_size):
         group = order[first : first + batch_size]
-        for row in _decode(model, decoder, group, settings, cancelled):
+        for row in _decode(model, decoder, group, settings, cancelled, share_prefix):
             results[row.index] = row.generation
             if row.stop_reason != CANCELLED:
                 done += 1
@@ -152,19 +157,22 @@ class _Row:
         )
 
 
-def _decode(model: LanguageModel, decoder: BatchDecoder, rows: list[_Row], settings, cancelled):
+def _decode(model: LanguageModel, decoder: BatchDecoder, rows: list[_Row], settings, cancelled, share_prefix):
     """Decode one batch; yields each row as it finishes (cancelled rows last)."""
     from salience.model import MIN_CACHE_BUCKET, _choose, _first_stop
 
     started = time.perf_counter()
     longest = max(len(row.ids) for row in rows)
+    # The start all rows share (a template's) runs once; each row keeps at least one token.
+    shared = _common_prefix([row.ids for row in rows]) if share_prefix else 0
+    size = longest - shared
     pads = np.array([longest - len(row.ids) for row in rows], np.int32)
-    token_ids = np.zeros((len(rows), longest), np.int32)
+    token_ids = np.zeros((len(rows), size), np.int32)
     for b, row in enumerate(rows):
-        token_ids[b, pads[b] :] = row.ids
+        token_ids[b, pads[b] :] = row.ids[shared:]
     cache_length = bucket(longest + settings.max_new_tokens, MIN_CACHE_BUCKET)
     with model._lock:
-        logits, cache = decoder.prefill(token_ids, pads, cache_length)
+        logits, cache = decoder.prefill(token_ids, pads, cache_length, rows[0].ids[:shared])
     first_token_seconds = time.perf_counter() - started
     active = list(rows)
     for step in range(settings.max_new_tokens):
@@ -200,11 +208,21 @@ def _decode(model: LanguageModel, decoder: BatchDecoder, rows: list[_Row], setti
             active = [active[b] for b in keep]
         column = longest + step
         with model._lock:
-            logits, cache = decoder.step(np.array(tokens, np.int32), pads, column, cache)
+            logits, cache = decoder.step(np.array(tokens, np.int32), pads, shared, column, cache)
     for row in active:
         row.stop_reason = CANCELLED
         row.seconds = time.perf_counter() - started
         yield row
+
+
+def _common_prefix(sequences: list[list[int]]) -> int:
+    """Length of the start all sequences share, leaving each at least its last token."""
+    limit = min(len(ids) for ids in sequences) - 1
+    first = sequences[0]
+    for index in range(limit):
+        if any(ids[index] != first[index] for ids in sequences[1:]):
+            return index
+    return max(limit, 0)
 
 
 def batch_decoder(forward: GemmaForward) -> BatchDecoder:
@@ -234,23 +252,47 @@ class BatchDecoder:
         cache = tuple((layer, layer) for _ in range(forward.num_layers))
         vector = tf.TensorSpec([None], tf.int32)
         scalar = tf.TensorSpec([], tf.int32)
-        self._prefill = tf.function(
-            self._prefill_graph, input_signature=[tf.TensorSpec([None, None], tf.int32), vector, scalar]
+        prefix = tuple(
+            (tf.TensorSpec([1, None, *layer.shape[2:]], layer.dtype),) * 2 for _ in range(forward.num_layers)
         )
-        self._step = tf.function(self._step_graph, input_signature=[vector, vector, scalar, cache])
+        self._prefill = tf.function(
+            self._prefill_graph,
+            input_signature=[prefix, tf.TensorSpec([None, None], tf.int32), vector, scalar],
+        )
+        self._step = tf.function(self._step_graph, input_signature=[vector, vector, scalar, scalar, cache])
         self._select = tf.function(self._select_graph, input_signature=[cache, vector])
 
     # ---- public calls --------------------------------------------------------
-    def prefill(self, token_ids: np.ndarray, pads: np.ndarray, cache_length: int):
-        """Run left-padded prompts [B, L]; returns (logits [B, V] for each row's next token, cache)."""
+    def prefill(self, token_ids: np.ndarray, pads: np.ndarray, cache_length: int, prefix_ids=()):
+        """Run prompts that share ``prefix_ids`` and go on with left-padded ``token_ids`` [B, S]
+        (``pads[b]`` padding tokens first). The shared prefix runs once, for the whole batch.
+        Returns (logits [B, V] for each row's next token, cache [B, cache_length])."""
+        layer = [1, 0, int(self.backbone.num_key_value_heads), int(self.backbone.head_dim)]
+        empty = tf.zeros(layer, self.backbone.compute_dtype)
+        prefix = tuple((empty, empty) for _ in range(self.forward.num_layers))
+        if len(prefix_ids):
+            _, prefix = self._prefill(
+                prefix,
+                tf.constant([list(prefix_ids)], tf.int32),
+                tf.constant([0], tf.int32),
+                tf.constant(len(prefix_ids), tf.int32),
+            )
         return self._prefill(
-            tf.constant(token_ids, tf.int32), tf.constant(pads, tf.int32), tf.constant(cache_length, tf.int32)
+            prefix,
+            tf.constant(token_ids, tf.int32),
+            tf.constant(pads, tf.int32),
+            tf.constant(cache_length, tf.int32),
         )
 
-    def step(self, tokens: np.ndarray, pads: np.ndarray, column: int, cache):
-        """Feed one token per row into cache column ``column``; returns (logits [B, V], cache)."""
+    def step(self, tokens: np.ndarray, pads: np.ndarray, shared: int, column: int, cache):
+        """Feed one token per row into cache column ``column``; returns (logits [B, V], cache).
+        ``shared``: the length of the prefix the rows share (their padding comes after it)."""
         return self._step(
-            tf.constant(tokens, tf.int32), tf.constant(pads, tf.int32), tf.constant(column, tf.int32), cache
+            tf.constant(tokens, tf.int32),
+            tf.constant(pads, tf.int32),
+            tf.constant(shared, tf.int32),
+            tf.constant(column, tf.int32),
+            cache,
         )
 
     def select(self, cache, pads: np.ndarray, keep: list[int]):
@@ -262,41 +304,66 @@ class BatchDecoder:
     def _select_graph(cache, keep):
         return tuple((tf.gather(keys, keep), tf.gather(values, keep)) for keys, values in cache)
 
-    def _prefill_graph(self, token_ids, pads, cache_length):
-        length = tf.shape(token_ids)[1]
-        columns = tf.range(length)
-        positions = tf.maximum(columns[None, :] - pads[:, None], 0)  # [B, L]
-        real = columns[None, :] >= pads[:, None]  # [B, L] keys that are not padding
-        causal = columns[None, :] <= columns[:, None]  # [L(query), L(key)]
-        distance = columns[:, None] - columns[None, :]
+    def _prefill_graph(self, prefix, token_ids, pads, cache_length):
+        batch = tf.shape(token_ids)[0]
+        size = tf.shape(token_ids)[1]
+        shared = tf.shape(prefix[0][0])[1]
+        offsets = tf.range(size)
+        positions = shared + tf.maximum(offsets[None, :] - pads[:, None], 0)  # [B, S]
+        prefix_positions = tf.range(shared)
+        real = offsets[None, :] >= pads[:, None]  # [B, S] keys that are not padding
+        causal = offsets[None, :] <= offsets[:, None]  # [S(query), S(key)]
+        distance = offsets[:, None] - offsets[None, :]
+        itself = tf.eye(size, dtype=tf.bool)[None]
         x = tf.cast(self.forward.embed(token_ids), self.backbone.compute_dtype)
         cache = []
-        for layer in self.backbone.transformer_layers:
-            allowed = tf.logical_and(causal[None], real[:, None, :])  # [B, L, L]
+        for layer, (prefix_keys, prefix_values) in zip(self.backbone.transformer_layers, prefix):
+            prefix_mask = tf.ones([batch, size, shared], tf.bool)
+            suffix_mask = tf.logical_and(causal[None], real[:, None, :])  # [B, S, S]
             window = self._window(layer)
             if window is not None:
-                allowed = tf.logical_and(allowed, (distance < window)[None])
+                prefix_mask = positions[:, :, None] - prefix_positions[None, None, :] < window
+                suffix_mask = tf.logical_and(suffix_mask, (distance < window)[None])
             # A padding query sees itself only (its output is never read).
-            allowed = tf.logical_or(allowed, tf.eye(length, dtype=tf.bool)[None])
-            x, keys, values = self._block(layer, x, positions, None, None, allowed)
-            padding = [[0, 0], [0, cache_length - length], [0, 0], [0, 0]]
+            suffix_mask = tf.logical_or(suffix_mask, itself)
+            mask = tf.concat([prefix_mask, suffix_mask], axis=-1)
+
+            def extend(key, value, prefix_keys=prefix_keys, prefix_values=prefix_values):
+                tile = [batch, 1, 1, 1]
+                return (
+                    tf.concat([tf.tile(prefix_keys, tile), key], axis=1),
+                    tf.concat([tf.tile(prefix_values, tile), value], axis=1),
+                )
+
+            x, keys, values = self._block(layer, x, positions, mask, extend)
+            padding = [[0, 0], [0, cache_length - shared - size], [0, 0], [0, 0]]
             cache.append((tf.pad(keys, padding), tf.pad(values, padding)))
         hidden = self.backbone.layer_norm(x[:, -1, :])
         return self.forward._logits(hidden), tuple(cache)
 
-    def _step_graph(self, tokens, pads, column, cache):
+    def _step_graph(self, tokens, pads, shared, column, cache):
         positions = (column - pads)[:, None]  # [B, 1]
         cached = tf.shape(cache[0][0])[1]
         columns = tf.range(cached)
-        allowed = tf.logical_and(columns[None, :] >= pads[:, None], columns[None, :] <= column)  # [B, C]
+        after = columns[None, :] >= shared  # [1, C] columns past the shared prefix
+        key_positions = columns[None, :] - tf.where(after, pads[:, None], 0)  # [B, C]
+        real = tf.logical_or(tf.logical_not(after), columns[None, :] >= shared + pads[:, None])
+        allowed = tf.logical_and(real, columns[None, :] <= column)  # [B, C]
         x = tf.cast(self.forward.embed(tokens[:, None]), self.backbone.compute_dtype)
         updated = []
-        for layer, (keys, values) in zip(self.backbone.transformer_layers, cache):
+        for layer, (key_cache, value_cache) in zip(self.backbone.transformer_layers, cache):
             mask = allowed
             window = self._window(layer)
             if window is not None:
-                mask = tf.logical_and(mask, (column - columns < window)[None, :])
-            x, keys, values = self._block(layer, x, positions, keys, values, mask[:, None, :], column)
+                mask = tf.logical_and(mask, positions - key_positions < window)
+
+            def extend(key, value, key_cache=key_cache, value_cache=value_cache):
+                return (
+                    tf.concat([key_cache[:, :column], key, key_cache[:, column + 1 :]], axis=1),
+                    tf.concat([value_cache[:, :column], value, value_cache[:, column + 1 :]], axis=1),
+                )
+
+            x, keys, values = self._block(layer, x, positions, mask[:, None, :], extend)
             updated.append((keys, values))
         hidden = self.backbone.layer_norm(x[:, 0, :])
         return self.forward._logits(hidden), tuple(updated)
@@ -313,11 +380,11 @@ class BatchDecoder:
             return attention.rope_layer(x, positions=positions)
         return attention._apply_rope(x, 0, positions=positions)
 
-    def _block(self, layer, x, positions, key_cache, value_cache, mask, column=None):
+    def _block(self, layer, x, positions, mask, extend):
         """One decoder block (KerasHub's Gemma or Gemma 3) with per-row positions.
 
-        Without a cache the keys and values are the block's own (the prefill); with
-        one, this step's are written at ``column``. Returns (x, keys, values)."""
+        ``extend(key, value)`` puts this block's keys and values among the cached ones
+        (the keys attended to, in the mask's order). Returns (x, keys, values)."""
         attention = layer.attention
         normalized = layer.pre_attention_norm(x)
         query = attention.query_dense(normalized)
@@ -328,9 +395,7 @@ class BatchDecoder:
         query = self._rope(attention, query, positions)
         key = self._rope(attention, key, positions)
         value = attention.value_dense(normalized)
-        if key_cache is not None:
-            key = tf.concat([key_cache[:, :column], key, key_cache[:, column + 1 :]], axis=1)
-            value = tf.concat([value_cache[:, :column], value, value_cache[:, column + 1 :]], axis=1)
+        key, value = extend(key, value)
         vector = GemmaForward._attend(attention, query, key, value, mask)
         output = attention.output_dense(vector)
         if layer.use_post_attention_norm:

@@ -64,6 +64,21 @@ def test_batch_equals_one_at_a_time(lm, settings, batch_size):
     assert all(len(g.token_ids) for g in batched)
 
 
+TEMPLATE = "Analyze a menu item in a restaurant. Taste-likes: Cheese. Taste-dislikes: {}. Recommendation:"
+TEMPLATED = [TEMPLATE.format(v) for v in ("eggs", "Python", "3.5 euros for café au lait", "x")]
+
+
+@pytest.mark.parametrize("share_prefix", [True, False], ids=["shared-prefix", "left-padded"])
+@pytest.mark.parametrize("settings", [GREEDY, SAMPLED], ids=["greedy", "seeded"])
+def test_rows_of_one_template_share_its_prefix(lm, settings, share_prefix):
+    """A template's common start (longer than the sliding window) runs once for the batch."""
+    from salience.batch_generation import generate_batch
+
+    prompts = [*TEMPLATED, TEMPLATED[0]]  # a duplicate row: its whole prompt is shared but the last token
+    batched = generate_batch(lm, prompts, settings, "float32", batch_size=8, share_prefix=share_prefix)
+    _same(batched, _alone(lm, prompts, settings))
+
+
 def test_per_row_stop_sequences_and_rows_finishing_early(lm):
     full = _alone(lm, PROMPTS, GREEDY)
     # Row 0 stops on a piece of its own output, row 2 on another; row 1 on text it never writes.
@@ -92,9 +107,9 @@ def test_finished_rows_leave_the_batch(tiny_gemma3_lm):
     sizes = []
     original = decoder.step
 
-    def spy(tokens, pads, column, cache):
+    def spy(tokens, *args):
         sizes.append(len(tokens))
-        return original(tokens, pads, column, cache)
+        return original(tokens, *args)
 
     decoder.step = spy
     try:
