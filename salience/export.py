@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from salience.views import legend_words
 CHROMIUM_ENV = "CHROMIUM"
 DEFAULT_CHROMIUM = "/usr/bin/chromium"
 PNG_TIMEOUT_SECONDS = 60
+PNG_CLOSE_SECONDS = 10  # closing a browser whose page hung, after a step timed out
 
 
 @dataclass(frozen=True)
@@ -276,27 +278,43 @@ def to_png(page_html: str, width: int = 1400) -> bytes:
         )
     try:
         from playwright.sync_api import Error, sync_playwright
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
     except ImportError:
         raise WorkbenchError("PNG export needs the playwright package; run scripts/setup.sh.") from None
+
+    deadline = time.monotonic() + PNG_TIMEOUT_SECONDS
+
+    def remaining_ms() -> float:
+        """Each step gets what is left of the one budget (Playwright's own timeouts, in ms)."""
+        return max(1.0, (deadline - time.monotonic()) * 1000)
 
     def render() -> bytes:
         with sync_playwright() as driver:
             browser = driver.chromium.launch(
-                executable_path=executable, args=["--headless=new", "--no-sandbox", "--disable-gpu"]
+                executable_path=executable,
+                args=["--headless=new", "--no-sandbox", "--disable-gpu"],
+                timeout=remaining_ms(),
             )
             try:
                 page = browser.new_page(viewport={"width": width, "height": 800}, device_scale_factor=2)
+                page.set_default_timeout(remaining_ms())
                 page.route("**/*", lambda route: route.abort())
-                page.set_content(page_html, wait_until="load")
-                return page.screenshot(full_page=True, type="png")
+                page.set_content(page_html, wait_until="load", timeout=remaining_ms())
+                return page.screenshot(full_page=True, type="png", timeout=remaining_ms())
             finally:
                 browser.close()
 
     # Playwright's sync API refuses to run in a thread that has an event loop: use a fresh thread.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        try:
-            return pool.submit(render).result(timeout=PNG_TIMEOUT_SECONDS)
-        except Error as error:
-            raise WorkbenchError(f"Chromium could not render the PNG: {str(error).splitlines()[0]}") from None
-        except TimeoutError:
-            raise WorkbenchError(f"Chromium took over {PNG_TIMEOUT_SECONDS} s to render the PNG.") from None
+    # Its own timeouts end a hung launch, page or screenshot; the wait below is only a backstop,
+    # and leaving never waits for the thread (a `with` block would wait for a hung Chromium).
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="png export")
+    try:
+        return pool.submit(render).result(timeout=PNG_TIMEOUT_SECONDS + PNG_CLOSE_SECONDS)
+    except PlaywrightTimeout:
+        raise WorkbenchError(f"Chromium took over {PNG_TIMEOUT_SECONDS} s to render the PNG.") from None
+    except Error as error:
+        raise WorkbenchError(f"Chromium could not render the PNG: {str(error).splitlines()[0]}") from None
+    except TimeoutError:
+        raise WorkbenchError(f"Chromium took over {PNG_TIMEOUT_SECONDS} s to render the PNG.") from None
+    finally:
+        pool.shutdown(wait=False)

@@ -57,3 +57,36 @@ def test_png_without_chromium_says_what_to_do(monkeypatch):
     monkeypatch.setenv(CHROMIUM_ENV, "/nonexistent/chromium")
     with pytest.raises(WorkbenchError, match="setup.sh"):
         to_png("<p>x</p>")
+
+
+HUNG_PAGE = "<p>before</p><script>while (true) {}</script><p>never</p>"
+
+
+def test_a_hung_page_ends_at_the_timeout(browser, monkeypatch):
+    """A page whose script never returns: Playwright's own timeouts end the export on time (the
+    old ThreadPoolExecutor block waited for the hung Chromium thread whatever the timeout said)."""
+    import time
+
+    from salience import export
+
+    monkeypatch.setattr(export, "PNG_TIMEOUT_SECONDS", 4)
+    began = time.monotonic()
+    with pytest.raises(WorkbenchError, match="took over 4 s"):
+        to_png(HUNG_PAGE, width=400)
+    assert time.monotonic() - began < 4 + export.PNG_CLOSE_SECONDS
+
+
+def test_a_hung_browser_launch_ends_at_the_timeout(tmp_path, monkeypatch):
+    import time
+
+    from salience import export
+
+    fake = tmp_path / "chromium"
+    fake.write_text("#!/bin/sh\nexec sleep 600\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv(CHROMIUM_ENV, str(fake))
+    monkeypatch.setattr(export, "PNG_TIMEOUT_SECONDS", 3)
+    began = time.monotonic()
+    with pytest.raises(WorkbenchError, match="took over 3 s"):
+        to_png("<p>x</p>")
+    assert time.monotonic() - began < 3 + export.PNG_CLOSE_SECONDS

@@ -75,3 +75,43 @@ def test_cli_explain_json(tmp_path):
     start, end = payload["target_token_span"]
     assert end == n and not any(payload["grad_l2"][start:])
     assert all(np.isfinite(payload["grad_dot_input"]))
+
+
+def test_runs_of_spaces_use_gemmas_whitespace_pieces(real_model):
+    """Gemma's pieces for 2-31 spaces (ids 138-167) are used as Gemma's own tokenizer uses them
+    (the GGUF stores them with raw spaces; format 1 of the cache could never match them)."""
+    code = real_model.tokenize("print(y)  # prints", add_bos=False)
+    assert code.tokens[3:6] == (")", "▁▁", "#") and code.ids[4] == 138
+    assert real_model.tokenize("x    y", add_bos=False).ids == (
+        real_model.tokenizer.token_id("x"),
+        140,
+        real_model.tokenizer.token_id("y"),
+    )
+    assert real_model.tokenize(" " * 31, add_bos=False).ids == (167,)
+    assert real_model.tokenize(" " * 40, add_bos=False).ids == (167, 145)  # 31 + 9 spaces
+    sentence = real_model.tokenize("End.  Next", add_bos=False)
+    assert sentence.tokens == ("End", ".", "▁▁", "Next") and sentence.ids[2] == 138
+    indented = "def f():\n        return 1\n"
+    pieces = real_model.tokenize(indented, add_bos=False)
+    assert 144 in pieces.ids  # eight spaces of indentation, one piece
+    for tokens, text in ((code, "print(y)  # prints"), (pieces, indented)):
+        assert "".join(text[start:end] for start, end in tokens.offsets) == text
+        assert real_model.tokenizer.decode(tokens.ids) == text
+
+
+def test_turn_markers_in_text_are_gemmas_turn_tokens(real_model):
+    """Chosen behaviour (Gemma's own tokenizer does the same): literal ``<start_of_turn>`` /
+    ``<end_of_turn>`` text is the turn marker, so the chat template works; ``<bos>``, ``<eos>``
+    and ``<pad>`` typed as text stay text."""
+    chat = real_model.tokenize("<start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n")
+    assert chat.ids[:2] == (2, 105) and chat.tokens.count("<end_of_turn>") == 1
+    assert chat.ids.count(105) == 2 and 106 in chat.ids
+    assert chat.offsets[1] == (0, len("<start_of_turn>"))
+    assert len(real_model.tokenize("<bos>", add_bos=False)) > 1
+    assert 1 not in real_model.tokenize("text <eos> more", add_bos=False).ids
+
+
+def test_decoding_logits_match_keras_hub(real_model):
+    from keras_hub_reference import assert_decoding_matches
+
+    assert_decoding_matches(real_model, steps=3, tolerance=2e-3, prompt="def f(x):\n    return  x  # twice\n")
