@@ -260,13 +260,15 @@ def _request(
     return runner().request(owner or _owner(), key, compute)
 
 
-def merged(result: SalienceResult, deletion: SalienceResult) -> SalienceResult:
-    """The gradient result with Deletion's scores (and diagnostics) added."""
-    return dataclasses.replace(
+def merged(result: SalienceResult, deletion: SalienceResult, plan_: Plan) -> SalienceResult:
+    """The gradient result with Deletion's scores, diagnostics and parameters (granularity) added."""
+    both = dataclasses.replace(
         result,
         scores={**result.scores, **deletion.scores},
         diagnostics={**result.diagnostics, **deletion.diagnostics},
+        provenance=result.provenance.merged(deletion.provenance),
     )
+    return both.with_parameters(DELETION, granularity=plan_.granularity, pattern=plan_.pattern)
 
 
 # ---- the workbench -----------------------------------------------------------------------
@@ -300,7 +302,7 @@ def resolve(
         spans = token_spans(chosen_plan.segments, chosen_plan.targets)
         outcome = _request(model, precision, prompt, target, span, spans)
     if isinstance(outcome, SalienceResult):
-        both = merged(result, outcome)
+        both = merged(result, outcome, chosen_plan)
         workspace.remember_salience(both, model.spec, precision, prompt, target, span)  # History keeps it
         return Follow(both, method, chosen_plan, outcome, method)
     shown = COMPARED_WITH if method == DELETION else method
@@ -536,7 +538,7 @@ def what_if(
         )
         st.html(diff_html(diff, test_id="what-if-diff"))
         unchanged = shown["before"] == shown["after"]
-        st.caption("The output did not change." if unchanged else diff.summary[:1].upper() + diff.summary[1:])
+        st.caption("The output did not change." if unchanged else plain_markdown(diff.summary[:1].upper() + diff.summary[1:]))
 
 
 def pane_agreement(
@@ -555,7 +557,7 @@ def pane_agreement(
         outcome = _request(model, precision, prompt, pane.target.target, pane.target.span, spans, owner)
     shown = COMPARED_WITH if method == DELETION else method
     follow = Follow(
-        merged(result, outcome) if isinstance(outcome, SalienceResult) else result,
+        merged(result, outcome, chosen_plan) if isinstance(outcome, SalienceResult) else result,
         shown,
         chosen_plan,
         outcome,
@@ -594,4 +596,4 @@ def compare_scores(
             prompt, target, char_span=span, methods=(DELETION,), precision=precision, segments=spans
         )
         runner().remember(key, hit)
-    return merged(result, hit)
+    return merged(result, hit, chosen_plan)

@@ -162,6 +162,8 @@ def explain_request(request: ExplainRequest, model: LanguageModel) -> dict:
         segments=segments,
         integrated_baseline=request.integrated_baseline,
     )
+    if DELETION in request.methods:
+        result = result.with_parameters(DELETION, granularity=request.granularity, pattern=request.pattern)
     payload = {
         "model": model.name,
         "precision": model.precision,

@@ -22,7 +22,7 @@ from salience.methods import (
 )
 from salience.occlusion import deletion_scores
 from salience.tokenizing import OffsetTokenizer
-from salience.types import Generation, GenerationSettings, SalienceResult, Tokenization
+from salience.types import Generation, GenerationSettings, Provenance, SalienceResult, Tokenization
 
 CHAT_TEMPLATE = "<start_of_turn>user\n{prompt}<end_of_turn>\n<start_of_turn>model\n"
 MIN_CACHE_BUCKET = 128
@@ -296,6 +296,9 @@ class LanguageModel:
             if "grad_l2" in scores or "grad_dot_input" in scores:
                 log_prob = context.log_prob
         scores = {method.name: scores[method.name] for method in chosen}
+        parameters: dict[str, dict] = {method.name: {} for method in chosen}
+        if "integrated_gradients" in parameters:
+            parameters["integrated_gradients"] = {"baseline": integrated_baseline, "steps": integrated_steps}
         return SalienceResult(
             text=text,
             prompt_length=len(prompt),
@@ -306,6 +309,7 @@ class LanguageModel:
             target_log_prob=log_prob,
             seconds=time.perf_counter() - began,
             diagnostics=diagnostics,
+            provenance=Provenance(self.spec, precision or self.precision, parameters),
         )
 
     @staticmethod
@@ -381,4 +385,3 @@ def _without_partial_stop(text: str, stops: Sequence[str]) -> str:
                 hold = max(hold, size)
                 break
     return text[: len(text) - hold] if hold else text
-

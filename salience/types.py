@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 
 import numpy as np
+
+RESULT_FORMAT_VERSION = 2  # SalienceResult.to_json; 1 = the unversioned format (scores as top-level keys)
+# The keys of format 1 that are not a method's scores (every other list of numbers was one).
+_V1_FIELDS = frozenset(
+    {"text", "prompt_length", "tokens", "offsets", "target_token_span", "target_text", "target_log_prob"}
+    | {"seconds", "diagnostics"}
+)
+# Method parameters that format 1 kept in the diagnostics (Integrated Gradients' baseline and steps).
+_V1_PARAMETERS = {"integrated_gradients": ("baseline", "steps")}
 
 
 @dataclass(frozen=True)
@@ -55,6 +65,51 @@ class Generation:
 
 
 @dataclass(frozen=True)
+class Provenance:
+    """How a result was computed: the model, its compute precision and each method's parameters,
+    e.g. ``{"integrated_gradients": {"baseline": "zero", "steps": 16},
+    "occlusion": {"granularity": "sentences", "pattern": None}}``. Empty strings are unknown
+    (results saved before the format recorded them)."""
+
+    model: str = ""
+    precision: str = ""
+    parameters: dict[str, dict] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {
+            "model": self.model,
+            "precision": self.precision,
+            "parameters": {name: dict(values) for name, values in self.parameters.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping | None) -> Provenance:
+        data = data or {}
+        parameters = data.get("parameters") or {}
+        if not isinstance(parameters, Mapping) or not all(
+            isinstance(v, Mapping) for v in parameters.values()
+        ):
+            raise ValueError("provenance parameters should map each method to its parameters")
+        return cls(
+            model=str(data.get("model") or ""),
+            precision=str(data.get("precision") or ""),
+            parameters={str(name): dict(values) for name, values in parameters.items()},
+        )
+
+    def merged(self, other: Provenance) -> Provenance:
+        """This provenance with ``other``'s method parameters added (and its blanks filled)."""
+        return Provenance(
+            self.model or other.model,
+            self.precision or other.precision,
+            {**self.parameters, **other.parameters},
+        )
+
+    def filled(self, model: str, precision: str) -> Provenance:
+        """Blank model or precision filled in (e.g. from the row an old result was saved in)."""
+        return replace(self, model=self.model or model, precision=self.precision or precision)
+
+
+@dataclass(frozen=True)
 class SalienceResult:
     """Scores per token of prompt+target for one target span.
 
@@ -74,6 +129,7 @@ class SalienceResult:
     # Per-method facts beside the scores, e.g. {"occlusion": {"segments": [[a, b], ...],
     # "log_prob": ...}, "integrated_gradients": {"baseline": "pad", "completeness_gap": ...}}.
     diagnostics: dict = field(default_factory=dict)
+    provenance: Provenance = field(default_factory=Provenance)
 
     @property
     def target_text(self) -> str:
@@ -98,9 +154,20 @@ class SalienceResult:
                 spread[start:end] = values[start] / (end - start)
         return spread
 
+    def with_parameters(self, method: str, **parameters) -> SalienceResult:
+        """This result with ``method``'s parameters recorded (e.g. Deletion's granularity)."""
+        current = {**self.provenance.parameters.get(method, {}), **parameters}
+        provenance = replace(self.provenance, parameters={**self.provenance.parameters, method: current})
+        return replace(self, provenance=provenance)
+
     def to_json(self) -> dict:
-        """JSON-ready dict: tokens, offsets, target span and one array per method."""
+        """JSON-ready dict in format ``RESULT_FORMAT_VERSION``; ``from_json`` reads it back.
+
+        ``scores`` maps each method to one float per token; ``provenance`` says how they were
+        computed; ``target_text`` is derived (for readers of the JSON, ignored on reading).
+        """
         return {
+            "format_version": RESULT_FORMAT_VERSION,
             "text": self.text,
             "prompt_length": self.prompt_length,
             "tokens": list(self.tokens),
@@ -109,6 +176,66 @@ class SalienceResult:
             "target_text": self.target_text,
             "target_log_prob": self.target_log_prob,
             "seconds": round(self.seconds, 4),
+            "scores": {name: [float(v) for v in values] for name, values in self.scores.items()},
             "diagnostics": self.diagnostics,
-            **{name: [float(v) for v in values] for name, values in self.scores.items()},
+            "provenance": self.provenance.to_json(),
         }
+
+    @classmethod
+    def from_json(cls, data: Mapping) -> SalienceResult:
+        """A result from ``to_json`` of this format or of format 1 (no ``format_version``: each
+        method's scores a top-level list). Malformed data raises KeyError, TypeError or ValueError."""
+        if not isinstance(data, Mapping):
+            raise TypeError("a saved result should be a JSON object")
+        version = data.get("format_version", 1)
+        if version == 1:
+            data = upgrade_result_json(data)
+        elif version != RESULT_FORMAT_VERSION:
+            raise ValueError(
+                f"format_version {version!r} (this version of the workbench reads 1 to {RESULT_FORMAT_VERSION})"
+            )
+        scores = data["scores"]
+        if not isinstance(scores, Mapping):
+            raise TypeError("scores should map each method to its scores")
+        diagnostics = data.get("diagnostics")
+        start, end = data["target_token_span"]
+        return cls(
+            text=str(data["text"]),
+            prompt_length=int(data["prompt_length"]),
+            tokens=tuple(data["tokens"]),
+            offsets=tuple((int(a), int(b)) for a, b in data["offsets"]),
+            target_token_span=(int(start), int(end)),
+            scores={str(name): np.asarray(values, dtype=np.float32) for name, values in scores.items()},
+            target_log_prob=float(data.get("target_log_prob") or 0.0),
+            seconds=float(data.get("seconds") or 0.0),
+            diagnostics=dict(diagnostics) if isinstance(diagnostics, Mapping) else {},
+            provenance=Provenance.from_json(data.get("provenance")),
+        )
+
+
+def upgrade_result_json(data: Mapping) -> dict:
+    """Format 1 (scores as top-level lists, beside the other fields) as the current format.
+
+    The provenance of format 1 is unknown, except the parameters its diagnostics kept."""
+    scores = {
+        key: value
+        for key, value in data.items()
+        if key not in _V1_FIELDS and isinstance(value, list) and all(_is_number(v) for v in value)
+    }
+    upgraded = {key: value for key, value in data.items() if key in _V1_FIELDS}
+    diagnostics = data.get("diagnostics") if isinstance(data.get("diagnostics"), Mapping) else {}
+    parameters = {
+        method: {name: diagnostics[method][name] for name in names if name in diagnostics[method]}
+        for method, names in _V1_PARAMETERS.items()
+        if method in scores and isinstance(diagnostics.get(method), Mapping)
+    }
+    upgraded.update(
+        format_version=RESULT_FORMAT_VERSION,
+        scores=scores,
+        provenance={"model": "", "precision": "", "parameters": parameters},
+    )
+    return upgraded
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)

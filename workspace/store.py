@@ -3,6 +3,7 @@ browser's last state, so concurrent writers never lose each other's rows."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Iterable, Iterator
@@ -117,24 +118,16 @@ def settings_json(settings: GenerationSettings) -> dict:
     }
 
 
-def result_from_json(data: dict) -> SalienceResult:
-    """Rebuild a SalienceResult from ``SalienceResult.to_json()``."""
-    methods = {
-        key: np.asarray(value, dtype=np.float32)
-        for key, value in data.items()
-        if isinstance(value, list) and key not in ("tokens", "offsets", "target_token_span")
-    }
-    return SalienceResult(
-        text=data["text"],
-        prompt_length=int(data["prompt_length"]),
-        tokens=tuple(data["tokens"]),
-        offsets=tuple((int(a), int(b)) for a, b in data["offsets"]),
-        target_token_span=(int(data["target_token_span"][0]), int(data["target_token_span"][1])),
-        scores=methods,
-        target_log_prob=float(data.get("target_log_prob") or 0.0),
-        seconds=float(data.get("seconds") or 0.0),
-        diagnostics=data.get("diagnostics") if isinstance(data.get("diagnostics"), dict) else {},
-    )
+def result_from_json(data: dict, model: str = "", precision: str = "") -> SalienceResult:
+    """A stored ``SalienceResult.to_json()`` of any format version; the row's model and precision
+    fill the provenance of results saved before it was recorded."""
+    result = SalienceResult.from_json(data)
+    return dataclasses.replace(result, provenance=result.provenance.filled(model, precision))
+
+
+def result_json(result: SalienceResult, model: str, precision: str) -> dict:
+    """What a salience row stores: the current format, its provenance filled from the row."""
+    return dataclasses.replace(result, provenance=result.provenance.filled(model, precision)).to_json()
 
 
 def check_result(data: dict) -> SalienceResult:
@@ -322,7 +315,7 @@ class Workspace:
                 span_start=span[0] if span else None,
                 span_end=span[1] if span else None,
                 target_text=result.target_text,
-                result=result.to_json(),
+                result=result_json(result, model, precision),
                 seconds=float(result.seconds),
             )
             session.add(record)
@@ -340,7 +333,7 @@ class Workspace:
                     r.run_id,
                     r.target_text,
                     (r.span_start, r.span_end) if r.span_start is not None else None,
-                    result_from_json(r.result),
+                    result_from_json(r.result, r.model, r.precision),
                     r.model,
                     r.created_at,
                 )
@@ -864,7 +857,7 @@ class _Importer:
                 span_start=span[0] if span else None,
                 span_end=span[1] if span else None,
                 target_text=str(record.result.get("target_text", "")),
-                result=dict(record.result),
+                result=result_json(result_from_json(record.result), record.model, record.precision),
             ),
         )
 

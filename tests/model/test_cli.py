@@ -55,9 +55,11 @@ def test_explain_json_is_aligned(tmp_path, capsys, tiny_spec):
     n = len(payload["tokens"])
     assert len(payload["offsets"]) == n
     for method in ("grad_l2", "grad_dot_input", "integrated_gradients"):
-        assert len(payload[method]) == n
+        assert len(payload["scores"][method]) == n
     start, end = payload["target_token_span"]
-    assert end == n and all(v == 0 for v in payload["grad_l2"][start:])
+    assert end == n and all(v == 0 for v in payload["scores"]["grad_l2"][start:])
+    assert payload["format_version"] == 2 and payload["provenance"]["model"]
+    assert set(payload["provenance"]["parameters"]["integrated_gradients"]) == {"baseline", "steps"}
     assert payload["segments"][-1]["in_target"] and payload["segments"][-1]["text"] == " Avoid it."
     assert "".join(s["text"] for s in payload["segments"]) == payload["text"]
 
@@ -236,7 +238,8 @@ def test_explain_occlusion_carries_segment_scores(tmp_path, capsys, tiny_spec):
     )
     assert status == 0, err
     payload = json.loads(out)
-    scores = payload["occlusion"]
+    scores = payload["scores"]["occlusion"]
+    assert payload["provenance"]["parameters"]["occlusion"]["granularity"] == "sentences"
     deleted = payload["diagnostics"]["occlusion"]["segments"]
     prompt_segments = [s for s in payload["segments"] if not s["in_target"] and s["text"]]
     assert len(deleted) == 3 == len(prompt_segments)

@@ -187,4 +187,5 @@ def test_csv_and_json_exports():
     assert csv.splitlines()[0] == "variant,segment,text,start,end,in_output,explained,score,normalized"
     payload = json.loads(to_json(document))
     assert [v["name"] for v in payload["variants"]] == ["variant 0", "variant 1"]
-    assert payload["variants"][0]["tokens"]["grad_l2"]
+    assert payload["variants"][0]["tokens"]["scores"]["grad_l2"]
+    assert payload["variants"][0]["tokens"]["format_version"] == 2
