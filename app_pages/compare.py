@@ -85,9 +85,9 @@ def _shared_legend(method: str, signed: bool, scale: float) -> None:
 def _draw_pane(pane: Pane, first: Variant, signed: bool, scale: float, intensity: float, large: bool) -> None:
     changes = _differences_from_first(pane.variant, first)
     if large:
-        st.markdown(f"*{changes}*")
+        st.markdown(f"*{plain_markdown(changes)}*")
     else:
-        st.caption(changes)
+        st.caption(plain_markdown(changes))
     if pane.view is None or pane.result is None:
         if pane.variant.output:
             st.code(pane.variant.output, language=None, wrap_lines=True)
@@ -149,7 +149,7 @@ def _add_controls() -> None:
 
 def _variant_editor() -> None:
     with st.expander("Edit variants", expanded=False):
-        tabs = st.tabs([variant.name for variant in variants()])
+        tabs = st.tabs([plain_markdown(variant.name) for variant in variants()])
         for tab, variant in zip(tabs, variants()):
             with tab:
                 _edit_one(variant)
@@ -220,7 +220,7 @@ def _differences(panes: list[Pane], method: str) -> tuple:
     diff = output_diff(a.variant.output or "", b.variant.output or "", a.variant.name, b.variant.name)
     st.markdown("**Output**")
     st.html(diff_html(diff))
-    st.caption(diff.summary)
+    st.caption(plain_markdown(diff.summary))
     if a.result is None or b.result is None:
         st.info("Both variants need a heatmap for the salience difference.")
         return diff, ()
@@ -233,8 +233,8 @@ def _differences(panes: list[Pane], method: str) -> tuple:
         st.info("The prompts have no parts to compare.")
         return diff, rows
     st.markdown(
-        f"**How much higher (+) or lower (−) each part's {get_method(method).label} score is in {b.variant.name} "
-        f"than in {a.variant.name}**"
+        f"**How much higher (+) or lower (−) each part's {get_method(method).label} score is in "
+        f"{plain_markdown(b.variant.name)} than in {plain_markdown(a.variant.name)}**"
     )
     chart_frame = frame.dropna(subset=["delta"]).copy()
     # Numbered, so two parts with the same words stay two bars; long enough to tell them apart.
@@ -343,7 +343,7 @@ def _exports(panes, caption, signed, scale, intensity, method, granularity, mode
         cols[3].download_button(
             "JSON", to_json(document), f"{stem}.json", "application/json", width="stretch"
         )
-        st.caption(f"Caption: {caption}")
+        st.caption(f"Caption: {plain_markdown(caption)}")
 
 
 def _png_button(page_html: str, file_name: str) -> None:
@@ -400,8 +400,8 @@ def _presentation(panes: list[Pane], caption: str, signed: bool, scale: float, i
     if leave:
         st.session_state[state.PRESENTING] = False
         st.rerun()
-    st.markdown(f"### {index + 1} / {len(panes)} · {pane.variant.name}")
-    st.markdown(caption)
+    st.markdown(f"### {index + 1} / {len(panes)} · {plain_markdown(pane.variant.name)}")
+    st.markdown(plain_markdown(caption))
     _draw_pane(pane, panes[0].variant, signed, scale, intensity, large=True)
 
 
@@ -468,13 +468,13 @@ def _compare(model, presenting: bool) -> None:
     if presenting:
         _presentation(panes, caption, signed, scale, intensity)
         return
-    st.markdown(f"**{caption}**")
+    st.markdown(f"**{plain_markdown(caption)}**")
     _shared_legend(method, signed, scale)
     st.html(PANES_CSS)
     columns = st.container(key="compare-panes").columns(len(panes), gap="medium")
     for column, pane in zip(columns, panes):
         with column:
-            st.subheader(pane.variant.name)
+            st.subheader(plain_markdown(pane.variant.name))
             _draw_pane(pane, panes[0].variant, signed, scale, intensity, large=False)
             pane_agreement(model, precision, pane, method, granularity, pattern, aggregation)
     differences = _differences(panes, method) if len(panes) >= 2 else None

@@ -145,7 +145,7 @@ def _notes_csv(opened: Workspace) -> str:
 
 def _run_detail(opened: Workspace, run: RunRow) -> None:
     st.divider()
-    st.subheader(f"Run {run.id} · {run.template or 'no template'}")
+    st.subheader(f"Run {run.id} · {plain_markdown(run.template or 'no template')}")
     st.caption(
         f"{run.created_at.astimezone():%Y-%m-%d %H:%M:%S} · {run.model} · {run.tokens} tokens in "
         f"{run.seconds:.1f}s · stop: {run.stop_reason} · max {run.settings.get('max_new_tokens')} new tokens"
@@ -240,12 +240,13 @@ def _versions_tab(opened: Workspace) -> None:
     old, new = opened.version(a), opened.version(b)
     diff = output_diff(old.text, new.text, labels[a], labels[b])
     st.html(diff_html(diff, "template-diff"))
-    st.caption(diff.summary.replace("outputs", "templates"))
+    st.caption(plain_markdown(diff.summary.replace("outputs", "templates")))
     changed = {
         k for k in set(old.variables) | set(new.variables) if old.variables.get(k) != new.variables.get(k)
     }
     for key in sorted(changed):
-        st.markdown(f"`{key}`: “{old.variables.get(key, '—')}” → “{new.variables.get(key, '—')}”")
+        before, after = (plain_markdown(str(v.variables.get(key, "—"))) for v in (old, new))
+        st.markdown(f"`{plain_markdown(key)}`: “{before}” → “{after}”")
     for version in (old, new) if a != b else (new,):
         if st.button(f"Restore {labels[version.id]} into the workbench", key=f"restore_{version.id}"):
             load_into_workbench(version.template, version.text, version.variables)

@@ -10,6 +10,7 @@ import streamlit as st
 from components import state, workspace
 from components.deletion import compare_scores, gradient_methods
 from components.model_resource import registry
+from components.widgets import plain_markdown
 from salience.compare import MAX_VARIANTS, ResolvedTarget, TargetChoice, Variant, resolve_target, shared_scale
 from salience.errors import WorkbenchError
 from salience.methods import DELETION
@@ -38,7 +39,7 @@ def add_variant(variant: Variant) -> str:
         return f"Compare holds {MAX_VARIANTS} variants; remove one on the Compare page first."
     variant = dataclasses.replace(variant, name=_unique_name(variant.name))
     st.session_state[state.COMPARE_VARIANTS] = [*variants(), variant]
-    return f"Pinned “{variant.name}” as variant {len(variants())} of {MAX_VARIANTS}."
+    return f"Pinned “{plain_markdown(variant.name)}” as variant {len(variants())} of {MAX_VARIANTS}."
 
 
 def pin_workbench() -> None:
@@ -130,7 +131,7 @@ def _generate_missing(model: LanguageModel, settings: GenerationSettings, precis
             continue
         try:
             prompt = variant.render().text
-            with st.spinner(f"Generating “{variant.name}”…"):
+            with st.spinner(f"Generating “{plain_markdown(variant.name)}”…"):
                 *_, final = registry().stream(model, prompt, settings, precision)
         except (WorkbenchError, ValueError):
             continue  # the pane reports the error when it renders
@@ -180,12 +181,12 @@ def explain(
                 "on its own colour scale (left out of the shared scale, so do not compare its colours)."
             )
         try:
-            with st.spinner(f"Explaining “{variant.name}”…"):
+            with st.spinner(f"Explaining “{plain_markdown(variant.name)}”…"):
                 pane.result = registry().salience(
                     model, pane.prompt, pane.target.target, pane.target.span, methods, precision
                 )
             if method == DELETION:
-                with st.spinner(f"Deletion on “{variant.name}”…"):
+                with st.spinner(f"Deletion on “{plain_markdown(variant.name)}”…"):
                     pane.result = compare_scores(
                         model,
                         precision,

@@ -524,7 +524,7 @@ def what_if(
         return
     removed = excerpt(shown["removed"], 80)
     if "error" in shown:
-        st.warning(f"Deleting “{removed}”: {shown['error']}", icon="⚠️")
+        st.warning(f"Deleting “{plain_markdown(removed)}”: {plain_markdown(shown['error'])}", icon="⚠️")
         return
     box = st.container(key="what-if-result")
     with box:
@@ -538,7 +538,8 @@ def what_if(
         )
         st.html(diff_html(diff, test_id="what-if-diff"))
         unchanged = shown["before"] == shown["after"]
-        st.caption("The output did not change." if unchanged else plain_markdown(diff.summary[:1].upper() + diff.summary[1:]))
+        summary = diff.summary[:1].upper() + diff.summary[1:]
+        st.caption("The output did not change." if unchanged else plain_markdown(summary))
 
 
 def pane_agreement(

@@ -6,6 +6,7 @@ import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
 from components import state
+from components.widgets import plain_markdown
 from salience.errors import InputError
 from workspace.store import Workspace
 
@@ -17,11 +18,14 @@ def review_box(opened: Workspace, run_id: int | None = None, comparison_id: str 
     for note in opened.notes(run_id=run_id, comparison_id=comparison_id):
         thumb = {1: "👍 ", -1: "👎 ", None: ""}[note.rating]
         st.markdown(
-            f"{thumb}**{note.reviewer}** · {note.created_at.astimezone():%Y-%m-%d %H:%M}  \n{note.text}"
+            f"{thumb}**{plain_markdown(note.reviewer)}** · {note.created_at.astimezone():%Y-%m-%d %H:%M}  \n"
+            + plain_markdown(note.text)
         )
     reviewer = st.session_state.get(state.REVIEWER, "").strip()
     with st.form(f"note_form_{subject}", clear_on_submit=True, border=True):
-        st.caption(f"As **{reviewer}**" if reviewer else "Type your name in the sidebar first.")
+        st.caption(
+            f"As **{plain_markdown(reviewer)}**" if reviewer else "Type your name in the sidebar first."
+        )
         rating = st.feedback("thumbs", key=f"{state.NOTE_RATING}_{subject}")
         text = st.text_area("Note", key=f"{state.NOTE_TEXT}_{subject}", height=80, max_chars=20_000)
         if st.form_submit_button("Save note", disabled=not reviewer):

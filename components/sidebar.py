@@ -13,6 +13,7 @@ import streamlit as st
 
 from components import state
 from components.model_resource import FAILED, LOADING, WARMING, LoadStatus, default_spec, registry
+from components.widgets import plain_markdown
 from components.workspace import browser_id, workspace
 from salience.loading import KAGGLE_PRESETS
 
@@ -136,7 +137,9 @@ def model_sidebar(notice_in_main: bool = False):
         if st.session_state[state.MODEL_ERROR]:
             st.error(st.session_state[state.MODEL_ERROR], icon="⚠️")
         if model is not None:
-            st.caption(f"In use: **{model.name}** · up to {model.max_context:,} tokens per prompt here")
+            st.caption(
+                f"In use: **{plain_markdown(model.name)}** · up to {model.max_context:,} tokens per prompt here"
+            )
             with st.expander("Advanced"):
                 st.radio(
                     "Compute precision",

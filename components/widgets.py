@@ -106,13 +106,13 @@ def _on_upload() -> None:
     try:
         loaded = parse_jsonl(upload.getvalue())
     except InputError as error:
-        st.session_state[state.UPLOAD_MESSAGE] = ("error", f"{upload.name}: {error}")
+        st.session_state[state.UPLOAD_MESSAGE] = ("error", plain_markdown(f"{upload.name}: {error}"))
         return
     st.session_state[state.UPLOADED_EXAMPLES] = name_uploads(upload.name, loaded)
     count = f"{len(loaded)} prompt{'s' if len(loaded) != 1 else ''}"
     st.session_state[state.UPLOAD_MESSAGE] = (
         "info",
-        f"Added {count} from {upload.name} to “Sample prompt” above.",
+        f"Added {count} from {plain_markdown(upload.name)} to “Sample prompt” above.",
     )
 
 
@@ -141,7 +141,7 @@ def template_editor() -> RenderedPrompt | None:
         "pick a sample again to start over from it.",
     )
     if base is not None and base.notes and not edited:
-        st.caption(base.notes)
+        st.caption(plain_markdown(base.notes))
     st.file_uploader(
         "Your prompts (JSONL)",
         type=["jsonl", "json", "txt"],
