@@ -14,6 +14,7 @@ st.set_page_config(page_title="Gemma prompt workbench", page_icon="🔎", layout
 pages = [
     st.Page("app_pages/workbench.py", title="Workbench", icon="🔎", default=True),
     st.Page("app_pages/compare.py", title="Compare", icon="⚖️", url_path="compare"),
+    st.Page("app_pages/evaluate.py", title="Evaluate", icon="🧪", url_path="evaluate"),
     st.Page("app_pages/history.py", title="History", icon="🗂️", url_path="history"),
 ]
 try:

@@ -99,6 +99,27 @@ HISTORY_DIFF_TEMPLATE = "history_diff_template"
 NOTE_TEXT = "note_text"
 NOTE_RATING = "note_rating"
 
+# Evaluate page (issue 12): variants over a table of inputs with checks.
+EVAL_SOURCES = "eval_sources"  # the chosen variant sources (labels)
+EVAL_EDIT_PREFIX = "eval_edit::"  # + source label + "::name" / "::template"
+EVAL_DATA_SOURCE = "eval_data_source"  # a shipped set's file name, "upload" or "paste"
+EVAL_UPLOAD = "eval_upload"
+EVAL_PASTE = "eval_paste"
+EVAL_TABLE = "eval_table"  # the data as a DataFrame (what the editor shows and edits)
+EVAL_TABLE_FROM = "eval_table_from"  # what EVAL_TABLE was loaded from (reloads when it changes)
+EVAL_EDITOR = "eval_editor"
+EVAL_CHECKS = "eval_checks"  # the checks editor
+EVAL_EXPECTED = "eval_expected"  # the expected-answer column ("" = none)
+EVAL_MAX_NEW_TOKENS = "eval_max_new_tokens"
+EVAL_STOP = "eval_stop"
+EVAL_BATCH = "eval_batch"
+EVAL_WHY = "eval_why"  # explain each row with the fast gradient method
+EVAL_ANCHOR = "eval_anchor"  # the output part to explain, by its first word
+EVAL_OPEN = "eval_open"  # the workspace id of the evaluation shown (and run) on the page
+EVAL_MESSAGE = "eval_message"  # ("error" | "info", text) from the last Run click
+EVAL_SEARCH = "eval_search"
+EVAL_DELETION = "eval_deletion"  # (evaluation id, row, variant) -> Deletion shares
+
 DEFAULTS = {
     MODEL_SPEC: "embedded",
     PRECISION: "bfloat16",
@@ -150,6 +171,17 @@ DEFAULTS = {
     RUN_IDS: {},
     RECORDED_SALIENCE: set(),
     REVIEWER: "",
+    EVAL_SOURCES: ["Sample: fewshot-mistake", "Sample: fewshot-fixed"],
+    EVAL_DATA_SOURCE: "menu_recommendations.csv",
+    EVAL_EXPECTED: "expected",
+    EVAL_MAX_NEW_TOKENS: 40,
+    EVAL_STOP: "\\n\\n",
+    EVAL_BATCH: 8,
+    EVAL_WHY: True,
+    EVAL_ANCHOR: "Recommendation",
+    EVAL_OPEN: None,
+    EVAL_MESSAGE: None,
+    EVAL_DELETION: {},
 }
 
 # What a permalink restores: the workbench's prompt and settings and the whole comparison.

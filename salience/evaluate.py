@@ -354,6 +354,7 @@ class Plan:
     checks: tuple[Check, ...]
     expected_column: str | None
     notes: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()  # missing columns filled by a variant's own values
 
     @property
     def size(self) -> int:
@@ -399,6 +400,7 @@ def plan_evaluation(
     columns = set(dataset.columns)
     used: set[str] = set()
     notes: list[str] = []
+    warnings: list[str] = []
     for variant in variants:
         try:
             parsed = parse_template(variant.template)
@@ -424,9 +426,10 @@ def plan_evaluation(
             )
         own = [name for name in parsed.variables if name not in columns]
         if own:
-            notes.append(
-                f"Variant '{variant.name}' uses its own value for {', '.join(repr(n) for n in own)} "
-                "(the data has no such column)."
+            listed = ", ".join(repr(n) for n in own)
+            warnings.append(
+                f"The data has no column {listed}: variant '{variant.name}' uses its own value there "
+                "in every row. Add the column if it should vary."
             )
         used.update(from_data)
     if expected_column:
@@ -466,7 +469,7 @@ def plan_evaluation(
         checks = (*checks, Check("expected"))
     if not checks:
         notes.append("No checks: every output passes. Add a check (e.g. contains:Avoid) to score outputs.")
-    return Plan(tuple(variants), dataset, checks, expected_column, tuple(notes))
+    return Plan(tuple(variants), dataset, checks, expected_column, tuple(notes), tuple(warnings))
 
 
 # ---- results ----------------------------------------------------------------------------------
@@ -641,17 +644,46 @@ def part_shares(
 ) -> dict[str, float] | None:
     """Each template part's share of the salience for the target in this output (fast gradient
     method); None when there is nothing to explain (empty output, empty reference)."""
-    from salience.views import slot_table
-
     resolved = resolve_target(target, rendered.text, output)
     if resolved is None or not resolved.target.strip():
         return None
     result = model.salience(rendered.text, resolved.target, char_span=resolved.span, methods=(method,))
+    return _shares(result, rendered, method)
+
+
+def deletion_shares(
+    model, rendered: RenderedPrompt, output: str, target: TargetChoice
+) -> dict[str, float] | None:
+    """Each template part's share by Deletion (each part deleted in turn): the slower check of the
+    fast method's shares for one row."""
+    from salience.methods import DELETION
+    from salience.segments import make_segments
+
+    resolved = resolve_target(target, rendered.text, output)
+    if resolved is None or not resolved.target.strip():
+        return None
+    tokens, _ = model.tokenize_pair(rendered.text, resolved.target)
+    text = rendered.text + resolved.target
+    segments = make_segments(text, tokens.offsets, "slots", len(rendered.text), rendered.slots)
+    spans = [
+        (seg.token_start, seg.token_end)
+        for seg in segments
+        if not seg.in_target and seg.token_start >= 1 and seg.token_end > seg.token_start and seg.text.strip()
+    ]
+    result = model.salience(
+        rendered.text, resolved.target, char_span=resolved.span, methods=(DELETION,), segments=spans
+    )
+    return _shares(result, rendered, DELETION)
+
+
+def _shares(result, rendered: RenderedPrompt, method: str) -> dict[str, float]:
+    from salience.views import slot_table
+
     shares: dict[str, float] = {}
     for slot in slot_table(result, rendered, method):
-        label = slot.label or slot.name
         if not slot.text.strip() and slot.kind == "fixed":
             continue
+        label = slot.label or slot.name
         key, n = label, 1
         while key in shares:
             n += 1
@@ -855,3 +887,77 @@ def plan_from_json(data: Mapping) -> Plan:
         )
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise InputError(f"A saved evaluation is malformed ({error}).") from None
+
+
+def report_html(plan: Plan, results: Sequence[CellResult], title: str = "Prompt evaluation") -> str:
+    """A self-contained HTML report (no scripts): summary with intervals, flips, mean part shares
+    as bars (all rows, passing, failing) and every row's outputs."""
+    from html import escape as esc
+
+    summaries = summarize(plan, results)
+    found = flips(plan, results)
+    by_key = {(c.row, c.variant): c for c in results}
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; style-src 'unsafe-inline'\">",
+        f"<title>{esc(title)}</title><style>",
+        "body{font-family:system-ui,sans-serif;margin:2rem;max-width:70rem;color:#222}",
+        "table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ccc;padding:.3rem .5rem;"
+        "vertical-align:top;text-align:left}pre{white-space:pre-wrap;margin:0;font-size:.85rem}",
+        ".pass{background:#e6f4ea}.fail{background:#fce8e6}.bar{background:#4a7bd0;height:.8rem;display:inline-block}",
+        "</style></head><body>",
+        f"<h1>{esc(title)}</h1>",
+        f"<p>{len(plan.dataset.rows)} rows × {len(plan.variants)} variants; checks: "
+        f"{esc('; '.join(c.label for c in plan.checks) or 'none')}.</p>",
+        "<h2>Pass rates</h2><table><tr><th>Variant</th><th>Passed</th><th>Rate</th><th>95% interval (Wilson)</th></tr>",
+    ]
+    for s in summaries:
+        parts.append(
+            f"<tr><td>{esc(s.name)}</td><td>{s.passed} / {s.total}</td><td>{s.rate:.0%}</td>"
+            f"<td>{s.interval[0]:.0%} – {s.interval[1]:.0%}</td></tr>"
+        )
+    parts.append("</table><h2>Flipped rows</h2>")
+    if found:
+        parts.append("<ul>" + "".join(f"<li>{esc(f.describe(plan))}</li>" for f in found) + "</ul>")
+    else:
+        parts.append("<p>No row flips between the variants.</p>")
+    if any(c.shares for c in results):
+        parts.append("<h2>Why: each template part's mean share of the salience</h2>")
+        for index, variant in enumerate(plan.variants):
+            groups = [("all rows", None), ("passing", True), ("failing", False)]
+            means = {name: mean_shares(results, index, flag) for name, flag in groups}
+            if not means["all rows"]:
+                continue
+            parts.append(f"<h3>{esc(variant.name)}</h3><table><tr><th>Part</th>")
+            parts.extend(f"<th>{name}</th>" for name, _ in groups)
+            parts.append("</tr>")
+            for part in sorted(means["all rows"], key=lambda p: -means["all rows"][p]):
+                cells = "".join(
+                    f"<td><span class='bar' style='width:{means[name].get(part, 0) * 12:.2f}rem'></span> "
+                    f"{means[name].get(part, 0):.0%}</td>"
+                    if part in means[name]
+                    else "<td>–</td>"
+                    for name, _ in groups
+                )
+                parts.append(f"<tr><td>{esc(part)}</td>{cells}</tr>")
+            parts.append("</table>")
+    parts.append("<h2>Rows</h2><table><tr><th>Row</th><th>Values</th>")
+    parts.extend(f"<th>{esc(v.name)}</th>" for v in plan.variants)
+    parts.append("</tr>")
+    for row in row_order(plan, results):
+        values = "<br>".join(
+            f"<b>{esc(k)}</b>: {esc(excerpt(v, 120))}" for k, v in plan.dataset.rows[row].items()
+        )
+        parts.append(f"<tr><td>{row + 1}</td><td>{values}</td>")
+        for index in range(len(plan.variants)):
+            cell = by_key.get((row, index))
+            if cell is None:
+                parts.append("<td>not run</td>")
+                continue
+            verdict = "pass" if cell.passed else "fail"
+            parts.append(
+                f"<td class='{verdict}'><b>{verdict}</b><pre>{esc(cell.error or cell.output)}</pre></td>"
+            )
+        parts.append("</tr>")
+    parts.append("</table></body></html>")
+    return "".join(parts)

@@ -77,6 +77,8 @@ def cmd_evaluate(args) -> int:
     checks = [parse_check(spec) for spec in args.check]
     plan = plan_evaluation(variants, load_data(args.data), checks, args.expected_column)
     if not args.quiet:
+        for warning in plan.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
         for note in plan.notes:
             print(f"note: {note}", file=sys.stderr)
     settings = GenerationSettings(

@@ -121,7 +121,10 @@ def test_defaults_fill_variables_without_a_column():
     variant = EvalVariant("fixed", "First: {first}\nItem: {item}", {"first": "Avoid."})
     plan = plan_evaluation([variant], table("item\nSoup\n"))
     assert plan.rendered(0, 0).text == "First: Avoid.\nItem: Soup"
-    assert "Variant 'fixed' uses its own value for 'first'" in plan.notes[0]
+    assert plan.warnings == (
+        "The data has no column 'first': variant 'fixed' uses its own value there in every row. "
+        "Add the column if it should vary.",
+    )
 
 
 def test_bad_variants():
@@ -242,7 +245,7 @@ def test_menu_set_fits_the_fewshot_samples():
     ]
     plan = plan_evaluation(variants, data, [], "expected")
     assert not [note for note in plan.notes if "not used" in note or "empty" in note]
-    assert len(plan.notes) == 2  # each variant's own first_recommendation
+    assert not plan.notes and len(plan.warnings) == 2  # each variant's own first_recommendation
     assert {row["expected"] for row in data.rows} == {"Avoid", "Likely good|You have to try it"}
     assert "Suggestion: Quiche Lorraine\nAnalysis:" in plan.rendered(0, 1).text
     assert "Recommendation: Avoid." in plan.rendered(0, 1).text
