@@ -13,9 +13,12 @@ tests point it at a tiny GGUF file that they write themselves.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import json
 import logging
 import os
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -63,6 +66,37 @@ def default_spec() -> str:
 
 class _VisitorsFirst(Exception):
     """Ends a warm-up early: visitors' own requests are tracing the same graphs."""
+
+
+# Set when the interpreter exits: warm-ups stop at the next step or token.
+_STOPPING = threading.Event()
+EXIT_WAIT_SECONDS = 3.0
+
+
+def _stop_background_work(wait: float = EXIT_WAIT_SECONDS, exit_status: int = 1) -> None:
+    """At interpreter exit (a server stop): end the model threads before Python finalizes.
+
+    A loader thread is a daemon. Finalizing Python while it is inside TensorFlow makes the
+    thread unwind through TensorFlow's C++ frames when it next asks for the interpreter
+    lock, which aborts the process ("terminate called after throwing an instance of ...",
+    "FATAL: exception not rethrown", status 134). So warm-ups are told to stop and get a
+    few seconds to finish their current call; a thread still inside TensorFlow after that
+    (a load or a long compile) only loads or compiles, so nothing is lost by leaving at
+    once, skipping the finalization that would abort."""
+    _STOPPING.set()
+    busy = [t for t in threading.enumerate() if t.name.startswith("load ") and t.is_alive()]
+    deadline = time.monotonic() + wait
+    for thread in busy:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    if any(thread.is_alive() for thread in busy):
+        logging.shutdown()
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(exit_status)
+
+
+atexit.register(_stop_background_work)
 
 
 @dataclass(frozen=True)
@@ -241,7 +275,7 @@ class ModelRegistry:
         from salience.loading import skip_random_init
 
         def step(name: str, message: str, work: Callable[[], object]) -> object:
-            if start.visitor_work.is_set():
+            if start.visitor_work.is_set() or _STOPPING.is_set():
                 raise _VisitorsFirst
             start.message = message
             began = time.perf_counter()
@@ -261,7 +295,7 @@ class ModelRegistry:
             def decode() -> Generation:
                 final = None
                 for partial in self.stream(model, prompt, WARM_UP_SETTINGS, WARM_UP_PRECISION):
-                    if start.visitor_work.is_set():  # between tokens: the model is theirs now
+                    if start.visitor_work.is_set() or _STOPPING.is_set():  # between tokens
                         raise _VisitorsFirst
                     final = partial
                 return final
