@@ -285,3 +285,18 @@ def test_run_ids_beyond_any_row_are_no_run(workspace):
     assert workspace.runs(RunFilter(ids=[10**23])) == []
     assert workspace.export_records(run_ids=[10**23]) is not None
     assert list(workspace.export_records(run_ids=[10**23])) == []
+
+
+def test_nul_characters_in_long_text_and_values_import_on_every_backend(workspace):
+    text = "a\x00b \ue000b64:c"
+    rows = [
+        version(text=text, variables={"q": text}),
+        run(prompt=text, output=text, variables={"q": text}, settings={"stop_sequences": [text]}),
+        note(text=text),
+    ]
+    counts = workspace.import_jsonl(jsonl(*rows))
+    assert counts["run"] == 1
+    [stored] = workspace.runs()
+    assert (stored.prompt, stored.output, stored.variables["q"]) == (text, text, text)
+    assert stored.settings["stop_sequences"] == [text]
+    assert workspace.notes()[0].text == text
