@@ -636,7 +636,8 @@ def import_summary(counts: dict[str, int]) -> str:
     text = f"Imported {', '.join(added)}." if added else "Nothing new to import."
     unchanged = counts.get(UNCHANGED, 0)
     if unchanged:
-        text += f" {unchanged} record{'' if unchanged == 1 else 's'} were already in the workspace (imported before)."
+        were = "record was" if unchanged == 1 else "records were"
+        text += f" {unchanged} {were} already in the workspace (imported before)."
     return text
 
 
