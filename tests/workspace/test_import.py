@@ -300,3 +300,21 @@ def test_nul_characters_in_long_text_and_values_import_on_every_backend(workspac
     assert (stored.prompt, stored.output, stored.variables["q"]) == (text, text, text)
     assert stored.settings["stop_sequences"] == [text]
     assert workspace.notes()[0].text == text
+
+
+def test_a_value_postgresql_refuses_despite_the_checks_is_one_line(postgres_url, monkeypatch):
+    """Defence in depth: a DataError from PostgreSQL (an integer out of range) becomes one line."""
+    from workspace import records
+
+    opened = Workspace.open(postgres_url)
+    fields = run(tokens=10**30, template_version_id=None, created_at=None) | {
+        "settings": records.SettingsRecord()
+    }
+    unchecked = records.RunRecord.model_construct(**fields)
+    monkeypatch.setattr(records, "parse_lines", lambda text: [(1, unchecked)])
+    with pytest.raises(InputError) as raised:
+        opened.import_jsonl(jsonl(run()))
+    assert str(raised.value).startswith("The database refused the file (")
+    assert len(str(raised.value).splitlines()) == 1
+    assert opened.runs() == []
+    opened.close()
