@@ -96,6 +96,13 @@ def _stop_background_work(wait: float = EXIT_WAIT_SECONDS, exit_status: int = 1)
         os._exit(exit_status)
 
 
+def _exit_hook_first() -> None:
+    """Exit handlers run last-registered first: run ours before those TensorFlow and Keras
+    registered when they loaded, while they still work."""
+    atexit.unregister(_stop_background_work)
+    atexit.register(_stop_background_work)
+
+
 atexit.register(_stop_background_work)
 
 
@@ -274,6 +281,8 @@ class ModelRegistry:
         sample's sequence bucket; decoding and Deletion graphs take any length."""
         from salience.loading import skip_random_init
 
+        _exit_hook_first()  # TensorFlow has registered its own exit handlers by now
+
         def step(name: str, message: str, work: Callable[[], object]) -> object:
             if start.visitor_work.is_set() or _STOPPING.is_set():
                 raise _VisitorsFirst
@@ -331,7 +340,10 @@ class ModelRegistry:
         except WorkbenchError as error:  # e.g. a model whose context is too small
             log.info("warm-up skipped: %s", error)
         except Exception:  # never let a warm-up failure take the loaded model down
-            log.exception("warm-up of %s failed", start.spec)
+            if _STOPPING.is_set():  # the interpreter is exiting under it: not a failure
+                log.info("warm-up of %s ended: the server is stopping", start.spec)
+            else:
+                log.exception("warm-up of %s failed", start.spec)
 
     def status(self, spec: str) -> LoadStatus:
         """The start of ``spec`` as the page shows it (starts loading it if nobody has)."""
