@@ -344,12 +344,6 @@ class LanguageModel:
         ]
         if not covered:
             raise InputError(f"Span {begin}:{finish} covers no token; pick a span with text in it.")
-        if covered[0] < first_target:  # it would explain the prompt by what comes before it
-            prompt_end = tokens.offsets[first_target][0] if first_target < len(tokens) else len(text)
-            raise InputError(
-                f"Span {begin}:{finish} starts inside the prompt (0:{prompt_end}); pick characters of "
-                f"the target ({prompt_end}:{len(text)})."
-            )
         return covered[0], covered[-1] + 1
 
 

@@ -349,18 +349,6 @@ def test_empty_prompt_is_refused_before_the_model_loads(tmp_path, capsys, no_mod
     assert status == 2 and "prompt is empty" in err
 
 
-def test_engine_refuses_a_span_inside_the_prompt(tiny_gemma3_lm):
-    from salience.errors import InputError
-
-    prompt, target = "Taste-likes: Cheese.", " Avoid."
-    with pytest.raises(InputError, match="starts inside the prompt"):
-        tiny_gemma3_lm.salience(prompt, target, char_span=(0, 5))
-    with pytest.raises(InputError, match="starts inside the prompt"):
-        tiny_gemma3_lm.salience(prompt, target, char_span=(15, len(prompt) + 3))
-    inside = tiny_gemma3_lm.salience(prompt, target, char_span=(len(prompt) + 1, len(prompt) + 6))
-    assert inside.scores["grad_l2"].any()
-
-
 def test_no_tensorflow_lines_before_the_error_line(tmp_path):
     """A failure after TensorFlow has loaded still prints exactly one line."""
     prompt = tmp_path / "p.txt"
