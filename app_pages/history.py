@@ -9,6 +9,7 @@ import streamlit as st
 
 from components import state
 from components.diff_view import diff_html
+from components.evaluation import saved_list
 from components.heatmap import heatmap
 from components.review import review_box
 from components.sidebar import model_sidebar
@@ -309,8 +310,8 @@ def page() -> None:
     if opened is None:
         st.error(st.session_state[state.WORKSPACE_ERROR] or "The workspace is not available.", icon="⚠️")
         return
-    runs, versions, comparisons, transfer = st.tabs(
-        ["Runs", "Template versions", "Comparisons", "Import / export"]
+    runs, versions, comparisons, evaluated, transfer = st.tabs(
+        ["Runs", "Template versions", "Comparisons", "Evaluations", "Import / export"]
     )
     with runs:
         _runs_tab(opened)
@@ -318,6 +319,8 @@ def page() -> None:
         _versions_tab(opened)
     with comparisons:
         _comparisons_tab(opened)
+    with evaluated:
+        saved_list(open_page="app_pages/evaluate.py")
     with transfer:
         _transfer_tab(opened)
 

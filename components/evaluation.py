@@ -179,8 +179,8 @@ def data_table() -> Dataset | None:
 def checks_editor(dataset: Dataset | None) -> tuple[list[Check], str | None] | None:
     columns = list(dataset.columns) if dataset else []
     options = ["", *columns]
-    if st.session_state[state.EVAL_EXPECTED] not in options:
-        st.session_state[state.EVAL_EXPECTED] = ""
+    if st.session_state[state.EVAL_EXPECTED] not in options:  # new data: its 'expected' column if any
+        st.session_state[state.EVAL_EXPECTED] = "expected" if "expected" in options else ""
     expected = st.selectbox(
         "Expected-answer column (passes when the output contains it; alternatives separated by |)",
         options,
@@ -501,13 +501,23 @@ def why_chart(stored: StoredEvaluation) -> None:
         .facet(column=alt.Column("variant:N", title=None, sort=[v.name for v in stored.plan.variants]))
     )
     st.altair_chart(chart, width="content")
-    means = (
-        frame.groupby(["variant", "outcome", "part"])["share"]
-        .mean()
-        .unstack("outcome")
-        .reindex(columns=["pass", "fail"])
-    )
-    st.dataframe(means.style.format("{:.0%}", na_rep="–"), width="stretch")
+    means = frame.groupby(["variant", "part", "outcome"])["share"].mean()
+    table = [
+        {
+            "Variant": variant,
+            "Template part": part,
+            **{
+                f"Mean share, {outcome}ing rows": f"{means[(variant, part, outcome)]:.0%}"
+                if (variant, part, outcome) in means.index
+                else "–"
+                for outcome in ("pass", "fail")
+            },
+        }
+        for variant in [v.name for v in stored.plan.variants]
+        for part in order
+        if any((variant, part, o) in means.index for o in ("pass", "fail"))
+    ]
+    st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch")
 
 
 def exports(stored: StoredEvaluation) -> None:
@@ -525,8 +535,8 @@ def exports(stored: StoredEvaluation) -> None:
     )
 
 
-def saved_list() -> None:
-    """History of evaluations: search, open, delete."""
+def saved_list(open_page: str | None = None) -> None:
+    """History of evaluations: search, open (on ``open_page`` when given), delete."""
     opened = workspace()
     if opened is None:
         st.caption("The workspace is unavailable; saved evaluations cannot be listed.")
@@ -545,6 +555,8 @@ def saved_list() -> None:
         )
         if cols[2].button("Open", key=f"eval-list-open-{row.id}"):
             st.session_state[state.EVAL_OPEN] = row.id
+            if open_page:
+                st.switch_page(open_page)
             st.rerun()
         if cols[3].button("Delete", key=f"eval-list-del-{row.id}"):
             delete_evaluation(opened, row.id)

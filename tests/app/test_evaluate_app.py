@@ -87,13 +87,19 @@ def test_run_saves_each_row_and_reopens(page):
     assert set(grid["row"]) == {1, 2} and "fewshot-fixed" in grid.columns
     labels = [b.label for b in page.get("download_button")]
     assert labels == ["CSV", "JSONL", "HTML report"]
-    # a new session (a refresh) lists it, reopens it and recomputes nothing
+    # another visit lists it on History, where Open brings it back here without recomputing
     page.session_state[state.EVAL_OPEN] = None
+    page.switch_page("app_pages/history.py")
     run(page)
-    assert any("2/2 · finished" in m.value or "4/4 · finished" in m.value for m in page.markdown)
+    assert any("4/4 · finished" in m.value for m in page.markdown)
     button(page, "Open").click()
     run(page)
     assert page.session_state[state.EVAL_OPEN] == evaluation_id
+    assert page.title[0].value == "Evaluate a prompt across many inputs"
+    assert len(page.dataframe) >= 2
+    page.switch_page(EVALUATE)  # AppTest's next run follows its own page, not the app's switch_page
+    run(page)
     button(page, "Delete").click()
     run(page)
     assert page.session_state[state.EVAL_OPEN] is None
+    assert any("No saved evaluations yet." in c.value for c in page.caption)

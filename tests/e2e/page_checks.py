@@ -18,7 +18,7 @@ from playwright.sync_api import Locator, Page, expect
 SCREENS = Path(__file__).resolve().parents[2] / "artifacts" / "screens"
 SIZES = ((1440, 900), (1024, 768))
 MAX_PAGE_HEIGHT = 6000  # px; the tallest page (compare, three panes and their differences) is ~3500
-NAVIGATION = ["Workbench", "Compare", "History"]
+NAVIGATION = ["Workbench", "Compare", "Evaluate", "History"]
 
 DEVELOPER_TEXT = [
     ("Streamlit internals", re.compile(r"DeltaGenerator|\b(?:add_rows|altair_chart|bokeh_chart)\b")),
