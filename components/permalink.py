@@ -1,4 +1,8 @@
-"""Permalinks: the session's whole state saved server-side behind a short id (``?c=ID``)."""
+"""Permalinks: the session's whole state saved server-side behind a short id (``?c=ID``).
+
+The state itself is captured and restored by ``components.workspace.codec`` (autosave keeps the
+same state per browser); this module stores it and puts its id in the address.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,10 @@ from pathlib import Path
 import streamlit as st
 
 from components import state
-from salience.compare import Variant
+from components.workspace.codec import capture, restore
+from components.workspace.connection import workspace
 from salience.errors import InputError
-from salience.snapshots import FileSnapshotStore, SnapshotNotFound, SnapshotStore, data_root
+from workspace.snapshots import FileSnapshotStore, SnapshotNotFound, SnapshotStore, data_root
 
 QUERY_KEY = "c"
 
@@ -38,45 +43,9 @@ class _WithFallback:
 def snapshot_store() -> SnapshotStore:
     """The server's store of saved states (shared by every session): the workspace database,
     or files under the data directory when the database is unavailable."""
-    from components.workspace import workspace  # the workspace restores states with this module
-
     files = _store_at(str(data_root()))
     database = workspace()
     return files if database is None else _WithFallback(database, files)
-
-
-def capture() -> dict:
-    """The state a link restores: prompt, settings, target, method, granularity, variants."""
-    values = {key: st.session_state.get(key, state.DEFAULTS.get(key)) for key in state.SNAPSHOT_KEYS}
-    if values[state.SELECTION] is not None:
-        values[state.SELECTION] = list(values[state.SELECTION])
-    variants = st.session_state.get(state.COMPARE_VARIANTS) or []
-    return {"state": values, "variants": [variant.to_json() for variant in variants]}
-
-
-def restore(snapshot: dict) -> None:
-    """Put a captured state into this session (unknown keys are ignored)."""
-    values = snapshot.get("state")
-    variants = snapshot.get("variants")
-    if not isinstance(values, dict) or not isinstance(variants, list):
-        raise InputError("The saved state is incomplete and cannot be restored.")
-    restored_variants = [Variant.from_json(item) for item in variants]
-    for key in state.SNAPSHOT_KEYS:
-        if key in values:
-            value = values[key]
-            st.session_state[key] = tuple(value) if key == state.SELECTION and value else value
-    for name, value in (values.get(state.VARIABLES) or {}).items():
-        st.session_state[state.VARIABLE_WIDGET_PREFIX + name] = value
-    # A state saved before the workbench ever ran (a visitor who opened Compare or History first)
-    # has no template: leave the sample unloaded so the workbench loads it, instead of an empty prompt.
-    st.session_state[state.LOADED_SAMPLE] = (
-        values.get(state.SAMPLE_SOURCE) if values.get(state.TEMPLATE) else None
-    )
-    st.session_state[state.GENERATION] = None
-    st.session_state[state.GENERATED_FOR] = None
-    st.session_state[state.COMPARE_VARIANTS] = restored_variants
-    for key in [k for k in st.session_state if str(k).startswith(state.COMPARE_EDIT_PREFIX)]:
-        del st.session_state[key]
 
 
 def create_link() -> str:

@@ -14,7 +14,8 @@ import streamlit as st
 from components import state
 from components.model_resource import FAILED, LOADING, WARMING, LoadStatus, default_spec, registry
 from components.widgets import plain_markdown
-from components.workspace import browser_id, workspace
+from components.workspace import RETRY_SECONDS, browser_id, pending_count, save_now, workspace
+from components.workspace.connection import write
 from salience.loading import KAGGLE_PRESETS
 
 CHOICES = {
@@ -23,6 +24,7 @@ CHOICES = {
     "Local KerasHub preset or GGUF file…": "",
 }
 POLL_SECONDS = 1.0
+SAVE_RETRY_POLL_SECONDS = 5.0  # how often an unsaved tab checks whether the database is back
 QUICK_FAILURE_SECONDS = 1.0  # wait this long after "Load model" so a wrong path fails at once
 
 
@@ -159,9 +161,9 @@ def model_sidebar(notice_in_main: bool = False):
 
 
 def _on_reviewer_change() -> None:
-    opened, browser = workspace(), browser_id()
-    if opened is not None and browser:
-        opened.set_reviewer(browser, st.session_state[state.REVIEWER])
+    browser, name = browser_id(), st.session_state[state.REVIEWER]
+    if browser:
+        write("your name", lambda opened: opened.set_reviewer(browser, name))
 
 
 def _workspace_status() -> None:
@@ -174,9 +176,44 @@ def _workspace_status() -> None:
         on_change=_on_reviewer_change,
         help="Remembered in this browser; shown on the notes and ratings you leave.",
     )
+    notice = st.session_state.get(state.WORKSPACE_NOTICE)
+    if notice:
+        st.warning(notice, icon="⚠️")
+    if _unsaved():
+        _retrying_save_status()
+    else:
+        _save_status()
+
+
+def _unsaved() -> bool:
+    return bool(
+        st.session_state.get(state.SAVE_FAILURE)
+        or pending_count()
+        or st.session_state.get(state.WORKSPACE_ERROR)
+    )
+
+
+@st.fragment(run_every=SAVE_RETRY_POLL_SECONDS)
+def _retrying_save_status() -> None:
+    """While something is not saved: retry on its own (a tab left alone still saves once the
+    database is back), and say what is kept."""
+    save_now()
+    _save_status()
+
+
+def _save_status() -> None:
+    """One honest line: saved, or why not and what is kept."""
     opened = workspace()
-    if opened is None:
-        st.warning(st.session_state[state.WORKSPACE_ERROR] or "The workspace is not available.", icon="⚠️")
+    failure = st.session_state.get(state.SAVE_FAILURE)
+    kept = pending_count()
+    if opened is None or failure or kept:
+        reason = failure or st.session_state.get(state.WORKSPACE_ERROR) or "The workspace is not available."
+        waiting = f"{kept} change{'s' if kept != 1 else ''} and your" if kept else "Your"
+        st.warning(
+            f"**Not saved.** {reason} {waiting} current work are kept in this tab and saved once the "
+            f"database is back (retrying every {RETRY_SECONDS} s); keep this tab open.",
+            icon="⚠️",
+        )
         return
     if opened.notice:
         st.warning(opened.notice, icon="⚠️")

@@ -78,6 +78,9 @@ WORKSPACE_BRIDGE = "workspace_bridge"  # the cookie/draft component's value
 BROWSER_ID = "browser_id"
 WORKSPACE_RESTORED = "workspace_restored"
 WORKSPACE_ERROR = "workspace_error"
+WORKSPACE_NOTICE = "workspace_notice"  # something the restore could not bring back, said once
+SAVE_FAILURE = "save_failure"  # why the last write failed (None once writes go through again)
+PENDING_WRITES = "pending_writes"  # writes that failed, kept in order and retried
 DRAFTS = "drafts"  # session key -> text typed but not yet committed by its text area
 SAVED_STATE_HASH = "saved_state_hash"
 TEMPLATE_VERSION = "template_version"  # (hash of template + values, saved version id)
@@ -167,6 +170,9 @@ DEFAULTS = {
     BROWSER_ID: None,
     WORKSPACE_RESTORED: False,
     WORKSPACE_ERROR: None,
+    WORKSPACE_NOTICE: None,
+    SAVE_FAILURE: None,
+    PENDING_WRITES: [],
     DRAFTS: {},
     RUN_IDS: {},
     RECORDED_SALIENCE: set(),

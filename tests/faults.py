@@ -42,7 +42,8 @@ def read_only(folder: Path) -> Iterator[Path]:
         try:
             yield folder
         finally:
-            subprocess.run(["umount", str(folder)], check=True)
+            if not _try(["umount", str(folder)]):  # still open (a cached engine): detach it lazily
+                subprocess.run(["umount", "-l", str(folder)], check=True)
         return
     paths = [folder, *folder.iterdir()]
     if not shutil.which("chattr") or not _try(["chattr", "+i", *map(str, paths)]):

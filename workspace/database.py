@@ -21,7 +21,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from salience.errors import WorkbenchError
-from salience.snapshots import data_root
+from workspace.snapshots import data_root
 
 DATABASE_ENV = "DATABASE_URL"
 WORKSPACE_FILE = "workspace.sqlite3"

@@ -28,7 +28,7 @@ from pydantic import (
 )
 
 from salience.errors import InputError
-from salience.snapshots import check_id, encode
+from workspace.snapshots import check_id, encode
 
 MAX_INTEGER = 2**31 - 1  # the databases' INTEGER
 MAX_ID = 2**63 - 1

@@ -17,11 +17,11 @@ from sqlalchemy.orm import Session
 
 from salience.errors import InputError
 from salience.methods import REGISTRY
-from salience.snapshots import SnapshotNotFound, check_id, decode, encode
 from salience.types import Generation, GenerationSettings, SalienceResult
 from workspace import records as rec
 from workspace.database import open_database
 from workspace.schema import Browser, Comparison, Note, Run, SalienceRecord, Template, TemplateVersion, now
+from workspace.snapshots import SnapshotNotFound, check_id, decode, encode
 
 MAX_NAME = 200
 EXPORT_KINDS = ("template_version", "run", "salience", "note", "comparison")

@@ -33,7 +33,7 @@ def app(tiny_gguf, monkeypatch):
 def data_dir(tmp_path, monkeypatch):
     """Permalinks (and any user data) go to a fresh directory per test."""
     from salience.embedded import CACHE_ENV
-    from salience.snapshots import DATA_ENV
+    from workspace.snapshots import DATA_ENV
 
     monkeypatch.setenv(DATA_ENV, str(tmp_path / "data"))
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))  # start-up timings are remembered there

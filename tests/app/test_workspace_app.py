@@ -138,7 +138,7 @@ def test_damaged_database_keeps_the_file_and_starts_fresh(tiny_app_env, data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     (data_dir / "workspace.sqlite3").write_bytes(b"garbage" * 1000)
     app = open_app()
-    assert any("could not be read" in w.value for w in app.sidebar.warning)
+    assert any("was damaged" in w.value and "recover" in w.value for w in app.sidebar.warning)
     assert list(data_dir.glob("workspace.sqlite3.damaged-*"))
     button(app, "Generate").click()
     run(app)

@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from salience.errors import InputError
-from salience.snapshots import FileSnapshotStore, SnapshotNotFound, check_id
+from workspace.snapshots import FileSnapshotStore, SnapshotNotFound, check_id
 
 
 def test_round_trip_and_stable_ids(tmp_path):

@@ -23,10 +23,10 @@ from hypothesis import strategies as st
 from sqlalchemy import event
 
 from salience.errors import InputError
-from salience.snapshots import SnapshotNotFound
 from salience.types import Generation, GenerationSettings, SalienceResult
 from workspace.database import WorkspaceUnavailable
 from workspace.schema import Base
+from workspace.snapshots import SnapshotNotFound
 from workspace.store import RunFilter, Workspace
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,6 +7,7 @@ state twice gives the same link.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -17,6 +18,7 @@ from typing import Protocol
 import regex
 
 from salience.errors import InputError
+from salience.types import Generation, GenerationSettings
 
 DATA_ENV = "GEMMA_WORKBENCH_DATA"
 SNAPSHOT_VERSION = 1
@@ -116,3 +118,54 @@ class FileSnapshotStore:
         except OSError as error:
             raise InputError(f"The saved state '{snapshot_id}' cannot be read ({error.strerror}).") from None
         return decode(data, snapshot_id)
+
+
+# A browser's last generation, kept with its state (see components/workspace/codec.py).
+
+
+def generation_to_json(generation: Generation, made_for: tuple) -> dict:
+    """The generation and what it was made for (model spec, precision, prompt, settings)."""
+    spec, precision, prompt, settings = made_for
+    return {
+        "prompt": generation.prompt,
+        "text": generation.text,
+        "token_ids": list(generation.token_ids),
+        "stop_reason": generation.stop_reason,
+        "seconds": generation.seconds,
+        "first_token_seconds": generation.first_token_seconds,
+        "for": [spec, precision, prompt, settings_to_json(settings)],
+    }
+
+
+def settings_to_json(settings: GenerationSettings) -> dict:
+    values = dataclasses.asdict(settings)
+    values["stop_sequences"] = list(settings.stop_sequences)
+    return values
+
+
+def settings_from_json(saved: dict) -> GenerationSettings:
+    """Settings from JSON; fields this version does not know are ignored, missing ones default."""
+    known = {field.name for field in dataclasses.fields(GenerationSettings)}
+    values = {key: value for key, value in saved.items() if key in known}
+    if "stop_sequences" in values:
+        values["stop_sequences"] = tuple(values["stop_sequences"] or ())
+    return GenerationSettings(**values)
+
+
+def generation_from_json(saved: dict) -> tuple[Generation, tuple]:
+    """The inverse of ``generation_to_json``; InputError saying what is wrong when it cannot be read."""
+    try:
+        spec, precision, prompt, settings = saved["for"]
+        generation = Generation(
+            str(saved["prompt"]),
+            str(saved["text"]),
+            tuple(int(token) for token in saved["token_ids"]),
+            str(saved["stop_reason"]),
+            float(saved["seconds"]),
+            float(saved["first_token_seconds"]),
+        )
+        return generation, (spec, precision, prompt, settings_from_json(settings))
+    except KeyError as error:
+        raise InputError(f"the saved generation has no {error.args[0]!r}") from None
+    except (TypeError, ValueError, AttributeError) as error:
+        raise InputError(f"the saved generation is malformed: {error}") from None
