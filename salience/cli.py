@@ -8,11 +8,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
-import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 from salience.errors import InputError, WorkbenchError
@@ -95,47 +92,14 @@ def _check_span(span: tuple[int, int], prompt: str, target: str) -> None:
         )
 
 
-@contextmanager
-def _native_stderr_quieted() -> Iterator[None]:
-    """TensorFlow's C++ start-up notices ("oneDNN custom operations are on", "Could not find
-    cuda drivers") ignore TF_CPP_MIN_LOG_LEVEL: catch what file descriptor 2 receives during
-    the import and pass on every other line."""
-    sys.stderr.flush()
-    try:
-        saved = os.dup(2)
-    except OSError:  # no real stderr (embedded interpreters): nothing to quiet
-        yield
-        return
-    with tempfile.TemporaryFile() as caught:
-        os.dup2(caught.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            caught.seek(0)
-            for line in caught.read().decode("utf-8", "replace").splitlines(keepends=True):
-                if not _is_tensorflow_notice(line):
-                    sys.stderr.write(line)
-
-
-def _is_tensorflow_notice(line: str) -> bool:
-    return (
-        line.startswith(("I0000 ", "W0000 ", "WARNING: All log messages before absl::InitializeLog()"))
-        or "rebuild TensorFlow with the appropriate compiler flags" in line
-        or line.startswith("To enable the following instructions:")
-    )
-
-
 def _progress(message: str, fraction: float) -> None:
     print(f"[{fraction:4.0%}] {message}", file=sys.stderr, flush=True)
 
 
 def _load(args):
-    with _native_stderr_quieted():
-        import tensorflow  # noqa: F401  (its start-up notices, caught)
-    from salience.loading import load_model
+    from salience.loading import import_tensorflow_quietly, load_model
+
+    import_tensorflow_quietly()  # its C++ start-up notices would come before any error line
 
     model = load_model(args.model, progress=_progress if not args.quiet else None)
     model.precision = model._check_precision(args.precision)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -99,6 +101,46 @@ def _install_fast_build() -> None:
     zeros_or_initializer.workbench_fast_build = True
     core.Variable._initialize_with_initializer = zeros_or_initializer
     SentencePieceTokenizer.set_proto = set_proto_untracked
+
+
+@contextmanager
+def _native_stderr_quieted() -> Iterator[None]:
+    """TensorFlow's C++ start-up notices ("oneDNN custom operations are on", "Could not find
+    cuda drivers") ignore TF_CPP_MIN_LOG_LEVEL: catch what file descriptor 2 receives during
+    the import and pass on every other line."""
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no real stderr (embedded interpreters): nothing to quiet
+        yield
+        return
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            for line in caught.read().decode("utf-8", "replace").splitlines(keepends=True):
+                if not _is_tensorflow_notice(line):
+                    sys.stderr.write(line)
+
+
+def _is_tensorflow_notice(line: str) -> bool:
+    return (
+        line.startswith(("I0000 ", "W0000 ", "WARNING: All log messages before absl::InitializeLog()"))
+        or "rebuild TensorFlow with the appropriate compiler flags" in line
+        or line.startswith("To enable the following instructions:")
+    )
+
+
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow without its C++ start-up notices on stderr (command-line tools, whose
+    stderr should hold only their own progress and error lines)."""
+    with _native_stderr_quieted():
+        import tensorflow  # noqa: F401
 
 
 def _context_for(causal_lm) -> int:
