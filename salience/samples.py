@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,10 @@ class PromptExample:
 
     def render(self):
         return render(self.template, self.variables)
+
+    def to_json(self) -> dict:
+        """The record ``parse_record`` reads back (fields without a value left out)."""
+        return {key: value for key, value in dataclasses.asdict(self).items() if value is not None}
 
 
 def _text_field(record: dict, key: str, row: int, required: bool) -> str | None:

@@ -57,9 +57,22 @@ def test_pinned_variants_show_side_by_side_with_diffs(compared):
     )
 
 
-def test_linked_controls_and_one_scale(compared):
+def test_linked_controls_and_one_scale(compared, monkeypatch):
+    from components import heatmap as heatmap_module
+
+    drawn = {}
+    monkeypatch.setattr(heatmap_module, "_heatmap", lambda key, data, **_: drawn.__setitem__(key, data))
+    next(r for r in compared.radio if r.label == "Explain").set_value("output")  # every pane has its target
     next(r for r in compared.radio if r.label == "Method").set_value("grad_dot_input")
     run(compared)
+    panes = [data for key, data in drawn.items() if key.startswith(state.COMPARE_HEATMAP_PREFIX)]
+    assert len(panes) == 2
+    assert panes[0]["legend_note"] == panes[1]["legend_note"]  # one scale, said once for all panes
+    strongest = [max(abs(c["value"]) for c in data["cells"] if not c["output"]) for data in panes]
+    assert max(strongest) == pytest.approx(1.0)  # the scale is the larger pane's own
+    assert min(strongest) < 0.999  # the other pane is measured on it, not stretched to its own
+    shared = next(h.proto.body for h in compared.get("html") if "shared-legend" in h.proto.body)
+    assert panes[0]["legend_note"].split(" · ")[0] in shared
     assert compared.session_state[state.COMPARE_METHOD] == "grad_dot_input"
     assert compared.session_state[state.METHOD] == "grad_l2"  # the workbench keeps its own
     caption = next(m.value for m in compared.markdown if m.value.startswith("**Explaining"))

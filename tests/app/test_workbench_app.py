@@ -133,13 +133,35 @@ def test_failed_model_load_keeps_the_previous_model(app):
     assert not button(app, "Generate").disabled
 
 
+def _tracing_count(app) -> int:
+    """How many times the shared model's compiled graphs have been traced, all precisions."""
+    from components.model_resource import registry
+
+    model = registry().get(app.session_state[state.MODEL_SPEC])
+    return sum(
+        graph.experimental_get_tracing_count()
+        for forward in model._forwards.values()
+        for graph in vars(forward).values()
+        if hasattr(graph, "experimental_get_tracing_count")
+    )
+
+
 def test_reruns_keep_the_compiled_graphs(app):
-    """Streamlit's per-run keras.backend.clear_session() is switched off for the shared model."""
+    """Streamlit's per-run keras.backend.clear_session() is switched off for the shared model:
+    a new prompt of the same size on a later rerun reuses the graphs the first one traced."""
     from streamlit.runtime.scriptrunner import script_runner
 
     from components.runtime_fixes import _clean_matplotlib_only
 
     assert script_runner._clean_problem_modules is _clean_matplotlib_only
     generate(app)
+    traced = _tracing_count(app)
+    assert traced > 0
+    first = app.session_state[state.GENERATION]
+    text_area(app, "menu_item").input("Quiche Lorraine au fromage")  # not a cached result: the model runs
+    app.run()
     generate(app)
-    assert app.session_state[state.GENERATION] is not None
+    second = app.session_state[state.GENERATION]
+    assert second is not None and second.prompt != first.prompt
+    assert any("Reading:" in m.value for m in app.markdown)
+    assert _tracing_count(app) == traced

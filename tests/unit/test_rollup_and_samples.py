@@ -7,7 +7,7 @@ import pytest
 
 from salience.errors import InputError
 from salience.rollup import rollup, rollup_by_variable
-from salience.samples import SAMPLES_PATH, find_sample, load_samples, parse_jsonl
+from salience.samples import SAMPLES_PATH, find_sample, load_samples, parse_jsonl, parse_record
 from salience.templates import render
 
 
@@ -82,6 +82,16 @@ def test_unknown_sample():
 
 
 def test_samples_round_trip_json():
-    for line in SAMPLES_PATH.read_text(encoding="utf-8").splitlines():
+    lines = SAMPLES_PATH.read_text(encoding="utf-8").splitlines()
+    for row, line in enumerate(lines, start=1):
         record = json.loads(line)
-        assert set(record) <= {"source", "template", "variables", "target", "notes"}
+        example = parse_record(record, row)
+        assert example.to_json() == record  # every field kept, nothing added
+        assert parse_record(json.loads(json.dumps(example.to_json())), row) == example
+
+
+def test_a_plain_prompt_row_round_trips_as_a_template():
+    example = parse_record({"prompt": "f({x})", "target": " y", "source": "lit"}, 1)
+    assert example.to_json() == {"source": "lit", "template": "f({{x}})", "variables": {}, "target": " y"}
+    assert parse_record(example.to_json(), 1) == example
+    assert example.render().text == "f({x})"

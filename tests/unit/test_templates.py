@@ -100,5 +100,13 @@ def test_random_templates_parse_or_raise_our_error(source):
         template = parse_template(source)
     except TemplateError:
         return
-    rendered = render(template, {name: "v" for name in template.variables})
-    assert isinstance(rendered.text, str)
+    values = {name: f"<{name}>" for name in template.variables}
+    rendered = render(template, values)
+    # The same text as Python's own format (which reads {{, }} and {name} alike), and every
+    # slot is the characters it claims: fixed text, or a variable's value.
+    assert rendered.text == source.format(**values)
+    assert "".join(slot.text for slot in rendered.slots) == rendered.text
+    for slot in rendered.slots:
+        assert rendered.text[slot.start : slot.end] == slot.text
+        if slot.kind == "variable":
+            assert slot.text == values[slot.name]
