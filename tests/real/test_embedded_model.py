@@ -71,10 +71,11 @@ def test_cli_explain_json(tmp_path):
     payload = json.loads(result.stdout)
     n = len(payload["tokens"])
     assert payload["tokens"][0] == "<bos>"
-    assert len(payload["offsets"]) == len(payload["grad_l2"]) == len(payload["grad_dot_input"]) == n
+    scores = payload["scores"]
+    assert len(payload["offsets"]) == len(scores["grad_l2"]) == len(scores["grad_dot_input"]) == n
     start, end = payload["target_token_span"]
-    assert end == n and not any(payload["grad_l2"][start:])
-    assert all(np.isfinite(payload["grad_dot_input"]))
+    assert end == n and not any(scores["grad_l2"][start:])
+    assert all(np.isfinite(scores["grad_dot_input"]))
 
 
 def test_runs_of_spaces_use_gemmas_whitespace_pieces(real_model):
