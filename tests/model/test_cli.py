@@ -372,3 +372,33 @@ def test_no_tensorflow_lines_before_the_error_line(tmp_path):
     assert result.returncode == 2
     assert result.stderr.splitlines() == [result.stderr.strip()], result.stderr
     assert result.stderr.startswith("error: ") and "not a KerasHub preset directory" in result.stderr
+
+
+def test_a_rebuilt_cache_is_said_even_with_quiet(tmp_path, capsys, tiny_spec, monkeypatch):
+    import salience.loading
+
+    load = salience.loading.load_model
+
+    def load_with_notice(spec, progress=None):
+        model = load(spec, progress)
+        model.notice = "The model cache was damaged: model.weights.h5 is truncated; it was rebuilt."
+        return model
+
+    monkeypatch.setattr(salience.loading, "load_model", load_with_notice)
+    prompt = tmp_path / "p.txt"
+    prompt.write_text("Recommendation:")
+    status, out, err = run_args(
+        capsys,
+        "generate",
+        "--model",
+        tiny_spec,
+        "--prompt-file",
+        str(prompt),
+        "--max-new-tokens",
+        "2",
+        "--quiet",
+    )
+    assert (
+        status == 0
+        and err == "note: The model cache was damaged: model.weights.h5 is truncated; it was rebuilt.\n"
+    )
