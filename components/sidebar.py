@@ -138,6 +138,8 @@ def model_sidebar(notice_in_main: bool = False):
         model = registry().model(status.spec) if status.usable else None
         if st.session_state[state.MODEL_ERROR]:
             st.error(st.session_state[state.MODEL_ERROR], icon="⚠️")
+        if status.notice:  # e.g. a damaged model cache that was found and rebuilt
+            st.info(status.notice, icon="ℹ️")
         if model is not None:
             st.caption(
                 f"In use: **{plain_markdown(model.name)}** · up to {model.max_context:,} tokens per prompt here"

@@ -149,3 +149,24 @@ def test_warm_up_runs_every_step_when_nobody_asks(slow_model):
     release.set()
     models.wait_warm(spec, timeout=120)
     assert set(WARM_UP_STEPS) <= set(models.timings(spec)), models.timings(spec)
+
+
+def test_a_rebuilt_cache_is_said_in_the_sidebar(tiny_gguf, monkeypatch):
+    """What the load had to do (a damaged cache rebuilt) reaches the page, not only the log."""
+    import salience.loading
+
+    real_load = salience.loading.load_model
+    said = "The model cache was damaged (model.weights.h5 changed) and has been rebuilt."
+
+    def load(spec, progress=None):
+        model = real_load(f"gguf:{tiny_gguf}", progress)
+        model.notice = said
+        return model
+
+    spec = f"gguf:/rebuilt/{uuid.uuid4().hex}.gguf"
+    monkeypatch.setattr(salience.loading, "load_model", load)
+    monkeypatch.setenv(MODEL_ENV, spec)
+    registry().start(spec)
+    registry().wait_warm(spec, timeout=120)
+    app = fresh_app()
+    assert any(said in info.value for info in app.sidebar.info), [i.value for i in app.sidebar.info]
