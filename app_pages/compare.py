@@ -209,14 +209,7 @@ def _target_controls() -> None:
 def _differences(panes: list[Pane], method: str) -> tuple:
     """Output diff and salience diff of two chosen variants; returns them for the export."""
     st.subheader("Differences")
-    names = [pane.variant.name for pane in panes]
-    for key, default in ((state.COMPARE_DIFF_A, 0), (state.COMPARE_DIFF_B, 1)):
-        if st.session_state.get(key) not in range(len(panes)):
-            st.session_state[key] = min(default, len(panes) - 1)
-    cols = st.columns(2)
-    cols[0].selectbox("A", range(len(panes)), key=state.COMPARE_DIFF_A, format_func=names.__getitem__)
-    cols[1].selectbox("B", range(len(panes)), key=state.COMPARE_DIFF_B, format_func=names.__getitem__)
-    a, b = panes[st.session_state[state.COMPARE_DIFF_A]], panes[st.session_state[state.COMPARE_DIFF_B]]
+    a, b = _chosen_pair(panes)
     diff = output_diff(a.variant.output or "", b.variant.output or "", a.variant.name, b.variant.name)
     st.markdown("**Output**")
     st.html(diff_html(diff))
@@ -236,31 +229,7 @@ def _differences(panes: list[Pane], method: str) -> tuple:
         f"**How much higher (+) or lower (−) each part's {get_method(method).label} score is in "
         f"{plain_markdown(b.variant.name)} than in {plain_markdown(a.variant.name)}**"
     )
-    chart_frame = frame.dropna(subset=["delta"]).copy()
-    # Numbered, so two parts with the same words stay two bars; long enough to tell them apart.
-    chart_frame["label"] = [f"{number}. {excerpt(p, 60)}" for number, p in enumerate(chart_frame["part"], 1)]
-    chart = (
-        alt.Chart(chart_frame)
-        .mark_bar()
-        .encode(
-            x=alt.X("delta:Q", title=f"{get_method(method).label}: {b.variant.name} − {a.variant.name}"),
-            y=alt.Y("label:N", sort=None, title=None, axis=alt.Axis(labelLimit=420)),
-            color=alt.condition("datum.delta > 0", alt.value(POSITIVE_HEX), alt.value(NEGATIVE_HEX)),
-            tooltip=[
-                "part",
-                "status",
-                alt.Tooltip("score_a:Q", format=".4f"),
-                alt.Tooltip("score_b:Q", format=".4f"),
-                alt.Tooltip("delta:Q", format="+.4f"),
-            ],
-        )
-        .properties(height=max(60, 24 * len(chart_frame) + 20))
-    )
-    st.altair_chart(chart, width="stretch")
-    st.caption(
-        f"Teal: higher {get_method(method).label} score in B · orange: lower in B "
-        f"({get_method(method).plain}). Parts that exist on one side only are in the table."
-    )
+    _part_chart(frame, method, a.variant.name, b.variant.name)
     st.dataframe(
         frame.rename(
             columns={
@@ -275,6 +244,48 @@ def _differences(panes: list[Pane], method: str) -> tuple:
         column_config={"delta": st.column_config.NumberColumn("difference", format="%+.4f")},
     )
     return diff, rows
+
+
+def _chosen_pair(panes: list[Pane]) -> tuple[Pane, Pane]:
+    """The two panes picked as A and B (the first two until the reviewer picks others)."""
+    names = [pane.variant.name for pane in panes]
+    for key, default in ((state.COMPARE_DIFF_A, 0), (state.COMPARE_DIFF_B, 1)):
+        if st.session_state.get(key) not in range(len(panes)):
+            st.session_state[key] = min(default, len(panes) - 1)
+    cols = st.columns(2)
+    cols[0].selectbox("A", range(len(panes)), key=state.COMPARE_DIFF_A, format_func=names.__getitem__)
+    cols[1].selectbox("B", range(len(panes)), key=state.COMPARE_DIFF_B, format_func=names.__getitem__)
+    return panes[st.session_state[state.COMPARE_DIFF_A]], panes[st.session_state[state.COMPARE_DIFF_B]]
+
+
+def _part_chart(frame: pd.DataFrame, method: str, name_a: str, name_b: str) -> None:
+    """One bar per part shared by A and B: how much its score moved, coloured by direction."""
+    label = get_method(method).label
+    chart_frame = frame.dropna(subset=["delta"]).copy()
+    # Numbered, so two parts with the same words stay two bars; long enough to tell them apart.
+    chart_frame["label"] = [f"{number}. {excerpt(p, 60)}" for number, p in enumerate(chart_frame["part"], 1)]
+    chart = (
+        alt.Chart(chart_frame)
+        .mark_bar()
+        .encode(
+            x=alt.X("delta:Q", title=f"{label}: {name_b} − {name_a}"),
+            y=alt.Y("label:N", sort=None, title=None, axis=alt.Axis(labelLimit=420)),
+            color=alt.condition("datum.delta > 0", alt.value(POSITIVE_HEX), alt.value(NEGATIVE_HEX)),
+            tooltip=[
+                "part",
+                "status",
+                alt.Tooltip("score_a:Q", format=".4f"),
+                alt.Tooltip("score_b:Q", format=".4f"),
+                alt.Tooltip("delta:Q", format="+.4f"),
+            ],
+        )
+        .properties(height=max(60, 24 * len(chart_frame) + 20))
+    )
+    st.altair_chart(chart, width="stretch")
+    st.caption(
+        f"Teal: higher {label} score in B · orange: lower in B "
+        f"({get_method(method).plain}). Parts that exist on one side only are in the table."
+    )
 
 
 def _export_panes(panes: list[Pane]) -> list[ExportPane]:

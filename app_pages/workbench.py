@@ -164,72 +164,21 @@ def _pending_generate(model, clicked: bool, starting, output_area) -> bool:
 def _view(model: LanguageModel, rendered, settings, generate_clicked: bool, output_area) -> None:
     precision = st.session_state[state.PRECISION]
     prompt = rendered.text
-    inputs_key = (model.spec, precision, prompt, settings)
-    current = st.session_state[state.GENERATION]
-    up_to_date = st.session_state[state.GENERATED_FOR] == inputs_key
-    placeholder = output_area.empty()
-    if generate_clicked or (not up_to_date and current is not None and st.session_state[state.AUTO_RERUN]):
-        deletion.cancel_stale(model, precision, prompt)  # a run for an older prompt lets go of the model
-        with output_area, st.spinner("Generating…"):
-            _generate(model, prompt, settings, precision, placeholder)
-        current = st.session_state[state.GENERATION]
-        up_to_date = st.session_state[state.GENERATED_FOR] == inputs_key
-    use_reference = st.session_state[state.USE_REFERENCE] and st.session_state[state.REFERENCE_TARGET]
-    target = st.session_state[state.REFERENCE_TARGET] if use_reference else (current.text if current else "")
-    if current is not None and not use_reference:
-        plain, technical = _generation_caption(current)
-        st.caption(("" if up_to_date else "⚠ Output is from an earlier prompt · ") + plain, help=technical)
-    if not target:
-        if current is not None and not use_reference:
-            st.warning(
-                "The model wrote nothing. Try more new tokens, another stop sequence, or edit the prompt."
-            )
-        else:
-            st.info("Press **Generate** to continue the prompt, or give a reference target to explain.")
+    shown = _output(model, prompt, settings, precision, generate_clicked, output_area)
+    if shown is None:
         return
-    if not up_to_date and not use_reference:
-        st.warning("The prompt changed since this output was generated. Press **Generate** to refresh it.")
-
+    target, stale = shown
     method, granularity, pattern, aggregation, intensity = salience_controls()
     st.session_state[state.PROMPT_LENGTH] = len(prompt)
     st.session_state[state.EXPLAINED_TEXT] = prompt + target
-    offsets = _offsets(model, prompt, target)
-
-    def segmented(granularity: str, pattern: str | None):
-        return heatmap_view(
-            prompt + target,
-            offsets,
-            len(prompt),
-            granularity,
-            method,
-            rendered=rendered,
-            pattern=pattern,
-            aggregation=aggregation,
-        )
-
-    try:
-        base = segmented(granularity, pattern)
-    except WorkbenchError as error:
-        st.error(f"{error} Showing tokens instead.", icon="⚠️")
-        granularity, pattern = "tokens", None
-        base = segmented(granularity, pattern)
-    selection = st.session_state[state.SELECTION]
-    span = None
-    if selection:
-        start, end, *chosen = selection
-        span = find_selection(base.segments, prompt + target, len(prompt), (start, end), "".join(chosen))
-        if span:  # remember it widened, so switching granularity back never shrinks it
-            text = prompt + target
-            st.session_state[state.SELECTION] = (
-                span[0] - len(prompt),
-                span[1] - len(prompt),
-                text[span[0] : span[1]],
-            )
+    granularity, pattern, span = _selected_span(
+        model, rendered, target, method, granularity, pattern, aggregation
+    )
     explained = target[span[0] - len(prompt) : span[1] - len(prompt)] if span else target
     methods = deletion.gradient_methods(method)
     deletion.cancel_stale(model, precision, prompt, target, span)  # a stale run lets go of the model
     try:
-        with st.spinner(f"Recomputing salience for “{explained.strip()[:60]}”…"):
+        with st.spinner(f"Recomputing salience for “{plain_markdown(explained.strip()[:60])}”…"):
             result = registry().salience(model, prompt, target, span, methods, precision)
     except WorkbenchError as error:
         st.error(str(error), icon="⚠️")
@@ -252,7 +201,7 @@ def _view(model: LanguageModel, rendered, settings, generate_clicked: bool, outp
         intensity=intensity,
         selection=span,
         status=status if span else f"{status} — {EXPLAIN_HINT}",
-        stale=not up_to_date and not use_reference,
+        stale=stale,
         key=state.HEATMAP,
         on_select=_on_select,
     )
@@ -260,6 +209,77 @@ def _view(model: LanguageModel, rendered, settings, generate_clicked: bool, outp
     deletion.agreement(follow, aggregation, rendered)
     deletion.what_if(model, precision, prompt, settings, view, result, rendered)
     _analysis(view, result, rendered, method)
+
+
+def _output(model, prompt: str, settings, precision: str, generate_clicked: bool, output_area):
+    """Generate when asked (or when the prompt changed and auto-rerun is on) and say what the
+    output is; returns (the text to explain, whether it is stale) or None when there is none."""
+    inputs_key = (model.spec, precision, prompt, settings)
+    current = st.session_state[state.GENERATION]
+    up_to_date = st.session_state[state.GENERATED_FOR] == inputs_key
+    placeholder = output_area.empty()
+    if generate_clicked or (not up_to_date and current is not None and st.session_state[state.AUTO_RERUN]):
+        deletion.cancel_stale(model, precision, prompt)  # a run for an older prompt lets go of the model
+        with output_area, st.spinner("Generating…"):
+            _generate(model, prompt, settings, precision, placeholder)
+        current = st.session_state[state.GENERATION]
+        up_to_date = st.session_state[state.GENERATED_FOR] == inputs_key
+    use_reference = st.session_state[state.USE_REFERENCE] and st.session_state[state.REFERENCE_TARGET]
+    target = st.session_state[state.REFERENCE_TARGET] if use_reference else (current.text if current else "")
+    if current is not None and not use_reference:
+        plain, technical = _generation_caption(current)
+        st.caption(("" if up_to_date else "⚠ Output is from an earlier prompt · ") + plain, help=technical)
+    if not target:
+        if current is not None and not use_reference:
+            st.warning(
+                "The model wrote nothing. Try more new tokens, another stop sequence, or edit the prompt."
+            )
+        else:
+            st.info("Press **Generate** to continue the prompt, or give a reference target to explain.")
+        return None
+    if not up_to_date and not use_reference:
+        st.warning("The prompt changed since this output was generated. Press **Generate** to refresh it.")
+    return target, not up_to_date and not use_reference
+
+
+def _selected_span(model, rendered, target: str, method, granularity, pattern, aggregation):
+    """The clicked part of the output widened to whole segments (remembered widened, so switching
+    granularity back never shrinks it); a bad pattern falls back to tokens.
+    Returns (granularity, pattern, character span in prompt + target or None)."""
+    prompt = rendered.text
+    text = prompt + target
+    offsets = _offsets(model, prompt, target)
+
+    def segmented(granularity: str, pattern: str | None):
+        return heatmap_view(
+            text,
+            offsets,
+            len(prompt),
+            granularity,
+            method,
+            rendered=rendered,
+            pattern=pattern,
+            aggregation=aggregation,
+        )
+
+    try:
+        base = segmented(granularity, pattern)
+    except WorkbenchError as error:
+        st.error(f"{error} Showing tokens instead.", icon="⚠️")
+        granularity, pattern = "tokens", None
+        base = segmented(granularity, pattern)
+    selection = st.session_state[state.SELECTION]
+    if not selection:
+        return granularity, pattern, None
+    start, end, *chosen = selection
+    span = find_selection(base.segments, text, len(prompt), (start, end), "".join(chosen))
+    if span:
+        st.session_state[state.SELECTION] = (
+            span[0] - len(prompt),
+            span[1] - len(prompt),
+            text[span[0] : span[1]],
+        )
+    return granularity, pattern, span
 
 
 def _offsets(model: LanguageModel, prompt: str, target: str):

@@ -251,70 +251,74 @@ def part_diff(
     Parts that exist on one side only keep a score for that side and no delta.
     """
     (rendered_a, result_a), (rendered_b, result_b) = a, b
-    for result in (result_a, result_b):
-        if method not in result.scores:
-            raise InputError(f"The results have no '{method}' scores; recompute with that method.")
-    slots_a = [s for s in rendered_a.slots if s.end > s.start]
-    slots_b = [s for s in rendered_b.slots if s.end > s.start]
-    rows_a = rollup(
-        slots_a, result_a.text, result_a.offsets, result_a.summable(method), result_a.prompt_length
-    )
-    rows_b = rollup(
-        slots_b, result_b.text, result_b.offsets, result_b.summable(method), result_b.prompt_length
-    )
-    keys_a, keys_b = [_slot_key(s) for s in slots_a], [_slot_key(s) for s in slots_b]
+    slots_a, rows_a = _scored_slots(rendered_a, result_a, method)
+    slots_b, rows_b = _scored_slots(rendered_b, result_b, method)
     out: list[PartDelta] = []
+    for i, j in _aligned_slots(slots_a, slots_b):
+        if j is None:
+            out.append(_one_sided_row("A", slots_a[i], rows_a[i].total))
+        elif i is None:
+            out.append(_one_sided_row("B", slots_b[j], rows_b[j].total))
+        elif by_sentence and slots_a[i].kind == "fixed":
+            out.extend(_sentence_rows(slots_a[i], slots_b[j], result_a, result_b, method))
+        else:
+            out.append(_paired_row(slots_a[i], slots_b[j], rows_a[i].total, rows_b[j].total))
+    return out
 
-    def pair(i: int, j: int) -> None:
-        slot_a, slot_b = slots_a[i], slots_b[j]
-        same = slot_a.text == slot_b.text
-        if by_sentence and slot_a.kind == "fixed":
-            out.extend(_sentence_rows(slot_a, slot_b, result_a, result_b, method))
-            return
-        out.append(
-            PartDelta(
-                _label(slot_a) if same or slot_a.kind == "variable" else slot_a.title,
-                slot_a.kind,
-                "same text" if same else "changed",
-                slot_a.text,
-                slot_b.text,
-                rows_a[i].total,
-                rows_b[j].total,
-            )
-        )
 
-    def only(side: str, slot, row) -> None:
-        in_a = side == "A"
-        out.append(
-            PartDelta(
-                _label(slot),
-                slot.kind,
-                f"only in {side}",
-                slot.text if in_a else None,
-                None if in_a else slot.text,
-                row.total if in_a else None,
-                None if in_a else row.total,
-            )
-        )
+def _scored_slots(rendered: RenderedPrompt, result: SalienceResult, method: str) -> tuple[list, list]:
+    """The non-empty slots of a prompt and each one's roll-up of ``method``'s scores."""
+    if method not in result.scores:
+        raise InputError(f"The results have no '{method}' scores; recompute with that method.")
+    slots = [s for s in rendered.slots if s.end > s.start]
+    rows = rollup(slots, result.text, result.offsets, result.summable(method), result.prompt_length)
+    return slots, rows
 
+
+def _aligned_slots(slots_a: list, slots_b: list) -> list[tuple[int | None, int | None]]:
+    """Index pairs (i, j) of slots that correspond; (i, None) and (None, j) for one-sided ones.
+
+    Slots align by variable name and fixed text; replaced slots pair up when of the same kind."""
+    keys_a, keys_b = [_slot_key(s) for s in slots_a], [_slot_key(s) for s in slots_b]
+    pairs: list[tuple[int | None, int | None]] = []
     matcher = difflib.SequenceMatcher(None, keys_a, keys_b, autojunk=False)
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
-        if tag == "equal":
-            for offset in range(i2 - i1):
-                pair(i1 + offset, j1 + offset)
-            continue
-        common = min(i2 - i1, j2 - j1) if tag == "replace" else 0
+        common = (i2 - i1) if tag == "equal" else min(i2 - i1, j2 - j1) if tag == "replace" else 0
         for offset in range(common):
-            if slots_a[i1 + offset].kind == slots_b[j1 + offset].kind:
-                pair(i1 + offset, j1 + offset)
+            i, j = i1 + offset, j1 + offset
+            if tag == "equal" or slots_a[i].kind == slots_b[j].kind:
+                pairs.append((i, j))
             else:
-                only("A", slots_a[i1 + offset], rows_a[i1 + offset])
-                only("B", slots_b[j1 + offset], rows_b[j1 + offset])
-        for i in range(i1 + common, i2):
-            only("A", slots_a[i], rows_a[i])
-        for j in range(j1 + common, j2):
-            only("B", slots_b[j], rows_b[j])
-    return out
+                pairs += [(i, None), (None, j)]
+        pairs += [(i, None) for i in range(i1 + common, i2)]
+        pairs += [(None, j) for j in range(j1 + common, j2)]
+    return pairs
+
+
+def _paired_row(slot_a, slot_b, total_a: float, total_b: float) -> PartDelta:
+    same = slot_a.text == slot_b.text
+    return PartDelta(
+        _label(slot_a) if same or slot_a.kind == "variable" else slot_a.title,
+        slot_a.kind,
+        "same text" if same else "changed",
+        slot_a.text,
+        slot_b.text,
+        total_a,
+        total_b,
+    )
+
+
+def _one_sided_row(side: str, slot, total: float) -> PartDelta:
+    in_a = side == "A"
+    return PartDelta(
+        _label(slot),
+        slot.kind,
+        f"only in {side}",
+        slot.text if in_a else None,
+        None if in_a else slot.text,
+        total if in_a else None,
+        None if in_a else total,
+    )
 
 
 def _sentence_rows(slot_a, slot_b, result_a, result_b, method) -> list[PartDelta]:

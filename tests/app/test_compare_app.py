@@ -48,7 +48,7 @@ def test_pinned_variants_show_side_by_side_with_diffs(compared):
     assert variants[1].variables["first_recommendation"] == "Avoid."
     assert all(v.output is not None for v in variants)  # carried over from the workbench
     assert [h.value for h in compared.subheader][:3] == ["fewshot-mistake", "fewshot-fixed", "Differences"]
-    assert any("first_recommendation = “Avoid.”" in c.value for c in compared.caption)
+    assert any(r"first\_recommendation = “Avoid.”" in c.value for c in compared.caption)  # shown as text
     assert any(m.value.startswith("**Explaining") for m in compared.markdown)
     table = compared.dataframe[0].value
     row = table[table["part"] == "{first_recommendation}"].iloc[0]
@@ -160,7 +160,7 @@ def test_editing_a_variant_regenerates_it(compared):
     run(compared)
     edited = compared.session_state[state.COMPARE_VARIANTS][1]
     assert edited.variables["food_likes"] == "Blue cheese" and edited.output is not None
-    assert any("food_likes = “Blue cheese”" in c.value for c in compared.caption)
+    assert any(r"food\_likes = “Blue cheese”" in c.value for c in compared.caption)
 
 
 def test_broken_variant_template_shows_in_its_pane(compared):

@@ -101,8 +101,13 @@ def test_two_sessions_generate_at_once(browser, workbench_url):
         expect(page.get_by_role("button", name="Generate")).to_have_count(1, timeout=LONG)
     for page in pages:  # both clicks land before either generation finishes
         page.get_by_role("button", name="Generate").click()
-    for page in pages:
+    for number, page in enumerate(pages):  # each session kept its own prompt, and explained it
         expect(status(page)).to_be_visible(timeout=LONG)
         wait_idle(page)
-        expect(page.get_by_test_id("heatmap-text")).to_contain_text("Recommendation")
+        heatmap_text = page.get_by_test_id("heatmap-text")
+        expect(heatmap_text).to_contain_text("Recommendation")
+        expect(heatmap_text).to_contain_text(f"Cheese number {number}")
+        expect(heatmap_text).not_to_contain_text(f"Cheese number {1 - number}")
+        expect(page.get_by_label("food_likes", exact=True)).to_have_value(f"Cheese number {number}")
+    for page in pages:
         page.context.close()
