@@ -7,7 +7,6 @@ reader's system fonts.
 
 from __future__ import annotations
 
-import html
 import json
 import os
 import time
@@ -16,11 +15,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import jinja2
 import pandas as pd
+from markupsafe import Markup
 
 from salience.compare import OutputDiff, PartDelta
 from salience.errors import InputError, WorkbenchError
-from salience.palette import colour, legend_gradient, text_colour
+from salience.palette import legend_gradient, paint
 from salience.types import SalienceResult
 from salience.views import legend_words
 
@@ -91,34 +92,59 @@ footer { margin-top: 1.5rem; font-size: .75rem; color: #555; }
 """
 
 
-def _e(text: str) -> str:
-    return html.escape(text, quote=True)
+_TEMPLATES = jinja2.Environment(
+    autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, keep_trailing_newline=True
+)
+
+_LEGEND = _TEMPLATES.from_string(
+    """<div class="legend" data-testid="{{ test_id }}" style="display:flex;flex-wrap:wrap;\
+align-items:flex-start;gap:.35rem 1rem;font-size:.85rem;margin-bottom:.75rem">\
+<div style="display:grid;grid-template-columns:1fr 1fr;column-gap:.75rem;width:min(100%,34rem)">\
+<span style="grid-column:1 / 3;height:12px;border-radius:6px;border:1px solid #999;background:{{ gradient }}"></span>\
+<span style="margin-top:.15rem;line-height:1.3">← {{ low }}</span>\
+<span style="margin-top:.15rem;line-height:1.3;text-align:right">{{ high }} →</span></div>\
+<details style="opacity:.75;font-size:.8rem"><summary style="cursor:pointer">Scale</summary>{{ note }}</details></div>"""
+)
+
+_CELLS = _TEMPLATES.from_string(
+    """{% for cell in cells %}\
+{% if cell.text == "" and not cell.output %}\
+{% if cell.id == 0 and cell.value %}<span class="bos" style="background:{{ cell.background }}" \
+title="start-of-text token">start</span>{% endif %}\
+{% elif cell.output %}<span class="seg out{{ ' sel' if cell.selected }}"\
+{% if cell.value and not cell.selected %} style="background:{{ cell.background }};color:{{ cell.color }}"{% endif %}\
+>{{ cell.text }}</span>\
+{% else %}<span class="seg" style="background:{{ cell.background }};color:{{ cell.color }}" \
+title="score {{ '%.4g' % (cell.score or 0.0) }}">{{ cell.text }}</span>\
+{% endif %}{% endfor %}"""
+)
+
+_PAGE = _TEMPLATES.from_string(
+    """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">\
+<title>{{ doc.title }}</title><style>{{ css }}</style></head>\
+<body><header><h1>{{ doc.title }}</h1><p class="caption">{{ doc.caption }}</p>{{ legend }}</header>\
+<main class="panes" style="--columns:{{ columns }}">\
+{% for pane in panes %}<section class="pane"><h2>{{ pane.name }}</h2><p class="sub">{{ pane.subtitle }}</p>\
+<div class="text">{{ pane.cells }}</div></section>{% endfor %}</main>\
+{% if doc.output_diff is not none %}<section><h2>Output: {{ name_a }} → {{ name_b }}</h2>\
+<p class="sub">{{ doc.output_diff.summary }}</p><div class="diff">\
+{% for op in doc.output_diff.ops %}{% if op.op == "equal" %}{{ op.text }}\
+{% elif op.op == "insert" %}<ins>{{ op.text }}</ins>{% else %}<del>{{ op.text }}</del>{% endif %}{% endfor %}\
+</div></section>{% endif %}\
+{% if doc.parts %}<section><h2>Scores by part: {{ name_b }} minus {{ name_a }}</h2>\
+<table><thead><tr><th>part</th><th>match</th><th>{{ name_a }}</th><th>{{ name_b }}</th><th>difference</th></tr>\
+</thead><tbody>{% for row in doc.parts %}<tr><td>{{ row.part }}</td><td>{{ row.status }}</td>\
+<td class="num">{{ number(row.score_a) }}</td><td class="num">{{ number(row.score_b) }}</td>\
+<td class="num">{{ number(row.delta) }}</td></tr>{% endfor %}</tbody></table></section>{% endif %}\
+<footer>Gemma prompt workbench · {{ stamp }} · colours are comparable across panes only because they \
+share one scale.</footer></body></html>
+"""
+)
 
 
-def _cells_html(cells: Sequence[dict], signed: bool, intensity: float) -> str:
-    parts = []
-    for cell in cells:
-        value = float(cell.get("value", 0.0))
-        if cell["text"] == "" and not cell.get("output"):
-            if cell["id"] == 0 and value:
-                parts.append(
-                    f'<span class="bos" style="background:{colour(value, signed, intensity)}" '
-                    f'title="start-of-text token">start</span>'
-                )
-            continue
-        if cell.get("output"):
-            classes = "seg out" + (" sel" if cell.get("selected") else "")
-            style = (
-                f' style="background:{colour(value, signed, intensity)};color:{text_colour(value, intensity)}"'
-                if value and not cell.get("selected")
-                else ""
-            )
-            parts.append(f'<span class="{classes}"{style}>{_e(cell["text"])}</span>')
-            continue
-        style = f"background:{colour(value, signed, intensity)};color:{text_colour(value, intensity)}"
-        title = f"score {float(cell.get('score', 0.0)):.4g}"
-        parts.append(f'<span class="seg" style="{style}" title="{title}">{_e(cell["text"])}</span>')
-    return "".join(parts)
+def _cells_html(cells: Sequence[dict], signed: bool, intensity: float) -> Markup:
+    return Markup(_CELLS.render(cells=paint(cells, signed, intensity)))
 
 
 def legend_html(
@@ -135,74 +161,35 @@ def legend_html(
         low, high = ("negative score", "positive score") if signed else ("low score", "high score")
         note = f"Strongest colour = {'±' if signed else ''}{scale:.3g}"
         note += " · one scale shared by all panes" if shared else ""
-    return (
-        f'<div class="legend" data-testid="{_e(test_id)}" style="display:flex;flex-wrap:wrap;'
-        'align-items:flex-start;gap:.35rem 1rem;font-size:.85rem;margin-bottom:.75rem">'
-        '<div style="display:grid;grid-template-columns:1fr 1fr;column-gap:.75rem;width:min(100%,34rem)">'
-        '<span style="grid-column:1 / 3;height:12px;border-radius:6px;border:1px solid #999;'
-        f'background:{legend_gradient(signed)}"></span>'
-        f'<span style="margin-top:.15rem;line-height:1.3">← {_e(low)}</span>'
-        f'<span style="margin-top:.15rem;line-height:1.3;text-align:right">{_e(high)} →</span></div>'
-        f'<details style="opacity:.75;font-size:.8rem"><summary style="cursor:pointer">Scale</summary>'
-        f"{_e(note)}</details></div>"
-    )
-
-
-def _legend_html(document: ExportDocument) -> str:
-    return legend_html(document.method, document.signed, document.scale, shared=len(document.panes) > 1)
+    return _LEGEND.render(test_id=test_id, gradient=legend_gradient(signed), low=low, high=high, note=note)
 
 
 def _number(value: float | None) -> str:
     return "—" if value is None else f"{value:+.4f}"
 
 
-def _diff_html(document: ExportDocument) -> str:
-    sections = []
-    name_a, name_b = document.diff_names
-    if document.output_diff is not None:
-        words = "".join(
-            _e(op.text)
-            if op.op == "equal"
-            else f"<{'ins' if op.op == 'insert' else 'del'}>{_e(op.text)}"
-            f"</{'ins' if op.op == 'insert' else 'del'}>"
-            for op in document.output_diff.ops
-        )
-        sections.append(
-            f'<h2>Output: {_e(name_a)} → {_e(name_b)}</h2><p class="sub">{_e(document.output_diff.summary)}'
-            f'</p><div class="diff">{words}</div>'
-        )
-    if document.parts:
-        rows = "".join(
-            f'<tr><td>{_e(row.part)}</td><td>{_e(row.status)}</td><td class="num">{_number(row.score_a)}</td>'
-            f'<td class="num">{_number(row.score_b)}</td><td class="num">{_number(row.delta)}</td></tr>'
-            for row in document.parts
-        )
-        sections.append(
-            f"<h2>Scores by part: {_e(name_b)} minus {_e(name_a)}</h2>"
-            f"<table><thead><tr><th>part</th><th>match</th><th>{_e(name_a)}</th><th>{_e(name_b)}</th>"
-            f"<th>difference</th></tr></thead><tbody>{rows}</tbody></table>"
-        )
-    return "".join(f"<section>{section}</section>" for section in sections)
-
-
 def to_html(document: ExportDocument) -> str:
-    """A self-contained HTML page: no scripts, no external fonts, styles inline."""
-    panes = "".join(
-        f'<section class="pane"><h2>{_e(pane.name)}</h2><p class="sub">{_e(pane.subtitle)}</p>'
-        f'<div class="text">{_cells_html(pane.cells, document.signed, document.intensity)}</div></section>'
+    """A self-contained HTML page: no scripts, no external fonts, styles inline (Jinja2, autoescaped)."""
+    panes = [
+        {
+            "name": pane.name,
+            "subtitle": pane.subtitle,
+            "cells": _cells_html(pane.cells, document.signed, document.intensity),
+        }
         for pane in document.panes
-    )
-    columns = max(1, min(len(document.panes), 4))
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d")
-    return (
-        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{_e(document.title)}</title><style>{_CSS}</style></head>"
-        f'<body><header><h1>{_e(document.title)}</h1><p class="caption">{_e(document.caption)}</p>'
-        f"{_legend_html(document)}</header>"
-        f'<main class="panes" style="--columns:{columns}">{panes}</main>{_diff_html(document)}'
-        f"<footer>Gemma prompt workbench · {stamp} · colours are comparable across panes only because they "
-        "share one scale.</footer></body></html>\n"
+    ]
+    name_a, name_b = document.diff_names
+    legend = legend_html(document.method, document.signed, document.scale, shared=len(document.panes) > 1)
+    return _PAGE.render(
+        doc=document,
+        css=Markup(_CSS),
+        legend=Markup(legend),
+        columns=max(1, min(len(document.panes), 4)),
+        panes=panes,
+        name_a=name_a,
+        name_b=name_b,
+        number=_number,
+        stamp=datetime.now(UTC).strftime("%Y-%m-%d"),
     )
 
 
