@@ -204,6 +204,7 @@ def _saved_heatmap(saved) -> None:
         click_hint="Saved result: open the run in the workbench to explain another part",
     )
     st.markdown(f"**Reading:** {plain_markdown(readout(view, result))}")
+    st.caption("Computed with " + plain_markdown(result.provenance.describe(lambda m: get_method(m).label)))
 
 
 def _versions_tab(opened: Workspace) -> None:

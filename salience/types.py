@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -103,6 +103,23 @@ class Provenance:
             self.precision or other.precision,
             {**self.parameters, **other.parameters},
         )
+
+    def describe(self, label: Callable[[str], str] = str) -> str:
+        """One line for a reader, e.g. 'embedded at bfloat16 · Integrated gradients: baseline pad,
+        16 steps · Deletion: sentences' (``label`` names a method)."""
+        where = f"{self.model or 'model not recorded'}" + (f" at {self.precision}" if self.precision else "")
+        parts = [where]
+        for method, values in self.parameters.items():
+            shown = [
+                f"{name} {value}" if name != "steps" else f"{value} steps"
+                for name, value in values.items()
+                if value not in (None, "") and name != "granularity"
+            ]
+            if values.get("granularity"):
+                shown.insert(0, str(values["granularity"]))
+            if shown:
+                parts.append(f"{label(method)}: {', '.join(shown)}")
+        return " · ".join(parts)
 
     def filled(self, model: str, precision: str) -> Provenance:
         """Blank model or precision filled in (e.g. from the row an old result was saved in)."""

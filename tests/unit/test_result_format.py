@@ -207,3 +207,13 @@ def test_provenance_merges_and_records_parameters():
     assert gradients.provenance.parameters == {"grad_l2": {}}  # frozen: the original is unchanged
     assert Provenance().filled("gguf:x", "float32") == Provenance("gguf:x", "float32")
     assert Provenance("a", "b").filled("gguf:x", "float32") == Provenance("a", "b")
+
+
+def test_provenance_reads_as_one_line():
+    provenance = every_method_result().provenance
+    assert provenance.describe(str.upper) == (
+        "embedded at bfloat16 · INTEGRATED_GRADIENTS: baseline pad, 16 steps · OCCLUSION: sentences"
+    )
+    assert Provenance().describe() == "model not recorded"
+    regex = Provenance("m", "", {"occlusion": {"granularity": "regex", "pattern": "^#"}})
+    assert regex.describe() == "m · occlusion: regex, pattern ^#"
