@@ -8,7 +8,8 @@ Prompts: the `fewshot-mistake` sample filled with the menu evaluation set's rows
 (data/eval/menu_recommendations.csv), greedy, no stop sequences, so every row asks for
 the same number of new tokens (a row may still end early at its end of text). Both
 ways are warmed up first (graphs traced), then timed on the same prompts:
-`LanguageModel.generate` row after row, and `LanguageModel.generate_batch`.
+`LanguageModel.generate` row after row, `LanguageModel.generate_batch` (the
+template's shared start prefilled once per batch), and the same without sharing it.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 import salience  # noqa: E402,F401  (configures Keras and TensorFlow before they load)
 
+from salience.batch_generation import generate_batch  # noqa: E402
 from salience.loading import load_model  # noqa: E402
 from salience.samples import find_sample  # noqa: E402
 from salience.templates import render  # noqa: E402
@@ -56,7 +58,11 @@ def measure(model, texts, settings, precision, batch_size):
     began = time.perf_counter()
     batched = model.generate_batch(texts, settings, precision=precision, batch_size=batch_size)
     batched_seconds = time.perf_counter() - began
+    began = time.perf_counter()
+    unshared = generate_batch(model, texts, settings, precision, batch_size=batch_size, share_prefix=False)
+    unshared_seconds = time.perf_counter() - began
     same = sum(a.token_ids == b.token_ids for a, b in zip(alone, batched))
+    same_unshared = sum(a.token_ids == b.token_ids for a, b in zip(alone, unshared))
     return {
         "precision": precision,
         "rows": len(texts),
@@ -69,6 +75,10 @@ def measure(model, texts, settings, precision, batch_size):
         "batched_rows_per_second": round(len(texts) / batched_seconds, 3),
         "ratio": round(alone_seconds / batched_seconds, 2),
         "rows_identical": same,
+        "unshared_seconds": round(unshared_seconds, 2),
+        "unshared_rows_per_second": round(len(texts) / unshared_seconds, 3),
+        "unshared_ratio": round(alone_seconds / unshared_seconds, 2),
+        "unshared_rows_identical": same_unshared,
     }
 
 
@@ -105,6 +115,11 @@ def main() -> None:
             f"{r['batched_rows_per_second']:.2f} rows/s ({r['batched_seconds']:.1f} s): "
             f"{r['ratio']:.2f}x; {r['rows_identical']}/{r['rows']} rows token-identical, "
             f"{r['new_tokens']} tokens, prompts {r['prompt_tokens_mean']} tokens on average"
+        )
+        print(
+            f"{'':>9}  batch {r['batch_size']} without sharing the template's start: "
+            f"{r['unshared_rows_per_second']:.2f} rows/s ({r['unshared_seconds']:.1f} s): "
+            f"{r['unshared_ratio']:.2f}x; {r['unshared_rows_identical']}/{r['rows']} rows token-identical"
         )
 
 

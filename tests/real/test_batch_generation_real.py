@@ -1,26 +1,32 @@
 """The real embedded Gemma 3 270M: batched generation equals one at a time in float32."""
 
+import pytest
+
 from salience.samples import find_sample
 from salience.templates import render
 from salience.types import GenerationSettings
 
+ITEMS = ["Quiche Lorraine", "Chocolate fondant", "Chicken satay with peanut sauce"]
+# Rows finish at different steps: a blank line, the word "Recommendation", or the budget.
+STOPS = [("\n\n",), ("Recommendation",), (), ()]
 
-def test_batch_equals_one_at_a_time_float32(real_model):
+
+@pytest.mark.parametrize("mixed", [False, True], ids=["one-template", "with-a-short-prompt"])
+def test_batch_equals_one_at_a_time_float32(real_model, mixed):
     sample = find_sample("fewshot-mistake")
-    items = ["Quiche Lorraine", "Chocolate fondant", "Chicken satay with peanut sauce"]
-    prompts = [render(sample.template, {**sample.variables, "menu_item": item}).text for item in items]
-    prompts.append("Keras is a")  # far shorter: lots of left padding
+    prompts = [render(sample.template, {**sample.variables, "menu_item": item}).text for item in ITEMS]
+    # One template: its ~190-token start is prefilled once for the batch. Mixed: "Keras is a"
+    # shares only <bos>, so the menu rows are left-padded far past it.
+    prompts.append("Keras is a" if mixed else prompts[0].replace("Cheese", "Spicy food"))
     settings = GenerationSettings(max_new_tokens=24)
-    stops = [("\n\n",), ("Recommendation",), (), ()]  # rows finish at different steps
     batched = real_model.generate_batch(
-        prompts, settings, precision="float32", batch_size=4, stop_sequences=stops
+        prompts, settings, precision="float32", batch_size=4, stop_sequences=STOPS
     )
-    for prompt, stop, got in zip(prompts, stops, batched, strict=True):
+    for prompt, stop, got in zip(prompts, STOPS, batched, strict=True):
         alone = real_model.generate(
             prompt, GenerationSettings(max_new_tokens=24, stop_sequences=stop), precision="float32"
         )
         assert got.token_ids == alone.token_ids
         assert got.text == alone.text
         assert got.stop_reason == alone.stop_reason
-    assert batched[1].stop_reason == "stop_sequence"
     assert len({len(g.token_ids) for g in batched}) > 1
