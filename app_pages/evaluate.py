@@ -42,9 +42,8 @@ def page() -> None:
         if stored is None:
             setup(model)
             return
-        cols = st.columns([5, 1])
-        cols[0].subheader(plain_markdown(stored.name))
-        if cols[1].button("New evaluation", key="eval-new"):
+        st.subheader(plain_markdown(stored.name))
+        if st.button("New evaluation", key="eval-new"):
             st.session_state[state.EVAL_OPEN] = None
             st.rerun()
         progress(stored)

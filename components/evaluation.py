@@ -153,6 +153,7 @@ def data_table() -> Dataset | None:
     if dataset is not None:
         st.session_state[state.EVAL_TABLE] = _frame(dataset)
         st.session_state[state.EVAL_TABLE_FROM] = loaded_from
+        st.session_state[state.EVAL_EXPECTED] = "expected" if "expected" in dataset.columns else ""
         st.session_state.pop(state.EVAL_EDITOR, None)
     if loaded_from is None or state.EVAL_TABLE not in st.session_state:
         st.info("Load rows to evaluate: one column per template variable, one row per input.")
@@ -177,15 +178,20 @@ def data_table() -> Dataset | None:
 
 # ---- checks -----------------------------------------------------------------------------------
 def checks_editor(dataset: Dataset | None) -> tuple[list[Check], str | None] | None:
-    columns = list(dataset.columns) if dataset else []
-    options = ["", *columns]
-    if st.session_state[state.EVAL_EXPECTED] not in options:  # new data: its 'expected' column if any
-        st.session_state[state.EVAL_EXPECTED] = "expected" if "expected" in options else ""
-    expected = st.selectbox(
-        "Expected-answer column (passes when the output contains it; alternatives separated by |)",
-        options,
-        key=state.EVAL_EXPECTED,
-        format_func=lambda c: c or "none",
+    expected = None
+    if dataset is not None:
+        options = ["", *dataset.columns]
+        if st.session_state.get(state.EVAL_EXPECTED) not in options:
+            st.session_state[state.EVAL_EXPECTED] = ""
+        expected = st.selectbox(
+            "Expected-answer column (passes when the output contains it; alternatives separated by |)",
+            options,
+            key=state.EVAL_EXPECTED,
+            format_func=lambda c: c or "none",
+        )
+    st.caption(
+        "Checks on every output (add rows): contains, does not contain, starts with, equals, a regular "
+        "expression, at most N words, valid JSON. A row passes when all its checks pass."
     )
     table = st.data_editor(
         pd.DataFrame(
@@ -287,7 +293,7 @@ def setup(model) -> None:
             st.error(str(error), icon="⚠️")
         else:
             for warning in plan.warnings:
-                st.warning(plain_markdown(warning), icon="⚠️")
+                st.info(plain_markdown(warning), icon="ℹ️")
             for note in plan.notes:
                 st.caption("ℹ️ " + plain_markdown(note))
     elif not variants:
@@ -486,19 +492,22 @@ def why_chart(stored: StoredEvaluation) -> None:
     order = frame.groupby("part")["share"].mean().sort_values(ascending=False).index.tolist()[:10]
     frame = frame[frame["part"].isin(order)]
     base = alt.Chart(frame).encode(
-        y=alt.Y("part:N", sort=order, title=None, axis=alt.Axis(labelLimit=260)),
+        y=alt.Y("part:N", sort=order, title=None, axis=alt.Axis(labelLimit=180)),
         x=alt.X("share:Q", title="share of the salience", axis=alt.Axis(format="%")),
     )
-    box = base.mark_boxplot(extent="min-max", opacity=0.35, color="#888")
-    dots = base.mark_circle(size=28, opacity=0.75).encode(
-        color=alt.Color("outcome:N", scale=alt.Scale(domain=["pass", "fail"], range=["#2e7d32", "#c62828"])),
-        yOffset=alt.YOffset("outcome:N"),
+    box = base.mark_boxplot(extent="min-max", opacity=0.35, color="#888", size=14)
+    dots = base.mark_circle(size=30, opacity=0.7).encode(
+        color=alt.Color(
+            "outcome:N",
+            scale=alt.Scale(domain=["pass", "fail"], range=["#2e7d32", "#c62828"]),
+            legend=alt.Legend(orient="bottom", title="row"),
+        ),
         tooltip=["row", "variant", "part", alt.Tooltip("share:Q", format=".0%"), "outcome"],
     )
     chart = (
         (box + dots)
-        .properties(width=380, height=alt.Step(22))
-        .facet(column=alt.Column("variant:N", title=None, sort=[v.name for v in stored.plan.variants]))
+        .properties(width=320, height=alt.Step(20))
+        .facet(row=alt.Row("variant:N", title=None, sort=[v.name for v in stored.plan.variants]))
     )
     st.altair_chart(chart, width="content")
     means = frame.groupby(["variant", "part", "outcome"])["share"].mean()

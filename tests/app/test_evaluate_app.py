@@ -45,7 +45,7 @@ def test_opens_with_the_menu_set_and_two_variants(page):
 
 def test_missing_column_and_bad_data_are_named_before_running(page):
     paste(page, "likes,menu_item\nCheese,Quiche\n")
-    warned = " ".join(w.value for w in page.warning)
+    warned = " ".join(w.value for w in page.info)
     assert "no column 'first\\_recommendation', 'food\\_likes', 'food\\_dislikes'" in warned
     assert any("Column 'likes' is not used" in c.value for c in page.caption)
     page.session_state[state.EVAL_SOURCES] = ["Sample: headline"]
@@ -65,6 +65,7 @@ def test_run_saves_each_row_and_reopens(page):
         "food_likes,food_dislikes,menu_item,expected\nCheese,Can't eat eggs,=Quiche,Avoid\nFish,No pork,Sea bass,good\n",
     )
     assert any("never as formulas" in c.value for c in page.caption)
+    assert page.selectbox(key=state.EVAL_EXPECTED).value == "expected"  # the new data's expected column
     page.number_input(key=state.EVAL_MAX_NEW_TOKENS).set_value(3)
     page.number_input(key=state.EVAL_BATCH).set_value(2)
     run(page)

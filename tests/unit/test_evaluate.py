@@ -15,11 +15,13 @@ from salience.evaluate import (
     Check,
     Dataset,
     EvalVariant,
+    export_jsonl,
     flips,
     load_data,
     parse_check,
     parse_data,
     plan_evaluation,
+    report_html,
     report_json,
     row_order,
     safe_cell,
@@ -258,3 +260,15 @@ def test_context_set_fits_its_sample():
     assert len(data.rows) >= 20 and not plan.notes
     with pytest.raises(InputError, match="takes none of its variables from the data"):
         plan_evaluation([EvalVariant("h", "A {article}", {"article": "x"})], data)
+
+
+def test_html_report_is_self_contained_and_escapes_text():
+    plan = two_variant_plan()
+    cells = [score(plan, 0, 0, "<script>alert(1)</script> Avoid"), score(plan, 0, 1, "fine")]
+    cells[0] = CellResult(0, 0, cells[0].output, cells[0].checks, (), 0.0, {"item": 0.6, "“L”": 0.4})
+    html = report_html(plan, cells, "Menu <check>")
+    assert "<script" not in html.lower() and "&lt;script&gt;" in html
+    assert "Menu &lt;check&gt;" in html and "95% interval (Wilson)" in html
+    assert "row 1: passes in A, fails in B" in html and "mean share" in html
+    lines = [json.loads(line) for line in export_jsonl(plan, cells).splitlines()]
+    assert lines[0]["variant"] == "A" and lines[0]["shares"] == {"item": 0.6, "“L”": 0.4}
