@@ -28,6 +28,12 @@ WORKBENCH = "app_pages/workbench.py"
 RUN_QUERY = "run"  # ?run=ID opens a run (the address of a selected run can be shared)
 
 
+def _rating_text(total: int | None) -> str:
+    """The sum of thumbs as a reviewer reads it: '👍 +2', '👎 -1', blank when unrated or even."""
+    total = total or 0
+    return f"👍 +{total}" if total > 0 else f"👎 {total}" if total < 0 else ""
+
+
 def _filters(opened: Workspace) -> RunFilter:
     cols = st.columns([3, 2, 2, 2])
     text = cols[0].text_input("Search prompts and outputs", key=state.HISTORY_SEARCH, persist_state="session")
@@ -81,7 +87,7 @@ def _runs_tab(opened: Workspace) -> None:
                 "template": run.template or "—",
                 "output": excerpt(run.output, 80),
                 "model": run.model,
-                "rating": run.rating,
+                "rating": _rating_text(run.rating),
                 "notes": run.notes,
                 "seconds": round(run.seconds, 2),
             }
@@ -96,7 +102,7 @@ def _runs_tab(opened: Workspace) -> None:
         on_select="rerun",
         selection_mode="single-row",
         key=state.HISTORY_TABLE,
-        column_config={"rating": st.column_config.NumberColumn("rating", format="%+d")},
+        column_config={"rating": st.column_config.TextColumn("rating", width="small")},
     )
     rows = event.selection.rows if event and event.selection else []
     cols = st.columns(3)
@@ -173,6 +179,7 @@ def _run_detail(opened: Workspace, run: RunRow) -> None:
 
 
 def _saved_heatmap(saved) -> None:
+    saved = sorted(saved, key=lambda item: item.created_at, reverse=True)  # the latest explanation first
     labels = [
         f"“{excerpt(item.target_text.strip(), 60)}” · {item.created_at.astimezone():%H:%M:%S}"
         for item in saved
