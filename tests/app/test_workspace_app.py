@@ -120,7 +120,7 @@ def test_history_of_template_versions_restores_one(tiny_app_env, data_dir):
     history = open_app(page="app_pages/history.py")
     versions = workspace_in(data_dir).versions("fewshot-mistake")
     assert [v.variables["first_recommendation"] for v in versions] == ["Avoid.", "You have to try it."]
-    assert any("first_recommendation" in m.value and "Avoid." in m.value for m in history.markdown)
+    assert any(r"first\_recommendation" in m.value and "Avoid." in m.value for m in history.markdown)
     restore = [b for b in history.button if b.label.startswith("Restore v1")]
     assert len(restore) == 1
     restore[0].click()

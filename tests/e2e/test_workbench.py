@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from page_checks import assert_clean, screenshot
+from page_checks import SCREENS, assert_clean, screenshot
 from playwright.sync_api import expect
 from workbench_page import (
     ARTIFACTS,
@@ -109,5 +109,12 @@ def test_two_sessions_generate_at_once(browser, workbench_url):
         expect(heatmap_text).to_contain_text(f"Cheese number {number}")
         expect(heatmap_text).not_to_contain_text(f"Cheese number {1 - number}")
         expect(page.get_by_label("food_likes", exact=True)).to_have_value(f"Cheese number {number}")
+        # colours arrive computed by salience.palette: every prompt segment has an rgb() background
+        backgrounds = heatmap_text.locator(".hm-seg:not(.out)").evaluate_all(
+            "spans => spans.map(s => s.style.backgroundColor)"
+        )
+        assert backgrounds and all(b.startswith("rgb(") for b in backgrounds)
+        assert len(set(backgrounds)) > 1  # not one flat colour
+        heatmap_text.screenshot(path=str(SCREENS / f"two-sessions-{number}-heatmap.png"))
     for page in pages:
         page.context.close()
