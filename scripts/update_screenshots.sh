@@ -16,7 +16,7 @@ if [ "${1:-}" != "--from-artifacts" ]; then
   rm -rf "$SCREENS"
   .venv/bin/python -m pytest -q -p no:cacheprovider \
     tests/e2e/test_pages_clean.py "tests/e2e/test_workbench.py::test_codelab_story" \
-    tests/e2e/test_deletion_browser.py
+    tests/e2e/test_deletion_browser.py tests/e2e/test_evaluate_browser.py
 fi
 
 # state in the tests -> README image
@@ -27,6 +27,8 @@ declare -A README=(
   [present]=screenshot-present.png
   [history]=screenshot-history.png
   [workbench-deletion]=screenshot-deletion.png
+  [evaluate-results]=screenshot-evaluate.png
+  [evaluate-why]=screenshot-evaluate-why.png
 )
 mkdir -p docs/screens-1024
 missing=0

@@ -67,6 +67,8 @@ def test_evaluate_menu_rows(browser, server):
     )
     page.get_by_role("tab", name="Saved evaluations").click()
     expect(page.get_by_text("12/12 · finished")).to_be_visible(timeout=LONG)
-    page.get_by_role("button", name="Open", exact=True).click()
+    page.get_by_test_id("stTabs").get_by_role("button", name="Open", exact=True).click()
+    wait_idle(page)
+    page.get_by_role("tab", name="Evaluation").click()  # the opened evaluation shows on the first tab
     expect(page.get_by_role("heading", name="Why, across the dataset")).to_be_visible(timeout=LONG)
     assert_clean(page, "evaluate, reopened")
