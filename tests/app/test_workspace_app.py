@@ -9,7 +9,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from components import state
-from components.model_resource import MODEL_ENV
+from components.model_resource import MODEL_ENV, registry
 from workspace.store import RunFilter, Workspace
 
 APP = str(__import__("pathlib").Path(__file__).resolve().parents[2] / "app.py")
@@ -42,6 +42,8 @@ def open_app(browser="browser-1", page=None, query=None):
 @pytest.fixture
 def tiny_app_env(tiny_gguf, monkeypatch):
     monkeypatch.setenv(MODEL_ENV, f"gguf:{tiny_gguf}")
+    # The app loads the model in the background; a Generate clicked before that only waits for it.
+    registry().wait_warm(f"gguf:{tiny_gguf}", timeout=300)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
