@@ -53,7 +53,11 @@ def test_evaluate_menu_rows(browser, server):
     expect(page.get_by_role("heading", name="Why, across the dataset")).to_be_visible(timeout=LONG)
     assert_clean(page, "evaluate, finished")
     expect(page.get_by_text("flipped row(s)")).to_be_visible()
-    screenshot(page, "evaluate-results")
+    screenshot(
+        page,
+        "evaluate-results",
+        focus=page.get_by_role("heading", name="Evaluate a prompt across many inputs"),
+    )
     screenshot(page, "evaluate-why", focus=page.get_by_role("heading", name="Why, across the dataset"))
 
     saved = Workspace.open(f"sqlite:///{data / 'workspace.sqlite3'}")
@@ -69,6 +73,8 @@ def test_evaluate_menu_rows(browser, server):
     expect(page.get_by_text("12/12 · finished")).to_be_visible(timeout=LONG)
     page.get_by_test_id("stTabs").get_by_role("button", name="Open", exact=True).click()
     wait_idle(page)
-    page.get_by_role("tab", name="Evaluation").click()  # the opened evaluation shows on the first tab
+    page.get_by_role(
+        "tab", name="Evaluation", exact=True
+    ).click()  # the opened evaluation shows on the first tab
     expect(page.get_by_role("heading", name="Why, across the dataset")).to_be_visible(timeout=LONG)
     assert_clean(page, "evaluate, reopened")
