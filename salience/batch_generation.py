@@ -397,13 +397,4 @@ class BatchDecoder:
         value = attention.value_dense(normalized)
         key, value = extend(key, value)
         vector = GemmaForward._attend(attention, query, key, value, mask)
-        output = attention.output_dense(vector)
-        if layer.use_post_attention_norm:
-            output = layer.post_attention_norm(output)
-        x = x + output
-        normalized = layer.pre_ffw_norm(x)
-        gated = tf.nn.gelu(layer.gating_ffw(normalized), approximate=True) * layer.gating_ffw_2(normalized)
-        output = layer.ffw_linear(gated)
-        if layer.use_post_ffw_norm:
-            output = layer.post_ffw_norm(output)
-        return x + output, key, value
+        return GemmaForward.block_tail(layer, x, vector), key, value

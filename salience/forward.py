@@ -387,7 +387,12 @@ class GemmaForward:
         keys = tf.concat([tile(prefix_keys), key], axis=1)
         values = tf.concat([tile(prefix_values), value], axis=1)
         vector = self._attend(attention, query, keys, values, mask)
-        output = attention.output_dense(vector)
+        return self.block_tail(layer, x, vector)
+
+    @staticmethod
+    def block_tail(layer, x, attended):
+        """The rest of a decoder block after attention: output projection, norms, residuals, FFW."""
+        output = layer.attention.output_dense(attended)
         if layer.use_post_attention_norm:
             output = layer.post_attention_norm(output)
         x = x + output
