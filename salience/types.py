@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
@@ -44,6 +45,21 @@ class GenerationSettings:
     @property
     def greedy(self) -> bool:
         return self.temperature <= 0.0
+
+    def to_json(self) -> dict:
+        """Plain JSON values (the stop sequences as a list)."""
+        values = dataclasses.asdict(self)
+        values["stop_sequences"] = list(self.stop_sequences)
+        return values
+
+    @classmethod
+    def from_json(cls, saved: dict) -> GenerationSettings:
+        """Settings from `to_json`; fields this version does not know are ignored, missing ones default."""
+        known = {field.name for field in dataclasses.fields(cls)}
+        values = {key: value for key, value in saved.items() if key in known}
+        if "stop_sequences" in values:
+            values["stop_sequences"] = tuple(values["stop_sequences"] or ())
+        return cls(**values)
 
 
 @dataclass(frozen=True)

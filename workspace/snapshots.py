@@ -7,7 +7,6 @@ state twice gives the same link.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -133,23 +132,8 @@ def generation_to_json(generation: Generation, made_for: tuple) -> dict:
         "stop_reason": generation.stop_reason,
         "seconds": generation.seconds,
         "first_token_seconds": generation.first_token_seconds,
-        "for": [spec, precision, prompt, settings_to_json(settings)],
+        "for": [spec, precision, prompt, settings.to_json()],
     }
-
-
-def settings_to_json(settings: GenerationSettings) -> dict:
-    values = dataclasses.asdict(settings)
-    values["stop_sequences"] = list(settings.stop_sequences)
-    return values
-
-
-def settings_from_json(saved: dict) -> GenerationSettings:
-    """Settings from JSON; fields this version does not know are ignored, missing ones default."""
-    known = {field.name for field in dataclasses.fields(GenerationSettings)}
-    values = {key: value for key, value in saved.items() if key in known}
-    if "stop_sequences" in values:
-        values["stop_sequences"] = tuple(values["stop_sequences"] or ())
-    return GenerationSettings(**values)
 
 
 def generation_from_json(saved: dict) -> tuple[Generation, tuple]:
@@ -164,7 +148,7 @@ def generation_from_json(saved: dict) -> tuple[Generation, tuple]:
             float(saved["seconds"]),
             float(saved["first_token_seconds"]),
         )
-        return generation, (spec, precision, prompt, settings_from_json(settings))
+        return generation, (spec, precision, prompt, GenerationSettings.from_json(settings))
     except KeyError as error:
         raise InputError(f"the saved generation has no {error.args[0]!r}") from None
     except (TypeError, ValueError, AttributeError) as error:

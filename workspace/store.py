@@ -106,18 +106,6 @@ class RunFilter:
     ids: list[int] = field(default_factory=list)
 
 
-def settings_json(settings: GenerationSettings) -> dict:
-    return {
-        "max_new_tokens": settings.max_new_tokens,
-        "stop_sequences": list(settings.stop_sequences),
-        "temperature": settings.temperature,
-        "top_k": settings.top_k,
-        "top_p": settings.top_p,
-        "seed": settings.seed,
-        "chat_template": settings.chat_template,
-    }
-
-
 def result_from_json(data: dict, model: str = "", precision: str = "") -> SalienceResult:
     """A stored ``SalienceResult.to_json()`` of any format version; the row's model and precision
     fill the provenance of results saved before it was recorded."""
@@ -283,7 +271,7 @@ class Workspace:
                 variables=dict(variables or {}),
                 model=model,
                 precision=precision,
-                settings=settings_json(settings),
+                settings=settings.to_json(),
                 output=generation.text,
                 stop_reason=generation.stop_reason,
                 tokens=len(generation.token_ids),
