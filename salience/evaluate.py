@@ -23,7 +23,7 @@ from salience.compare import TargetChoice, resolve_target
 from salience.errors import InputError
 from salience.segments import MAX_REGEX_LENGTH, REGEX_TIMEOUT_SECONDS
 from salience.templates import RenderedPrompt, TemplateError, parse_template, render
-from salience.text import excerpt
+from salience.text import excerpt, json_lines
 
 MAX_ROWS = 2_000
 MAX_FILE_BYTES = 50_000_000
@@ -166,15 +166,7 @@ def parse_csv(text: str, delimiter: str | None = None) -> Dataset:
 def parse_jsonl_rows(text: str) -> Dataset:
     """One JSON object per line; values must be text, numbers or booleans."""
     records = []
-    for line_number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise InputError(
-                f"Line {line_number}: not valid JSON ({error.msg} at column {error.colno})."
-            ) from None
+    for line_number, record in json_lines(text):
         if not isinstance(record, dict):
             raise InputError(f"Line {line_number}: expected a JSON object with one key per column.")
         for key, value in record.items():

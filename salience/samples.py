@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from salience.errors import InputError
 from salience.templates import TemplateError, parse_template, render
-from salience.text import escape_braces
+from salience.text import escape_braces, json_lines
 
 SAMPLES_PATH = Path(__file__).resolve().parent.parent / "data" / "sample_prompts.jsonl"
 MAX_FILE_BYTES = 5_000_000
@@ -80,13 +79,7 @@ def parse_jsonl(content: str | bytes) -> list[PromptExample]:
     if len(content.encode("utf-8")) > MAX_FILE_BYTES:
         raise InputError(f"The file is larger than {MAX_FILE_BYTES // 1_000_000} MB; split it.")
     examples = []
-    for row, line in enumerate(content.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise InputError(f"Row {row}: not valid JSON ({error.msg} at column {error.colno}).") from None
+    for row, record in json_lines(content, "Row"):
         examples.append(parse_record(record, row))
         if len(examples) > MAX_RECORDS:
             raise InputError(f"The file has more than {MAX_RECORDS} prompts; split it.")

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 import textwrap
+from collections.abc import Iterator
+
+from salience.errors import InputError
 
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\"}
 ELLIPSIS = "…"
@@ -32,3 +36,19 @@ def excerpt(text: str, limit: int = 48) -> str:
         flat = " ".join(text.split())
         return flat[: limit - 1] + ELLIPSIS
     return short
+
+
+def json_lines(text: str, label: str = "Line") -> Iterator[tuple[int, object]]:
+    """(line number, value) for each non-blank line of a JSONL text, numbered from 1.
+
+    A line that is not JSON is an `InputError` naming it ("Line 3: not valid JSON (…)";
+    ``label`` is the word for a line, e.g. "Row")."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            yield number, json.loads(line)
+        except json.JSONDecodeError as error:
+            raise InputError(
+                f"{label} {number}: not valid JSON ({error.msg} at column {error.colno})."
+            ) from None
