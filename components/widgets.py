@@ -15,7 +15,14 @@ from salience.samples import PromptExample, load_samples, parse_jsonl
 from salience.segments import AGGREGATIONS, GRANULARITIES
 from salience.templates import RenderedPrompt, TemplateError, parse_template, render
 from salience.text import unescape
-from salience.types import GenerationSettings
+from salience.types import (
+    MAX_SEED,
+    MAX_TOP_K,
+    PAGE_MAX_NEW_TOKENS,
+    TEMPERATURE_RANGE,
+    TOP_P_RANGE,
+    GenerationSettings,
+)
 
 MONOSPACE = """<style>
 .stTextArea textarea { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: .9rem; }
@@ -192,7 +199,7 @@ def generation_settings() -> GenerationSettings:
         st.number_input(
             "Longest answer (tokens)",
             min_value=1,
-            max_value=512,
+            max_value=PAGE_MAX_NEW_TOKENS,
             step=8,
             key=state.MAX_NEW_TOKENS,
             persist_state="session",
@@ -213,12 +220,14 @@ def generation_settings() -> GenerationSettings:
             help=r"Separate several with |. Write \n for a newline: \n\n stops at a blank line.",
         )
         if st.session_state[state.SAMPLING]:
-            st.slider("Temperature", 0.05, 2.0, key=state.TEMPERATURE, persist_state="session", step=0.05)
-            st.number_input(
-                "Top-k (0 = off)", min_value=0, max_value=1000, key=state.TOP_K, persist_state="session"
+            st.slider(
+                "Temperature", *TEMPERATURE_RANGE, key=state.TEMPERATURE, persist_state="session", step=0.05
             )
-            st.slider("Top-p", 0.05, 1.0, key=state.TOP_P, persist_state="session", step=0.05)
-            st.number_input("Seed", min_value=0, max_value=2**31 - 1, key=state.SEED, persist_state="session")
+            st.number_input(
+                "Top-k (0 = off)", min_value=0, max_value=MAX_TOP_K, key=state.TOP_K, persist_state="session"
+            )
+            st.slider("Top-p", *TOP_P_RANGE, key=state.TOP_P, persist_state="session", step=0.05)
+            st.number_input("Seed", min_value=0, max_value=MAX_SEED, key=state.SEED, persist_state="session")
         else:
             st.caption("Temperature, top-k, top-p and seed appear when “Vary the answer” is on.")
         st.checkbox(

@@ -30,6 +30,15 @@ class Tokenization:
         return len(self.ids)
 
 
+# What the workbench offers for each generation setting (its widgets, and what an imported run
+# may carry so that it opens there).
+PAGE_MAX_NEW_TOKENS = 512
+TEMPERATURE_RANGE = (0.05, 2.0)  # or 0: greedy
+MAX_TOP_K = 1000  # 0 = off
+TOP_P_RANGE = (0.05, 1.0)
+MAX_SEED = 2**31 - 1
+
+
 @dataclass(frozen=True)
 class GenerationSettings:
     """How to decode. ``temperature == 0`` means greedy (reproducible)."""

@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from salience.errors import InputError
+from salience.types import MAX_SEED, MAX_TOP_K, PAGE_MAX_NEW_TOKENS, TEMPERATURE_RANGE, TOP_P_RANGE
 from workspace.snapshots import check_id, encode
 
 MAX_INTEGER = 2**31 - 1  # the databases' INTEGER
@@ -37,11 +38,9 @@ _SUBJECT = re.compile(r"^(Input|String|List|Dictionary|Tuple|Object|Value) shoul
 KINDS = ("template_version", "run", "salience", "comparison", "note")
 
 # Bounds of the workbench's generation widgets: an imported run must open there.
-MAX_NEW_TOKENS = 512
-TEMPERATURE = (0.05, 2.0)  # or 0 (greedy)
-MAX_TOP_K = 1000
-TOP_P = (0.05, 1.0)
-MAX_SEED = 2**31 - 1
+MAX_NEW_TOKENS = PAGE_MAX_NEW_TOKENS
+TEMPERATURE = TEMPERATURE_RANGE
+TOP_P = TOP_P_RANGE
 
 
 def _no_nul(text: str) -> str:
