@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from apptest_helpers import button, run
 from streamlit.testing.v1 import AppTest
 
 from components import state
@@ -12,16 +13,6 @@ from salience.methods import get_method
 APP = str(__import__("pathlib").Path(__file__).resolve().parents[2] / "app.py")
 
 COMPARE = "app_pages/compare.py"
-
-
-def button(app, label):
-    return next(b for b in app.button if b.label == label)
-
-
-def run(app):
-    app.run()
-    assert not app.exception, app.exception
-    return app
 
 
 def pin(app, sample: str | None = None):

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import time
 
+from apptest_helpers import button
+
 from components import state
 from components.deletion import DeletionJob, progress_text, runner
 from salience.methods import DELETION
-
-
-def button(app, label):
-    return next(b for b in app.button if b.label == label)
 
 
 def select(app, label):

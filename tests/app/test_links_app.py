@@ -4,6 +4,7 @@ afterwards, in the same session or after a refresh, still has its prompt. AppTes
 from __future__ import annotations
 
 import pytest
+from apptest_helpers import run
 from streamlit.testing.v1 import AppTest
 
 from components import state
@@ -13,12 +14,6 @@ from salience.samples import load_samples
 from workspace.store import Workspace
 
 APP = str(__import__("pathlib").Path(__file__).resolve().parents[2] / "app.py")
-
-
-def run(app):
-    app.run()
-    assert not app.exception, app.exception
-    return app
 
 
 def session(page: str, query: dict | None = None) -> AppTest:

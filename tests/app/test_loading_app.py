@@ -9,16 +9,13 @@ import uuid
 from pathlib import Path
 
 import pytest
+from apptest_helpers import button
 
 from components import state
 from components.model_resource import FAILED, LOADING, MODEL_ENV, READY, WARM_UP_STEPS, registry
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")
-
-
-def button(app, label):
-    return next(b for b in app.button if b.label == label)
 
 
 @pytest.fixture

@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
+from apptest_helpers import button, text_area
+
 from components import state
-
-
-def button(app, label):
-    return next(b for b in app.button if b.label == label)
-
-
-def text_area(app, label):
-    return next(t for t in app.text_area if t.label == label)
 
 
 def granularity(app):

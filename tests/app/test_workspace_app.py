@@ -6,6 +6,7 @@ import os
 
 import pytest
 import streamlit as st
+from apptest_helpers import button, run, text_area
 from streamlit.testing.v1 import AppTest
 
 from components import state
@@ -13,20 +14,6 @@ from components.model_resource import MODEL_ENV, registry
 from workspace.store import RunFilter, Workspace
 
 APP = str(__import__("pathlib").Path(__file__).resolve().parents[2] / "app.py")
-
-
-def run(app):
-    app.run()
-    assert not app.exception, app.exception
-    return app
-
-
-def button(app, label):
-    return next(b for b in app.button if b.label == label)
-
-
-def text_area(app, label):
-    return next(t for t in app.text_area if t.label == label)
 
 
 def open_app(browser="browser-1", page=None, query=None):

@@ -5,6 +5,7 @@ written before generation starts, and a saved generation that cannot be restored
 from __future__ import annotations
 
 import pytest
+from apptest_helpers import button, run, text_area
 from faults import read_only
 from streamlit.testing.v1 import AppTest
 
@@ -14,20 +15,6 @@ from components.workspace import connection
 from workspace.store import Workspace
 
 APP = str(__import__("pathlib").Path(__file__).resolve().parents[2] / "app.py")
-
-
-def run(app):
-    app.run()
-    assert not app.exception, app.exception
-    return app
-
-
-def button(app, label):
-    return next(b for b in app.button if b.label == label)
-
-
-def text_area(app, label):
-    return next(t for t in app.text_area if t.label == label)
 
 
 def open_app(browser="browser-1", page=None):
