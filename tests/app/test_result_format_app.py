@@ -4,19 +4,18 @@ old code at revision 0001: the upgrade rewrites it and the page draws it with it
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from old_rows import insert_old_rows
 from streamlit.testing.v1 import AppTest
 
 from components import state
 from components.model_resource import MODEL_ENV
 from workspace.database import MIGRATIONS
-from workspace.schema import Run, SalienceRecord
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 HISTORY = "app_pages/history.py"
@@ -40,40 +39,10 @@ def _old_database(path: Path) -> int:
     engine = sa.create_engine(f"sqlite:///{path}")
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    now = datetime.now(UTC)
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "0001")
-        run_id = connection.execute(
-            sa.insert(Run.__table__)
-            .values(
-                prompt="Q: hi\nA:",
-                variables={},
-                model="embedded",
-                precision="bfloat16",
-                settings={"max_new_tokens": 8},
-                output=" hello",
-                stop_reason="max_new_tokens",
-                tokens=1,
-                seconds=0.5,
-                first_token_seconds=0.1,
-                created_at=now,
-            )
-            .returning(Run.__table__.c.id)
-        ).scalar_one()
-        connection.execute(
-            sa.insert(SalienceRecord.__table__).values(
-                run_id=run_id,
-                model="embedded",
-                precision="bfloat16",
-                prompt="Q: hi\nA:",
-                target=" hello",
-                target_text=" hello",
-                result=OLD_RESULT,
-                seconds=0.2,
-                created_at=now,
-            )
-        )
+        run_id = insert_old_rows(connection, OLD_RESULT)
     engine.dispose()
     return run_id
 

@@ -4,7 +4,6 @@ the old code at revision 0001 opens through the store with the same scores after
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 
 import numpy as np
 import pytest
@@ -12,10 +11,11 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
+from old_rows import insert_old_rows
 
 from salience.types import Provenance, SalienceResult
 from workspace.database import MIGRATIONS
-from workspace.schema import Run, SalienceRecord
+from workspace.schema import SalienceRecord
 from workspace.store import Workspace
 
 MIGRATION = "0003"
@@ -38,39 +38,8 @@ def _alembic(engine: sa.Engine, action, revision: str) -> None:
 
 def _old_rows(engine: sa.Engine) -> int:
     """A run and its salience row, inserted with the columns of revision 0001 (as the old code did)."""
-    now = datetime.now(UTC)
     with engine.begin() as connection:
-        run_id = connection.execute(
-            sa.insert(Run.__table__)
-            .values(
-                prompt="Q: hi\nA:",
-                variables={},
-                model="embedded",
-                precision="bfloat16",
-                settings={"max_new_tokens": 8},
-                output=" hello",
-                stop_reason="max_new_tokens",
-                tokens=1,
-                seconds=0.5,
-                first_token_seconds=0.1,
-                created_at=now,
-            )
-            .returning(Run.__table__.c.id)
-        ).scalar_one()
-        connection.execute(
-            sa.insert(SalienceRecord.__table__).values(
-                run_id=run_id,
-                model="embedded",
-                precision="bfloat16",
-                prompt="Q: hi\nA:",
-                target=" hello",
-                target_text=" hello",
-                result=OLD_RESULT,
-                seconds=0.2,
-                created_at=now,
-            )
-        )
-    return run_id
+        return insert_old_rows(connection, OLD_RESULT)
 
 
 def _stored(engine: sa.Engine) -> dict:
