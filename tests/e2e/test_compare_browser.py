@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 
+import pytest
 from playwright.sync_api import expect
 from workbench_page import ARTIFACTS, LONG, choose, generate, open_workbench, wait_idle
 
@@ -47,6 +48,9 @@ class _Tags(HTMLParser):
         self.tags.append((tag, dict(attrs)))
 
 
+# Flaky under full-suite load on the 2-core CI machine (a step times out about one run in four;
+# each passed on rerun): one rerun, see the session-4 note.
+@pytest.mark.flaky(reruns=1)
 def test_compare_share_and_export(browser, workbench_url, tmp_path):
     context = browser.new_context(viewport={"width": 1700, "height": 2400}, accept_downloads=True)
     page = context.new_page()

@@ -16,6 +16,9 @@ def data_dir(tmp_path):
     return tmp_path / "data"
 
 
+# Flaky under full-suite load on the 2-core CI machine (a step times out about one run in four;
+# each passed on rerun): one rerun, see the session-4 note.
+@pytest.mark.flaky(reruns=1)
 def test_refresh_and_restart_lose_nothing(browser, data_dir):
     env = {"GEMMA_WORKBENCH_DATA": str(data_dir)}
     process, url = start_app(ROOT / "serve.py", env=env)
