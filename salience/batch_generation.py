@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from salience.errors import ContextLengthError, InputError
+from salience.errors import InputError
 from salience.forward import GemmaForward, bucket, tf
 from salience.types import Generation, GenerationSettings
 
@@ -97,14 +97,7 @@ def generate_batch(
             check_text(prompt, "prompt")
         except InputError as error:
             raise InputError(f"{label}: {error}") from None
-        ids = list(model.tokenize(model.format_prompt(prompt, settings)).ids)
-        budget = len(ids) + settings.max_new_tokens
-        if budget > model.max_context:
-            raise ContextLengthError(
-                f"{label}: the prompt has {len(ids)} tokens; with {settings.max_new_tokens} new tokens "
-                f"that is {budget}, over the limit of {model.max_context} {model._limit_reason()}. "
-                f"Shorten it by {budget - model.max_context} tokens or ask for fewer new tokens."
-            )
+        ids = model.prompt_ids(prompt, settings, label)
         stops = settings.stop_sequences if stop_sequences is None else tuple(stop_sequences[index])
         seed = settings.seed if seeds is None else seeds[index]
         rows.append(_Row(index, prompt, ids, tuple(s for s in stops if s), np.random.default_rng(seed)))

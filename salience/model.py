@@ -87,6 +87,20 @@ class LanguageModel:
                 self._forwards[precision] = GemmaForward(backbone_copy(source, precision), self.family)
             return self._forwards[precision]
 
+    def prompt_ids(self, prompt: str, settings: GenerationSettings, label: str = "") -> list[int]:
+        """The formatted prompt's token ids; a `ContextLengthError` when it leaves no room for
+        ``settings.max_new_tokens`` (``label``, e.g. "Row 3", starts the message)."""
+        ids = list(self.tokenize(self.format_prompt(prompt, settings)).ids)
+        budget = len(ids) + settings.max_new_tokens
+        if budget > self.max_context:
+            subject = f"{label}: the prompt" if label else "The prompt"
+            raise ContextLengthError(
+                f"{subject} has {len(ids)} tokens; with {settings.max_new_tokens} new tokens that is "
+                f"{budget}, over the limit of {self.max_context} {self._limit_reason()}. "
+                f"Shorten the prompt by {budget - self.max_context} tokens or ask for fewer new tokens."
+            )
+        return ids
+
     def _limit_reason(self) -> str:
         if self.max_context < self.model_context:
             return f"tokens this workbench runs on a CPU (the model itself reads {self.model_context:,})"
@@ -123,17 +137,10 @@ class LanguageModel:
         check_text(prompt, "prompt")
         if not 1 <= settings.max_new_tokens <= MAX_NEW_TOKENS_LIMIT:
             raise InputError(f"Max new tokens must be between 1 and {MAX_NEW_TOKENS_LIMIT}.")
-        ids = list(self.tokenize(self.format_prompt(prompt, settings)).ids)
-        budget = len(ids) + settings.max_new_tokens
-        if budget > self.max_context:
-            raise ContextLengthError(
-                f"The prompt has {len(ids)} tokens; with {settings.max_new_tokens} new tokens that is "
-                f"{budget}, over the limit of {self.max_context} {self._limit_reason()}. "
-                f"Shorten the prompt by {budget - self.max_context} tokens or ask for fewer new tokens."
-            )
+        ids = self.prompt_ids(prompt, settings)
         rng = np.random.default_rng(settings.seed)
         stops = tuple(s for s in settings.stop_sequences if s)
-        cache_length = bucket(budget, MIN_CACHE_BUCKET)
+        cache_length = bucket(len(ids) + settings.max_new_tokens, MIN_CACHE_BUCKET)
         forward = self.forward_for(precision)
         started = time.perf_counter()
         with self._lock:

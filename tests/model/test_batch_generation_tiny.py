@@ -201,7 +201,7 @@ def test_bad_input_names_the_row(tiny_gemma3_lm):
         lm.generate_batch(["fine", "", "also fine"])
     with pytest.raises(InputError, match="Row 1: the prompt is not text"):
         lm.generate_batch([None])
-    with pytest.raises(ContextLengthError, match=r"Row 3: the prompt has \d+ tokens.*Shorten it by"):
+    with pytest.raises(ContextLengthError, match=r"Row 3: the prompt has \d+ tokens.*Shorten the prompt by"):
         lm.generate_batch(["a", "b", "word " * 200], GenerationSettings(max_new_tokens=100))
     with pytest.raises(InputError, match="Batch size"):
         lm.generate_batch(["a"], batch_size=0)
