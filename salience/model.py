@@ -45,7 +45,51 @@ def check_text(text: str, what: str) -> None:
         ) from None
 
 
-class LanguageModel:
+class TextCalls:
+    """Tokenizing and prompt formatting: what a model answers without running it. Shared by
+    `LanguageModel` and the engine's client (`salience.remote`), so both count tokens alike.
+    Needs ``tokenizer`` (an `OffsetTokenizer`), ``max_context`` and ``model_context``."""
+
+    tokenizer: OffsetTokenizer
+    max_context: int
+    model_context: int
+
+    def prompt_ids(self, prompt: str, settings: GenerationSettings, label: str = "") -> list[int]:
+        """The formatted prompt's token ids; a `ContextLengthError` when it leaves no room for
+        ``settings.max_new_tokens`` (``label``, e.g. "Row 3", starts the message)."""
+        ids = list(self.tokenize(self.format_prompt(prompt, settings)).ids)
+        budget = len(ids) + settings.max_new_tokens
+        if budget > self.max_context:
+            subject = f"{label}: the prompt" if label else "The prompt"
+            raise ContextLengthError(
+                f"{subject} has {len(ids)} tokens; with {settings.max_new_tokens} new tokens that is "
+                f"{budget}, over the limit of {self.max_context} {self._limit_reason()}. "
+                f"Shorten the prompt by {budget - self.max_context} tokens or ask for fewer new tokens."
+            )
+        return ids
+
+    def _limit_reason(self) -> str:
+        if self.max_context < self.model_context:
+            return f"tokens this workbench runs on a CPU (the model itself reads {self.model_context:,})"
+        return "tokens of this model's context"
+
+    def tokenize(self, text: str, add_bos: bool = True) -> Tokenization:
+        """Tokens of ``text`` with character offsets (with ``<bos>`` first by default)."""
+        return self.tokenizer.tokenize(text, add_bos=add_bos)
+
+    def tokenize_pair(self, prompt: str, target: str) -> tuple[Tokenization, int]:
+        """Tokens of ``<bos> prompt`` then ``target`` (tokenized apart, as generation
+        appends it), offsets into ``prompt + target``; also the index of the first target token."""
+        head = self.tokenizer.tokenize(prompt, add_bos=True)
+        tail = self.tokenizer.tokenize(target, offset=len(prompt))
+        joined = Tokenization(head.ids + tail.ids, head.tokens + tail.tokens, head.offsets + tail.offsets)
+        return joined, len(head)
+
+    def format_prompt(self, prompt: str, settings: GenerationSettings) -> str:
+        return CHAT_TEMPLATE.format(prompt=prompt) if settings.chat_template else prompt
+
+
+class LanguageModel(TextCalls):
     """A loaded Gemma model with the calls the workbench needs. Thread-safe.
 
     ``precision`` picks the compute dtype: ``bfloat16`` (default; about twice as fast
@@ -87,42 +131,7 @@ class LanguageModel:
                 self._forwards[precision] = GemmaForward(backbone_copy(source, precision), self.family)
             return self._forwards[precision]
 
-    def prompt_ids(self, prompt: str, settings: GenerationSettings, label: str = "") -> list[int]:
-        """The formatted prompt's token ids; a `ContextLengthError` when it leaves no room for
-        ``settings.max_new_tokens`` (``label``, e.g. "Row 3", starts the message)."""
-        ids = list(self.tokenize(self.format_prompt(prompt, settings)).ids)
-        budget = len(ids) + settings.max_new_tokens
-        if budget > self.max_context:
-            subject = f"{label}: the prompt" if label else "The prompt"
-            raise ContextLengthError(
-                f"{subject} has {len(ids)} tokens; with {settings.max_new_tokens} new tokens that is "
-                f"{budget}, over the limit of {self.max_context} {self._limit_reason()}. "
-                f"Shorten the prompt by {budget - self.max_context} tokens or ask for fewer new tokens."
-            )
-        return ids
-
-    def _limit_reason(self) -> str:
-        if self.max_context < self.model_context:
-            return f"tokens this workbench runs on a CPU (the model itself reads {self.model_context:,})"
-        return "tokens of this model's context"
-
-    # ---- tokenize ----------------------------------------------------------
-    def tokenize(self, text: str, add_bos: bool = True) -> Tokenization:
-        """Tokens of ``text`` with character offsets (with ``<bos>`` first by default)."""
-        return self.tokenizer.tokenize(text, add_bos=add_bos)
-
-    def tokenize_pair(self, prompt: str, target: str) -> tuple[Tokenization, int]:
-        """Tokens of ``<bos> prompt`` then ``target`` (tokenized apart, as generation
-        appends it), offsets into ``prompt + target``; also the index of the first target token."""
-        head = self.tokenizer.tokenize(prompt, add_bos=True)
-        tail = self.tokenizer.tokenize(target, offset=len(prompt))
-        joined = Tokenization(head.ids + tail.ids, head.tokens + tail.tokens, head.offsets + tail.offsets)
-        return joined, len(head)
-
     # ---- generate ----------------------------------------------------------
-    def format_prompt(self, prompt: str, settings: GenerationSettings) -> str:
-        return CHAT_TEMPLATE.format(prompt=prompt) if settings.chat_template else prompt
-
     def generate(
         self, prompt: str, settings: GenerationSettings | None = None, precision: str | None = None
     ) -> Generation:
