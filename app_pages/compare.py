@@ -29,7 +29,7 @@ from components.review import review_box
 from components.sidebar import model_sidebar, model_status, status_text
 from components.widgets import COMPARE_CONTROLS, current_settings, plain_markdown, salience_controls
 from components.workspace import autosaved, workspace
-from salience.compare import MAX_VARIANTS, Variant, output_diff, part_diff
+from salience.compare import MAX_VARIANTS, output_diff, part_diff
 from salience.errors import WorkbenchError
 from salience.export import ExportDocument, ExportPane, legend_html, to_csv, to_html, to_json, to_png
 from salience.methods import get_method
@@ -38,6 +38,7 @@ from salience.samples import load_samples
 from salience.segments import regex_starts
 from salience.templates import TemplateError, parse_template
 from salience.text import excerpt
+from salience.variant import Variant
 from salience.views import readout
 
 PRESENTATION_CSS = """<style>
@@ -120,7 +121,7 @@ def _draw_pane(pane: Pane, first: Variant, signed: bool, scale: float, intensity
 
 
 def _add_controls() -> None:
-    samples = {example.source: example for example in load_samples()}
+    samples = {example.name: example for example in load_samples()}
     row = st.container(horizontal=True, wrap=True, vertical_alignment="bottom")  # wraps, never truncates
     row.selectbox("Add a sample as a variant", list(samples), key=state.COMPARE_ADD_SAMPLE, width=320)
     full = len(variants()) >= MAX_VARIANTS
@@ -133,7 +134,7 @@ def _add_controls() -> None:
         else f"Add the chosen sample as variant {len(variants()) + 1} of at most {MAX_VARIANTS}.",
     ):
         example = samples[st.session_state[state.COMPARE_ADD_SAMPLE]]
-        st.toast(add_variant(Variant(example.source, example.template, dict(example.variables))))
+        st.toast(add_variant(Variant(example.name, example.template, dict(example.variables))))
         st.rerun()
     row.button(
         "Regenerate outputs",

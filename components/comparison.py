@@ -11,13 +11,14 @@ from components import state, workspace
 from components.deletion import compare_scores, gradient_methods
 from components.model_resource import registry
 from components.widgets import plain_markdown
-from salience.compare import MAX_VARIANTS, ResolvedTarget, TargetChoice, Variant, resolve_target, shared_scale
+from salience.compare import MAX_VARIANTS, ResolvedTarget, TargetChoice, resolve_target, shared_scale
 from salience.errors import WorkbenchError
 from salience.methods import DELETION
 from salience.model import LanguageModel
 from salience.segments import normalize
 from salience.templates import RenderedPrompt, TemplateError, parse_template
 from salience.types import GenerationSettings, SalienceResult
+from salience.variant import Variant
 from salience.views import HeatmapView, heatmap_view
 
 

@@ -22,7 +22,6 @@ from salience.evaluate import (
     MAX_VARIANTS,
     Check,
     Dataset,
-    EvalVariant,
     Plan,
     deletion_shares,
     export_csv,
@@ -39,6 +38,7 @@ from salience.evaluate import (
 from salience.samples import load_samples
 from salience.text import unescape
 from salience.types import GenerationSettings
+from salience.variant import Variant
 from workspace.evaluations import (
     StoredEvaluation,
     create_evaluation,
@@ -59,24 +59,20 @@ CHECK_LABELS = {kind: CHECK_WORDS[kind] for kind in CHECK_KINDS if kind != "expe
 
 
 # ---- variants ---------------------------------------------------------------------------------
-def _sources() -> dict[str, EvalVariant]:
+def _sources() -> dict[str, Variant]:
     """Every variant the page can offer: the workbench's template, pinned Compare variants, samples."""
-    found: dict[str, EvalVariant] = {}
+    found: dict[str, Variant] = {}
     template = st.session_state.get(state.TEMPLATE) or ""
     if template.strip():
-        found[WORKBENCH_SOURCE] = EvalVariant("workbench", template, dict(st.session_state[state.VARIABLES]))
+        found[WORKBENCH_SOURCE] = Variant("workbench", template, dict(st.session_state[state.VARIABLES]))
     for variant in st.session_state.get(state.COMPARE_VARIANTS) or []:
-        found[PINNED_PREFIX + variant.name] = EvalVariant(
-            variant.name, variant.template, dict(variant.variables)
-        )
+        found[PINNED_PREFIX + variant.name] = Variant(variant.name, variant.template, dict(variant.variables))
     for sample in load_samples():
-        found[SAMPLE_PREFIX + sample.source] = EvalVariant(
-            sample.source, sample.template, dict(sample.variables)
-        )
+        found[SAMPLE_PREFIX + sample.name] = Variant(sample.name, sample.template, dict(sample.variables))
     return found
 
 
-def variant_picker() -> list[EvalVariant]:
+def variant_picker() -> list[Variant]:
     """1–4 variants, each editable here (name and template); its own values fill missing columns."""
     sources = _sources()
     chosen = [label for label in st.session_state[state.EVAL_SOURCES] if label in sources]
@@ -96,14 +92,14 @@ def variant_picker() -> list[EvalVariant]:
         with st.expander(f"✏️ {label}", expanded=False):
             name = st.text_input("Name", value=source.name, key=prefix + "name")
             template = st.text_area("Template", value=source.template, key=prefix + "template", height=200)
-            if source.defaults:
+            if source.variables:
                 st.caption(
                     "Its own values fill variables the data has no column for: "
                     + ", ".join(
-                        f"{plain_markdown(k)} = “{plain_markdown(v)}”" for k, v in source.defaults.items()
+                        f"{plain_markdown(k)} = “{plain_markdown(v)}”" for k, v in source.variables.items()
                     )
                 )
-        variants.append(EvalVariant(name.strip(), template, source.defaults))
+        variants.append(Variant(name.strip(), template, source.variables))
     return variants
 
 

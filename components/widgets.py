@@ -11,7 +11,7 @@ import streamlit as st
 from components import state
 from salience.errors import InputError
 from salience.methods import DELETION, REGISTRY
-from salience.samples import PromptExample, load_samples, parse_jsonl
+from salience.samples import load_samples, parse_jsonl
 from salience.segments import AGGREGATIONS, GRANULARITIES
 from salience.templates import RenderedPrompt, TemplateError, parse_template, render
 from salience.text import unescape
@@ -23,6 +23,7 @@ from salience.types import (
     TOP_P_RANGE,
     GenerationSettings,
 )
+from salience.variant import Variant
 
 MONOSPACE = """<style>
 .stTextArea textarea { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: .9rem; }
@@ -42,12 +43,12 @@ def plain_markdown(text: str) -> str:
 FIRST_WORDS = 6
 
 
-def _examples() -> list[PromptExample]:
+def _examples() -> list[Variant]:
     return load_samples() + list(st.session_state.get(state.UPLOADED_EXAMPLES) or [])
 
 
-def _apply_example(example: PromptExample) -> None:
-    st.session_state[state.SAMPLE_SOURCE] = example.source
+def _apply_example(example: Variant) -> None:
+    st.session_state[state.SAMPLE_SOURCE] = example.name
     st.session_state[state.TEMPLATE] = example.template
     st.session_state[state.VARIABLES] = dict(example.variables)
     for name, value in example.variables.items():
@@ -55,19 +56,19 @@ def _apply_example(example: PromptExample) -> None:
     st.session_state[state.REFERENCE_TARGET] = example.target or ""
     st.session_state[state.USE_REFERENCE] = bool(example.target)
     st.session_state[state.SELECTION] = None
-    st.session_state[state.LOADED_SAMPLE] = example.source
+    st.session_state[state.LOADED_SAMPLE] = example.name
 
 
 def _on_sample_change() -> None:
     """Picking a sample (the same one too, after edits) loads it afresh."""
     source = st.session_state[state.SAMPLE_PICKER]
     for example in _examples():
-        if example.source == source:
+        if example.name == source:
             _apply_example(example)
             return
 
 
-def is_edited(example: PromptExample | None) -> bool:
+def is_edited(example: Variant | None) -> bool:
     """True when the workbench's template or a value differs from ``example``."""
     if example is None or st.session_state[state.TEMPLATE] != example.template:
         return True
@@ -84,13 +85,13 @@ def first_words(text: str, count: int = FIRST_WORDS, limit: int = 48) -> str:
     return head + ("…" if len(words) > count or len(head) < len(" ".join(words[:count])) else "")
 
 
-def name_uploads(file_name: str, examples: list[PromptExample]) -> list[PromptExample]:
+def name_uploads(file_name: str, examples: list[Variant]) -> list[Variant]:
     """Name uploaded prompts by their file and first words ('mine.jsonl · Translate to…'),
     or by the ``source`` a row gives; every name unique and distinct from the samples'."""
-    taken = {example.source for example in load_samples()}
+    taken = {example.name for example in load_samples()}
     named = []
     for example in examples:
-        given = example.source if not re.fullmatch(r"row \d+", example.source) else ""
+        given = example.name if not re.fullmatch(r"row \d+", example.name) else ""
         try:
             text = example.render().text
         except InputError:
@@ -100,7 +101,7 @@ def name_uploads(file_name: str, examples: list[PromptExample]) -> list[PromptEx
         while name in taken:
             name, number = f"{base} ({number})", number + 1
         taken.add(name)
-        named.append(dataclasses.replace(example, source=name))
+        named.append(dataclasses.replace(example, name=name))
     return named
 
 
@@ -130,7 +131,7 @@ def _on_variable_change(name: str) -> None:
 def template_editor() -> RenderedPrompt | None:
     """Sample picker, upload, template editor and one input per variable; returns the rendered prompt."""
     st.html(MONOSPACE)
-    examples = {example.source: example for example in _examples()}
+    examples = {example.name: example for example in _examples()}
     if (
         st.session_state.get(state.LOADED_SAMPLE) is None
         and st.session_state[state.SAMPLE_SOURCE] in examples
@@ -138,7 +139,7 @@ def template_editor() -> RenderedPrompt | None:
         _apply_example(examples[st.session_state[state.SAMPLE_SOURCE]])
     base = examples.get(st.session_state[state.SAMPLE_SOURCE])
     edited = is_edited(base)
-    st.session_state[state.SAMPLE_PICKER] = CUSTOM if edited else base.source
+    st.session_state[state.SAMPLE_PICKER] = CUSTOM if edited else base.name
     st.selectbox(
         "Sample prompt",
         ([CUSTOM] if edited else []) + list(examples),

@@ -8,9 +8,8 @@ with the same text are matched sentence by sentence.
 from __future__ import annotations
 
 import difflib
-import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import regex
@@ -18,57 +17,13 @@ import regex
 from salience.errors import InputError
 from salience.rollup import rollup
 from salience.segments import sentence_spans, token_anchor
-from salience.templates import RenderedPrompt, parse_template, render
+from salience.templates import RenderedPrompt
 from salience.text import excerpt
 from salience.types import SalienceResult
+from salience.variant import Variant as Variant  # re-exported: the variants compared here
 
 MAX_VARIANTS = 4
 TARGET_MODES = ("anchor", "reference", "output")
-
-
-def new_uid() -> str:
-    return uuid.uuid4().hex[:8]
-
-
-@dataclass(frozen=True)
-class Variant:
-    """One pinned prompt: a template, its values and (once generated) the model's output."""
-
-    name: str
-    template: str
-    variables: dict[str, str] = field(default_factory=dict)
-    output: str | None = None
-    uid: str = field(default_factory=new_uid)
-
-    def render(self) -> RenderedPrompt:
-        """The prompt text with slot spans; raises TemplateError for a broken template."""
-        parsed = parse_template(self.template)
-        return render(parsed, {name: self.variables.get(name, "") for name in parsed.variables})
-
-    def to_json(self) -> dict:
-        return {
-            "name": self.name,
-            "template": self.template,
-            "variables": dict(self.variables),
-            "output": self.output,
-            "uid": self.uid,
-        }
-
-    @classmethod
-    def from_json(cls, data: dict) -> Variant:
-        """Rebuild a variant from ``to_json``; a wrong shape is an InputError."""
-        try:
-            variables = {str(k): str(v) for k, v in dict(data.get("variables") or {}).items()}
-            output = data.get("output")
-            return cls(
-                name=str(data["name"]),
-                template=str(data["template"]),
-                variables=variables,
-                output=None if output is None else str(output),
-                uid=str(data.get("uid") or new_uid()),
-            )
-        except (KeyError, TypeError, ValueError, AttributeError) as error:
-            raise InputError(f"A saved variant is malformed ({error}).") from None
 
 
 @dataclass(frozen=True)

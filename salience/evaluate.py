@@ -14,7 +14,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import regex
@@ -24,6 +24,7 @@ from salience.errors import InputError
 from salience.segments import MAX_REGEX_LENGTH, REGEX_TIMEOUT_SECONDS
 from salience.templates import RenderedPrompt, TemplateError, parse_template, render
 from salience.text import excerpt, json_lines
+from salience.variant import Variant
 
 MAX_ROWS = 2_000
 MAX_FILE_BYTES = 50_000_000
@@ -318,30 +319,10 @@ def parse_check(spec: str) -> Check:
 
 # ---- variants and plans -----------------------------------------------------------------------
 @dataclass(frozen=True)
-class EvalVariant:
-    """A template to evaluate; ``defaults`` fill variables the data has no column for."""
-
-    name: str
-    template: str
-    defaults: dict[str, str] = field(default_factory=dict)
-
-    def to_json(self) -> dict:
-        return {"name": self.name, "template": self.template, "defaults": dict(self.defaults)}
-
-    @classmethod
-    def from_json(cls, data: Mapping) -> EvalVariant:
-        return cls(
-            str(data["name"]),
-            str(data["template"]),
-            {str(k): str(v) for k, v in dict(data.get("defaults") or {}).items()},
-        )
-
-
-@dataclass(frozen=True)
 class Plan:
     """What will run, checked before the model is touched; ``notes`` are warnings worth showing."""
 
-    variants: tuple[EvalVariant, ...]
+    variants: tuple[Variant, ...]  # each variant's own values fill variables the data has no column for
     dataset: Dataset
     checks: tuple[Check, ...]
     expected_column: str | None
@@ -353,11 +334,11 @@ class Plan:
         return len(self.variants) * len(self.dataset.rows)
 
     def values(self, row: int, variant: int) -> dict[str, str]:
-        """The variable values of a row (0-based) for a variant: the row's cells over its defaults."""
+        """The variable values of a row (0-based) for a variant: the row's cells over its own values."""
         chosen = self.variants[variant]
         names = parse_template(chosen.template).variables
         cells = self.dataset.rows[row]
-        return {name: cells[name] if name in cells else chosen.defaults.get(name, "") for name in names}
+        return {name: cells[name] if name in cells else chosen.variables.get(name, "") for name in names}
 
     def rendered(self, row: int, variant: int) -> RenderedPrompt:
         return render(parse_template(self.variants[variant].template), self.values(row, variant))
@@ -373,7 +354,7 @@ def _rows_phrase(numbers: Sequence[int], limit: int = 8) -> str:
 
 
 def plan_evaluation(
-    variants: Sequence[EvalVariant],
+    variants: Sequence[Variant],
     dataset: Dataset,
     checks: Sequence[Check] = (),
     expected_column: str | None = None,
@@ -403,7 +384,7 @@ def plan_evaluation(
                 f"Variant '{variant.name}' has no {{variables}}: every row would get the same prompt. "
                 "Put a field such as {menu_item} where the data's values go."
             )
-        missing = [name for name in parsed.variables if name not in columns and name not in variant.defaults]
+        missing = [name for name in parsed.variables if name not in columns and name not in variant.variables]
         if missing:
             listed = ", ".join(f"'{name}'" for name in missing)
             raise InputError(
@@ -872,7 +853,7 @@ def plan_from_json(data: Mapping) -> Plan:
         columns = tuple(str(c) for c in data["columns"])
         rows = tuple({c: str(row.get(c, "")) for c in columns} for row in data["rows"])
         return plan_evaluation(
-            [EvalVariant.from_json(v) for v in data["variants"]],
+            [Variant.from_json(v) for v in data["variants"]],
             Dataset(columns, rows),
             [Check.from_json(c) for c in data["checks"]],
             data.get("expected_column"),

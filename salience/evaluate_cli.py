@@ -19,13 +19,13 @@ EXIT_BELOW_THRESHOLD = 1
 def _variant(spec: str, index: int):
     """``FILE`` (named after the file) or ``sample:NAME`` (a shipped sample with its values as
     defaults for variables the data has no column for)."""
-    from salience.evaluate import EvalVariant
+    from salience.variant import Variant
 
     if spec.startswith("sample:"):
         from salience.samples import find_sample
 
         sample = find_sample(spec.removeprefix("sample:"))
-        return EvalVariant(sample.source, sample.template, dict(sample.variables))
+        return Variant(sample.name, sample.template, dict(sample.variables))
     path = Path(spec)
     try:
         template = path.read_text(encoding="utf-8-sig")
@@ -35,7 +35,7 @@ def _variant(spec: str, index: int):
         raise InputError(f"The template file '{spec}' is not UTF-8 text; save it as UTF-8.") from None
     except OSError as error:
         raise InputError(f"Cannot read the template file '{spec}': {error.strerror}.") from None
-    return EvalVariant(path.stem or f"variant {index}", template)
+    return Variant(path.stem or f"variant {index}", template)
 
 
 def _unique_names(variants):

@@ -1,73 +1,32 @@
-"""Sample prompts in JSONL: our template records, or LIT's plain ``prompt``/``target`` rows."""
+"""Sample prompts in JSONL: our template records (``source``, ``template``, ``variables``, optional
+``target`` and ``notes``), or LIT's plain ``prompt``/``target`` rows; each becomes a ``Variant``."""
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from salience.errors import InputError
 from salience.templates import TemplateError, parse_template, render
-from salience.text import escape_braces, json_lines
+from salience.text import json_lines
+from salience.variant import Variant
 
 SAMPLES_PATH = Path(__file__).resolve().parent.parent / "data" / "sample_prompts.jsonl"
 MAX_FILE_BYTES = 5_000_000
 MAX_RECORDS = 5_000
 
 
-@dataclass(frozen=True)
-class PromptExample:
-    """One prompt case: a template with variable values (a plain prompt is a template with none)."""
-
-    source: str
-    template: str
-    variables: dict[str, str] = field(default_factory=dict)
-    target: str | None = None
-    notes: str | None = None
-
-    def render(self):
-        return render(self.template, self.variables)
-
-    def to_json(self) -> dict:
-        """The record ``parse_record`` reads back (fields without a value left out)."""
-        return {key: value for key, value in dataclasses.asdict(self).items() if value is not None}
+def parse_record(record: object, row: int) -> Variant:
+    """Validate one JSON row (template format or LIT's prompt format); a row without a
+    ``source`` is named "row N"."""
+    try:
+        example = Variant.from_json(record, default_name=f"row {row}")
+        render(parse_template(example.template), example.variables)
+    except (InputError, TemplateError) as error:
+        raise InputError(f"Row {row}: {error}") from None
+    return example
 
 
-def _text_field(record: dict, key: str, row: int, required: bool) -> str | None:
-    value = record.get(key)
-    if value is None:
-        if required:
-            raise InputError(f"Row {row}: missing field '{key}'.")
-        return None
-    if not isinstance(value, str):
-        raise InputError(f"Row {row}: field '{key}' must be text, got {type(value).__name__}.")
-    return value
-
-
-def parse_record(record: object, row: int) -> PromptExample:
-    """Validate one JSON row (template format or LIT's prompt format)."""
-    if not isinstance(record, dict):
-        raise InputError(f"Row {row}: expected a JSON object, got {type(record).__name__}.")
-    source = _text_field(record, "source", row, required=False) or f"row {row}"
-    target = _text_field(record, "target", row, required=False)
-    notes = _text_field(record, "notes", row, required=False)
-    if "template" in record:
-        template = _text_field(record, "template", row, required=True)
-        variables = record.get("variables") or {}
-        if not isinstance(variables, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in variables.items()
-        ):
-            raise InputError(f"Row {row}: 'variables' must map names to text.")
-        try:
-            render(parse_template(template), variables)
-        except TemplateError as error:
-            raise InputError(f"Row {row}: {error}") from None
-        return PromptExample(source, template, dict(variables), target, notes)
-    prompt = _text_field(record, "prompt", row, required=True)
-    return PromptExample(source, escape_braces(prompt), {}, target, notes)
-
-
-def parse_jsonl(content: str | bytes) -> list[PromptExample]:
+def parse_jsonl(content: str | bytes) -> list[Variant]:
     """Parse a user's JSONL; errors name the row (1-based) and what is wrong."""
     if isinstance(content, bytes):
         if len(content) > MAX_FILE_BYTES:
@@ -90,7 +49,7 @@ def parse_jsonl(content: str | bytes) -> list[PromptExample]:
     return examples
 
 
-def load_samples(path: str | Path = SAMPLES_PATH) -> list[PromptExample]:
+def load_samples(path: str | Path = SAMPLES_PATH) -> list[Variant]:
     """The sample prompts shipped with the project (or another JSONL file)."""
     try:
         return parse_jsonl(Path(path).read_bytes())
@@ -98,11 +57,11 @@ def load_samples(path: str | Path = SAMPLES_PATH) -> list[PromptExample]:
         raise InputError(f"Cannot read '{path}': {error.strerror}.") from None
 
 
-def find_sample(source: str, examples: list[PromptExample] | None = None) -> PromptExample:
-    """The example whose ``source`` matches; unknown names list the choices."""
+def find_sample(name: str, examples: list[Variant] | None = None) -> Variant:
+    """The example named ``name``; unknown names list the choices."""
     examples = examples if examples is not None else load_samples()
     for example in examples:
-        if example.source == source:
+        if example.name == name:
             return example
-    names = ", ".join(e.source for e in examples)
-    raise InputError(f"No sample named '{source}'; choose one of: {names}.")
+    names = ", ".join(e.name for e in examples)
+    raise InputError(f"No sample named '{name}'; choose one of: {names}.")

@@ -6,8 +6,8 @@ from __future__ import annotations
 import streamlit as st
 
 from components import state
-from salience.compare import Variant
 from salience.errors import InputError
+from salience.variant import Variant
 from workspace.snapshots import generation_from_json, generation_to_json
 
 
@@ -26,7 +26,10 @@ def restore(snapshot: dict) -> None:
     variants = snapshot.get("variants")
     if not isinstance(values, dict) or not isinstance(variants, list):
         raise InputError("The saved state is incomplete and cannot be restored.")
-    restored_variants = [Variant.from_json(item) for item in variants]
+    try:
+        restored_variants = [Variant.from_json(item) for item in variants]
+    except InputError as error:
+        raise InputError(f"A saved variant is malformed ({error})") from None
     for key in state.SNAPSHOT_KEYS:
         if key in values:
             value = values[key]

@@ -38,7 +38,7 @@ def workbench_is_ready(app: AppTest) -> None:
 def comparison_id(tiny_gguf, data_dir, monkeypatch):
     """A comparison saved by someone who never opened the workbench: no template in its state."""
     monkeypatch.setenv(MODEL_ENV, f"gguf:{tiny_gguf}")
-    samples = {example.source: example for example in load_samples()}
+    samples = {example.name: example for example in load_samples()}
     variants = [
         Variant(n, samples[n].template, dict(samples[n].variables))
         for n in ("fewshot-mistake", "fewshot-fixed")

@@ -12,7 +12,6 @@ from components import state
 from components.model_resource import MODEL_ENV
 from components.widgets import plain_markdown
 from salience.compare import Variant
-from salience.samples import PromptExample
 from salience.types import Generation, GenerationSettings
 from workspace.store import Workspace
 
@@ -87,7 +86,7 @@ def test_history_shows_names_notes_and_values_as_text(tiny_app_env, data_dir):
 
 
 def test_workbench_shows_a_jsonl_notes_field_as_text(app):
-    example = PromptExample("uploaded", "Say {x}.", {"x": "hi"}, None, EVIL)
+    example = Variant("uploaded", "Say {x}.", {"x": "hi"}, notes=EVIL)
     app.session_state[state.UPLOADED_EXAMPLES] = [example]
     _run(app)
     next(s for s in app.selectbox if s.label == "Sample prompt").set_value("uploaded")

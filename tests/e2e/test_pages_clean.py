@@ -45,7 +45,7 @@ def store(data_dir) -> Workspace:
 def comparison_id(data_dir):
     """A comparison of the seed's three prompts saved through the store (no outputs yet: the
     page generates them), before the server starts."""
-    samples = {example.source: example for example in load_samples()}
+    samples = {example.name: example for example in load_samples()}
     variants = [Variant(name, samples[name].template, dict(samples[name].variables)) for name in STORY]
     opened = store(data_dir)
     try:

@@ -9,7 +9,6 @@ from salience.cli import main
 from salience.compare import TargetChoice
 from salience.evaluate import (
     Check,
-    EvalVariant,
     parse_data,
     part_shares,
     plan_evaluation,
@@ -17,6 +16,7 @@ from salience.evaluate import (
     share_rows,
 )
 from salience.types import GenerationSettings
+from salience.variant import Variant
 
 SETTINGS = GenerationSettings(max_new_tokens=4)
 
@@ -25,8 +25,8 @@ SETTINGS = GenerationSettings(max_new_tokens=4)
 def plan():
     data = parse_data("likes,item\nCheese,Quiche\nSweets,Onion soup\nFish,Cake\n")
     variants = [
-        EvalVariant("A", "Likes: {likes}\nItem: {item}\nRecommendation:"),
-        EvalVariant("B", "Item: {item}\nLikes: {likes}\nRecommendation:"),
+        Variant("A", "Likes: {likes}\nItem: {item}\nRecommendation:"),
+        Variant("B", "Item: {item}\nLikes: {likes}\nRecommendation:"),
     ]
     return plan_evaluation(variants, data, [Check("max-words", "100")])
 
@@ -75,7 +75,7 @@ def test_part_shares_sum_to_one_per_row(plan, tiny_gemma3_lm):
 
 def test_too_long_row_becomes_an_error_cell(tiny_gemma3_lm):
     data = parse_data("item\nshort\n" + "word " * 400 + "\n")
-    plan = plan_evaluation([EvalVariant("A", "Item: {item}")], data, [Check("max-words", "50")])
+    plan = plan_evaluation([Variant("A", "Item: {item}")], data, [Check("max-words", "50")])
     results = list(run_evaluation(plan, tiny_gemma3_lm, SETTINGS, batch_size=2))
     assert results[0].error is None
     assert results[1].error.startswith("Row 2: ") and not results[1].passed

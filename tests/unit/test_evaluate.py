@@ -14,7 +14,6 @@ from salience.evaluate import (
     CellResult,
     Check,
     Dataset,
-    EvalVariant,
     export_jsonl,
     flips,
     load_data,
@@ -31,9 +30,10 @@ from salience.evaluate import (
 )
 from salience.evaluate import export_csv as to_csv
 from salience.samples import find_sample
+from salience.variant import Variant
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
-MENU = EvalVariant("menu", "Likes: {likes}\nItem: {item}\nRecommendation:")
+MENU = Variant("menu", "Likes: {likes}\nItem: {item}\nRecommendation:")
 
 
 def table(text):
@@ -120,7 +120,7 @@ def test_extra_empty_and_formula_cells_are_notes():
 
 
 def test_defaults_fill_variables_without_a_column():
-    variant = EvalVariant("fixed", "First: {first}\nItem: {item}", {"first": "Avoid."})
+    variant = Variant("fixed", "First: {first}\nItem: {item}", {"first": "Avoid."})
     plan = plan_evaluation([variant], table("item\nSoup\n"))
     assert plan.rendered(0, 0).text == "First: Avoid.\nItem: Soup"
     assert plan.warnings == (
@@ -132,15 +132,15 @@ def test_defaults_fill_variables_without_a_column():
 def test_bad_variants():
     data = table("item\nSoup\n")
     with pytest.raises(InputError, match="Variant 'broken': Template line 1"):
-        plan_evaluation([EvalVariant("broken", "Item: {item")], data)
+        plan_evaluation([Variant("broken", "Item: {item")], data)
     with pytest.raises(InputError, match="Variant 'plain' has no {variables}"):
-        plan_evaluation([EvalVariant("plain", "No fields here")], data)
+        plan_evaluation([Variant("plain", "No fields here")], data)
     with pytest.raises(InputError, match="Two variants are named 'a'"):
-        plan_evaluation([EvalVariant("a", "{item}"), EvalVariant("a", "{item}!")], data)
+        plan_evaluation([Variant("a", "{item}"), Variant("a", "{item}!")], data)
     with pytest.raises(InputError, match="at most 4 variants"):
-        plan_evaluation([EvalVariant(str(i), "{item}") for i in range(5)], data)
+        plan_evaluation([Variant(str(i), "{item}") for i in range(5)], data)
     with pytest.raises(InputError, match="expected-answer column 'answer' is not in the data"):
-        plan_evaluation([EvalVariant("a", "{item}")], data, expected_column="answer")
+        plan_evaluation([Variant("a", "{item}")], data, expected_column="answer")
 
 
 # ---- checks ------------------------------------------------------------------------------------
@@ -201,7 +201,7 @@ def test_wilson_interval_known_values():
 
 def two_variant_plan():
     data = table("likes,item,expected\na,Soup,Avoid\nb,Cake,good\nc,Pie,good\n")
-    variants = [EvalVariant("A", "L {likes} I {item}"), EvalVariant("B", "I {item} L {likes}")]
+    variants = [Variant("A", "L {likes} I {item}"), Variant("B", "I {item} L {likes}")]
     return plan_evaluation(variants, data, [], "expected")
 
 
@@ -230,7 +230,7 @@ def test_error_cells_fail_and_round_trip():
 
 def test_csv_export_neutralises_formulas():
     data = Dataset(("item",), ({"item": '=HYPERLINK("http://x")'},))
-    plan = plan_evaluation([EvalVariant("A", "{item}")], data, [Check("contains", "x")])
+    plan = plan_evaluation([Variant("A", "{item}")], data, [Check("contains", "x")])
     exported = to_csv(plan, [score(plan, 0, 0, "@SUM(A1)")])
     rows = list(csv.reader(io.StringIO(exported)))
     assert rows[1][1].startswith("'=") and rows[1][3].startswith("'@")
@@ -242,7 +242,7 @@ def test_menu_set_fits_the_fewshot_samples():
     data = load_data(ROOT / "data" / "eval" / "menu_recommendations.csv")
     assert len(data.rows) >= 30
     variants = [
-        EvalVariant(name, find_sample(name).template, find_sample(name).variables)
+        Variant(name, find_sample(name).template, find_sample(name).variables)
         for name in ("fewshot-mistake", "fewshot-fixed")
     ]
     plan = plan_evaluation(variants, data, [], "expected")
@@ -256,10 +256,10 @@ def test_menu_set_fits_the_fewshot_samples():
 def test_context_set_fits_its_sample():
     data = load_data(ROOT / "data" / "eval" / "context_questions.jsonl")
     sample = find_sample("copy-from-context")
-    plan = plan_evaluation([EvalVariant(sample.source, sample.template)], data, [], "expected")
+    plan = plan_evaluation([Variant(sample.name, sample.template)], data, [], "expected")
     assert len(data.rows) >= 20 and not plan.notes
     with pytest.raises(InputError, match="takes none of its variables from the data"):
-        plan_evaluation([EvalVariant("h", "A {article}", {"article": "x"})], data)
+        plan_evaluation([Variant("h", "A {article}", {"article": "x"})], data)
 
 
 def test_html_report_is_self_contained_and_escapes_text():

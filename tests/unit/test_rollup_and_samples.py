@@ -40,7 +40,7 @@ def test_rollup_merges_repeated_variables():
 
 def test_shipped_samples_are_valid():
     samples = load_samples()
-    sources = [s.source for s in samples]
+    sources = [s.name for s in samples]
     for name in ("fewshot-mistake", "fewshot-fixed", "fewshot-constitution"):
         assert name in sources
     assert len(samples) >= 8
@@ -86,12 +86,23 @@ def test_samples_round_trip_json():
     for row, line in enumerate(lines, start=1):
         record = json.loads(line)
         example = parse_record(record, row)
-        assert example.to_json() == record  # every field kept, nothing added
-        assert parse_record(json.loads(json.dumps(example.to_json())), row) == example
+        written = example.to_json()
+        # every field of the sample kept under its name ("source" is the variant's name), nothing else
+        assert written.pop("uid") == example.uid
+        assert {("source" if k == "name" else k): v for k, v in written.items()} == record
+        again = parse_record(json.loads(json.dumps(example.to_json())), row)
+        assert again == example and again.uid == example.uid
 
 
 def test_a_plain_prompt_row_round_trips_as_a_template():
     example = parse_record({"prompt": "f({x})", "target": " y", "source": "lit"}, 1)
-    assert example.to_json() == {"source": "lit", "template": "f({{x}})", "variables": {}, "target": " y"}
-    assert parse_record(example.to_json(), 1) == example
+    written = example.to_json()
+    assert written == {
+        "name": "lit",
+        "template": "f({{x}})",
+        "variables": {},
+        "target": " y",
+        "uid": example.uid,
+    }
+    assert parse_record(written, 1) == example
     assert example.render().text == "f({x})"

@@ -3,7 +3,8 @@
 import pytest
 
 from salience.errors import InputError
-from salience.evaluate import Check, EvalVariant, parse_data, plan_evaluation, run_evaluation, score
+from salience.evaluate import Check, parse_data, plan_evaluation, run_evaluation, score
+from salience.variant import Variant
 from workspace.evaluations import (
     create_evaluation,
     delete_evaluation,
@@ -25,7 +26,7 @@ def workspace(database_url):
 @pytest.fixture
 def plan():
     data = parse_data("likes,item,expected\nCheese,=Quiche,Avoid\nSweets,Cake 50%_off,good\n")
-    variants = [EvalVariant("mistake", "L {likes} I {item}"), EvalVariant("fixed", "I {item} L {likes}")]
+    variants = [Variant("mistake", "L {likes} I {item}"), Variant("fixed", "I {item} L {likes}")]
     return plan_evaluation(variants, data, [Check("contains", "a")], "expected")
 
 
