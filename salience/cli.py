@@ -1,4 +1,4 @@
-"""Command line: ``python -m salience {generate,explain,prepare,evaluate}``.
+"""Command line: ``python -m salience {generate,explain,prepare,evaluate,serve}``.
 
 Every user error exits with status 2 and one line on stderr, never a traceback.
 """
@@ -96,7 +96,22 @@ def _progress(message: str, fraction: float) -> None:
     print(f"[{fraction:4.0%}] {message}", file=sys.stderr, flush=True)
 
 
+def _engine(args) -> str | None:
+    """The engine URL from --engine or $GEMMA_WORKBENCH_ENGINE (None: run the model here)."""
+    from salience.remote import check_url, engine_url
+
+    url = getattr(args, "engine", None) or engine_url()
+    return check_url(url) if url else None
+
+
 def _load(args):
+    url = _engine(args)
+    if url is not None:  # the model runs on the engine: no TensorFlow in this process
+        from salience.remote import connect
+
+        model = connect(url, progress=_progress if not args.quiet else None)
+        model.precision = model._check_precision(args.precision)
+        return model
     from salience.loading import import_tensorflow_quietly, load_model
 
     import_tensorflow_quietly()  # its C++ start-up notices would come before any error line
@@ -206,6 +221,22 @@ def cmd_prepare(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    from salience.serving import ServeOptions, serve_forever
+
+    options = ServeOptions(
+        spec=args.model,
+        precision=args.precision,
+        replicas=args.replicas,
+        num_cpus=args.num_cpus,
+        num_gpus=args.num_gpus,
+        address=args.address,
+        host=args.host,
+        port=args.port,
+    )
+    return serve_forever(options, report=lambda line: print(line, flush=True))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="python -m salience",
@@ -218,6 +249,12 @@ def build_parser() -> argparse.ArgumentParser:
             "--model", default="embedded", help="embedded (default), kaggle:PRESET, preset:DIR or gguf:FILE"
         )
         sub.add_argument("--precision", default="bfloat16", choices=("bfloat16", "float32"))
+        sub.add_argument(
+            "--engine",
+            metavar="URL",
+            help="run the model on an engine deployment (python -m salience serve) instead of here; "
+            "default: $GEMMA_WORKBENCH_ENGINE",
+        )
         sub.add_argument("--json", action="store_true", help="print one JSON object")
         sub.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
@@ -283,6 +320,33 @@ def build_parser() -> argparse.ArgumentParser:
     prepare = commands.add_parser("prepare", help="build the embedded model cache now (idempotent)")
     prepare.add_argument("--quiet", action="store_true")
     prepare.set_defaults(handler=cmd_prepare)
+
+    serve = commands.add_parser(
+        "serve",
+        help="run the engine as a Ray Serve deployment that apps and CLIs share (--engine URL)",
+        description="Deploy the engine (tokenize, generation, batched generation, every salience method) "
+        "on Ray Serve with an HTTP interface. Without --address it starts a local Ray instance on "
+        "127.0.0.1; with one it joins that cluster. Ctrl+C stops it.",
+    )
+    serve.add_argument(
+        "--model", default="embedded", help="embedded (default), kaggle:PRESET, preset:DIR or gguf:FILE"
+    )
+    serve.add_argument(
+        "--precision", default="bfloat16", choices=("bfloat16", "float32"), help="the one precision it serves"
+    )
+    serve.add_argument(
+        "--replicas", type=_number(int, "--replicas", 1, 64), default=1, help="copies of the model"
+    )
+    serve.add_argument(
+        "--num-cpus", type=_number(float, "--num-cpus", 0.0), default=1.0, help="CPUs each replica reserves"
+    )
+    serve.add_argument(
+        "--num-gpus", type=_number(float, "--num-gpus", 0.0), default=0.0, help="GPUs each replica reserves"
+    )
+    serve.add_argument("--address", help="join this Ray cluster (HOST:PORT from 'ray start --head', or auto)")
+    serve.add_argument("--host", default="127.0.0.1", help="address the HTTP interface listens on")
+    serve.add_argument("--port", type=_number(int, "--port", 1, 65535), default=8300)
+    serve.set_defaults(handler=cmd_serve)
 
     from salience.evaluate_cli import add_parser as add_evaluate
 

@@ -1,0 +1,461 @@
+"""The engine as a Ray Serve application: ``python -m salience serve`` (see `serve_forever`).
+
+Each replica loads one model (`salience.loading.load_model`) and answers over HTTP with the
+same `LanguageModel` calls the app makes in-process — tokenize, streaming generation, batched
+generation and every salience method including Deletion — so results are the same code path.
+Ray Serve routes requests over the replicas, on one machine or a cluster; the client is
+`salience.remote.RemoteModel`. Requests and answers are JSON (`salience.wire`); streams are
+JSON lines whose last line is ``{"final": …}`` or ``{"error": …}``, so a client can tell a
+stream that ended early (a replica that died) from one that finished.
+"""
+
+
+import base64
+import contextlib
+import logging
+import math
+import os
+import queue
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response, StreamingResponse
+from ray import serve
+
+from salience import wire
+from salience.errors import InputError, ModelLoadError, WorkbenchError
+from salience.methods import DEFAULT_IG_BASELINE, DEFAULT_IG_STEPS, DEFAULT_METHODS
+from salience.types import GenerationSettings, SalienceResult
+
+log = logging.getLogger(__name__)
+APP_NAME = "gemma-salience"
+DEPLOYMENT = "engine"
+DEFAULT_PORT = 8300
+WARM_UP_PROMPT = "Taste-likes: cheese. Taste-dislikes: eggs.\nRecommendation:"
+MAX_BATCH_ROWS = 64  # rows in one /generate_batch request (the client splits larger batches)
+
+api = FastAPI(title="Gemma salience engine", docs_url=None, redoc_url=None)
+
+
+class _Refused(Exception):
+    """A request refused before any work: answered with ``status`` and one line."""
+
+    def __init__(self, status: int, message: str, kind: str = "InputError"):
+        super().__init__(message)
+        self.status, self.kind = status, kind
+
+
+def _error_response(error: BaseException) -> Response:
+    if isinstance(error, _Refused):
+        status, body = error.status, {"error": str(error), "kind": error.kind}
+    elif isinstance(error, WorkbenchError):
+        status, body = 422, wire.error_to_json(error)
+    else:
+        log.exception("engine request failed")
+        status, body = (
+            500,
+            {"error": f"The engine failed: {type(error).__name__}: {error}", "kind": "EngineError"},
+        )
+    return Response(wire.dumps(body), status_code=status, media_type="application/json")
+
+
+def _json(value) -> Response:
+    return Response(wire.dumps(value), media_type="application/json")
+
+
+def _events(work: Callable[[Callable[[dict], None], Callable[[], bool]], dict]) -> Iterator[bytes]:
+    """JSON lines from ``work(emit, cancelled)`` running in its own thread: what it emits, then
+    ``{"final": its result}`` or ``{"error": …}``. A client that goes away cancels the work."""
+    events: queue.Queue = queue.Queue()
+    gone = threading.Event()
+    done = object()
+
+    def run() -> None:
+        try:
+            events.put({"final": work(events.put, gone.is_set)})
+        except BaseException as error:  # every failure becomes the stream's last line
+            if not isinstance(error, WorkbenchError):
+                log.exception("engine stream failed")
+            events.put(wire.error_to_json(error) if isinstance(error, WorkbenchError) else _internal(error))
+        finally:
+            events.put(done)
+
+    threading.Thread(target=run, name="engine work", daemon=True).start()
+    try:
+        while (event := events.get()) is not done:
+            yield wire.line(event)
+    finally:
+        gone.set()  # the client closed the stream (or it ended): stop a long Deletion
+
+
+def _internal(error: BaseException) -> dict:
+    return {"error": f"The engine failed: {type(error).__name__}: {error}", "kind": "EngineError"}
+
+
+async def _payload(request: Request, expected_model: str) -> dict:
+    """The request's JSON object, after checking its size and the model it expects."""
+    size = int(request.headers.get("content-length") or 0)
+    if size > wire.MAX_REQUEST_BYTES:
+        raise _Refused(413, _too_large(size))
+    body = await request.body()
+    if len(body) > wire.MAX_REQUEST_BYTES:
+        raise _Refused(413, _too_large(len(body)))
+    wanted = request.headers.get(wire.MODEL_HEADER)
+    if wanted and wanted != expected_model:
+        raise _Refused(
+            409,
+            f"The engine now serves '{expected_model}', not '{wanted}' as when this page connected; "
+            "reload the page to use it, or point the app at an engine serving your model.",
+            "ModelLoadError",
+        )
+    try:
+        import json
+
+        data = json.loads(body or b"{}")
+    except ValueError as error:
+        raise _Refused(400, f"The request is not JSON: {error}.") from None
+    if not isinstance(data, dict):
+        raise _Refused(400, "The request should be a JSON object.")
+    return data
+
+
+def _too_large(size: int) -> str:
+    return (
+        f"The request is {size / 2**20:.1f} MiB, over the engine's limit of "
+        f"{wire.MAX_REQUEST_BYTES / 2**20:.0f} MiB; send shorter prompts or fewer rows at a time."
+    )
+
+
+def _settings(data: dict) -> GenerationSettings:
+    try:
+        return GenerationSettings.from_json(data.get("settings") or {})
+    except TypeError as error:
+        raise InputError(f"Bad generation settings: {error}.") from None
+
+
+def _span(value) -> tuple[int, int] | None:
+    return None if value is None else (int(value[0]), int(value[1]))
+
+
+class Engine:
+    """One replica: a loaded model and its HTTP handlers (wrapped by `deployment`)."""
+
+    def __init__(self, spec: str, precision: str, only_precision: bool = False, warm_up: bool = True):
+        from salience.loading import import_tensorflow_quietly, load_model
+
+        import_tensorflow_quietly()
+        began = time.perf_counter()
+        self.model = load_model(spec)
+        self.model.precision = self.model._check_precision(precision)
+        self.only_precision = only_precision
+        self.load_seconds = time.perf_counter() - began
+        tokenizer = self.model.causal_lm.preprocessor.tokenizer
+        self._tokenizer = {
+            "proto": base64.b64encode(tokenizer.proto).decode("ascii"),
+            "bos_id": int(tokenizer.start_token_id),
+            "stop_token_ids": sorted(self.model.stop_token_ids),
+        }
+        if warm_up:
+            self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Trace the decode and gradient graphs before the first request arrives."""
+        try:
+            settings = GenerationSettings(max_new_tokens=4)
+            generation = self.model.generate(WARM_UP_PROMPT, settings)
+            if generation.text.strip():
+                self.model.salience(WARM_UP_PROMPT, generation.text)
+        except WorkbenchError as error:
+            log.info("warm-up skipped: %s", error)
+
+    def _precision(self, data: dict) -> str:
+        precision = data.get("precision") or self.model.precision
+        if self.only_precision and precision != self.model.precision:
+            raise InputError(
+                f"This engine serves {self.model.precision} only; choose {self.model.precision} "
+                "or start an engine with --precision " + str(precision) + "."
+            )
+        return self.model._check_precision(precision)
+
+    # ---- answers ---------------------------------------------------------------------------
+    def info(self) -> dict:
+        context = serve.get_replica_context()
+        return {
+            "protocol": wire.PROTOCOL,
+            "name": self.model.name,
+            "spec": self.model.spec,
+            "family": self.model.family,
+            "precision": self.model.precision,
+            "precisions": [self.model.precision] if self.only_precision else ["bfloat16", "float32"],
+            "max_context": self.model.max_context,
+            "model_context": self.model.model_context,
+            "notice": self.model.notice,
+            "replica": context.replica_id.unique_id if context else "",
+            "replicas": _running_replicas(),
+            "pid": os.getpid(),
+            "load_seconds": round(self.load_seconds, 2),
+            "tokenizer": self._tokenizer,
+        }
+
+    def generate(self, data: dict) -> Iterator[bytes]:
+        settings, precision = _settings(data), self._precision(data)
+        stream = self.model.stream(str(data.get("prompt", "")), settings, precision)
+        first = next(stream)  # bad input fails here, before the answer starts
+
+        def lines() -> Iterator[bytes]:
+            previous = first
+            try:
+                for partial in stream:
+                    yield wire.line({"partial": wire.generation_to_json(previous)})
+                    previous = partial
+            except WorkbenchError as error:
+                yield wire.line(wire.error_to_json(error))
+                return
+            except Exception as error:
+                log.exception("generation failed")
+                yield wire.line(_internal(error))
+                return
+            yield wire.line({"final": wire.generation_to_json(previous)})
+
+        return lines()
+
+    def generate_batch(self, data: dict) -> Iterator[bytes]:
+        prompts = [str(p) for p in data.get("prompts") or []]
+        if len(prompts) > MAX_BATCH_ROWS:
+            raise _Refused(413, f"{len(prompts)} rows in one request, over {MAX_BATCH_ROWS}; send fewer.")
+        settings, precision = _settings(data), self._precision(data)
+        seeds = data.get("seeds")
+        stops = data.get("stop_sequences")
+
+        def work(emit, cancelled) -> dict:
+            generations = self.model.generate_batch(
+                prompts,
+                settings,
+                precision,
+                batch_size=int(data.get("batch_size") or 8),
+                stop_sequences=[tuple(s) for s in stops] if stops is not None else None,
+                seeds=seeds,
+                progress=lambda done, total: emit({"progress": [done, total]}),
+                cancelled=cancelled,
+                on_row=lambda row, generation: emit(
+                    {"row": row, "generation": wire.generation_to_json(generation)}
+                ),
+            )
+            return {"generations": [wire.generation_to_json(g) for g in generations]}
+
+        return _events(work)
+
+    def salience(self, data: dict) -> Iterator[bytes]:
+        precision = self._precision(data)
+        segments = data.get("segments")
+
+        def work(emit, cancelled) -> dict:
+            result: SalienceResult = self.model.salience(
+                str(data.get("prompt", "")),
+                str(data.get("target", "")),
+                char_span=_span(data.get("char_span")),
+                token_span=_span(data.get("token_span")),
+                methods=tuple(data.get("methods") or DEFAULT_METHODS),
+                integrated_steps=int(data.get("integrated_steps") or DEFAULT_IG_STEPS),
+                precision=precision,
+                segments=[(int(a), int(b)) for a, b in segments] if segments is not None else None,
+                integrated_baseline=str(data.get("integrated_baseline") or DEFAULT_IG_BASELINE),
+                progress=lambda done, total: emit({"progress": [done, total]}),
+                cancelled=cancelled,
+            )
+            return result.to_json()
+
+        return _events(work)
+
+
+def _running_replicas() -> int:
+    """Replicas of this deployment that are running now (0 when Ray cannot say)."""
+    try:
+        status = serve.status().applications[APP_NAME].deployments[DEPLOYMENT]
+        return int(status.replica_states.get("RUNNING", 0))
+    except Exception:  # the controller is busy or gone: the count is only for display
+        return 0
+
+
+@serve.deployment(name=DEPLOYMENT, max_ongoing_requests=8, health_check_period_s=5)
+@serve.ingress(api)
+class EngineDeployment(Engine):
+    """`Engine` behind Ray Serve's HTTP proxy."""
+
+    @api.get("/info")
+    def http_info(self) -> Response:
+        return _json(self.info())
+
+    @api.get("/healthz")
+    def http_health(self) -> Response:
+        return _json({"ok": True})
+
+    @api.post("/generate")
+    async def http_generate(self, request: Request) -> Response:
+        return await self._answer(request, self.generate, stream=True)
+
+    @api.post("/generate_batch")
+    async def http_generate_batch(self, request: Request) -> Response:
+        return await self._answer(request, self.generate_batch, stream=True)
+
+    @api.post("/salience")
+    async def http_salience(self, request: Request) -> Response:
+        return await self._answer(request, self.salience, stream=True)
+
+    async def _answer(self, request: Request, handler, stream: bool) -> Response:
+        import asyncio
+
+        try:
+            data = await _payload(request, self.model.spec)
+            # The first step (checks, prefill) runs off the event loop, so one replica serves
+            # several requests at once (the model's lock orders their work).
+            lines = await asyncio.to_thread(handler, data)
+        except Exception as error:
+            return _error_response(error)
+        return StreamingResponse(lines, media_type=wire.NDJSON)
+
+
+def build(spec: str, precision: str, replicas: int, num_cpus: float, num_gpus: float, only_precision: bool):
+    """The Ray Serve application: ``replicas`` copies of the engine for ``spec``."""
+    options = {"num_cpus": num_cpus, "num_gpus": num_gpus}
+    return EngineDeployment.options(num_replicas=replicas, ray_actor_options=options).bind(
+        spec, precision, only_precision
+    )
+
+
+# ---- python -m salience serve ---------------------------------------------------------------
+@dataclass(frozen=True)
+class ServeOptions:
+    """What ``python -m salience serve`` was asked for."""
+
+    spec: str = "embedded"
+    precision: str = "bfloat16"
+    replicas: int = 1
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0
+    address: str | None = None  # an existing Ray cluster; None starts a local instance
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    only_precision: bool = True  # a replica keeps only the precision it serves
+
+    @property
+    def url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        return f"http://{host}:{self.port}"
+
+
+def check_ray_address(address: str, timeout: float = 5.0) -> None:
+    """Fail in one line when a Ray address does not answer (``ray.init`` would wait minutes)."""
+    if address in ("auto", "local"):
+        return
+    where = address.removeprefix("ray://")
+    host, _, port = where.rpartition(":")
+    if not host or not port.isdigit():
+        raise InputError(
+            f"--address {address} should look like HOST:PORT (e.g. 10.0.0.5:6379) or ray://HOST:10001."
+        )
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise InputError(
+            f"No Ray cluster answers at {address} ({reason}). Start one with 'ray start --head' on that "
+            "machine, or leave out --address to start a local one."
+        ) from None
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def start(options: ServeOptions, report: Callable[[str], None] = print) -> None:
+    """Start Ray (local, or join ``options.address``), deploy the engine and wait until every
+    replica has loaded the model. Raises a `WorkbenchError` in one line when it cannot."""
+    import ray
+
+    if options.address:
+        check_ray_address(options.address)
+    elif not port_is_free(options.host, options.port):
+        raise InputError(
+            f"Port {options.port} on {options.host} is in use (another engine?); choose one with --port."
+        )
+    report(f"Starting Ray ({'joining ' + options.address if options.address else 'local, 127.0.0.1'})…")
+    if options.address:
+        ray.init(address=options.address, logging_level=logging.WARNING, log_to_driver=False)
+    else:
+        ray.init(
+            address="local",
+            num_cpus=max(os.cpu_count() or 1, math.ceil(options.num_cpus * options.replicas)),
+            num_gpus=math.ceil(options.num_gpus * options.replicas) or None,
+            include_dashboard=False,
+            _node_ip_address="127.0.0.1",
+            logging_level=logging.WARNING,
+            log_to_driver=False,
+        )
+    serve.start(http_options={"host": options.host, "port": options.port})
+    report(f"Deploying {options.replicas} replica(s) of '{options.spec}' at {options.precision}…")
+    application = build(
+        options.spec,
+        options.precision,
+        options.replicas,
+        options.num_cpus,
+        options.num_gpus,
+        options.only_precision,
+    )
+    try:
+        serve.run(application, name=APP_NAME, route_prefix="/", blocking=False)
+    except RuntimeError as error:  # a replica's constructor failed (e.g. the model cannot load)
+        raise ModelLoadError(_replica_failure(str(error))) from None
+
+
+def _replica_failure(text: str) -> str:
+    """The user-facing line inside Ray's report of a replica that failed to start."""
+    for kind in ("ModelLoadError", "CredentialsError", "UnsupportedModelError", "InputError"):
+        marker = f"{kind}: "
+        if marker in text:
+            return text.split(marker, 1)[1].splitlines()[0].strip()
+    return "The engine's replicas failed to start: " + (text.strip().splitlines() or ["no reason given"])[-1]
+
+
+def stop(options: ServeOptions) -> None:
+    """Take the application down: the whole local instance, or only this app on a shared cluster."""
+    import ray
+
+    try:
+        if options.address:
+            serve.delete(APP_NAME)
+        else:
+            serve.shutdown()
+    finally:
+        ray.shutdown()
+
+
+def serve_forever(options: ServeOptions, report: Callable[[str], None] = print) -> int:
+    """Start the engine, print its URL, serve until Ctrl+C (or SIGTERM), then stop cleanly."""
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    try:
+        start(options, report)
+        report(f"Engine ready at {options.url} ({options.replicas} replica(s)); Ctrl+C stops it.")
+        report(f"Point the app at it: GEMMA_WORKBENCH_ENGINE={options.url} bash scripts/run_app.sh")
+        while not stopping.wait(1.0):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        report("Stopping the engine…")
+        with contextlib.suppress(Exception):
+            stop(options)
+    report("Stopped.")
+    return 0

@@ -1,0 +1,80 @@
+"""What the engine's HTTP interface sends and receives (`salience.serving`, `salience.remote`).
+
+Plain JSON: generations, tokenizations and salience results (`SalienceResult.to_json`, exact
+for float32 scores), and errors as ``{"error": message, "kind": class name}`` so the client
+raises the same `WorkbenchError` subclass the engine raised. Streams are JSON lines (NDJSON).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+from salience import errors
+from salience.types import Generation, Tokenization
+
+PROTOCOL = 1  # bumped when a request or answer changes shape
+NDJSON = "application/x-ndjson"
+# The largest request body the engine reads (a prompt is at most 4,096 tokens; a batch is
+# split into requests of a few rows): a larger one is refused with a clear line.
+MAX_REQUEST_BYTES = 8 * 2**20
+MODEL_HEADER = "X-Engine-Model"  # the model spec the client expects the engine to serve
+
+
+def dumps(value) -> bytes:
+    """JSON bytes (NaN allowed: a log-probability can be NaN)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def line(value) -> bytes:
+    return dumps(value) + b"\n"
+
+
+def generation_to_json(generation: Generation) -> dict:
+    return {
+        "prompt": generation.prompt,
+        "text": generation.text,
+        "token_ids": list(generation.token_ids),
+        "stop_reason": generation.stop_reason,
+        "seconds": generation.seconds,
+        "first_token_seconds": generation.first_token_seconds,
+    }
+
+
+def generation_from_json(data: Mapping) -> Generation:
+    return Generation(
+        prompt=str(data["prompt"]),
+        text=str(data["text"]),
+        token_ids=tuple(int(i) for i in data["token_ids"]),
+        stop_reason=str(data["stop_reason"]),
+        seconds=float(data["seconds"]),
+        first_token_seconds=float(data["first_token_seconds"]),
+    )
+
+
+def tokenization_to_json(tokens: Tokenization) -> dict:
+    return {
+        "ids": list(tokens.ids),
+        "tokens": list(tokens.tokens),
+        "offsets": [list(o) for o in tokens.offsets],
+    }
+
+
+def tokenization_from_json(data: Mapping) -> Tokenization:
+    return Tokenization(
+        tuple(int(i) for i in data["ids"]),
+        tuple(str(t) for t in data["tokens"]),
+        tuple((int(a), int(b)) for a, b in data["offsets"]),
+    )
+
+
+def error_to_json(error: BaseException) -> dict:
+    return {"error": str(error), "kind": type(error).__name__}
+
+
+def error_from_json(data: Mapping) -> errors.WorkbenchError:
+    """The `WorkbenchError` subclass the engine named (a plain `WorkbenchError` for others)."""
+    kind = getattr(errors, str(data.get("kind", "")), None)
+    if not (isinstance(kind, type) and issubclass(kind, errors.WorkbenchError)):
+        kind = errors.WorkbenchError
+    return kind(str(data.get("error") or "The engine failed without saying why."))
