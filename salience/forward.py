@@ -84,6 +84,16 @@ def backbone_copy(backbone, dtype: str):
     return copy
 
 
+def causal_lm_at(causal_lm, dtype: str):
+    """``causal_lm`` with its backbone's weights and compute in ``dtype``: itself when they already
+    are, else a new task over a `backbone_copy` (the same preprocessor). Once the caller drops the
+    original, its weights are garbage."""
+    backbone = causal_lm.backbone
+    if str(backbone.compute_dtype) == dtype and str(backbone.variable_dtype) == dtype:
+        return causal_lm
+    return type(causal_lm)(backbone=backbone_copy(backbone, dtype), preprocessor=causal_lm.preprocessor)
+
+
 class GemmaForward:
     """Embedding-level forward, cached decoding and target log-probabilities."""
 

@@ -10,6 +10,7 @@ Specs:
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -31,9 +32,9 @@ from salience.embedded import (
     problem,
     reading,
 )
-from salience.errors import CredentialsError, ModelLoadError, UnsupportedModelError
+from salience.errors import CredentialsError, InputError, ModelLoadError, UnsupportedModelError
 from salience.gguf_import import Progress
-from salience.model import LanguageModel
+from salience.model import PRECISIONS, LanguageModel
 
 EMBEDDED_CONTEXT = 32768
 KAGGLE_PRESETS = (
@@ -52,7 +53,12 @@ SPEC_HELP = (
 
 log = logging.getLogger(__name__)
 _FAST_BUILD = threading.local()
+_STREAMING = threading.local()
 _PATCH_LOCK = threading.Lock()
+# Stored weights this large are copied into their variable a block of rows at a time (see
+# `streamed_weights`): Gemma 3 270M's 262k-word embedding is 0.67 GB in float32.
+STREAM_BYTES = 64 << 20
+BLOCK_BYTES = 16 << 20
 
 
 @contextmanager
@@ -103,6 +109,78 @@ def _install_fast_build() -> None:
     SentencePieceTokenizer.set_proto = set_proto_untracked
 
 
+class _StoredRows:
+    """A large weight in the preset's HDF5 file, not read yet (see `streamed_weights`)."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+        self.shape = tuple(dataset.shape)
+
+
+@contextmanager
+def streamed_weights() -> Iterator[None]:
+    """Load preset weights in this thread without ever holding a whole large tensor twice.
+
+    Keras reads each stored tensor whole into a NumPy array, converts it to a tensor and
+    assigns it (the 0.67 GB float32 embedding passed through three buffers at once, and
+    TensorFlow's oneDNN allocator keeps what it once held). Inside this context tensors of
+    `STREAM_BYTES` or more are read from the file `BLOCK_BYTES` of rows at a time, cast to
+    the variable's dtype (the same `tf.cast` as `backbone_copy`) and written into the
+    variable in place. Only this thread is affected.
+    """
+    with _PATCH_LOCK:
+        _install_streamed_weights()
+    previous = getattr(_STREAMING, "on", False)
+    _STREAMING.on = True
+    try:
+        yield
+    finally:
+        _STREAMING.on = previous
+
+
+def _install_streamed_weights() -> None:
+    import h5py
+    import tensorflow as tf
+    from keras.src.backend.tensorflow import core
+    from keras.src.saving import saving_lib
+
+    get = saving_lib.H5IOStore.__getitem__
+    if getattr(get, "workbench_streamed", False):
+        return
+
+    def get_rows_later(store, key):
+        if getattr(_STREAMING, "on", False):
+            value = saving_lib.safe_get_h5_dataset(store._h5_entry_group, key)
+            if (
+                isinstance(value, h5py.Dataset)
+                and value.ndim >= 1
+                and value.nbytes >= STREAM_BYTES
+                and value.attrs.get("dtype") != "bfloat16"  # stored as raw 16-bit words
+            ):
+                return _StoredRows(value)
+        return get(store, key)
+
+    assign = core.Variable.assign
+
+    def assign_rows(variable, value):
+        if not isinstance(value, _StoredRows):
+            return assign(variable, value)
+        if value.shape != tuple(variable.shape):
+            raise ValueError(
+                f"{variable.path} has shape {tuple(variable.shape)}; the preset stores {value.shape}."
+            )
+        rows = value.shape[0]
+        step = max(1, BLOCK_BYTES * rows // max(1, value.dataset.nbytes))
+        target = variable._value  # the tf.Variable: a slice assignment writes into its buffer
+        for start in range(0, rows, step):
+            target[start : start + step].assign(tf.cast(value.dataset[start : start + step], target.dtype))
+        return variable
+
+    get_rows_later.workbench_streamed = True
+    saving_lib.H5IOStore.__getitem__ = get_rows_later
+    core.Variable.assign = assign_rows
+
+
 @contextmanager
 def _native_stderr_quieted() -> Iterator[None]:
     """TensorFlow's C++ start-up notices ("oneDNN custom operations are on", "Could not find
@@ -148,22 +226,52 @@ def _context_for(causal_lm) -> int:
     return 32768 if name == "Gemma3CausalLM" else 8192
 
 
-def _wrap(causal_lm, name: str, spec: str, context: int | None = None) -> LanguageModel:
-    return LanguageModel(causal_lm, name=name, spec=spec, max_context=context or _context_for(causal_lm))
+def _wrap(
+    causal_lm,
+    name: str,
+    spec: str,
+    context: int | None = None,
+    precision: str = "bfloat16",
+    only: bool = False,
+) -> LanguageModel:
+    model = LanguageModel(
+        causal_lm,
+        name=name,
+        spec=spec,
+        max_context=context or _context_for(causal_lm),
+        precision=precision,
+        only=only,
+    )
+    if only:
+        del causal_lm
+        gc.collect()  # a backbone in another dtype was copied: its weights go now (Keras layers are cycles)
+    return model
 
 
-def _from_preset(handle: str):
+def _from_preset(handle: str, dtype: str | None = None):
+    """The preset's causal LM; with ``dtype``, built and loaded straight in that dtype (zero
+    initial values, large tensors streamed), so no copy in the stored dtype is ever made."""
     import keras_hub
 
-    return keras_hub.models.CausalLM.from_preset(handle)
+    if dtype is None:
+        return keras_hub.models.CausalLM.from_preset(handle)
+    with skip_random_init(), streamed_weights():
+        return keras_hub.models.CausalLM.from_preset(handle, dtype=dtype)
 
 
-def load_embedded(progress: Progress | None = None) -> LanguageModel:
+def _preset(handle: str, dtype: str | None):
+    return _from_preset(handle) if dtype is None else _from_preset(handle, dtype)
+
+
+def load_embedded(
+    progress: Progress | None = None, precision: str = "bfloat16", only: bool = False
+) -> LanguageModel:
     """Load the embedded Gemma 3 270M, converting it first if the cache lacks it.
 
     The weights' checksums (recorded at conversion) are checked while the preset loads: a
     damaged cache is rebuilt once and the model says why (`LanguageModel.notice`). Any
-    other failure to load leaves the cache as it is and raises a `ModelLoadError`."""
+    other failure to load leaves the cache as it is and raises a `ModelLoadError`.
+    ``precision`` and ``only``: see `load_model`."""
     report = progress or (lambda message, fraction: None)
     before = problem(preset_dir())
     notice = None if before in (None, ABSENT) else f"The model cache was {before}; it was rebuilt."
@@ -171,7 +279,7 @@ def load_embedded(progress: Progress | None = None) -> LanguageModel:
     for _ in range(2):
         directory = ensure_embedded_preset(progress, damaged=damaged)
         report("Loading Gemma 3 270M from the cache", 0.95)
-        causal_lm, error, damaged = _load_checked(directory)
+        causal_lm, error, damaged = _load_checked(directory, precision if only else None)
         if damaged is None:
             break
         notice = f"The model cache was {damaged}; it was rebuilt."
@@ -184,19 +292,19 @@ def load_embedded(progress: Progress | None = None) -> LanguageModel:
             f"Could not load the embedded model from {directory} ({type(error).__name__}: {error}); "
             "the cache looks intact and was kept."
         ) from error
-    model = _wrap(causal_lm, EMBEDDED_DISPLAY_NAME, EMBEDDED_SPEC, EMBEDDED_CONTEXT)
+    model = _wrap(causal_lm, EMBEDDED_DISPLAY_NAME, EMBEDDED_SPEC, EMBEDDED_CONTEXT, precision, only)
     model.notice = notice
     return model
 
 
-def _load_checked(directory: Path):
+def _load_checked(directory: Path, dtype: str | None = None):
     """(causal LM or None, the load's exception or None, damage found or None): the preset's
-    checksums are computed in a second thread while Keras reads it."""
+    checksums are computed in a second thread while Keras reads it (in ``dtype`` if given)."""
     with reading(directory.parent), ThreadPoolExecutor(1, thread_name_prefix="checksum") as pool:
         checking = pool.submit(damage, directory)
         causal_lm, error = None, None
         try:
-            causal_lm = _from_preset(str(directory))
+            causal_lm = _preset(str(directory), dtype)
         except Exception as caught:  # judged below: damage rebuilds, anything else is reported
             error = caught
         return causal_lm, error, checking.result()
@@ -212,17 +320,17 @@ def has_kaggle_credentials() -> bool:
     return (config / "kaggle.json").is_file() or (config / "access_token").is_file()
 
 
-def load_kaggle(preset: str) -> LanguageModel:
+def load_kaggle(preset: str, precision: str = "bfloat16", only: bool = False) -> LanguageModel:
     """Load a KerasHub preset from Kaggle (kagglehub caches it after the first download)."""
     if not preset:
         raise ModelLoadError("Name a Kaggle preset, e.g. kaggle:gemma_instruct_2b_en.")
     try:
-        causal_lm = _from_preset(preset)
+        causal_lm = _preset(preset, precision if only else None)
     except UnsupportedModelError:
         raise
     except Exception as error:  # kagglehub and KerasHub raise many kinds; say which happened
         raise kaggle_error(preset, error) from error
-    return _wrap(causal_lm, preset, f"kaggle:{preset}")
+    return _wrap(causal_lm, preset, f"kaggle:{preset}", None, precision, only)
 
 
 def _causes(error: BaseException) -> Iterator[BaseException]:
@@ -279,7 +387,7 @@ def _is_network(error: BaseException) -> bool:
     return isinstance(error, OSError) and error.errno in {101, 104, 110, 111, 113, -2, -3}
 
 
-def load_local_preset(directory: str) -> LanguageModel:
+def load_local_preset(directory: str, precision: str = "bfloat16", only: bool = False) -> LanguageModel:
     """Load a KerasHub preset directory saved with `save_to_preset`."""
     path = Path(directory).expanduser()
     if not (path / "config.json").is_file():
@@ -293,36 +401,49 @@ def load_local_preset(directory: str) -> LanguageModel:
             f"'{directory}' holds a {task.get('class_name')}; only causal language models can run here."
         )
     try:
-        causal_lm = _from_preset(str(path))
+        causal_lm = _preset(str(path), precision if only else None)
     except Exception as error:
         raise ModelLoadError(f"Could not load the preset in '{directory}': {error}") from error
-    return _wrap(causal_lm, path.name, f"preset:{path}")
+    return _wrap(causal_lm, path.name, f"preset:{path}", None, precision, only)
 
 
-def load_gguf(file: str, progress: Progress | None = None) -> LanguageModel:
-    """Convert a Gemma 3 GGUF file in memory (no cache)."""
+def load_gguf(
+    file: str, progress: Progress | None = None, precision: str = "bfloat16", only: bool = False
+) -> LanguageModel:
+    """Convert a Gemma 3 GGUF file in memory (no cache; with ``only``, float32 then a copy)."""
     from salience.gguf_import import convert_gguf
 
     path = Path(file).expanduser()
     if not path.is_file():
         raise ModelLoadError(f"GGUF file '{file}' does not exist.")
-    return _wrap(convert_gguf(path, progress), path.name, f"gguf:{path}", EMBEDDED_CONTEXT)
+    return _wrap(convert_gguf(path, progress), path.name, f"gguf:{path}", EMBEDDED_CONTEXT, precision, only)
 
 
-def load_model(spec: str | None = None, progress: Progress | None = None) -> LanguageModel:
-    """Load the model a spec names; see the module docstring for the forms."""
+def load_model(
+    spec: str | None = None, progress: Progress | None = None, precision: str = "bfloat16", only: bool = False
+) -> LanguageModel:
+    """Load the model a spec names; see the module docstring for the forms.
+
+    ``precision`` is the model's default compute precision. By default both precisions are
+    available (a float32 preset plus a bfloat16 copy made on first use). With ``only=True``
+    the model holds ``precision``'s weights and nothing else — a preset is built and read
+    straight in that dtype, with the same values as the copy — and a call at the other
+    precision gets an `InputError` (for a server replica that serves one precision).
+    """
+    if precision not in PRECISIONS:
+        raise InputError(f"Unknown precision '{precision}'; choose one of: {', '.join(PRECISIONS)}.")
     spec = (spec or "embedded").strip()
     kind, _, value = spec.partition(":")
     if spec in ("embedded", EMBEDDED_SPEC) or kind == "embedded":
-        return load_embedded(progress)
+        return load_embedded(progress, precision, only)
     if kind == "kaggle":
-        return load_kaggle(value.strip())
+        return load_kaggle(value.strip(), precision, only)
     if kind == "preset":
-        return load_local_preset(value.strip())
+        return load_local_preset(value.strip(), precision, only)
     if kind == "gguf" or spec.endswith(".gguf"):
-        return load_gguf(value.strip() if kind == "gguf" else spec, progress)
+        return load_gguf(value.strip() if kind == "gguf" else spec, progress, precision, only)
     if Path(spec).expanduser().is_dir():
-        return load_local_preset(spec)
+        return load_local_preset(spec, precision, only)
     if spec in KAGGLE_PRESETS or spec.startswith(("gemma_", "gemma2_", "gemma3_")):
-        return load_kaggle(spec)
+        return load_kaggle(spec, precision, only)
     raise ModelLoadError(f"Unknown model '{spec}'. {SPEC_HELP}")

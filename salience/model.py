@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from salience.errors import ContextLengthError, InputError
-from salience.forward import GemmaForward, backbone_copy, bucket, model_family
+from salience.forward import GemmaForward, backbone_copy, bucket, causal_lm_at, model_family
 from salience.methods import (
     DEFAULT_IG_BASELINE,
     DEFAULT_IG_STEPS,
@@ -95,10 +95,24 @@ class LanguageModel(TextCalls):
     ``precision`` picks the compute dtype: ``bfloat16`` (default; about twice as fast
     on CPUs with bf16 instructions, scores rank-correlate ≥ 0.98 with float32) or
     ``float32`` (exact). A float32 model gets a bfloat16 copy the first time it is needed.
+
+    With ``only=True`` the model holds ``precision``'s weights and nothing else (a server
+    replica that serves one precision): a backbone in another dtype is copied once and
+    dropped, and a call at the other precision is refused with an `InputError`.
     """
 
-    def __init__(self, causal_lm, name: str, spec: str, max_context: int, precision: str = "bfloat16"):
-        self.causal_lm = causal_lm
+    precisions: tuple[str, ...] = PRECISIONS  # the precisions this model computes in
+
+    def __init__(
+        self,
+        causal_lm,
+        name: str,
+        spec: str,
+        max_context: int,
+        precision: str = "bfloat16",
+        *,
+        only: bool = False,
+    ):
         self.name = name
         self.spec = spec
         self.notice: str | None = None  # what the user should know about this load (e.g. a rebuilt cache)
@@ -106,6 +120,12 @@ class LanguageModel(TextCalls):
         self.max_context = min(max_context, CPU_TOKEN_LIMIT)
         self.family = model_family(causal_lm)
         self.precision = self._check_precision(precision)
+        if only:
+            self.precisions = (self.precision,)
+            # Another dtype's backbone is copied and not kept: it is garbage once the caller drops
+            # it (Keras layers hold reference cycles, so only after a `gc.collect()`).
+            causal_lm = causal_lm_at(causal_lm, self.precision)
+        self.causal_lm = causal_lm
         native = str(causal_lm.backbone.compute_dtype)
         self._forwards = {native: GemmaForward(causal_lm.backbone, self.family)}
         tokenizer = causal_lm.preprocessor.tokenizer
@@ -116,10 +136,15 @@ class LanguageModel(TextCalls):
             self.stop_token_ids.add(end_of_turn)
         self._lock = threading.RLock()
 
-    @staticmethod
-    def _check_precision(precision: str) -> str:
+    def _check_precision(self, precision: str) -> str:
         if precision not in PRECISIONS:
             raise InputError(f"Unknown precision '{precision}'; choose one of: {', '.join(PRECISIONS)}.")
+        if precision not in self.precisions:
+            served = " and ".join(self.precisions)
+            raise InputError(
+                f"This engine serves {served} only: the model was loaded without its {precision} "
+                f"weights, to save memory. Choose {served}, or load the model with both precisions."
+            )
         return precision
 
     def forward_for(self, precision: str | None = None) -> GemmaForward:
