@@ -392,7 +392,7 @@ def _get_info(url: str, session: requests.Session) -> dict:
             f"The engine at {url} cannot be reached ({_reason(error)}); start it with "
             "'python -m salience serve' or use the in-process model."
         ) from None
-    if response.status_code in (404, 503):
+    if response.status_code in (404, 503) and _is_ray_serve(url, session):
         raise _Starting(response.status_code)
     if response.status_code != 200:
         raise _answer_error(response)
@@ -404,6 +404,14 @@ def _get_info(url: str, session: requests.Session) -> dict:
             f"{url} answered, but not as an engine does; is that the address 'python -m salience serve' printed?"
         ) from None
     return info
+
+
+def _is_ray_serve(url: str, session: requests.Session) -> bool:
+    """Ray Serve's HTTP proxy answers its own health check while the app's replicas load."""
+    try:
+        return session.get(url + "/-/healthz", timeout=(CONNECT_SECONDS, 10.0)).status_code == 200
+    except requests.RequestException:
+        return False
 
 
 class _Starting(Exception):

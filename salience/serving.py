@@ -9,7 +9,6 @@ JSON lines whose last line is ``{"final": …}`` or ``{"error": …}``, so a cli
 stream that ended early (a replica that died) from one that finished.
 """
 
-
 import base64
 import contextlib
 import logging
@@ -382,8 +381,6 @@ def port_is_free(host: str, port: int) -> bool:
 def start(options: ServeOptions, report: Callable[[str], None] = print) -> None:
     """Start Ray (local, or join ``options.address``), deploy the engine and wait until every
     replica has loaded the model. Raises a `WorkbenchError` in one line when it cannot."""
-    import ray
-
     if options.address:
         check_ray_address(options.address)
     elif not port_is_free(options.host, options.port):
@@ -391,6 +388,17 @@ def start(options: ServeOptions, report: Callable[[str], None] = print) -> None:
             f"Port {options.port} on {options.host} is in use (another engine?); choose one with --port."
         )
     report(f"Starting Ray ({'joining ' + options.address if options.address else 'local, 127.0.0.1'})…")
+    try:
+        _deploy(options, report)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            stop(options)
+        raise
+
+
+def _deploy(options: ServeOptions, report: Callable[[str], None]) -> None:
+    import ray
+
     if options.address:
         ray.init(address=options.address, logging_level=logging.WARNING, log_to_driver=False)
     else:
@@ -416,7 +424,10 @@ def start(options: ServeOptions, report: Callable[[str], None] = print) -> None:
     try:
         serve.run(application, name=APP_NAME, route_prefix="/", blocking=False)
     except RuntimeError as error:  # a replica's constructor failed (e.g. the model cannot load)
-        raise ModelLoadError(_replica_failure(str(error))) from None
+        detail = str(error)
+        with contextlib.suppress(Exception):  # the deployment's status holds the replica's traceback
+            detail = serve.status().applications[APP_NAME].deployments[DEPLOYMENT].message + "\n" + detail
+        raise ModelLoadError(_replica_failure(detail)) from None
 
 
 def _replica_failure(text: str) -> str:
@@ -445,8 +456,8 @@ def serve_forever(options: ServeOptions, report: Callable[[str], None] = print) 
     """Start the engine, print its URL, serve until Ctrl+C (or SIGTERM), then stop cleanly."""
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    start(options, report)  # cleans up after itself when it fails
     try:
-        start(options, report)
         report(f"Engine ready at {options.url} ({options.replicas} replica(s)); Ctrl+C stops it.")
         report(f"Point the app at it: GEMMA_WORKBENCH_ENGINE={options.url} bash scripts/run_app.sh")
         while not stopping.wait(1.0):
