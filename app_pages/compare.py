@@ -27,7 +27,7 @@ from components.model_resource import LOADING
 from components.permalink import QUERY_KEY, apply_link_from_url, create_link, link_url
 from components.review import review_box
 from components.sidebar import model_sidebar, model_status, status_text
-from components.widgets import COMPARE_CONTROLS, current_settings, plain_markdown, salience_controls
+from components.widgets import current_settings, plain_markdown, salience_controls
 from components.workspace import autosaved, workspace
 from salience.compare import MAX_VARIANTS, output_diff, part_diff
 from salience.errors import WorkbenchError
@@ -95,7 +95,6 @@ def _draw_pane(pane: Pane, first: Variant, signed: bool, scale: float, intensity
         st.warning(pane.message or "Nothing to explain yet.", icon="⚠️")
         return
     uid = pane.variant.uid
-    st.session_state[state.COMPARE_PANE_TEXT][uid] = pane.result.text
     heatmap(
         pane.view.cells(pane.result.prompt_length),
         method=pane.view.method,
@@ -107,7 +106,7 @@ def _draw_pane(pane: Pane, first: Variant, signed: bool, scale: float, intensity
         stale=False,
         key=state.COMPARE_HEATMAP_PREFIX + uid,
         on_select=on_pane_click,
-        on_select_args=(uid,),
+        on_select_args=(uid, pane.result.text),
         show_legend=large,
         large=large,
         click_hint="Click to explain the part of every output that starts with this word",
@@ -143,8 +142,8 @@ def _add_controls() -> None:
         help="Generate every variant again with the workbench's generation settings.",
     )
     if row.button("Present ▶", disabled=not variants(), width="content", type="primary"):
-        st.session_state[state.PRESENTING] = True
-        st.session_state[state.PRESENT_INDEX] = 0
+        page = state.compare()
+        page.presenting, page.present_index = True, 0
         st.rerun()
 
 
@@ -157,9 +156,11 @@ def _variant_editor() -> None:
 
 
 def _edit_one(variant: Variant) -> None:
-    prefix = f"{state.COMPARE_EDIT_PREFIX}{variant.uid}::"
-    name = st.text_input("Name", value=variant.name, key=prefix + "name")
-    template = st.text_area("Template", value=variant.template, key=prefix + "template", height=200)
+    def key(name: str) -> str:
+        return state.edit_key(state.COMPARE_EDIT_PREFIX, variant.uid, name)
+
+    name = st.text_input("Name", value=variant.name, key=key("name"))
+    template = st.text_area("Template", value=variant.template, key=key("template"), height=200)
     values = dict(variant.variables)
     try:
         names = parse_template(template).variables
@@ -168,12 +169,12 @@ def _edit_one(variant: Variant) -> None:
         names = tuple(values)
     for variable in names:
         values[variable] = st.text_area(
-            variable, value=values.get(variable, ""), key=prefix + "var::" + variable, height=68
+            variable, value=values.get(variable, ""), key=key("var::" + variable), height=68
         )
     values = {k: v for k, v in values.items() if k in names}
     cols = st.columns(2)
     changed = (name, template, values) != (variant.name, variant.template, variant.variables)
-    if cols[0].button("Apply changes", key=prefix + "apply", disabled=not changed, type="primary"):
+    if cols[0].button("Apply changes", key=key("apply"), disabled=not changed, type="primary"):
         replace_variant(
             variant.uid,
             name=name.strip() or variant.name,
@@ -182,7 +183,7 @@ def _edit_one(variant: Variant) -> None:
             output=None if (template, values) != (variant.template, variant.variables) else variant.output,
         )
         st.rerun()
-    cols[1].button("Remove this variant", key=prefix + "remove", on_click=remove_variant, args=(variant.uid,))
+    cols[1].button("Remove this variant", key=key("remove"), on_click=remove_variant, args=(variant.uid,))
 
 
 def _target_controls() -> None:
@@ -361,14 +362,14 @@ def _exports(panes, caption, signed, scale, intensity, method, granularity, mode
 def _png_button(page_html: str, file_name: str) -> None:
     """Render on request (Chromium takes a second or two), then offer the file."""
     key = hashlib.sha256(page_html.encode()).hexdigest()
-    ready = st.session_state.get(state.COMPARE_PNG)
+    ready = state.compare().png
     if ready and ready[0] == key:
         st.download_button("Download PNG", ready[1], file_name, "image/png", width="stretch", type="primary")
         return
     if st.button("PNG", width="stretch", help="Rendered by headless Chromium from the HTML export."):
         try:
             with st.spinner("Rendering the PNG…"):
-                st.session_state[state.COMPARE_PNG] = (key, to_png(page_html))
+                state.compare().png = (key, to_png(page_html))
         except WorkbenchError as error:
             st.error(str(error), icon="⚠️")
             return
@@ -384,7 +385,7 @@ def _permalink() -> None:
             create_link()
         except WorkbenchError as error:
             st.error(str(error), icon="⚠️")
-    snapshot_id = st.session_state[state.PERMALINK_ID] or st.session_state[state.APPLIED_SNAPSHOT]
+    snapshot_id = state.compare().permalink_id or state.compare().applied_snapshot
     if snapshot_id:
         with cols[1]:
             st.code(link_url(snapshot_id), language=None)
@@ -399,7 +400,8 @@ def _permalink() -> None:
 
 def _presentation(panes: list[Pane], caption: str, signed: bool, scale: float, intensity: float) -> None:
     st.html(PRESENTATION_CSS)
-    index = min(st.session_state[state.PRESENT_INDEX], len(panes) - 1)
+    page = state.compare()
+    index = min(page.present_index, len(panes) - 1)
     pane = panes[index]
     # A flex row sizes each button to its label (columns cut them at 1024 px).
     with st.container(horizontal=True, vertical_alignment="center", gap="small"):
@@ -407,10 +409,10 @@ def _presentation(panes: list[Pane], caption: str, signed: bool, scale: float, i
         following = st.button("Next ▶", disabled=index >= len(panes) - 1, shortcut="Right", type="primary")
         leave = st.button("Exit presentation", shortcut="Esc")
     if previous or following:
-        st.session_state[state.PRESENT_INDEX] = index + (1 if following else -1)
+        page.present_index = index + (1 if following else -1)
         st.rerun()
     if leave:
-        st.session_state[state.PRESENTING] = False
+        page.presenting = False
         st.rerun()
     st.markdown(f"### {index + 1} / {len(panes)} · {plain_markdown(pane.variant.name)}")
     st.markdown(plain_markdown(caption))
@@ -428,10 +430,10 @@ def page() -> None:
             del st.query_params[QUERY_KEY]
             st.rerun()
         return
-    if st.session_state[state.PRESENTING] and variants() and model is not None:
+    if state.compare().presenting and variants() and model is not None:
         _compare(model, presenting=True)
         return
-    st.session_state[state.PRESENTING] = False
+    state.compare().presenting = False
     st.title("Compare prompt variants")
     st.caption(
         "Pin variants from the Workbench (📌 Send to compare) or add samples here. Every variant is explained "
@@ -455,16 +457,17 @@ def page() -> None:
 
 
 def _compare(model, presenting: bool) -> None:
+    keys = state.COMPARE_CONTROLS
     if presenting:
         method, granularity, aggregation, intensity = (
-            st.session_state[state.COMPARE_METHOD],
-            st.session_state[state.COMPARE_GRANULARITY],
-            st.session_state[state.COMPARE_AGGREGATION],
-            float(st.session_state[state.COMPARE_INTENSITY]),
+            st.session_state[keys.method],
+            st.session_state[keys.granularity],
+            st.session_state[keys.aggregation],
+            float(st.session_state[keys.intensity]),
         )
-        pattern = st.session_state[state.COMPARE_REGEX] if granularity == "regex" else None
+        pattern = st.session_state[keys.regex] if granularity == "regex" else None
     else:
-        method, granularity, pattern, aggregation, intensity = salience_controls(COMPARE_CONTROLS)
+        method, granularity, pattern, aggregation, intensity = salience_controls(keys)
     if granularity == "regex":
         try:
             regex_starts("", pattern or "")

@@ -35,7 +35,7 @@ def page() -> None:
     with saved:
         saved_list()
     with new:
-        message = st.session_state[state.EVAL_MESSAGE]
+        message = state.evaluate().message
         if message:
             st.error(message[1], icon="⚠️")
         stored = opened_evaluation()
@@ -44,7 +44,7 @@ def page() -> None:
             return
         st.subheader(plain_markdown(stored.name))
         if st.button("New evaluation", key="eval-new"):
-            st.session_state[state.EVAL_OPEN] = None
+            state.evaluate().open_id = None
             st.rerun()
         progress(stored)
         summary(stored)

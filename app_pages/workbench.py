@@ -30,18 +30,18 @@ EXPLAIN_HINT = (
 )
 
 
-def _on_select() -> None:
-    """Store a click on the heatmap as a selection relative to the explained text."""
-    event = st.session_state[state.HEATMAP].get("select")
+def _on_select(prompt_length: int, text: str) -> None:
+    """Store a click on the heatmap (drawn over ``text``, the prompt and the explained text) as a
+    selection relative to the explained text."""
+    event = st.session_state[state.WORKBENCH_CONTROLS.heatmap].get("select")
     if not event:
         return
+    page = state.workbench()
     if event.get("clear"):
-        st.session_state[state.SELECTION] = None
+        page.selection = None
         return
-    offset = st.session_state.get(state.PROMPT_LENGTH, 0)
     start, end = int(event["start"]), int(event["end"])
-    chosen = st.session_state.get(state.EXPLAINED_TEXT, "")[start:end]
-    st.session_state[state.SELECTION] = (start - offset, end - offset, chosen)
+    page.selection = (start - prompt_length, end - prompt_length, text[start:end])
 
 
 def _generate(model: LanguageModel, prompt: str, settings, precision: str, placeholder) -> None:
@@ -54,9 +54,10 @@ def _generate(model: LanguageModel, prompt: str, settings, precision: str, place
         st.error(str(error), icon="⚠️")
         return
     placeholder.empty()
-    st.session_state[state.GENERATION] = final
-    st.session_state[state.GENERATED_FOR] = (model.spec, precision, prompt, settings)
-    values = st.session_state[state.VARIABLES]
+    page = state.workbench()
+    page.generation = final
+    page.generated_for = (model.spec, precision, prompt, settings)
+    values = page.variables
     workspace.remember_run(final, model.spec, precision, settings, dict(values), workspace.template_version())
 
 
@@ -124,10 +125,11 @@ def page() -> None:
             persist_state="session",
             help="Regenerate and recompute salience whenever the prompt changes.",
         )
-        if st.session_state[state.PIN_MESSAGE]:
-            st.toast(st.session_state[state.PIN_MESSAGE])
-            st.session_state[state.PIN_MESSAGE] = None
-        pinned = len(st.session_state[state.COMPARE_VARIANTS])
+        page = state.workbench()
+        if page.pin_message:
+            st.toast(page.pin_message)
+            page.pin_message = None
+        pinned = len(state.compare().variants)
         if pinned:  # stays in view, so a pin that did not take is visible at once
             st.page_link(
                 "app_pages/compare.py",
@@ -149,14 +151,15 @@ def page() -> None:
 
 def _pending_generate(model, clicked: bool, starting, output_area) -> bool:
     """A Generate clicked while the model loads runs once it is ready; until then it says so."""
+    page = state.workbench()
     if model is None:
         if clicked:
-            st.session_state[state.GENERATE_PENDING] = True
-        if st.session_state[state.GENERATE_PENDING]:
+            page.generate_pending = True
+        if page.generate_pending:
             output_area.info(f"Generate runs as soon as the model is ready ({starting.eta}).", icon="⏳")
         return False
-    if st.session_state[state.GENERATE_PENDING]:
-        st.session_state[state.GENERATE_PENDING] = False
+    if page.generate_pending:
+        page.generate_pending = False
         return True
     return clicked
 
@@ -169,8 +172,6 @@ def _view(model: LanguageModel, rendered, settings, generate_clicked: bool, outp
         return
     target, stale = shown
     method, granularity, pattern, aggregation, intensity = salience_controls()
-    st.session_state[state.PROMPT_LENGTH] = len(prompt)
-    st.session_state[state.EXPLAINED_TEXT] = prompt + target
     granularity, pattern, span = _selected_span(
         model, rendered, target, method, granularity, pattern, aggregation
     )
@@ -202,8 +203,9 @@ def _view(model: LanguageModel, rendered, settings, generate_clicked: bool, outp
         selection=span,
         status=status if span else f"{status} — {EXPLAIN_HINT}",
         stale=stale,
-        key=state.HEATMAP,
+        key=state.WORKBENCH_CONTROLS.heatmap,
         on_select=_on_select,
+        on_select_args=(len(prompt), prompt + target),
     )
     st.markdown(f"**Reading:** {plain_markdown(readout(view, result, rendered))}")
     deletion.agreement(follow, aggregation, rendered)
@@ -215,15 +217,16 @@ def _output(model, prompt: str, settings, precision: str, generate_clicked: bool
     """Generate when asked (or when the prompt changed and auto-rerun is on) and say what the
     output is; returns (the text to explain, whether it is stale) or None when there is none."""
     inputs_key = (model.spec, precision, prompt, settings)
-    current = st.session_state[state.GENERATION]
-    up_to_date = st.session_state[state.GENERATED_FOR] == inputs_key
+    page = state.workbench()
+    current = page.generation
+    up_to_date = page.generated_for == inputs_key
     placeholder = output_area.empty()
     if generate_clicked or (not up_to_date and current is not None and st.session_state[state.AUTO_RERUN]):
         deletion.cancel_stale(model, precision, prompt)  # a run for an older prompt lets go of the model
         with output_area, st.spinner("Generating…"):
             _generate(model, prompt, settings, precision, placeholder)
-        current = st.session_state[state.GENERATION]
-        up_to_date = st.session_state[state.GENERATED_FOR] == inputs_key
+        current = page.generation
+        up_to_date = page.generated_for == inputs_key
     use_reference = st.session_state[state.USE_REFERENCE] and st.session_state[state.REFERENCE_TARGET]
     target = st.session_state[state.REFERENCE_TARGET] if use_reference else (current.text if current else "")
     if current is not None and not use_reference:
@@ -268,13 +271,14 @@ def _selected_span(model, rendered, target: str, method, granularity, pattern, a
         st.error(f"{error} Showing tokens instead.", icon="⚠️")
         granularity, pattern = "tokens", None
         base = segmented(granularity, pattern)
-    selection = st.session_state[state.SELECTION]
+    page = state.workbench()
+    selection = page.selection
     if not selection:
         return granularity, pattern, None
     start, end, *chosen = selection
     span = find_selection(base.segments, text, len(prompt), (start, end), "".join(chosen))
     if span:
-        st.session_state[state.SELECTION] = (
+        page.selection = (
             span[0] - len(prompt),
             span[1] - len(prompt),
             text[span[0] : span[1]],

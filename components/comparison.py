@@ -23,7 +23,7 @@ from salience.views import HeatmapView, heatmap_view
 
 
 def variants() -> list[Variant]:
-    return st.session_state[state.COMPARE_VARIANTS]
+    return state.compare().variants
 
 
 def _unique_name(name: str) -> str:
@@ -39,53 +39,54 @@ def add_variant(variant: Variant) -> str:
     if len(variants()) >= MAX_VARIANTS:
         return f"Compare holds {MAX_VARIANTS} variants; remove one on the Compare page first."
     variant = dataclasses.replace(variant, name=_unique_name(variant.name))
-    st.session_state[state.COMPARE_VARIANTS] = [*variants(), variant]
+    state.compare().variants = [*variants(), variant]
     return f"Pinned “{plain_markdown(variant.name)}” as variant {len(variants())} of {MAX_VARIANTS}."
 
 
 def pin_workbench() -> None:
-    """Button callback: pin the workbench's template, values and output as a variant."""
+    """Button callback: pin the workbench's template, values and output as a variant.
+
+    It reads the template and reference from their widgets when clicked: a text area edited just
+    before the click has committed its text by then, which arguments bound at drawing time miss.
+    """
+    page = state.workbench()
     template = st.session_state[state.TEMPLATE]
     try:
         names = parse_template(template).variables
     except TemplateError as error:
-        st.session_state[state.PIN_MESSAGE] = f"Fix the template before pinning it: {error}"
+        page.pin_message = f"Fix the template before pinning it: {error}"
         return
-    values = st.session_state[state.VARIABLES]
-    generation = st.session_state[state.GENERATION]
-    generated_for = st.session_state[state.GENERATED_FOR]
-    rendered_now = generated_for[2] if generated_for else None
+    rendered_now = page.generated_for[2] if page.generated_for else None
     variant = Variant(
-        name=st.session_state.get(state.LOADED_SAMPLE) or "variant",
+        name=page.loaded_sample or "variant",
         template=template,
-        variables={name: values.get(name, "") for name in names},
+        variables={name: page.variables.get(name, "") for name in names},
     )
-    if generation is not None and rendered_now == variant.render().text:
-        variant = dataclasses.replace(variant, output=generation.text)
+    if page.generation is not None and rendered_now == variant.render().text:
+        variant = dataclasses.replace(variant, output=page.generation.text)
     if st.session_state[state.USE_REFERENCE] and st.session_state[state.REFERENCE_TARGET]:
         st.session_state[state.COMPARE_TARGET_MODE] = "reference"
         st.session_state[state.COMPARE_REFERENCE] = st.session_state[state.REFERENCE_TARGET]
-    elif st.session_state[state.SELECTION] and not variants():
-        words = "".join(st.session_state[state.SELECTION][2:]).split()
+    elif page.selection and not variants():
+        words = "".join(page.selection[2:]).split()
         if words:
             st.session_state[state.COMPARE_TARGET_MODE] = "anchor"
             st.session_state[state.COMPARE_ANCHOR] = words[0].rstrip(":;,.!?")
-    st.session_state[state.PIN_MESSAGE] = add_variant(variant)
+    page.pin_message = add_variant(variant)
 
 
 def remove_variant(uid: str) -> None:
-    st.session_state[state.COMPARE_VARIANTS] = [v for v in variants() if v.uid != uid]
-    st.session_state[state.PRESENT_INDEX] = 0
+    page = state.compare()
+    page.variants = [v for v in variants() if v.uid != uid]
+    page.present_index = 0
 
 
 def replace_variant(uid: str, **changes) -> None:
-    st.session_state[state.COMPARE_VARIANTS] = [
-        dataclasses.replace(v, **changes) if v.uid == uid else v for v in variants()
-    ]
+    state.compare().variants = [dataclasses.replace(v, **changes) if v.uid == uid else v for v in variants()]
 
 
 def clear_outputs() -> None:
-    st.session_state[state.COMPARE_VARIANTS] = [dataclasses.replace(v, output=None) for v in variants()]
+    state.compare().variants = [dataclasses.replace(v, output=None) for v in variants()]
 
 
 def target_choice() -> TargetChoice:
@@ -97,10 +98,10 @@ def target_choice() -> TargetChoice:
     return TargetChoice(mode, text)
 
 
-def on_pane_click(uid: str) -> None:
-    """A click on any pane's output explains the part that starts with the clicked word, everywhere."""
+def on_pane_click(uid: str, text: str) -> None:
+    """A click on any pane's output (drawn over ``text``) explains the part that starts with the
+    clicked word, everywhere."""
     event = st.session_state[state.COMPARE_HEATMAP_PREFIX + uid].get("select")
-    text = st.session_state[state.COMPARE_PANE_TEXT].get(uid, "")
     if not event or event.get("clear") or not text:
         return
     words = text[int(event["start"]) : int(event["end"])].split()

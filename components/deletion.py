@@ -336,13 +336,12 @@ def agreement(
     follow: Follow,
     aggregation: str,
     rendered: RenderedPrompt | None,
-    method_key: str = state.METHOD,
-    granularity_key: str = state.GRANULARITY,
+    keys: state.ControlKeys = state.WORKBENCH_CONTROLS,
     key: str = "deletion-agreement",
 ) -> None:
     """The agreement line under the reading (or progress while Deletion runs, or why it does not).
 
-    Its buttons set ``method_key`` (to Deletion) and ``granularity_key`` (to sentences).
+    Its buttons set the method control of ``keys`` (to Deletion) and its granularity (to sentences).
     """
     box = st.container(key=key)
     with box:
@@ -355,7 +354,7 @@ def agreement(
                     "Use sentences",
                     key=f"{key}-sentences",
                     on_click=_set,
-                    args=(granularity_key, FALLBACK_GRANULARITY),
+                    args=(keys.granularity, FALLBACK_GRANULARITY),
                     help="Switch the granularity to sentences, where Deletion runs.",
                 )
             return
@@ -432,7 +431,7 @@ def agreement(
                 "Show Deletion colours",
                 key=f"{key}-show",
                 on_click=_set,
-                args=(method_key, DELETION),
+                args=(keys.method, DELETION),
                 type="primary",
                 help=get_method(DELETION).description,
             )
@@ -469,7 +468,7 @@ def _run_what_if(model, precision: str, prompt: str, settings, start: int, end: 
             placeholder.code(after.text + " ▌", language=None, wrap_lines=True)
     except WorkbenchError as error:
         placeholder.empty()
-        st.session_state[state.WHAT_IF] = {
+        state.workbench().what_if = {
             "key": _what_if_key(model, precision, prompt, settings),
             "span": (start, end),
             "removed": removed,
@@ -477,7 +476,7 @@ def _run_what_if(model, precision: str, prompt: str, settings, start: int, end: 
         }
         return
     placeholder.empty()
-    st.session_state[state.WHAT_IF] = {
+    state.workbench().what_if = {
         "key": _what_if_key(model, precision, prompt, settings),
         "span": (start, end),
         "removed": removed,
@@ -519,7 +518,7 @@ def what_if(
         start, end = st.session_state[state.WHAT_IF_SEGMENT]
         with st.spinner("Regenerating without it…"):
             _run_what_if(model, precision, prompt, settings, start, end, placeholder)
-    shown = st.session_state.get(state.WHAT_IF)
+    shown = state.workbench().what_if
     if not shown or shown["key"] != _what_if_key(model, precision, prompt, settings):
         return
     removed = excerpt(shown["removed"], 80)
@@ -568,8 +567,7 @@ def pane_agreement(
         follow,
         aggregation,
         pane.rendered,
-        state.COMPARE_METHOD,
-        state.COMPARE_GRANULARITY,
+        state.COMPARE_CONTROLS,
         f"deletion-{pane.variant.uid}",
     )
 

@@ -64,8 +64,8 @@ def _sources() -> dict[str, Variant]:
     found: dict[str, Variant] = {}
     template = st.session_state.get(state.TEMPLATE) or ""
     if template.strip():
-        found[WORKBENCH_SOURCE] = Variant("workbench", template, dict(st.session_state[state.VARIABLES]))
-    for variant in st.session_state.get(state.COMPARE_VARIANTS) or []:
+        found[WORKBENCH_SOURCE] = Variant("workbench", template, dict(state.workbench().variables))
+    for variant in state.compare().variants:
         found[PINNED_PREFIX + variant.name] = Variant(variant.name, variant.template, dict(variant.variables))
     for sample in load_samples():
         found[SAMPLE_PREFIX + sample.name] = Variant(sample.name, sample.template, dict(sample.variables))
@@ -88,10 +88,16 @@ def variant_picker() -> list[Variant]:
     variants = []
     for label in picked:
         source = sources[label]
-        prefix = f"{state.EVAL_EDIT_PREFIX}{label}::"
         with st.expander(f"✏️ {label}", expanded=False):
-            name = st.text_input("Name", value=source.name, key=prefix + "name")
-            template = st.text_area("Template", value=source.template, key=prefix + "template", height=200)
+            name = st.text_input(
+                "Name", value=source.name, key=state.edit_key(state.EVAL_EDIT_PREFIX, label, "name")
+            )
+            template = st.text_area(
+                "Template",
+                value=source.template,
+                key=state.edit_key(state.EVAL_EDIT_PREFIX, label, "template"),
+                height=200,
+            )
             if source.variables:
                 st.caption(
                     "Its own values fill variables the data has no column for: "
@@ -114,6 +120,7 @@ def _frame(dataset: Dataset) -> pd.DataFrame:
 
 def data_table() -> Dataset | None:
     """A shipped set, an uploaded file or pasted rows, then editable in place."""
+    page = state.evaluate()
     choices = [*_shipped(), UPLOAD, PASTE]
     source = st.radio("Data", choices, key=state.EVAL_DATA_SOURCE, horizontal=True)
     loaded_from, dataset = None, None
@@ -124,7 +131,7 @@ def data_table() -> Dataset | None:
             )
             if file is not None:
                 loaded_from = f"upload:{file.name}:{file.size}"
-                if loaded_from != st.session_state.get(state.EVAL_TABLE_FROM):
+                if loaded_from != page.table_from:
                     kind = "jsonl" if file.name.lower().endswith(".jsonl") else "csv"
                     dataset = parse_data(file.getvalue(), f"The file '{file.name}'", kind)
         elif source == PASTE:
@@ -135,11 +142,11 @@ def data_table() -> Dataset | None:
             )
             if text.strip():
                 loaded_from = f"paste:{hash(text)}"
-                if loaded_from != st.session_state.get(state.EVAL_TABLE_FROM):
+                if loaded_from != page.table_from:
                     dataset = parse_data(text, "The pasted rows")
         else:
             loaded_from = f"shipped:{source}"
-            if loaded_from != st.session_state.get(state.EVAL_TABLE_FROM):
+            if loaded_from != page.table_from:
                 dataset = parse_data(
                     (EVAL_DIR / source).read_bytes(), f"The file '{source}'", Path(source).suffix[1:]
                 )
@@ -147,15 +154,14 @@ def data_table() -> Dataset | None:
         st.error(str(error), icon="⚠️")
         return None
     if dataset is not None:
-        st.session_state[state.EVAL_TABLE] = _frame(dataset)
-        st.session_state[state.EVAL_TABLE_FROM] = loaded_from
+        page.table, page.table_from = _frame(dataset), loaded_from
         st.session_state[state.EVAL_EXPECTED] = "expected" if "expected" in dataset.columns else ""
         st.session_state.pop(state.EVAL_EDITOR, None)
-    if loaded_from is None or state.EVAL_TABLE not in st.session_state:
+    if loaded_from is None or page.table is None:
         st.info("Load rows to evaluate: one column per template variable, one row per input.")
         return None
     edited = st.data_editor(
-        st.session_state[state.EVAL_TABLE],
+        page.table,
         key=state.EVAL_EDITOR,
         num_rows="dynamic",
         width="stretch",
@@ -256,7 +262,7 @@ def start(
 ) -> None:
     opened = workspace()
     if opened is None:
-        st.session_state[state.EVAL_MESSAGE] = (
+        state.evaluate().message = (
             "error",
             "The workspace is unavailable, so finished rows could not be kept; see the sidebar.",
         )
@@ -270,8 +276,9 @@ def start(
         "target": None if target is None else {"mode": target.mode, "text": target.text},
     }
     name = " vs ".join(v.name for v in plan.variants) + f" · {len(plan.dataset.rows)} rows"
-    st.session_state[state.EVAL_OPEN] = create_evaluation(opened, name, plan, options, browser_id())
-    st.session_state[state.EVAL_MESSAGE] = None
+    page = state.evaluate()
+    page.open_id = create_evaluation(opened, name, plan, options, browser_id())
+    page.message = None
 
 
 def setup(model) -> None:
@@ -316,14 +323,14 @@ def _resume(evaluation_id: int) -> None:
 
 
 def opened_evaluation() -> StoredEvaluation | None:
-    evaluation_id = st.session_state[state.EVAL_OPEN]
+    evaluation_id = state.evaluate().open_id
     opened = workspace()
     if evaluation_id is None or opened is None:
         return None
     try:
         return load_evaluation(opened, evaluation_id)
     except WorkbenchError as error:
-        st.session_state[state.EVAL_OPEN] = None
+        state.evaluate().open_id = None
         st.error(str(error), icon="⚠️")
         return None
 
@@ -441,14 +448,14 @@ def row_details(stored: StoredEvaluation, model) -> None:
                 top = sorted(cell.shares.items(), key=lambda kv: -kv[1])[:3]
                 st.caption("Drove it most: " + ", ".join(f"{plain_markdown(k)} {v:.0%}" for k, v in top))
             key = f"{stored.id}:{choice}:{index}"
-            deletion = st.session_state[state.EVAL_DELETION].get(key)
+            deletion = state.evaluate().deletion.get(key)
             if deletion is None and cell.output.strip() and model is not None:
                 if st.button(
                     "Check with Deletion",
                     key=f"eval-del-{key}",
                     help="Deletes each template part in turn (slower).",
                 ):
-                    st.session_state[state.EVAL_DELETION][key] = _deletion(
+                    state.evaluate().deletion[key] = _deletion(
                         model, plan, choice, index, cell.output, stored
                     )
                     st.rerun()
@@ -559,12 +566,12 @@ def saved_list(open_page: str | None = None) -> None:
             f"**{plain_markdown(row.name)}**  \n{row.created_at.astimezone():%Y-%m-%d %H:%M} · {row.done}/{row.total} · {row.status}"
         )
         if cols[2].button("Open", key=f"eval-list-open-{row.id}"):
-            st.session_state[state.EVAL_OPEN] = row.id
+            state.evaluate().open_id = row.id
             if open_page:
                 st.switch_page(open_page)
             st.rerun()
         if cols[3].button("Delete", key=f"eval-list-del-{row.id}"):
             delete_evaluation(opened, row.id)
-            if st.session_state[state.EVAL_OPEN] == row.id:
-                st.session_state[state.EVAL_OPEN] = None
+            if state.evaluate().open_id == row.id:
+                state.evaluate().open_id = None
             st.rerun()

@@ -51,8 +51,8 @@ def snapshot_store() -> SnapshotStore:
 def create_link() -> str:
     """Save the current state; put its id in the address bar and return it."""
     snapshot_id = snapshot_store().save(capture())
-    st.session_state[state.PERMALINK_ID] = snapshot_id
-    st.session_state[state.APPLIED_SNAPSHOT] = snapshot_id
+    page = state.compare()
+    page.permalink_id = page.applied_snapshot = snapshot_id
     st.query_params[QUERY_KEY] = snapshot_id
     return snapshot_id
 
@@ -61,13 +61,13 @@ def apply_link_from_url() -> str | None:
     """Restore ``?c=ID`` once per id; returns an error message for a bad or unknown id."""
     state.init_state()
     wanted = st.query_params.get(QUERY_KEY)
-    if not wanted or wanted == st.session_state.get(state.APPLIED_SNAPSHOT):
+    if not wanted or wanted == state.compare().applied_snapshot:
         return None
     try:
         restore(snapshot_store().load(wanted))
     except InputError as error:
         return str(error)
-    st.session_state[state.APPLIED_SNAPSHOT] = wanted
+    state.compare().applied_snapshot = wanted
     return None
 
 

@@ -1,79 +1,39 @@
-"""Every session-state key the app uses, named in one place, with defaults."""
+"""Every session-state key the app uses, named in one place, with defaults.
+
+Two kinds of state live in a session:
+
+- **Widget values**, under the widget's key (Streamlit needs a key per widget). Their names are
+  below; where the workbench and the Compare page have the same controls, both sets of keys come
+  from one definition (``ControlKeys.with_prefix``).
+- **A page's other state** (what it generated, what was clicked, messages waiting to be shown) in
+  one dataclass per page — ``WorkbenchState``, ``CompareState``, ``EvaluateState`` — stored under
+  one key and read with ``workbench()``, ``compare()`` and ``evaluate()``.
+
+The model and workspace keep a few session-wide values (``SESSION_KEYS``) used by the sidebar and
+``components/workspace``. Click handlers get what they need as callback arguments, never from a
+value stashed in session state for them.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field, fields
+from typing import Any
+
 import streamlit as st
 
+from salience.types import Generation
+from salience.variant import Variant
+
+# ---- session-wide (model and workspace) ---------------------------------------------------------
 MODEL_SPEC = "model_spec"
 MODEL_SPEC_INPUT = "model_spec_input"
 MODEL_ERROR = "model_error"
 MODEL_FALLBACK = "model_fallback"  # the spec in use before a load was asked for
-GENERATE_PENDING = "generate_pending"  # Generate was clicked while the model loaded
+MODEL_IN_PROCESS = "model_in_process"  # this session chose the in-process model over the engine
+MODEL_EXPECTED = "model_expected"  # the model a restored state was made with (engine mode)
 PRECISION = "precision"
+DELETION_OWNER = "deletion_owner"  # this session's id for its background Deletion jobs
 
-SAMPLE_SOURCE = "sample_source"  # the sample the prompt came from (kept while it is edited)
-SAMPLE_PICKER = "sample_picker"  # the picker widget: a sample's name, or CUSTOM once the text is edited
-UPLOADER = "uploader"
-UPLOAD_MESSAGE = "upload_message"  # ("info" | "error", text) about the last uploaded file
-LOADED_SAMPLE = "loaded_sample"
-UPLOADED_EXAMPLES = "uploaded_examples"
-TEMPLATE = "template"
-VARIABLES = "variables"  # dict name -> value, kept when the template changes
-VARIABLE_WIDGET_PREFIX = "var::"
-REFERENCE_TARGET = "reference_target"
-USE_REFERENCE = "use_reference"
-
-MAX_NEW_TOKENS = "max_new_tokens"
-STOP_SEQUENCES = "stop_sequences"
-SAMPLING = "sampling"
-TEMPERATURE = "temperature"
-TOP_K = "top_k"
-TOP_P = "top_p"
-SEED = "seed"
-CHAT_TEMPLATE = "chat_template"
-AUTO_RERUN = "auto_rerun"
-
-GENERATION = "generation"  # salience.types.Generation of the current prompt
-GENERATED_FOR = "generated_for"  # the key of the inputs that produced GENERATION
-SELECTION = "selection"  # (start, end, text): characters relative to the explained text's start
-METHOD = "method"
-GRANULARITY = "granularity"
-REGEX = "regex"
-AGGREGATION = "aggregation"
-INTENSITY = "intensity"
-HEATMAP = "heatmap"
-PROMPT_LENGTH = "prompt_length"  # where the explained text starts in the heatmap's text
-EXPLAINED_TEXT = "explained_text"  # prompt + explained text, as drawn in the heatmap
-DELETION_OWNER = "deletion_owner"  # this session's id for its background Deletion job
-WHAT_IF = "what_if"  # the last "What if I delete this?" result (components/deletion.py)
-WHAT_IF_SEGMENT = "what_if_segment"  # the prompt segment chosen for it
-
-# Compare page (controls are linked across its panes; kept apart from the workbench's).
-COMPARE_VARIANTS = "compare_variants"  # list[salience.compare.Variant], at most MAX_VARIANTS
-COMPARE_TARGET_MODE = "compare_target_mode"  # "anchor", "reference" or "output"
-COMPARE_ANCHOR = "compare_anchor"  # leading words of the output part to explain in every variant
-COMPARE_REFERENCE = "compare_reference"
-COMPARE_METHOD = "compare_method"
-COMPARE_GRANULARITY = "compare_granularity"
-COMPARE_REGEX = "compare_regex"
-COMPARE_AGGREGATION = "compare_aggregation"
-COMPARE_INTENSITY = "compare_intensity"
-COMPARE_BY_SENTENCE = "compare_by_sentence"
-COMPARE_DIFF_A = "compare_diff_a"
-COMPARE_DIFF_B = "compare_diff_b"
-COMPARE_EXPORT_SCOPE = "compare_export_scope"
-COMPARE_ADD_SAMPLE = "compare_add_sample"
-COMPARE_PANE_TEXT = "compare_pane_text"  # uid -> heatmap text, to read clicks
-COMPARE_HEATMAP_PREFIX = "compare_heatmap::"
-COMPARE_EDIT_PREFIX = "compare_edit::"  # + uid + "::" + field
-COMPARE_PNG = "compare_png"  # (hash of the HTML export, PNG bytes) once rendered
-PRESENTING = "presenting"
-PRESENT_INDEX = "present_index"
-PERMALINK_ID = "permalink_id"  # the id of the link this session made last
-APPLIED_SNAPSHOT = "applied_snapshot"  # the ?c= id already restored into this session
-PIN_MESSAGE = "pin_message"
-
-# Workspace (autosave and restore)
 WORKSPACE_BRIDGE = "workspace_bridge"  # the cookie/draft component's value
 BROWSER_ID = "browser_id"
 WORKSPACE_RESTORED = "workspace_restored"
@@ -87,6 +47,142 @@ TEMPLATE_VERSION = "template_version"  # (hash of template + values, saved versi
 RUN_IDS = "run_ids"  # (model, precision, prompt, output) -> run id
 RECORDED_SALIENCE = "recorded_salience"
 REVIEWER = "reviewer"
+
+
+# ---- one dataclass per page ---------------------------------------------------------------------
+WORKBENCH = "workbench_state"
+COMPARE = "compare_state"
+EVALUATE = "evaluate_state"
+
+
+@dataclass
+class WorkbenchState:
+    """The workbench's state that is not a widget's value."""
+
+    sample_source: str = "fewshot-mistake"  # the sample the prompt came from (kept while it is edited)
+    loaded_sample: str | None = None  # the sample (or saved template) last put into the widgets
+    uploaded: list[Variant] = field(default_factory=list)  # prompts from the user's JSONL file
+    upload_message: tuple[str, str] | None = None  # ("info" | "error", text) about that file
+    variables: dict[str, str] = field(default_factory=dict)  # name -> value, kept when the template changes
+    generation: Generation | None = None  # the output of the current prompt
+    generated_for: tuple | None = None  # (model, precision, prompt, settings) that produced it
+    selection: tuple | None = None  # (start, end, text): characters relative to the explained text's start
+    generate_pending: bool = False  # Generate was clicked while the model loaded
+    pin_message: str | None = None  # what "Send to compare" did, shown once
+    what_if: dict | None = None  # the last "What if I delete this?" result (components/deletion.py)
+
+
+@dataclass
+class CompareState:
+    """The Compare page's state that is not a widget's value."""
+
+    variants: list[Variant] = field(default_factory=list)  # at most salience.compare.MAX_VARIANTS
+    png: tuple[str, bytes] | None = None  # (hash of the HTML export, PNG bytes) once rendered
+    presenting: bool = False
+    present_index: int = 0
+    permalink_id: str | None = None  # the id of the link this session made last
+    applied_snapshot: str | None = None  # the ?c= id already restored into this session
+
+
+@dataclass
+class EvaluateState:
+    """The Evaluate page's state that is not a widget's value."""
+
+    table: Any = None  # the data as a DataFrame (what the editor shows and edits)
+    table_from: str | None = None  # what ``table`` was loaded from (reloads when it changes)
+    open_id: int | None = None  # the workspace id of the evaluation shown (and run) on the page
+    message: tuple[str, str] | None = None  # ("error" | "info", text) from the last Run click
+    deletion: dict = field(default_factory=dict)  # "evaluation:variant:row" -> Deletion shares
+
+
+def _page(key: str, kind: type):
+    found = st.session_state.get(key)
+    if not isinstance(found, kind):
+        found = kind()
+        st.session_state[key] = found
+    return found
+
+
+def workbench() -> WorkbenchState:
+    return _page(WORKBENCH, WorkbenchState)
+
+
+def compare() -> CompareState:
+    return _page(COMPARE, CompareState)
+
+
+def evaluate() -> EvaluateState:
+    return _page(EVALUATE, EvaluateState)
+
+
+PAGE_KEYS = {WORKBENCH: WorkbenchState, COMPARE: CompareState, EVALUATE: EvaluateState}
+
+
+# ---- widget keys --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ControlKeys:
+    """Keys of one set of salience controls and its heatmap (the workbench's or Compare's)."""
+
+    method: str
+    granularity: str
+    regex: str
+    aggregation: str
+    intensity: str
+    heatmap: str  # the heatmap's key (Compare: a prefix, + the pane's uid)
+
+    @classmethod
+    def with_prefix(cls, prefix: str) -> ControlKeys:
+        return cls(*(prefix + f.name for f in fields(cls)))
+
+    def defaults(self, granularity: str) -> dict[str, Any]:
+        return {
+            self.method: "grad_l2",
+            self.granularity: granularity,
+            self.regex: "^Recommendation",
+            self.aggregation: "sum",
+            self.intensity: 1.0,
+        }
+
+
+# Workbench
+SAMPLE_PICKER = "sample_picker"  # a sample's name, or CUSTOM once the text is edited
+UPLOADER = "uploader"
+TEMPLATE = "template"
+VARIABLE_WIDGET_PREFIX = "var::"  # + the variable's name
+REFERENCE_TARGET = "reference_target"
+USE_REFERENCE = "use_reference"
+MAX_NEW_TOKENS = "max_new_tokens"
+STOP_SEQUENCES = "stop_sequences"
+SAMPLING = "sampling"
+TEMPERATURE = "temperature"
+TOP_K = "top_k"
+TOP_P = "top_p"
+SEED = "seed"
+CHAT_TEMPLATE = "chat_template"
+AUTO_RERUN = "auto_rerun"
+WORKBENCH_CONTROLS = ControlKeys.with_prefix("")
+WHAT_IF_SEGMENT = "what_if_segment"  # the prompt segment chosen for "What if I delete this?"
+
+# Compare page (controls are linked across its panes; kept apart from the workbench's)
+COMPARE_CONTROLS = ControlKeys.with_prefix("compare_")
+COMPARE_HEATMAP_PREFIX = COMPARE_CONTROLS.heatmap + "::"  # + the pane's uid
+COMPARE_TARGET_MODE = "compare_target_mode"  # "anchor", "reference" or "output"
+COMPARE_ANCHOR = "compare_anchor"  # leading words of the output part to explain in every variant
+COMPARE_REFERENCE = "compare_reference"
+COMPARE_BY_SENTENCE = "compare_by_sentence"
+COMPARE_DIFF_A = "compare_diff_a"
+COMPARE_DIFF_B = "compare_diff_b"
+COMPARE_EXPORT_SCOPE = "compare_export_scope"
+COMPARE_ADD_SAMPLE = "compare_add_sample"
+COMPARE_EDIT_PREFIX = "compare_edit::"  # + uid + "::" + field
+
+
+def edit_key(prefix: str, item: str, name: str) -> str:
+    """The key of one field of an item edited in place: Compare's variants, Evaluate's sources."""
+    return f"{prefix}{item}::{name}"
+
+
+# History
 HISTORY_SEARCH = "history_search"
 HISTORY_TEMPLATE = "history_template"
 HISTORY_VARIABLE = "history_variable"
@@ -99,17 +195,15 @@ HISTORY_SALIENCE = "history_salience"
 HISTORY_VERSION_A = "history_version_a"
 HISTORY_VERSION_B = "history_version_b"
 HISTORY_DIFF_TEMPLATE = "history_diff_template"
-NOTE_TEXT = "note_text"
-NOTE_RATING = "note_rating"
+NOTE_TEXT = "note_text"  # + "_" + the run or comparison
+NOTE_RATING = "note_rating"  # + "_" + the run or comparison
 
-# Evaluate page (issue 12): variants over a table of inputs with checks.
+# Evaluate page (issue 12): variants over a table of inputs with checks
 EVAL_SOURCES = "eval_sources"  # the chosen variant sources (labels)
 EVAL_EDIT_PREFIX = "eval_edit::"  # + source label + "::name" / "::template"
 EVAL_DATA_SOURCE = "eval_data_source"  # a shipped set's file name, "upload" or "paste"
 EVAL_UPLOAD = "eval_upload"
 EVAL_PASTE = "eval_paste"
-EVAL_TABLE = "eval_table"  # the data as a DataFrame (what the editor shows and edits)
-EVAL_TABLE_FROM = "eval_table_from"  # what EVAL_TABLE was loaded from (reloads when it changes)
 EVAL_EDITOR = "eval_editor"
 EVAL_CHECKS = "eval_checks"  # the checks editor
 EVAL_EXPECTED = "eval_expected"  # the expected-answer column ("" = none)
@@ -118,17 +212,34 @@ EVAL_STOP = "eval_stop"
 EVAL_BATCH = "eval_batch"
 EVAL_WHY = "eval_why"  # explain each row with the fast gradient method
 EVAL_ANCHOR = "eval_anchor"  # the output part to explain, by its first word
-EVAL_OPEN = "eval_open"  # the workspace id of the evaluation shown (and run) on the page
-EVAL_MESSAGE = "eval_message"  # ("error" | "info", text) from the last Run click
 EVAL_SEARCH = "eval_search"
-EVAL_DELETION = "eval_deletion"  # (evaluation id, row, variant) -> Deletion shares
+
+SESSION_KEYS = frozenset(
+    {
+        MODEL_SPEC,
+        MODEL_ERROR,
+        MODEL_FALLBACK,
+        MODEL_IN_PROCESS,
+        MODEL_EXPECTED,
+        DELETION_OWNER,
+        BROWSER_ID,
+        WORKSPACE_RESTORED,
+        WORKSPACE_ERROR,
+        WORKSPACE_NOTICE,
+        SAVE_FAILURE,
+        PENDING_WRITES,
+        DRAFTS,
+        SAVED_STATE_HASH,
+        TEMPLATE_VERSION,
+        RUN_IDS,
+        RECORDED_SALIENCE,
+    }
+)
 
 DEFAULTS = {
     MODEL_SPEC: "embedded",
     PRECISION: "bfloat16",
-    SAMPLE_SOURCE: "fewshot-mistake",
     TEMPLATE: "",
-    VARIABLES: {},
     REFERENCE_TARGET: "",
     USE_REFERENCE: False,
     MAX_NEW_TOKENS: 48,
@@ -140,33 +251,16 @@ DEFAULTS = {
     SEED: 0,
     CHAT_TEMPLATE: False,
     AUTO_RERUN: True,
-    GENERATION: None,
-    GENERATED_FOR: None,
-    SELECTION: None,
-    METHOD: "grad_l2",
-    GRANULARITY: "words",
-    REGEX: "^Recommendation",
-    AGGREGATION: "sum",
-    INTENSITY: 1.0,
+    **WORKBENCH_CONTROLS.defaults(granularity="words"),
     MODEL_ERROR: None,
     MODEL_FALLBACK: None,
-    GENERATE_PENDING: False,
-    COMPARE_VARIANTS: [],
+    MODEL_IN_PROCESS: False,
+    MODEL_EXPECTED: None,
     COMPARE_TARGET_MODE: "anchor",
     COMPARE_ANCHOR: "Recommendation",
     COMPARE_REFERENCE: "",
-    COMPARE_METHOD: "grad_l2",
-    COMPARE_GRANULARITY: "sentences",
-    COMPARE_REGEX: "^Recommendation",
-    COMPARE_AGGREGATION: "sum",
-    COMPARE_INTENSITY: 1.0,
+    **COMPARE_CONTROLS.defaults(granularity="sentences"),
     COMPARE_BY_SENTENCE: True,
-    COMPARE_PANE_TEXT: {},
-    PRESENTING: False,
-    PRESENT_INDEX: 0,
-    PERMALINK_ID: None,
-    APPLIED_SNAPSHOT: None,
-    PIN_MESSAGE: None,
     BROWSER_ID: None,
     WORKSPACE_RESTORED: False,
     WORKSPACE_ERROR: None,
@@ -185,18 +279,16 @@ DEFAULTS = {
     EVAL_BATCH: 8,
     EVAL_WHY: True,
     EVAL_ANCHOR: "Recommendation",
-    EVAL_OPEN: None,
-    EVAL_MESSAGE: None,
-    EVAL_DELETION: {},
 }
 
 # What a permalink restores: the workbench's prompt and settings and the whole comparison.
+# Widget values are saved under their keys, and these workbench fields under their own names
+# (the names they had as keys, so links and autosaved states made before still restore).
+SNAPSHOT_FIELDS = ("sample_source", "variables", "selection")
 SNAPSHOT_KEYS = (
     MODEL_SPEC,
     PRECISION,
-    SAMPLE_SOURCE,
     TEMPLATE,
-    VARIABLES,
     REFERENCE_TARGET,
     USE_REFERENCE,
     MAX_NEW_TOKENS,
@@ -207,26 +299,27 @@ SNAPSHOT_KEYS = (
     TOP_P,
     SEED,
     CHAT_TEMPLATE,
-    SELECTION,
-    METHOD,
-    GRANULARITY,
-    REGEX,
-    AGGREGATION,
-    INTENSITY,
+    WORKBENCH_CONTROLS.method,
+    WORKBENCH_CONTROLS.granularity,
+    WORKBENCH_CONTROLS.regex,
+    WORKBENCH_CONTROLS.aggregation,
+    WORKBENCH_CONTROLS.intensity,
     COMPARE_TARGET_MODE,
     COMPARE_ANCHOR,
     COMPARE_REFERENCE,
-    COMPARE_METHOD,
-    COMPARE_GRANULARITY,
-    COMPARE_REGEX,
-    COMPARE_AGGREGATION,
-    COMPARE_INTENSITY,
+    COMPARE_CONTROLS.method,
+    COMPARE_CONTROLS.granularity,
+    COMPARE_CONTROLS.regex,
+    COMPARE_CONTROLS.aggregation,
+    COMPARE_CONTROLS.intensity,
     COMPARE_BY_SENTENCE,
 )
 
 
 def init_state() -> None:
-    """Fill in defaults for keys the session does not have yet."""
+    """Fill in defaults for keys the session does not have yet, and each page's state."""
     for key, value in DEFAULTS.items():
         if key not in st.session_state:
             st.session_state[key] = type(value)(value) if isinstance(value, dict | list | set) else value
+    for key, kind in PAGE_KEYS.items():
+        _page(key, kind)

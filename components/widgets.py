@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from dataclasses import dataclass
 
 import streamlit as st
 
@@ -44,35 +43,34 @@ FIRST_WORDS = 6
 
 
 def _examples() -> list[Variant]:
-    return load_samples() + list(st.session_state.get(state.UPLOADED_EXAMPLES) or [])
+    return load_samples() + state.workbench().uploaded
 
 
 def _apply_example(example: Variant) -> None:
-    st.session_state[state.SAMPLE_SOURCE] = example.name
+    page = state.workbench()
+    page.sample_source = example.name
     st.session_state[state.TEMPLATE] = example.template
-    st.session_state[state.VARIABLES] = dict(example.variables)
+    page.variables = dict(example.variables)
     for name, value in example.variables.items():
         st.session_state[state.VARIABLE_WIDGET_PREFIX + name] = value
     st.session_state[state.REFERENCE_TARGET] = example.target or ""
     st.session_state[state.USE_REFERENCE] = bool(example.target)
-    st.session_state[state.SELECTION] = None
-    st.session_state[state.LOADED_SAMPLE] = example.name
+    page.selection = None
+    page.loaded_sample = example.name
 
 
-def _on_sample_change() -> None:
+def _on_sample_change(examples: dict[str, Variant]) -> None:
     """Picking a sample (the same one too, after edits) loads it afresh."""
-    source = st.session_state[state.SAMPLE_PICKER]
-    for example in _examples():
-        if example.name == source:
-            _apply_example(example)
-            return
+    chosen = examples.get(st.session_state[state.SAMPLE_PICKER])
+    if chosen is not None:
+        _apply_example(chosen)
 
 
 def is_edited(example: Variant | None) -> bool:
     """True when the workbench's template or a value differs from ``example``."""
     if example is None or st.session_state[state.TEMPLATE] != example.template:
         return True
-    values = st.session_state[state.VARIABLES]
+    values = state.workbench().variables
     return any(values.get(name, "") != value for name, value in example.variables.items())
 
 
@@ -107,37 +105,36 @@ def name_uploads(file_name: str, examples: list[Variant]) -> list[Variant]:
 
 def _on_upload() -> None:
     """Parse an uploaded file before the page runs, so its prompts are in the picker at once."""
+    page = state.workbench()
     upload = st.session_state.get(state.UPLOADER)
     if upload is None:
-        st.session_state[state.UPLOAD_MESSAGE] = None
+        page.upload_message = None
         return
     try:
         loaded = parse_jsonl(upload.getvalue())
     except InputError as error:
-        st.session_state[state.UPLOAD_MESSAGE] = ("error", plain_markdown(f"{upload.name}: {error}"))
+        page.upload_message = ("error", plain_markdown(f"{upload.name}: {error}"))
         return
-    st.session_state[state.UPLOADED_EXAMPLES] = name_uploads(upload.name, loaded)
+    page.uploaded = name_uploads(upload.name, loaded)
     count = f"{len(loaded)} prompt{'s' if len(loaded) != 1 else ''}"
-    st.session_state[state.UPLOAD_MESSAGE] = (
+    page.upload_message = (
         "info",
         f"Added {count} from {plain_markdown(upload.name)} to “Sample prompt” above.",
     )
 
 
 def _on_variable_change(name: str) -> None:
-    st.session_state[state.VARIABLES][name] = st.session_state[state.VARIABLE_WIDGET_PREFIX + name]
+    state.workbench().variables[name] = st.session_state[state.VARIABLE_WIDGET_PREFIX + name]
 
 
 def template_editor() -> RenderedPrompt | None:
     """Sample picker, upload, template editor and one input per variable; returns the rendered prompt."""
     st.html(MONOSPACE)
+    page = state.workbench()
     examples = {example.name: example for example in _examples()}
-    if (
-        st.session_state.get(state.LOADED_SAMPLE) is None
-        and st.session_state[state.SAMPLE_SOURCE] in examples
-    ):
-        _apply_example(examples[st.session_state[state.SAMPLE_SOURCE]])
-    base = examples.get(st.session_state[state.SAMPLE_SOURCE])
+    if page.loaded_sample is None and page.sample_source in examples:
+        _apply_example(examples[page.sample_source])
+    base = examples.get(page.sample_source)
     edited = is_edited(base)
     st.session_state[state.SAMPLE_PICKER] = CUSTOM if edited else base.name
     st.selectbox(
@@ -145,6 +142,7 @@ def template_editor() -> RenderedPrompt | None:
         ([CUSTOM] if edited else []) + list(examples),
         key=state.SAMPLE_PICKER,
         on_change=_on_sample_change,
+        args=(examples,),
         help="Loads a template and its values. Once you edit them this shows “Custom (edited)”; "
         "pick a sample again to start over from it.",
     )
@@ -157,7 +155,7 @@ def template_editor() -> RenderedPrompt | None:
         on_change=_on_upload,
         help="One JSON object per line: {'prompt': ..., 'target': ...} or {'template': ..., 'variables': {...}}.",
     )
-    message = st.session_state.get(state.UPLOAD_MESSAGE)
+    message = page.upload_message
     if message and st.session_state.get(state.UPLOADER) is not None:
         if message[0] == "error":
             st.error(message[1], icon="⚠️")
@@ -176,7 +174,7 @@ def template_editor() -> RenderedPrompt | None:
     except TemplateError as error:
         st.error(str(error), icon="⚠️")
         return None
-    values: dict[str, str] = st.session_state[state.VARIABLES]
+    values = page.variables
     if template.variables:
         st.markdown("**Variables**")
     for name in template.variables:
@@ -252,29 +250,6 @@ def current_settings() -> GenerationSettings:
     )
 
 
-@dataclass(frozen=True)
-class ControlKeys:
-    """Session keys of one set of salience controls (the workbench's or the compare page's)."""
-
-    method: str
-    granularity: str
-    regex: str
-    aggregation: str
-    intensity: str
-
-
-WORKBENCH_CONTROLS = ControlKeys(
-    state.METHOD, state.GRANULARITY, state.REGEX, state.AGGREGATION, state.INTENSITY
-)
-COMPARE_CONTROLS = ControlKeys(
-    state.COMPARE_METHOD,
-    state.COMPARE_GRANULARITY,
-    state.COMPARE_REGEX,
-    state.COMPARE_AGGREGATION,
-    state.COMPARE_INTENSITY,
-)
-
-
 GRANULARITY_NAMES = {"slots": "template parts", "regex": "custom pattern"}
 
 
@@ -292,7 +267,9 @@ def method_help() -> str:
     )
 
 
-def salience_controls(keys: ControlKeys = WORKBENCH_CONTROLS) -> tuple[str, str, str | None, str, float]:
+def salience_controls(
+    keys: state.ControlKeys = state.WORKBENCH_CONTROLS,
+) -> tuple[str, str, str | None, str, float]:
     """Method, granularity (+ custom pattern), colour intensity; aggregation under "Advanced"."""
     row = st.container(horizontal=True, wrap=True, gap="medium")  # wraps on narrow screens, never truncates
     row.radio(

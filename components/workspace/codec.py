@@ -14,10 +14,11 @@ from workspace.snapshots import generation_from_json, generation_to_json
 def capture() -> dict:
     """The state a link restores: prompt, settings, target, method, granularity, variants."""
     values = {key: st.session_state.get(key, state.DEFAULTS.get(key)) for key in state.SNAPSHOT_KEYS}
-    if values[state.SELECTION] is not None:
-        values[state.SELECTION] = list(values[state.SELECTION])
-    variants = st.session_state.get(state.COMPARE_VARIANTS) or []
-    return {"state": values, "variants": [variant.to_json() for variant in variants]}
+    page = state.workbench()
+    values.update({name: getattr(page, name) for name in state.SNAPSHOT_FIELDS})
+    if values["selection"] is not None:
+        values["selection"] = list(values["selection"])
+    return {"state": values, "variants": [variant.to_json() for variant in state.compare().variants]}
 
 
 def restore(snapshot: dict) -> None:
@@ -32,18 +33,20 @@ def restore(snapshot: dict) -> None:
         raise InputError(f"A saved variant is malformed ({error})") from None
     for key in state.SNAPSHOT_KEYS:
         if key in values:
-            value = values[key]
-            st.session_state[key] = tuple(value) if key == state.SELECTION and value else value
-    for name, value in (values.get(state.VARIABLES) or {}).items():
+            st.session_state[key] = values[key]
+    page = state.workbench()
+    for name in state.SNAPSHOT_FIELDS:
+        if name in values:
+            setattr(page, name, values[name])
+    page.selection = tuple(page.selection) if page.selection else None
+    page.variables = dict(page.variables) if isinstance(page.variables, dict) else {}
+    for name, value in page.variables.items():
         st.session_state[state.VARIABLE_WIDGET_PREFIX + name] = value
     # A state saved before the workbench ever ran (a visitor who opened Compare or History first)
     # has no template: leave the sample unloaded so the workbench loads it, instead of an empty prompt.
-    st.session_state[state.LOADED_SAMPLE] = (
-        values.get(state.SAMPLE_SOURCE) if values.get(state.TEMPLATE) else None
-    )
-    st.session_state[state.GENERATION] = None
-    st.session_state[state.GENERATED_FOR] = None
-    st.session_state[state.COMPARE_VARIANTS] = restored_variants
+    page.loaded_sample = values.get("sample_source") if values.get(state.TEMPLATE) else None
+    page.generation = page.generated_for = None
+    state.compare().variants = restored_variants
     for key in [k for k in st.session_state if str(k).startswith(state.COMPARE_EDIT_PREFIX)]:
         del st.session_state[key]
 
@@ -51,25 +54,24 @@ def restore(snapshot: dict) -> None:
 def browser_state() -> dict:
     """What autosave keeps for this browser."""
     snapshot = capture()
+    page = state.workbench()
     snapshot["drafts"] = dict(st.session_state.get(state.DRAFTS) or {})
-    snapshot["loaded_sample"] = st.session_state.get(state.LOADED_SAMPLE)
-    generation, made_for = st.session_state.get(state.GENERATION), st.session_state.get(state.GENERATED_FOR)
-    if generation is not None and made_for is not None:
-        snapshot["generation"] = generation_to_json(generation, made_for)
+    snapshot["loaded_sample"] = page.loaded_sample
+    if page.generation is not None and page.generated_for is not None:
+        snapshot["generation"] = generation_to_json(page.generation, page.generated_for)
     return snapshot
 
 
 def restore_browser_state(saved: dict) -> None:
     """Put a browser's saved state back; says so (WORKSPACE_NOTICE) when its generation cannot be."""
     restore(saved)
+    page = state.workbench()
     for key, value in (saved.get("drafts") or {}).items():
         st.session_state[key] = value
         if key.startswith(state.VARIABLE_WIDGET_PREFIX):
-            st.session_state[state.VARIABLES][key.removeprefix(state.VARIABLE_WIDGET_PREFIX)] = value
+            page.variables[key.removeprefix(state.VARIABLE_WIDGET_PREFIX)] = value
     st.session_state[state.DRAFTS] = dict(saved.get("drafts") or {})
-    st.session_state[state.LOADED_SAMPLE] = (
-        saved.get("loaded_sample") or st.session_state[state.LOADED_SAMPLE]
-    )
+    page.loaded_sample = saved.get("loaded_sample") or page.loaded_sample
     if saved.get("generation"):
         try:
             generation, made_for = generation_from_json(saved["generation"])
@@ -78,5 +80,4 @@ def restore_browser_state(saved: dict) -> None:
                 f"Your last generation could not be restored ({error}); press Generate to make it again."
             )
             return
-        st.session_state[state.GENERATION] = generation
-        st.session_state[state.GENERATED_FOR] = made_for
+        page.generation, page.generated_for = generation, made_for

@@ -10,12 +10,13 @@ from salience.text import escape
 
 def load_into_workbench(name: str, template: str, variables: dict, settings: dict | None = None) -> None:
     """Put a saved template (and a run's generation settings) into the workbench's state."""
+    page = state.workbench()
     st.session_state[state.TEMPLATE] = template
-    st.session_state[state.VARIABLES] = dict(variables)
+    page.variables = dict(variables)
     for key, value in variables.items():
         st.session_state[state.VARIABLE_WIDGET_PREFIX + key] = value
-    st.session_state[state.LOADED_SAMPLE] = name
-    st.session_state[state.SELECTION] = None
+    page.loaded_sample = name
+    page.selection = None
     st.session_state[state.DRAFTS] = {}
     if settings:
         temperature = float(settings.get("temperature") or 0.0)

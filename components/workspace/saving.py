@@ -30,12 +30,12 @@ def template_version() -> int | None:
         names = parse_template(template).variables
     except TemplateError:
         return None
-    values = {name: st.session_state[state.VARIABLES].get(name, "") for name in names}
+    values = {name: state.workbench().variables.get(name, "") for name in names}
     key = hashlib.sha256(json.dumps([template, values], sort_keys=True).encode()).hexdigest()
     known = st.session_state.get(state.TEMPLATE_VERSION)
     if known and known[0] == key:
         return known[1]  # None while it waits for the database
-    name = st.session_state.get(state.LOADED_SAMPLE) or UNTITLED
+    name = state.workbench().loaded_sample or UNTITLED
     author = st.session_state.get(state.REVIEWER) or None
     browser = browser_id()
 

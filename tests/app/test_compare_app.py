@@ -34,7 +34,7 @@ def compared(app):
 
 
 def test_pinned_variants_show_side_by_side_with_diffs(compared):
-    variants = compared.session_state[state.COMPARE_VARIANTS]
+    variants = compared.session_state[state.COMPARE].variants
     assert [v.name for v in variants] == ["fewshot-mistake", "fewshot-fixed"]
     assert variants[1].variables["first_recommendation"] == "Avoid."
     assert all(v.output is not None for v in variants)  # carried over from the workbench
@@ -64,8 +64,8 @@ def test_linked_controls_and_one_scale(compared, monkeypatch):
     assert min(strongest) < 0.999  # the other pane is measured on it, not stretched to its own
     shared = next(h.proto.body for h in compared.get("html") if "shared-legend" in h.proto.body)
     assert panes[0]["legend_note"].split(" · ")[0] in shared
-    assert compared.session_state[state.COMPARE_METHOD] == "grad_dot_input"
-    assert compared.session_state[state.METHOD] == "grad_l2"  # the workbench keeps its own
+    assert compared.session_state[state.COMPARE_CONTROLS.method] == "grad_dot_input"
+    assert compared.session_state[state.WORKBENCH_CONTROLS.method] == "grad_l2"  # the workbench keeps its own
     caption = next(m.value for m in compared.markdown if m.value.startswith("**Explaining"))
     assert f"· {get_method('grad_dot_input').label} ·" in caption
 
@@ -75,7 +75,7 @@ def test_identical_variants_say_so(app):
     pin(app)
     app.switch_page(COMPARE)
     run(app)
-    assert [v.name for v in app.session_state[state.COMPARE_VARIANTS]] == [
+    assert [v.name for v in app.session_state[state.COMPARE].variants] == [
         "fewshot-mistake",
         "fewshot-mistake (2)",
     ]
@@ -86,7 +86,7 @@ def test_a_fifth_variant_is_refused(app):
     for _ in range(5):
         button(app, "📌 Send to compare").click()
         run(app)
-    assert len(app.session_state[state.COMPARE_VARIANTS]) == 4
+    assert len(app.session_state[state.COMPARE].variants) == 4
 
 
 def test_permalink_restores_everything_in_a_new_session(compared, tiny_gguf, monkeypatch):
@@ -96,7 +96,7 @@ def test_permalink_restores_everything_in_a_new_session(compared, tiny_gguf, mon
     run(compared)
     button(compared, "Create link").click()
     run(compared)
-    link = compared.session_state[state.PERMALINK_ID]
+    link = compared.session_state[state.COMPARE].permalink_id
     assert link and link in str(compared.query_params["c"])
     assert any(link in c.value for c in compared.code)
 
@@ -104,13 +104,13 @@ def test_permalink_restores_everything_in_a_new_session(compared, tiny_gguf, mon
     fresh.query_params["c"] = link
     fresh.switch_page(COMPARE)
     run(fresh)
-    restored = fresh.session_state[state.COMPARE_VARIANTS]
-    original = compared.session_state[state.COMPARE_VARIANTS]
+    restored = fresh.session_state[state.COMPARE].variants
+    original = compared.session_state[state.COMPARE].variants
     assert [v.to_json() for v in restored] == [v.to_json() for v in original]
     assert fresh.session_state[state.COMPARE_TARGET_MODE] == "output"
-    assert fresh.session_state[state.COMPARE_GRANULARITY] == "words"
+    assert fresh.session_state[state.COMPARE_CONTROLS.granularity] == "words"
     assert fresh.session_state[state.TEMPLATE] == compared.session_state[state.TEMPLATE]
-    assert fresh.session_state[state.VARIABLES] == compared.session_state[state.VARIABLES]
+    assert fresh.session_state[state.WORKBENCH].variables == compared.session_state[state.WORKBENCH].variables
 
 
 @pytest.mark.parametrize("bad", ["nope", "0123456789ab", "<script>"])
@@ -132,30 +132,30 @@ def test_bad_permalink_gives_a_message_not_a_traceback(tiny_gguf, monkeypatch, b
 def test_presentation_steps_through_variants(compared):
     button(compared, "Present ▶").click()
     run(compared)
-    assert compared.session_state[state.PRESENTING]
+    assert compared.session_state[state.COMPARE].presenting
     assert any(m.value.startswith("### 1 / 2") for m in compared.markdown)
     button(compared, "Next ▶").click()
     run(compared)
     assert any(m.value.startswith("### 2 / 2 · fewshot-fixed") for m in compared.markdown)
     button(compared, "Exit presentation").click()
     run(compared)
-    assert not compared.session_state[state.PRESENTING]
+    assert not compared.session_state[state.COMPARE].presenting
 
 
 def test_editing_a_variant_regenerates_it(compared):
-    uid = compared.session_state[state.COMPARE_VARIANTS][1].uid
+    uid = compared.session_state[state.COMPARE].variants[1].uid
     prefix = f"{state.COMPARE_EDIT_PREFIX}{uid}::"
     next(t for t in compared.text_area if t.key == prefix + "var::food_likes").input("Blue cheese")
     run(compared)
     next(b for b in compared.button if b.key == prefix + "apply").click()
     run(compared)
-    edited = compared.session_state[state.COMPARE_VARIANTS][1]
+    edited = compared.session_state[state.COMPARE].variants[1]
     assert edited.variables["food_likes"] == "Blue cheese" and edited.output is not None
     assert any(r"food\_likes = “Blue cheese”" in c.value for c in compared.caption)
 
 
 def test_broken_variant_template_shows_in_its_pane(compared):
-    uid = compared.session_state[state.COMPARE_VARIANTS][1].uid
+    uid = compared.session_state[state.COMPARE].variants[1].uid
     prefix = f"{state.COMPARE_EDIT_PREFIX}{uid}::"
     next(t for t in compared.text_area if t.key == prefix + "template").input("Broken {")
     run(compared)
@@ -170,7 +170,7 @@ def test_exports_offer_html_csv_json_and_a_png(compared):
     assert {"HTML", "CSV", "JSON"} <= labels
     button(compared, "PNG").click()
     run(compared)
-    assert compared.session_state[state.COMPARE_PNG][1][:8] == b"\x89PNG\r\n\x1a\n"
+    assert compared.session_state[state.COMPARE].png[1][:8] == b"\x89PNG\r\n\x1a\n"
     assert "Download PNG" in {b.label for b in compared.get("download_button")}
 
 
@@ -179,7 +179,7 @@ def test_a_saved_comparison_takes_review_notes(compared, data_dir):
 
     button(compared, "Create link").click()
     run(compared)
-    link = compared.session_state[state.PERMALINK_ID]
+    link = compared.session_state[state.COMPARE].permalink_id
     next(t for t in compared.text_input if t.label == "Your name (for review notes)").input("Ana").run()
     next(t for t in compared.text_area if t.label == "Note").input("Fixed example wins.")
     next(b for b in compared.button if b.label == "Save note").click()

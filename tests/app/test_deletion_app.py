@@ -55,7 +55,7 @@ def test_deletion_follows_the_gradient_colours_with_an_agreement_line(app):
 
 def test_words_over_the_limit_follow_at_sentence_level(app):
     generate(app)
-    assert app.session_state[state.GRANULARITY] == "words"
+    assert app.session_state[state.WORKBENCH_CONTROLS.granularity] == "words"
     line = wait_for_agreement(app)
     assert "sentence" in line  # the prompt has more words than Deletion runs on: sentences instead
 
@@ -66,7 +66,7 @@ def test_switch_to_deletion_colours(app):
     wait_for_agreement(app)
     button(app, "Show Deletion colours").click().run()
     assert not app.exception, app.exception
-    assert app.session_state[state.METHOD] == DELETION
+    assert app.session_state[state.WORKBENCH_CONTROLS.method] == DELETION
     reading = next(m.value for m in app.markdown if "Reading:" in m.value)
     assert "By Deletion" in reading and ("supported" in reading or "worked against" in reading)
     assert not [b for b in app.button if b.label == "Show Deletion colours"]  # already showing them
@@ -80,7 +80,7 @@ def test_deletion_over_the_limit_says_so_and_offers_sentences(app):
     assert any("over the limit" in w.value and "coarser granularity" in w.value for w in app.warning)
     assert any("By Grad L2" in m.value for m in app.markdown)  # colours still shown meanwhile
     button(app, "Use sentences").click().run()
-    assert app.session_state[state.GRANULARITY] == "sentences"
+    assert app.session_state[state.WORKBENCH_CONTROLS.granularity] == "sentences"
     wait_for_agreement(app)
     assert any("By Deletion" in m.value for m in app.markdown if "Reading:" in m.value)
 
@@ -91,11 +91,11 @@ def test_what_if_i_delete_this_shows_both_outputs_and_a_diff(app):
     assert select(app, "Prompt segment to delete").value is not None  # the strongest, chosen already
     button(app, "What if I delete this?").click().run()
     assert not app.exception, app.exception
-    result = app.session_state[state.WHAT_IF]
+    result = app.session_state[state.WORKBENCH].what_if
     assert "after" in result, result
-    prompt = app.session_state[state.GENERATION].prompt
+    prompt = app.session_state[state.WORKBENCH].generation.prompt
     assert result["removed"].strip() and result["removed"] in prompt
-    assert result["before"] == app.session_state[state.GENERATION].text
+    assert result["before"] == app.session_state[state.WORKBENCH].generation.text
     captions = [c.value for c in app.caption]
     assert any(c.startswith("Output without “") for c in captions)
     assert any("did not change" in c or "compared with the full prompt's output" in c for c in captions)

@@ -38,7 +38,7 @@ def paste(page, text):
 def test_opens_with_the_menu_set_and_two_variants(page):
     assert page.title[0].value == "Evaluate a prompt across many inputs"
     assert page.session_state[state.EVAL_SOURCES] == ["Sample: fewshot-mistake", "Sample: fewshot-fixed"]
-    assert len(page.session_state[state.EVAL_TABLE]) >= 30
+    assert len(page.session_state[state.EVALUATE].table) >= 30
     assert button(page, "Run 68 generations").disabled is False
     assert not page.error
 
@@ -71,7 +71,7 @@ def test_run_saves_each_row_and_reopens(page):
     run(page)
     button(page, "Run 4 generations").click()
     run(page)
-    evaluation_id = page.session_state[state.EVAL_OPEN]
+    evaluation_id = page.session_state[state.EVALUATE].open_id
     assert evaluation_id is not None
     for _ in range(5):  # each script run commits one batch, then reruns
         if any(b.label == "New evaluation" for b in page.button) and not any(
@@ -89,18 +89,18 @@ def test_run_saves_each_row_and_reopens(page):
     labels = [b.label for b in page.get("download_button")]
     assert labels == ["CSV", "JSONL", "HTML report"]
     # another visit lists it on History, where Open brings it back here without recomputing
-    page.session_state[state.EVAL_OPEN] = None
+    page.session_state[state.EVALUATE].open_id = None
     page.switch_page("app_pages/history.py")
     run(page)
     assert any("4/4 · finished" in m.value for m in page.markdown)
     button(page, "Open").click()
     run(page)
-    assert page.session_state[state.EVAL_OPEN] == evaluation_id
+    assert page.session_state[state.EVALUATE].open_id == evaluation_id
     assert page.title[0].value == "Evaluate a prompt across many inputs"
     assert len(page.dataframe) >= 2
     page.switch_page(EVALUATE)  # AppTest's next run follows its own page, not the app's switch_page
     run(page)
     button(page, "Delete").click()
     run(page)
-    assert page.session_state[state.EVAL_OPEN] is None
+    assert page.session_state[state.EVALUATE].open_id is None
     assert any("No saved evaluations yet." in c.value for c in page.caption)

@@ -46,7 +46,7 @@ def test_open_in_the_workbench_a_run_without_a_template_version(tiny_app_env, da
     history.run()
     assert not history.exception, history.exception
     assert history.session_state[state.TEMPLATE] == "Say {{hi}} to me:"  # braces kept literal
-    assert history.session_state[state.VARIABLES] == {}
+    assert history.session_state[state.WORKBENCH].variables == {}
     assert history.session_state[state.MAX_NEW_TOKENS] == 12
 
 

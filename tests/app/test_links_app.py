@@ -9,7 +9,6 @@ from streamlit.testing.v1 import AppTest
 
 from components import state
 from components.model_resource import MODEL_ENV
-from salience.compare import Variant
 from salience.samples import load_samples
 from workspace.store import Workspace
 
@@ -34,30 +33,97 @@ def workbench_is_ready(app: AppTest) -> None:
     assert not [w.value for w in app.warning if "prompt is empty" in str(w.value)]
 
 
+# The state as ``capture`` wrote it before the page state moved into dataclasses: every value under
+# its session key (``sample_source``, ``variables`` and ``selection`` included), every variant with
+# ``output`` and ``uid``. Links and autosaved states saved then must still restore.
+OLD_STATE = {
+    "model_spec": "embedded",
+    "precision": "bfloat16",
+    "sample_source": "fewshot-mistake",
+    "template": "",
+    "variables": {},
+    "reference_target": "",
+    "use_reference": False,
+    "max_new_tokens": 48,
+    "stop_sequences": "\\n\\n",
+    "sampling": False,
+    "temperature": 0.8,
+    "top_k": 40,
+    "top_p": 0.95,
+    "seed": 0,
+    "chat_template": False,
+    "selection": None,
+    "method": "grad_l2",
+    "granularity": "words",
+    "regex": "^Recommendation",
+    "aggregation": "sum",
+    "intensity": 1.0,
+    "compare_target_mode": "anchor",
+    "compare_anchor": "Recommendation",
+    "compare_reference": "",
+    "compare_method": "grad_l2",
+    "compare_granularity": "sentences",
+    "compare_regex": "^Recommendation",
+    "compare_aggregation": "sum",
+    "compare_intensity": 1.0,
+    "compare_by_sentence": True,
+}
+
+
+def _old_variant(name: str, template: str, variables: dict, uid: str) -> dict:
+    return {"name": name, "template": template, "variables": variables, "output": None, "uid": uid}
+
+
+def _save(data_dir, snapshot: dict) -> str:
+    opened = Workspace.open(f"sqlite:///{data_dir / 'workspace.sqlite3'}")
+    try:
+        return opened.save(snapshot)
+    finally:
+        opened.close()
+
+
 @pytest.fixture
 def comparison_id(tiny_gguf, data_dir, monkeypatch):
     """A comparison saved by someone who never opened the workbench: no template in its state."""
     monkeypatch.setenv(MODEL_ENV, f"gguf:{tiny_gguf}")
     samples = {example.name: example for example in load_samples()}
     variants = [
-        Variant(n, samples[n].template, dict(samples[n].variables))
-        for n in ("fewshot-mistake", "fewshot-fixed")
+        _old_variant(n, samples[n].template, dict(samples[n].variables), f"0000000{i}")
+        for i, n in enumerate(("fewshot-mistake", "fewshot-fixed"))
     ]
-    opened = Workspace.open(f"sqlite:///{data_dir / 'workspace.sqlite3'}")
-    try:
-        return opened.save(
-            {
-                "state": {key: state.DEFAULTS.get(key) for key in state.SNAPSHOT_KEYS},
-                "variants": [v.to_json() for v in variants],
-            }
-        )
-    finally:
-        opened.close()
+    return _save(data_dir, {"state": OLD_STATE, "variants": variants})
+
+
+def test_an_old_link_restores_the_workbench_and_the_comparison(tiny_gguf, data_dir, monkeypatch):
+    monkeypatch.setenv(MODEL_ENV, f"gguf:{tiny_gguf}")
+    old = {
+        **OLD_STATE,
+        "template": "Say {x} to {y}",
+        "variables": {"x": "hi", "y": "you"},
+        "selection": [1, 4, "abc"],
+        "method": "grad_dot_input",
+        "compare_granularity": "words",
+    }
+    link = _save(
+        data_dir, {"state": old, "variants": [_old_variant("mine", "Say {x}", {"x": "hi"}, "abcd1234")]}
+    )
+    compare = session("app_pages/compare.py", {"c": link})
+    page = compare.session_state[state.WORKBENCH]
+    assert compare.session_state[state.TEMPLATE] == "Say {x} to {y}"
+    assert page.variables == {"x": "hi", "y": "you"}
+    assert compare.session_state[state.VARIABLE_WIDGET_PREFIX + "y"] == "you"
+    assert page.selection == (1, 4, "abc")
+    assert compare.session_state[state.WORKBENCH_CONTROLS.method] == "grad_dot_input"
+    assert compare.session_state[state.COMPARE_CONTROLS.granularity] == "words"
+    [variant] = compare.session_state[state.COMPARE].variants
+    assert (variant.name, variant.variables, variant.uid) == ("mine", {"x": "hi"}, "abcd1234")
+    assert variant.output is not None  # no output was saved: the page generated it
+    assert compare.session_state[state.COMPARE].applied_snapshot == link
 
 
 def test_workbench_after_a_comparison_link_has_its_prompt(comparison_id):
     compare = session("app_pages/compare.py", {"c": comparison_id})
-    assert len(compare.session_state[state.COMPARE_VARIANTS]) == 2
+    assert len(compare.session_state[state.COMPARE].variants) == 2
     compare.switch_page("app_pages/workbench.py")
     workbench_is_ready(run(compare))  # same session
     workbench_is_ready(session("app_pages/workbench.py"))  # a refresh: the browser's saved state

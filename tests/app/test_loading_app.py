@@ -61,17 +61,17 @@ def test_page_renders_while_the_model_loads_and_generate_runs_when_ready(slow_mo
     generate.click()
     app.run()
     assert not app.exception, app.exception
-    assert app.session_state[state.GENERATE_PENDING]
+    assert app.session_state[state.WORKBENCH].generate_pending
     assert any("Generate runs as soon as the model is ready" in info.value for info in app.info)
-    assert app.session_state[state.GENERATION] is None
+    assert app.session_state[state.WORKBENCH].generation is None
     release.set()
     registry().wait_warm(spec, timeout=120)
     assert registry().status(spec).phase == READY
     assert set(WARM_UP_STEPS) <= set(registry().timings(spec))  # every warm-up step ran
     app.run()  # what the page's status poll does once the model is ready
     assert not app.exception, app.exception
-    assert app.session_state[state.GENERATION] is not None
-    assert not app.session_state[state.GENERATE_PENDING]
+    assert app.session_state[state.WORKBENCH].generation is not None
+    assert not app.session_state[state.WORKBENCH].generate_pending
     assert not any("Loading the model" in info.value for info in app.info)
 
 
@@ -80,7 +80,7 @@ def test_template_editing_works_while_the_model_loads(slow_model):
     menu = next(t for t in app.text_area if t.label.startswith("menu"))
     menu.input("Mushroom risotto").run()
     assert not app.exception, app.exception
-    assert app.session_state[state.VARIABLES]["menu_item"] == "Mushroom risotto"
+    assert app.session_state[state.WORKBENCH].variables["menu_item"] == "Mushroom risotto"
 
 
 def test_two_visitors_at_start_up_share_one_load(slow_model):

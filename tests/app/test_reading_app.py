@@ -57,7 +57,7 @@ def test_picker_says_custom_once_edited_and_picking_a_sample_resets_it(app):
     text_area(app, "food_likes").input("Blue cheese")
     run(app)
     assert picker(app).value == CUSTOM and picker(app).options[0] == CUSTOM
-    assert app.session_state[state.SAMPLE_SOURCE] == "fewshot-mistake"  # where it came from
+    assert app.session_state[state.WORKBENCH].sample_source == "fewshot-mistake"  # where it came from
     picker(app).set_value("fewshot-mistake")
     run(app)
     assert picker(app).value == "fewshot-mistake" and CUSTOM not in picker(app).options

@@ -87,7 +87,7 @@ def test_history_shows_names_notes_and_values_as_text(tiny_app_env, data_dir):
 
 def test_workbench_shows_a_jsonl_notes_field_as_text(app):
     example = Variant("uploaded", "Say {x}.", {"x": "hi"}, notes=EVIL)
-    app.session_state[state.UPLOADED_EXAMPLES] = [example]
+    app.session_state[state.WORKBENCH].uploaded = [example]
     _run(app)
     next(s for s in app.selectbox if s.label == "Sample prompt").set_value("uploaded")
     _run(app)
@@ -96,7 +96,7 @@ def test_workbench_shows_a_jsonl_notes_field_as_text(app):
 
 @pytest.mark.parametrize("presenting", [False, True])
 def test_compare_shows_variant_names_as_text(app, presenting):
-    app.session_state[state.COMPARE_VARIANTS] = [
+    app.session_state[state.COMPARE].variants = [
         Variant(EVIL, "Say {x}.", {"x": EVIL}, output=" ok"),
         Variant("plain", "Say {x}.", {"x": "hi"}, output=" ok"),
     ]
@@ -105,6 +105,6 @@ def test_compare_shows_variant_names_as_text(app, presenting):
     if presenting:
         next(b for b in app.button if "Present" in b.label).click()
         _run(app)
-        assert app.session_state[state.PRESENTING]
+        assert app.session_state[state.COMPARE].presenting
         assert any(m.value.startswith("### 1 / 2 · ") and SHOWN in m.value for m in app.markdown)
     assert_shown_as_text(app, places=1 if presenting else 2)

@@ -18,7 +18,7 @@ def generate(app):
 
 
 def test_loads_sample_and_generates(app):
-    assert app.session_state[state.SAMPLE_SOURCE] == "fewshot-mistake"
+    assert app.session_state[state.WORKBENCH].sample_source == "fewshot-mistake"
     assert "Quiche Lorraine" in text_area(app, "menu_item").value
     assert [t.label for t in app.text_area][1:5] == [
         "first_recommendation",
@@ -27,7 +27,7 @@ def test_loads_sample_and_generates(app):
         "menu_item",
     ]
     generate(app)
-    generation = app.session_state[state.GENERATION]
+    generation = app.session_state[state.WORKBENCH].generation
     assert generation is not None and generation.prompt.endswith("Quiche Lorraine\nAnalysis:")
     assert any("Reading:" in m.value for m in app.markdown)
     assert len(app.dataframe) == 1
@@ -37,9 +37,9 @@ def test_selecting_a_target_updates_the_rollup(app):
     generate(app)
     granularity(app).set_value("tokens").run()
     table_before = app.dataframe[0].value
-    output = app.session_state[state.GENERATION].text
+    output = app.session_state[state.WORKBENCH].generation.text
     last = len(output.rstrip())
-    app.session_state[state.SELECTION] = (last - 1, last)  # the last visible token of the output
+    app.session_state[state.WORKBENCH].selection = (last - 1, last)  # the last visible token of the output
     app.run()
     table_after = app.dataframe[0].value
     assert list(table_after["part"]) == [  # named by their content, not "text 1"
@@ -59,11 +59,11 @@ def test_selecting_a_target_updates_the_rollup(app):
 
 def test_editing_a_variable_reruns_with_auto_rerun(app):
     generate(app)
-    first = app.session_state[state.GENERATED_FOR]
+    first = app.session_state[state.WORKBENCH].generated_for
     text_area(app, "food_likes").input("Blue cheese").run()
     assert not app.exception
-    assert app.session_state[state.GENERATED_FOR] != first
-    assert "Blue cheese" in app.session_state[state.GENERATION].prompt
+    assert app.session_state[state.WORKBENCH].generated_for != first
+    assert "Blue cheese" in app.session_state[state.WORKBENCH].generation.prompt
 
 
 def test_editing_without_auto_rerun_marks_output_stale(app):
@@ -151,11 +151,11 @@ def test_reruns_keep_the_compiled_graphs(app):
     generate(app)
     traced = _tracing_count(app)
     assert traced > 0
-    first = app.session_state[state.GENERATION]
+    first = app.session_state[state.WORKBENCH].generation
     text_area(app, "menu_item").input("Quiche Lorraine au fromage")  # not a cached result: the model runs
     app.run()
     generate(app)
-    second = app.session_state[state.GENERATION]
+    second = app.session_state[state.WORKBENCH].generation
     assert second is not None and second.prompt != first.prompt
     assert any("Reading:" in m.value for m in app.markdown)
     assert _tracing_count(app) == traced

@@ -51,16 +51,16 @@ def test_edits_and_runs_survive_refresh_and_restart(backend, data_dir):
     run(app)
     button(app, "Generate").click()
     run(app)
-    output = app.session_state[state.GENERATION].text
+    output = app.session_state[state.WORKBENCH].generation.text
 
     refreshed = open_app()  # a new session for the same browser
     assert text_area(refreshed, "food_likes").value == "Blue cheese"
-    assert refreshed.session_state[state.GENERATION].text == output
+    assert refreshed.session_state[state.WORKBENCH].generation.text == output
 
     st.cache_resource.clear()  # a server restart: nothing left in memory
     restarted = open_app()
     assert text_area(restarted, "food_likes").value == "Blue cheese"
-    assert restarted.session_state[state.VARIABLES]["food_likes"] == "Blue cheese"
+    assert restarted.session_state[state.WORKBENCH].variables["food_likes"] == "Blue cheese"
     other_browser = open_app("browser-2")
     assert text_area(other_browser, "food_likes").value == "Cheese"  # someone else's state is their own
 
@@ -140,7 +140,7 @@ def test_unreachable_database_keeps_the_app_working(tiny_gguf, monkeypatch):
     assert any("not being saved" in w.value for w in app.sidebar.warning)
     button(app, "Generate").click()
     run(app)
-    assert app.session_state[state.GENERATION] is not None
+    assert app.session_state[state.WORKBENCH].generation is not None
 
 
 def test_history_lists_saved_comparisons(tiny_app_env, data_dir):

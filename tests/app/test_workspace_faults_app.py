@@ -43,8 +43,8 @@ def warm_model(tiny_gguf, monkeypatch):
 def generate(app):
     button(app, "Generate").click()
     run(app)
-    assert app.session_state[state.GENERATION] is not None
-    return app.session_state[state.GENERATION]
+    assert app.session_state[state.WORKBENCH].generation is not None
+    return app.session_state[state.WORKBENCH].generation
 
 
 def test_postgresql_stopped_mid_session_keeps_every_edit_and_run(warm_model, own_postgres, monkeypatch):
@@ -80,7 +80,7 @@ def test_postgresql_stopped_mid_session_keeps_every_edit_and_run(warm_model, own
         assert goat
         [run_row] = [r for r in saved.runs() if r.variables.get("food_likes") == "Goat cheese"]
         assert run_row.template == "fewshot-mistake"  # linked to the version written just before it
-        assert saved.load_state("browser-1")["state"][state.VARIABLES]["food_likes"] == "Goat cheese"
+        assert saved.load_state("browser-1")["state"]["variables"]["food_likes"] == "Goat cheese"
     finally:
         saved.close()
 
@@ -112,7 +112,7 @@ def test_a_committed_edit_is_saved_before_generation_starts(warm_model, data_dir
         saved = Workspace.open(f"sqlite:///{data_dir / 'workspace.sqlite3'}")
         try:
             seen.append([v.variables.get("food_likes") for v in saved.versions("fewshot-mistake")])
-            seen.append(saved.load_state("browser-1")["state"][state.VARIABLES].get("food_likes"))
+            seen.append(saved.load_state("browser-1")["state"]["variables"].get("food_likes"))
         finally:
             saved.close()
         yield from original(self, *args, **kwargs)
@@ -130,11 +130,11 @@ def test_a_saved_generation_that_cannot_be_restored_is_reported(warm_model, data
     snapshot = saved.load_state("browser-1")
     snapshot["generation"]["for"][3]["a_setting_from_a_newer_version"] = 1  # ignored, still restored
     saved.save_state("browser-1", snapshot)
-    assert open_app().session_state[state.GENERATION].text == made.text
+    assert open_app().session_state[state.WORKBENCH].generation.text == made.text
 
     del snapshot["generation"]["token_ids"]
     saved.save_state("browser-1", snapshot)
     saved.close()
     reopened = open_app()
-    assert reopened.session_state[state.GENERATION] is None
+    assert reopened.session_state[state.WORKBENCH].generation is None
     assert any("last generation could not be restored" in w.value for w in reopened.sidebar.warning)
