@@ -1,15 +1,18 @@
 """Gemma prompt workbench: `streamlit run app.py` (or `streamlit run serve.py`, which starts the
-model with the server)."""
+model with the server); `-- --engine URL` uses an engine deployment instead of a model here."""
+
+import sys
 
 import streamlit as st
 
-import salience  # noqa: F401  (configures Keras and TensorFlow before they load)
-from components.model_resource import page_drawn, preload
+import salience  # noqa: F401  (configures Keras and TensorFlow before they load; imports neither)
+from components.model_resource import engine_from_args, page_drawn, preload
 from components.runtime_fixes import keep_keras_state
 
 
 def main() -> None:
     keep_keras_state()
+    engine_from_args(sys.argv[1:])  # `streamlit run app.py -- --engine URL`: the model runs there
     preload()  # load and warm the default model in the background now; no page waits for it
 
     st.set_page_config(page_title="Gemma prompt workbench", page_icon="🔎", layout="wide")

@@ -5,6 +5,10 @@ loading and warming the model on the first visit. Served through `st.App`, the
 start-up hook begins that work as soon as the server process is up: by the time
 someone opens the page, the model is loaded or well on its way.
 
+``streamlit run serve.py -- --engine URL`` (or ``GEMMA_WORKBENCH_ENGINE=URL``) runs every model
+call on an engine deployment (``python -m salience serve``) instead: this process then loads no
+model and never imports TensorFlow, and the start-up hook only connects to the engine.
+
 ``GET /model-status`` says where the default model's start stands, as JSON
 (``{"spec": …, "phase": "loading" | "warming" | "ready" | "failed" | "not started", …}``),
 for a presenter's checklist or a load balancer's readiness probe.
@@ -12,6 +16,7 @@ for a presenter's checklist or a load balancer's readiness probe.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -23,9 +28,12 @@ from starlette.routing import Route
 
 @asynccontextmanager
 async def _start_the_model(_app: st.App) -> AsyncIterator[None]:
-    import salience  # noqa: F401  (configures Keras and TensorFlow before they load)
-    from components.model_resource import preload
+    import salience  # noqa: F401  (configures Keras and TensorFlow before they load; imports neither)
+    from components.model_resource import engine_from_args, preload
 
+    engine = engine_from_args(sys.argv[1:])  # `streamlit run serve.py -- --engine URL`
+    if engine:
+        print(f"  Model calls go to the engine at {engine}.", flush=True)
     preload()  # returns at once; the load and warm-up run in a background thread
     yield
 

@@ -7,12 +7,17 @@ After loading, the graphs the first Generate, the first click and the first
 Integrated Gradients need are traced in the same background thread ("warming").
 The app starts the default model this way on the first script run of the process.
 
-The app's default model spec comes from ``$WORKBENCH_MODEL`` (default ``embedded``);
-tests point it at a tiny GGUF file that they write themselves.
+The app's default model spec is the engine the app is pointed at (``--engine URL`` or
+``$GEMMA_WORKBENCH_ENGINE``), else ``$WORKBENCH_MODEL`` (default ``embedded``); tests point the
+latter at a tiny GGUF file that they write themselves. An engine's "model" is a
+`salience.remote.RemoteModel`: connecting to it loads nothing here and imports no TensorFlow
+(the engine warms its own replicas), and its health — replica count, or why it stopped
+answering — is re-asked in the background at most every `HEALTH_SECONDS`.
 """
 
 from __future__ import annotations
 
+import argparse
 import atexit
 import contextlib
 import json
@@ -24,13 +29,14 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import streamlit as st
 
 from salience.errors import ModelLoadError, WorkbenchError
 from salience.methods import DEFAULT_METHODS, DELETION
+from salience.remote import ENGINE_ENV, EngineUnavailable, engine_url, is_engine_spec
 from salience.samples import find_sample
 from salience.types import Generation, GenerationSettings, SalienceResult
 
@@ -55,13 +61,43 @@ GUESS_LOAD, GUESS_CONVERT, GUESS_WARM = 15.0, 75.0, 25.0
 # The app's own start waits this long at most for the first page to draw: page and loader
 # share one interpreter lock on two cores, and the page comes first.
 FIRST_DRAW_WAIT = 4.0
+HEALTH_SECONDS = 10.0  # an engine's replica count is re-asked at most this often
+CHANGED_NOTE_SECONDS = 120.0  # how long the sidebar says that the engine switched models
 log = logging.getLogger(__name__)
 
 LOADING, WARMING, READY, FAILED = "loading", "warming", "ready", "failed"
 
 
-def default_spec() -> str:
+def in_process_spec() -> str:
+    """The model this process loads itself: ``$WORKBENCH_MODEL``, else the embedded one."""
     return os.environ.get(MODEL_ENV, "embedded")
+
+
+def engine_spec() -> str | None:
+    """The engine the app is pointed at (``--engine`` / ``$GEMMA_WORKBENCH_ENGINE``), or None."""
+    return engine_url()
+
+
+def default_spec() -> str:
+    """The app's default model: the engine when one is set, else the in-process model."""
+    return engine_spec() or in_process_spec()
+
+
+def is_remote(spec: str | None) -> bool:
+    """A spec served by an engine (an http(s) address, or whatever the engine setting says:
+    a malformed setting must fail as an engine address, never load a model here)."""
+    return is_engine_spec(spec) or (spec is not None and spec == engine_url())
+
+
+def engine_from_args(argv: list[str]) -> str | None:
+    """Apply ``--engine URL`` from the script's arguments (``streamlit run serve.py -- --engine
+    URL``) to this process, as ``$GEMMA_WORKBENCH_ENGINE``; returns the engine in effect."""
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("--engine")
+    known, _ = parser.parse_known_args(argv)
+    if known.engine:
+        os.environ[ENGINE_ENV] = known.engine.strip()
+    return engine_url()
 
 
 class _VisitorsFirst(Exception):
@@ -152,6 +188,16 @@ class _Start:
     visitor_work: threading.Event = field(default_factory=threading.Event)
 
 
+@dataclass(frozen=True)
+class EngineHealth:
+    """What the app last heard from an engine: its replica count, or why it stopped answering."""
+
+    replicas: int
+    problem: str | None = None  # one line while the engine does not answer
+    checked: float = 0.0  # time.monotonic() of the last answer or failure
+    checking: bool = False  # a background check is under way
+
+
 def _timings_path() -> Path:
     from salience.embedded import cache_root
 
@@ -204,6 +250,8 @@ class ModelRegistry:
         self._results: OrderedDict[tuple, object] = OrderedDict()
         self._cache_results = os.environ.get(RESULT_CACHE_ENV, "on").lower() not in ("off", "0", "no")
         self._first_draw = threading.Event()
+        self._health: dict[str, EngineHealth] = {}  # engine URL -> what it last said
+        self._changed: dict[str, tuple[str, float]] = {}  # engine URL -> (why, when) it switched models
 
     # ---- loading -------------------------------------------------------------
     def start(
@@ -235,6 +283,9 @@ class ModelRegistry:
         self._first_draw.set()
 
     def _load(self, start: _Start, warm_up: bool, after_first_draw: bool = False) -> None:
+        if is_remote(start.spec):
+            self._connect(start)
+            return
         if after_first_draw:
             self._first_draw.wait(FIRST_DRAW_WAIT)
         from salience.loading import load_model, skip_random_init
@@ -267,6 +318,107 @@ class ModelRegistry:
             start.warmed.set_result(None)
             _remember_timings(start.spec, start.timings)
             log.info("started %s: %s", start.spec, {k: round(v, 2) for k, v in start.timings.items()})
+
+    def _connect(self, start: _Start) -> None:
+        """An engine's model: wait (with its message) while its replicas load; nothing to warm."""
+        from salience.remote import connect
+
+        def progress(message: str, fraction: float) -> None:
+            start.message = message
+
+        start.message = f"Connecting to the engine at {start.spec}"
+        try:
+            model = connect(start.spec, progress)
+        except WorkbenchError as error:
+            start.model.set_exception(error)
+        except Exception as error:  # never let a strange answer take the app down
+            log.exception("connecting to %s failed", start.spec)
+            start.model.set_exception(ModelLoadError(f"Could not use the engine at {start.spec}: {error}"))
+        else:
+            with self._lock:
+                self._health[model.url] = EngineHealth(model.replicas, None, time.monotonic())
+            start.model.set_result(model)
+            self._evict()
+        start.timings["load"] = time.perf_counter() - start.began
+        start.warmed.set_result(None)  # the engine warms its own replicas
+
+    # ---- engines -------------------------------------------------------------
+    def engine_health(self, model) -> EngineHealth:
+        """What the engine behind ``model`` last said; asks again in the background (never
+        waiting) when that is older than `HEALTH_SECONDS`."""
+        url = model.url
+        with self._lock:
+            health = self._health.get(url) or EngineHealth(model.replicas, None, time.monotonic())
+            stale = not health.checking and time.monotonic() - health.checked > HEALTH_SECONDS
+            if stale:
+                health = replace(health, checking=True)
+            self._health[url] = health
+        if stale:
+            threading.Thread(
+                target=self._check, args=(model,), name=f"engine check {url}", daemon=True
+            ).start()
+        return health
+
+    def check_engine(self, model) -> EngineHealth:
+        """Ask the engine behind ``model`` now (waits for its answer, a few seconds at most)."""
+        self._check(model)
+        with self._lock:
+            return self._health[model.url]
+
+    def _check(self, model) -> None:
+        replicas, problem = model.replicas, None
+        try:
+            replicas = model.refresh().replicas
+        except EngineUnavailable as error:
+            problem = str(error)
+        except WorkbenchError as error:  # the engine serves another model now
+            self._switched(model, str(error))
+        except Exception as error:  # an answer we do not understand: say so, keep the app up
+            problem = f"The engine at {model.url} answered strangely ({error})."
+        with self._lock:
+            self._health[model.url] = EngineHealth(replicas, problem, time.monotonic())
+
+    def engine_failed(self, model, error: Exception) -> None:
+        """A call to ``model`` failed: remember an engine that went away (the sidebar says so and
+        offers the in-process model) or that switched models (the next page run reconnects)."""
+        url = getattr(model, "url", None)
+        if url is None:
+            return
+        if isinstance(error, EngineUnavailable):
+            with self._lock:
+                old = self._health.get(url) or EngineHealth(model.replicas)
+                self._health[url] = replace(old, problem=str(error), checked=time.monotonic())
+        elif isinstance(error, ModelLoadError):
+            self._switched(model, str(error))
+
+    def _engine_answered(self, model) -> None:
+        url = getattr(model, "url", None)
+        with self._lock:
+            health = self._health.get(url) if url else None
+            if health is not None and health.problem:
+                self._health[url] = replace(health, problem=None, checked=time.monotonic())
+
+    def _switched(self, model, why: str) -> None:
+        """The engine at ``model.url`` serves another model now: forget this connection, so the
+        next page run connects again and uses what it serves."""
+        with self._lock:
+            for spec, start in list(self._starts.items()):
+                if start.model.done() and start.model.exception() is None and start.model.result() is model:
+                    del self._starts[spec]
+            self._changed[model.url] = (
+                f"The engine at {model.url} no longer serves {model.name} ({model.spec}); "
+                "the app now uses the model it serves.",
+                time.monotonic(),
+            )
+        log.info("engine %s switched models: %s", model.url, why)
+
+    def engine_changed(self, url: str) -> str | None:
+        """One line when the engine at ``url`` switched models within `CHANGED_NOTE_SECONDS`."""
+        with self._lock:
+            note = self._changed.get(url)
+        if note is None or time.monotonic() - note[1] > CHANGED_NOTE_SECONDS:
+            return None
+        return note[0]
 
     def _evict(self) -> None:
         with self._lock:
@@ -420,7 +572,8 @@ class ModelRegistry:
 
     def stream(self, model, prompt: str, settings: GenerationSettings, precision: str):
         """Yield partial generations; a repeat of the same inputs comes from the cache."""
-        self.visitor_work(model.spec)
+        if not hasattr(model, "url"):  # an engine's calls take no CPU here
+            self.visitor_work(model.spec)
         reproducible = settings.greedy or settings.seed is not None
         key = ("generate", model.spec, precision, prompt, settings)
         hit = self.cached(key) if reproducible else None
@@ -428,8 +581,13 @@ class ModelRegistry:
             yield hit
             return
         final: Generation | None = None
-        for final in model.stream(prompt, settings, precision):
-            yield final
+        try:
+            for final in model.stream(prompt, settings, precision):
+                yield final
+        except ModelLoadError as error:
+            self.engine_failed(model, error)
+            raise
+        self._engine_answered(model)
         if reproducible and final is not None:
             self._remember(key, final)
 
@@ -442,12 +600,18 @@ class ModelRegistry:
         methods: tuple[str, ...],
         precision: str,
     ) -> SalienceResult:
-        self.visitor_work(model.spec)
+        if not hasattr(model, "url"):  # an engine's calls take no CPU here
+            self.visitor_work(model.spec)
         key = ("salience", model.spec, precision, prompt, target, span, methods)
         hit = self.cached(key)
         if hit is not None:
             return hit
-        result = model.salience(prompt, target, char_span=span, methods=methods, precision=precision)
+        try:
+            result = model.salience(prompt, target, char_span=span, methods=methods, precision=precision)
+        except ModelLoadError as error:
+            self.engine_failed(model, error)
+            raise
+        self._engine_answered(model)
         return self._remember(key, result)
 
 

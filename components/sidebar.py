@@ -3,6 +3,11 @@
 Nothing here waits for a model: loads run behind futures in `components.model_resource`;
 while one runs, a fragment polls its status every second and reruns the page once
 the phase changes, so the loaded state appears without a click.
+
+With an engine (``--engine URL`` / ``$GEMMA_WORKBENCH_ENGINE``) the session uses it by default:
+the sidebar names the engine, its model and its replicas (a fragment re-reads them), offers only
+the precisions it serves, and when the engine is down says so in one line with a button that
+switches this session to the in-process model (session state, and so every typed text, stays).
 """
 
 from __future__ import annotations
@@ -12,11 +17,21 @@ from concurrent.futures import wait
 import streamlit as st
 
 from components import state
-from components.model_resource import FAILED, LOADING, WARMING, LoadStatus, default_spec, registry
+from components.model_resource import (
+    FAILED,
+    LOADING,
+    WARMING,
+    LoadStatus,
+    engine_spec,
+    in_process_spec,
+    is_remote,
+    registry,
+)
 from components.widgets import plain_markdown
 from components.workspace import RETRY_SECONDS, browser_id, pending_count, save_now, workspace
 from components.workspace.connection import write
 from salience.loading import KAGGLE_PRESETS
+from salience.model import PRECISIONS
 
 CHOICES = {
     "Gemma 3 270M (offline)": "embedded",
@@ -24,18 +39,37 @@ CHOICES = {
     "Local KerasHub preset or GGUF file…": "",
 }
 POLL_SECONDS = 1.0
+ENGINE_POLL_SECONDS = 5.0  # how often the engine line re-reads the replica count (asked every 10 s)
+USE_IN_PROCESS = "Use the in-process model instead"
 SAVE_RETRY_POLL_SECONDS = 5.0  # how often an unsaved tab checks whether the database is back
 QUICK_FAILURE_SECONDS = 1.0  # wait this long after "Load model" so a wrong path fails at once
 
 
+def _choices() -> dict[str, str]:
+    """The picker's choices: the engine first when the app is pointed at one."""
+    engine = engine_spec()
+    return {f"Engine at {engine}": engine, **CHOICES} if engine else CHOICES
+
+
 def _spec_name(spec: str) -> str:
+    if is_remote(spec):
+        return f"the engine at {spec}"
     return next((label for label, value in CHOICES.items() if value == spec), spec)
 
 
 def _session_spec() -> str:
+    """The spec this session uses. With an engine set, that is the engine unless this session chose
+    the in-process model; a restored state made with another model is remembered, so the sidebar
+    can say that the engine serves something else."""
     state.init_state()
-    if st.session_state[state.MODEL_SPEC] == "embedded" and default_spec() != "embedded":
-        st.session_state[state.MODEL_SPEC] = default_spec()
+    spec, engine = st.session_state[state.MODEL_SPEC], engine_spec()
+    if engine and not st.session_state[state.MODEL_IN_PROCESS]:
+        if spec != engine:
+            if spec != "embedded" and not is_remote(spec):  # "embedded" is simply the app's default
+                st.session_state[state.MODEL_EXPECTED] = spec
+            st.session_state[state.MODEL_SPEC] = engine
+    elif spec == "embedded" and in_process_spec() != "embedded":
+        st.session_state[state.MODEL_SPEC] = in_process_spec()
     return st.session_state[state.MODEL_SPEC]
 
 
@@ -51,8 +85,30 @@ def _ask_for(wanted: str) -> None:
     if previous != wanted and models.status(previous).usable:
         st.session_state[state.MODEL_FALLBACK] = previous
     st.session_state[state.MODEL_SPEC] = wanted
+    st.session_state[state.MODEL_IN_PROCESS] = not is_remote(wanted)
+    st.session_state[state.MODEL_EXPECTED] = None  # a model chosen here is what the user expects
     st.session_state[state.MODEL_ERROR] = None
     wait([models.start(wanted, retry=True).model], timeout=QUICK_FAILURE_SECONDS)
+
+
+def _use_in_process() -> None:
+    """The engine is down: this session switches to the in-process model (nothing else changes)."""
+    wanted = in_process_spec()
+    st.session_state[state.MODEL_SPEC] = wanted
+    st.session_state[state.MODEL_IN_PROCESS] = True
+    st.session_state[state.MODEL_FALLBACK] = None
+    st.session_state[state.MODEL_ERROR] = None
+    registry().start(wanted, retry=True)
+
+
+def _try_engine_again(spec: str) -> None:
+    models = registry()
+    model = models.model(spec) if models.loaded(spec) else None
+    if model is not None:  # connected before and went away: ask it now
+        models.check_engine(model)
+    else:
+        st.session_state[state.MODEL_ERROR] = None
+        wait([models.start(spec, retry=True).model], timeout=QUICK_FAILURE_SECONDS)
 
 
 def _settle() -> LoadStatus:
@@ -74,6 +130,8 @@ def _settle() -> LoadStatus:
 def status_text(status: LoadStatus) -> str:
     """One plain line on a model that is not ready yet."""
     name = _spec_name(status.spec)
+    if status.phase == LOADING and is_remote(status.spec):  # the engine's own words
+        return f"⏳ Waiting for the engine ({status.elapsed:.0f} s so far): {status.message}."
     if status.phase == LOADING:
         return f"⏳ Loading the model ({status.eta})… {name}: {status.message}."
     if status.phase == WARMING:
@@ -117,41 +175,57 @@ def model_sidebar(notice_in_main: bool = False):
     with st.sidebar:
         st.subheader("Model")
         with st.form("model_form", border=False):
-            label = st.selectbox("Model", list(CHOICES), index=0, help="The embedded model works offline.")
+            label = st.selectbox("Model", list(_choices()), index=0, help="The embedded model works offline.")
             custom = st.text_input(
                 "Path or spec",
                 key=state.MODEL_SPEC_INPUT,
                 persist_state="session",
                 placeholder="preset:/path/to/dir, gguf:/path/file.gguf or kaggle:PRESET",
-                help="Used when the choice above is 'Local…'; Kaggle presets need credentials.",
+                help="Used when the choice above is 'Local…'; Kaggle presets need credentials; "
+                "an engine's address (http://HOST:PORT) uses that engine.",
             )
             submitted = st.form_submit_button("Load model")
         if submitted:
-            wanted = CHOICES[label] or custom.strip()
+            wanted = _choices()[label] or custom.strip()
             if wanted == "embedded":
-                wanted = default_spec()
+                wanted = in_process_spec()
             if not wanted:
                 st.session_state[state.MODEL_ERROR] = "Type a preset directory, a GGUF file or kaggle:PRESET."
             else:
                 _ask_for(wanted)
         status = _settle()
         model = registry().model(status.spec) if status.usable else None
+        remote = model is not None and hasattr(model, "url")
         if st.session_state[state.MODEL_ERROR]:
             st.error(st.session_state[state.MODEL_ERROR], icon="⚠️")
+        if status.phase == FAILED and is_remote(status.spec):  # the engine is down or not an engine
+            _engine_fallback(status.spec)
         if status.notice:  # e.g. a damaged model cache that was found and rebuilt
             st.info(status.notice, icon="ℹ️")
-        if model is not None:
+        if remote:
+            _engine_status(model, status.spec)
+        elif model is not None:
             st.caption(
                 f"In use: **{plain_markdown(model.name)}** · up to {model.max_context:,} tokens per prompt here"
             )
+        if model is not None:
+            offered = tuple(getattr(model, "precisions", PRECISIONS))
+            if st.session_state.get(state.PRECISION) not in offered:  # the engine serves one only
+                served = getattr(model, "precision", offered[0])
+                st.session_state[state.PRECISION] = served if served in offered else offered[0]
             with st.expander("Advanced"):
                 st.radio(
                     "Compute precision",
-                    ("bfloat16", "float32"),
+                    offered,
                     key=state.PRECISION,
                     persist_state="session",
                     horizontal=True,
-                    help="bfloat16 is about twice as fast; float32 is exact (scores agree closely).",
+                    help="bfloat16 is about twice as fast; float32 is exact (scores agree closely)."
+                    + (
+                        f" The engine serves {' and '.join(offered)} only."
+                        if remote and len(offered) < len(PRECISIONS)
+                        else ""
+                    ),
                 )
         if status.phase in (LOADING, WARMING):
             if notice_in_main:
@@ -160,6 +234,59 @@ def model_sidebar(notice_in_main: bool = False):
                 _poll(status.spec, status.phase, False)
         _workspace_status()
     return model
+
+
+def _engine_fallback(spec: str) -> None:
+    """Under the engine's one-line error: switch this session to the in-process model, or retry."""
+    row = st.container(horizontal=True, wrap=True)
+    row.button(USE_IN_PROCESS, type="primary", on_click=_use_in_process, width="content")
+    row.button("Try the engine again", on_click=_try_engine_again, args=(spec,), width="content")
+
+
+def _engine_status(model, spec: str) -> None:
+    """The engine in use: its model and replicas (re-read every few seconds), or one line and the
+    fallback button when it stopped answering; a restored state made with another model is said."""
+    models = registry()
+    health = models.engine_health(model)
+    changed = models.engine_changed(model.url)
+    if changed:
+        st.info(changed, icon="ℹ️")
+    expected = st.session_state.get(state.MODEL_EXPECTED)
+    if expected and expected != model.spec:
+        st.warning(
+            f"This saved work was made with {_code(expected)}; the engine serves "
+            f"**{plain_markdown(model.name)}** ({_code(model.spec)}), so outputs and scores may differ.",
+            icon="⚠️",
+        )
+    if health.problem:
+        st.error(health.problem, icon="⚠️")
+        _engine_fallback(spec)
+    _engine_line(spec, id(model), health.problem)
+
+
+def _code(spec: str) -> str:
+    return "`" + spec.replace("`", "'") + "`"
+
+
+def _replicas(count: int) -> str:
+    return f"{count} replica{'s' if count != 1 else ''}" if count else "no replica answering"
+
+
+@st.fragment(run_every=ENGINE_POLL_SECONDS)
+def _engine_line(spec: str, drawn_model: int, drawn_problem: str | None) -> None:
+    """'In use: MODEL on the engine at URL · N replicas', kept current; reruns the page when the
+    engine stops (or starts again) answering or switches models."""
+    models = registry()
+    model = models.model(spec) if models.loaded(spec) else None
+    if model is None or id(model) != drawn_model:
+        st.rerun()
+    health = models.engine_health(model)
+    if health.problem != drawn_problem:
+        st.rerun()
+    st.caption(
+        f"In use: **{plain_markdown(model.name)}** on the engine at {plain_markdown(model.url)} · "
+        f"{_replicas(health.replicas)} · up to {model.max_context:,} tokens per prompt"
+    )
 
 
 def _on_reviewer_change() -> None:

@@ -14,6 +14,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -604,12 +605,31 @@ def row_order(plan: Plan, results: Iterable[CellResult]) -> list[int]:
 
 
 # ---- the model --------------------------------------------------------------------------------
+def _replicas(model) -> int:
+    """How many replicas serve ``model`` (an engine's client says; a model in this process is one)."""
+    return max(1, int(getattr(model, "replicas", 1) or 1))
+
+
+def rows_per_chunk(model, batch_size: int) -> int:
+    """Rows an evaluation runs together: ``batch_size`` per replica, so an engine's client sends
+    one batch to every replica at once (in this process, ``batch_size``)."""
+    return max(1, int(batch_size)) * _replicas(model)
+
+
 def generate_outputs(model, prompts: Sequence[str], settings, batch_size: int = 8) -> list:
-    """Generations for ``prompts`` in order, ``batch_size`` at a time when the model can batch."""
+    """Generations for ``prompts`` in order, ``batch_size`` at a time when the model can batch
+    (an engine's client spreads those batches over its replicas)."""
     batched = getattr(model, "generate_batch", None)
-    if batched is not None and batch_size > 1 and len(prompts) > 1:
+    if batched is not None and (batch_size > 1 or _replicas(model) > 1) and len(prompts) > 1:
         return list(batched(list(prompts), settings, batch_size=batch_size))
     return [model.generate(prompt, settings) for prompt in prompts]
+
+
+def _row_shares(model, rendered: RenderedPrompt, output: str, target: TargetChoice):
+    try:
+        return part_shares(model, rendered, output, target)
+    except InputError:
+        return None
 
 
 def part_shares(
@@ -682,10 +702,11 @@ def run_evaluation(
         (r, v) for v in range(len(plan.variants)) for r in range(len(plan.dataset.rows)) if (r, v) not in skip
     ]
     batch_size = max(1, int(batch_size))
-    for start in range(0, len(pending), batch_size):
+    size = rows_per_chunk(model, batch_size)
+    for start in range(0, len(pending), size):
         if cancelled is not None and cancelled():
             return
-        chunk = pending[start : start + batch_size]
+        chunk = pending[start : start + size]
         rendered = [plan.rendered(r, v) for r, v in chunk]
         began = time.perf_counter()
         try:
@@ -698,7 +719,19 @@ def run_evaluation(
                 except InputError as error:
                     generations.append(error)
         each = (time.perf_counter() - began) / max(1, len(chunk))
-        for (row, variant), prompt, generation in zip(chunk, rendered, generations):
+        explained: dict[int, dict[str, float] | None] = {}
+        if target is not None and _replicas(model) > 1:  # explain the chunk on every replica at once
+            rows = [i for i, g in enumerate(generations) if not isinstance(g, InputError)]
+            with ThreadPoolExecutor(_replicas(model), thread_name_prefix="evaluation") as pool:
+                found = pool.map(
+                    _row_shares,
+                    [model] * len(rows),
+                    [rendered[i] for i in rows],
+                    [generations[i].text for i in rows],
+                    [target] * len(rows),
+                )
+                explained = dict(zip(rows, found))
+        for index, ((row, variant), prompt, generation) in enumerate(zip(chunk, rendered, generations)):
             if isinstance(generation, InputError):
                 yield CellResult(
                     row,
@@ -713,10 +746,10 @@ def run_evaluation(
                 continue
             cell = score(plan, row, variant, generation.text, each)
             if target is not None:
-                try:
-                    shares = part_shares(model, prompt, generation.text, target)
-                except InputError:
-                    shares = None
+                if index in explained:
+                    shares = explained[index]
+                else:
+                    shares = _row_shares(model, prompt, generation.text, target)
                 cell = CellResult(
                     cell.row, cell.variant, cell.output, cell.checks, cell.details, cell.seconds, shares
                 )

@@ -200,7 +200,7 @@ def test_a_restored_state_made_with_another_model_is_said(engine, engine_gguf, m
     run(app)
     assert app.session_state[state.MODEL_SPEC] == engine.url  # the engine answers; nothing loads here
     warnings = [w.value for w in app.sidebar.warning]
-    assert any("made with 'kaggle:gemma2_2b_en'" in w and "the engine serves" in w for w in warnings), (
+    assert any("made with `kaggle:gemma2_2b_en`" in w and "the engine serves" in w for w in warnings), (
         warnings
     )
 
