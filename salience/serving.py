@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response, StreamingResponse
@@ -393,7 +394,15 @@ def _deploy(options: ServeOptions, report: Callable[[str], None]) -> None:
     import ray
 
     if options.address:
-        ray.init(address=options.address, logging_level=logging.WARNING, log_to_driver=False)
+        _use_cluster_token()
+        try:
+            ray.init(address=options.address, logging_level=logging.WARNING, log_to_driver=False)
+        except ConnectionError as error:
+            raise InputError(
+                f"The Ray cluster at {options.address} refused to connect ({str(error).splitlines()[0]}). "
+                "If it uses token authentication, copy ~/.ray/auth_token from its head node to this "
+                "machine (or set RAY_AUTH_TOKEN)."
+            ) from None
     else:
         ray.init(
             address="local",
@@ -421,6 +430,18 @@ def _deploy(options: ServeOptions, report: Callable[[str], None]) -> None:
         with contextlib.suppress(Exception):  # the deployment's status holds the replica's traceback
             detail = serve.status().applications[APP_NAME].deployments[DEPLOYMENT].message + "\n" + detail
         raise ModelLoadError(_replica_failure(detail)) from None
+
+
+def _use_cluster_token() -> None:
+    """Ray 2.60 turns token authentication on for a cluster it starts, but a driver joining one
+    with ``address=`` only sends the token when RAY_AUTH_MODE says so: say so when a token is here."""
+    token_file = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+    if "RAY_AUTH_MODE" not in os.environ and (os.environ.get("RAY_AUTH_TOKEN") or token_file.is_file()):
+        os.environ["RAY_AUTH_MODE"] = "token"
+        with contextlib.suppress(Exception):  # Ray reads its config once: have it read the mode again
+            from ray._raylet import Config
+
+            Config.initialize("")
 
 
 def _replica_failure(text: str) -> str:

@@ -55,6 +55,7 @@ def running_engine(
     *,
     replicas: int = 2,
     precision: str = "float32",
+    num_cpus: float = 0.25,
     timeout: float = 300.0,
     env: dict | None = None,
 ) -> Iterator[EngineProcess]:
@@ -70,7 +71,7 @@ def running_engine(
         "--replicas",
         str(replicas),
         "--num-cpus",
-        "0.25",
+        str(num_cpus),
         "--precision",
         precision,
         "--port",
