@@ -31,6 +31,7 @@ from salience.evaluate import (
     plan_evaluation,
     report_html,
     row_order,
+    rows_per_chunk,
     run_evaluation,
     share_rows,
     summarize,
@@ -374,7 +375,7 @@ def step(stored: StoredEvaluation, model) -> bool:
     cells = run_evaluation(stored.plan, model, settings, done=stored.done, batch_size=batch, target=target)
     for produced, cell in enumerate(cells, start=1):
         record_cell(opened, stored.id, cell)
-        if produced >= batch:
+        if produced >= rows_per_chunk(model, batch):  # an engine runs a batch on each replica
             break
     return True
 
