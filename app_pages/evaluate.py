@@ -43,7 +43,7 @@ def page() -> None:
             setup(model)
             return
         st.subheader(plain_markdown(stored.name))
-        if st.button("New evaluation", key="eval-new"):
+        if st.button("New evaluation", key=state.EVAL_NEW):
             state.evaluate().open_id = None
             st.rerun()
         progress(stored)

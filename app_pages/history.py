@@ -206,7 +206,7 @@ def _saved_heatmap(saved) -> None:
         status=f"Explaining “{result.target_text.strip()}” · {get_method(method).label} · {granularity} "
         "(saved scores, nothing recomputed)",
         stale=False,
-        key="history_heatmap",
+        key=state.HISTORY_HEATMAP,
         on_select=lambda: None,
         click_hint="Saved result: open the run in the workbench to explain another part",
     )
@@ -257,7 +257,10 @@ def _versions_tab(opened: Workspace) -> None:
         before, after = (plain_markdown(str(v.variables.get(key, "—"))) for v in (old, new))
         st.markdown(f"`{plain_markdown(key)}`: “{before}” → “{after}”")
     for version in (old, new) if a != b else (new,):
-        if st.button(f"Restore {labels[version.id]} into the workbench", key=f"restore_{version.id}"):
+        if st.button(
+            f"Restore {labels[version.id]} into the workbench",
+            key=state.child_key(state.HISTORY_RESTORE, version.id),
+        ):
             load_into_workbench(version.template, version.text, version.variables)
             st.switch_page(WORKBENCH)
 

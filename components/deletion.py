@@ -337,7 +337,7 @@ def agreement(
     aggregation: str,
     rendered: RenderedPrompt | None,
     keys: state.ControlKeys = state.WORKBENCH_CONTROLS,
-    key: str = "deletion-agreement",
+    key: str = state.DELETION_AGREEMENT,
 ) -> None:
     """The agreement line under the reading (or progress while Deletion runs, or why it does not).
 
@@ -352,7 +352,7 @@ def agreement(
             if plan_.over_limit:
                 st.button(
                     "Use sentences",
-                    key=f"{key}-sentences",
+                    key=state.child_key(key, "sentences"),
                     on_click=_set,
                     args=(keys.granularity, FALLBACK_GRANULARITY),
                     help="Switch the granularity to sentences, where Deletion runs.",
@@ -429,7 +429,7 @@ def agreement(
         if follow.chosen != DELETION:
             st.button(
                 "Show Deletion colours",
-                key=f"{key}-show",
+                key=state.child_key(key, "show"),
                 on_click=_set,
                 args=(keys.method, DELETION),
                 type="primary",
@@ -568,7 +568,7 @@ def pane_agreement(
         aggregation,
         pane.rendered,
         state.COMPARE_CONTROLS,
-        f"deletion-{pane.variant.uid}",
+        state.child_key(state.DELETION_PANE, pane.variant.uid),
     )
 
 

@@ -304,7 +304,10 @@ def setup(model) -> None:
         st.info("Choose at least one template variant.")
     disabled = plan is None or model is None
     if st.button(
-        f"Run {plan.size} generations" if plan else "Run", type="primary", disabled=disabled, key="eval-run"
+        f"Run {plan.size} generations" if plan else "Run",
+        type="primary",
+        disabled=disabled,
+        key=state.EVAL_RUN,
     ):
         start(plan, settings, batch, target, model.name)
         st.rerun()
@@ -344,12 +347,12 @@ def progress(stored: StoredEvaluation) -> None:
     if stored.status == "running" and done < total:
         eta = f" · about {left:.0f} s left" if left is not None else ""
         st.progress(done / total if total else 1.0, text=f"{done} of {total} generations done{eta}")
-        st.button("Cancel", key="eval-cancel", on_click=_cancel, args=(stored.id,))
+        st.button("Cancel", key=state.EVAL_CANCEL, on_click=_cancel, args=(stored.id,))
     elif done < total:
         st.progress(
             done / total, text=f"Cancelled after {done} of {total} generations; finished rows are kept."
         )
-        st.button("Resume", key="eval-resume", on_click=_resume, args=(stored.id,))
+        st.button("Resume", key=state.EVAL_RESUME, on_click=_resume, args=(stored.id,))
 
 
 def step(stored: StoredEvaluation, model) -> bool:
@@ -427,7 +430,7 @@ def row_details(stored: StoredEvaluation, model) -> None:
         "Row to inspect",
         order,
         format_func=lambda r: f"Row {r + 1}: " + " · ".join(plan.dataset.rows[r].values())[:90],
-        key=f"eval-row-{stored.id}",
+        key=state.child_key(state.EVAL_ROW, stored.id),
     )
     columns = st.columns(len(plan.variants))
     for index, (column, variant) in enumerate(zip(columns, plan.variants)):
@@ -453,7 +456,7 @@ def row_details(stored: StoredEvaluation, model) -> None:
             if deletion is None and cell.output.strip() and model is not None:
                 if st.button(
                     "Check with Deletion",
-                    key=f"eval-del-{key}",
+                    key=state.child_key(state.EVAL_ROW_DELETION, key),
                     help="Deletes each template part in turn (slower).",
                 ):
                     state.evaluate().deletion[key] = _deletion(
@@ -462,7 +465,7 @@ def row_details(stored: StoredEvaluation, model) -> None:
                     st.rerun()
             elif deletion:
                 st.caption("Deletion: " + ", ".join(f"{plain_markdown(k)} {v:.0%}" for k, v in deletion[:3]))
-            if st.button("Open in the workbench", key=f"eval-open-{key}"):
+            if st.button("Open in the workbench", key=state.child_key(state.EVAL_ROW_OPEN, key)):
                 load_into_workbench(
                     variant.name,
                     variant.template,
@@ -539,12 +542,12 @@ def exports(stored: StoredEvaluation) -> None:
         return
     cols = st.columns(3)
     stem = f"evaluation-{stored.id}"
-    cols[0].download_button("CSV", export_csv(plan, cells), f"{stem}.csv", "text/csv", key="eval-csv")
+    cols[0].download_button("CSV", export_csv(plan, cells), f"{stem}.csv", "text/csv", key=state.EVAL_CSV)
     cols[1].download_button(
-        "JSONL", export_jsonl(plan, cells), f"{stem}.jsonl", "application/jsonl", key="eval-jsonl"
+        "JSONL", export_jsonl(plan, cells), f"{stem}.jsonl", "application/jsonl", key=state.EVAL_JSONL
     )
     cols[2].download_button(
-        "HTML report", report_html(plan, cells, stored.name), f"{stem}.html", "text/html", key="eval-html"
+        "HTML report", report_html(plan, cells, stored.name), f"{stem}.html", "text/html", key=state.EVAL_HTML
     )
 
 
@@ -566,12 +569,12 @@ def saved_list(open_page: str | None = None) -> None:
         cols[0].markdown(
             f"**{plain_markdown(row.name)}**  \n{row.created_at.astimezone():%Y-%m-%d %H:%M} · {row.done}/{row.total} · {row.status}"
         )
-        if cols[2].button("Open", key=f"eval-list-open-{row.id}"):
+        if cols[2].button("Open", key=state.child_key(state.EVAL_LIST_OPEN, row.id)):
             state.evaluate().open_id = row.id
             if open_page:
                 st.switch_page(open_page)
             st.rerun()
-        if cols[3].button("Delete", key=f"eval-list-del-{row.id}"):
+        if cols[3].button("Delete", key=state.child_key(state.EVAL_LIST_DELETE, row.id)):
             delete_evaluation(opened, row.id)
             if state.evaluate().open_id == row.id:
                 state.evaluate().open_id = None

@@ -182,6 +182,15 @@ def edit_key(prefix: str, item: str, name: str) -> str:
     return f"{prefix}{item}::{name}"
 
 
+def child_key(parent: str, name: object) -> str:
+    """The key of one of several widgets of a kind: "<parent>-<name>" (a row's button, a block's)."""
+    return f"{parent}-{name}"
+
+
+DELETION_AGREEMENT = "deletion-agreement"  # the workbench's agreement line (+ "-sentences", "-show")
+DELETION_PANE = "deletion"  # child_key(DELETION_PANE, uid): a Compare pane's agreement line
+
+
 # History
 HISTORY_SEARCH = "history_search"
 HISTORY_TEMPLATE = "history_template"
@@ -195,6 +204,8 @@ HISTORY_SALIENCE = "history_salience"
 HISTORY_VERSION_A = "history_version_a"
 HISTORY_VERSION_B = "history_version_b"
 HISTORY_DIFF_TEMPLATE = "history_diff_template"
+HISTORY_HEATMAP = "history_heatmap"
+HISTORY_RESTORE = "restore"  # child_key(HISTORY_RESTORE, version id): "Restore … into the workbench"
 NOTE_TEXT = "note_text"  # + "_" + the run or comparison
 NOTE_RATING = "note_rating"  # + "_" + the run or comparison
 
@@ -213,6 +224,18 @@ EVAL_BATCH = "eval_batch"
 EVAL_WHY = "eval_why"  # explain each row with the fast gradient method
 EVAL_ANCHOR = "eval_anchor"  # the output part to explain, by its first word
 EVAL_SEARCH = "eval_search"
+EVAL_NEW = "eval-new"
+EVAL_RUN = "eval-run"
+EVAL_CANCEL = "eval-cancel"
+EVAL_RESUME = "eval-resume"
+EVAL_ROW = "eval-row"  # child_key(EVAL_ROW, evaluation id): the row picker
+EVAL_ROW_DELETION = "eval-del"  # child_key(EVAL_ROW_DELETION, "evaluation:variant:row")
+EVAL_ROW_OPEN = "eval-open"  # child_key(EVAL_ROW_OPEN, "evaluation:variant:row")
+EVAL_CSV = "eval-csv"
+EVAL_JSONL = "eval-jsonl"
+EVAL_HTML = "eval-html"
+EVAL_LIST_OPEN = "eval-list-open"  # child_key(EVAL_LIST_OPEN, evaluation id)
+EVAL_LIST_DELETE = "eval-list-del"  # child_key(EVAL_LIST_DELETE, evaluation id)
 
 SESSION_KEYS = frozenset(
     {
