@@ -91,7 +91,7 @@ def sample_suite(model, methods) -> list[CaseScores]:
             continue
         segments, scores, result = score_segments(model, prompt, target, (*methods, DELETION))
         scored.append(
-            CaseScores(example.source, [(s.start, s.end) for s in segments], scores, scores[DELETION])
+            CaseScores(example.name, [(s.start, s.end) for s in segments], scores, scores[DELETION])
         )
     return scored
 
@@ -197,7 +197,7 @@ def naive_deletion(forward, ids, target_start, target_end, spans, full_logits) -
 
 
 def speed(model, precision: str, repeats: int = 3) -> dict[str, float]:
-    example = next(e for e in load_samples() if e.source == "fewshot-mistake")
+    example = next(e for e in load_samples() if e.name == "fewshot-mistake")
     prompt = example.render().text
     output = model.generate(prompt, GenerationSettings(max_new_tokens=48, stop_sequences=("\n\n",))).text
     tokens, first = model.tokenize_pair(prompt, output)
