@@ -121,6 +121,48 @@ def test_deletion_runs_on_the_engine(engine_app):
     assert not app.error, [e.value for e in app.error]
 
 
+def test_compare_explains_every_pane_on_the_engine(engine_app, local_model):
+    app = generate(engine_app)
+    button(app, "📌 Send to compare").click()
+    run(app)
+    next(s for s in app.selectbox if s.label == "Sample prompt").set_value("fewshot-fixed")
+    generate(run(app))
+    button(app, "📌 Send to compare").click()
+    run(app)
+    app.switch_page("app_pages/compare.py")
+    run(app)
+    variants = app.session_state[state.COMPARE].variants
+    assert [v.name for v in variants] == ["fewshot-mistake", "fewshot-fixed"]
+    assert any(m.value.startswith("**Explaining") for m in app.markdown)
+    assert not app.error, [e.value for e in app.error]
+    assert registry().peek(local_model.spec) is None  # the panes were explained on the engine
+
+
+def test_the_evaluate_page_runs_on_the_engine(engine_app):
+    from components.evaluation import PASTE
+
+    app = engine_app
+    app.switch_page("app_pages/evaluate.py")
+    run(app)
+    app.radio(key=state.EVAL_DATA_SOURCE).set_value(PASTE)
+    run(app)
+    app.text_area(key=state.EVAL_PASTE).input(
+        "food_likes,food_dislikes,menu_item,expected\nCheese,Eggs,Quiche,Avoid\nFish,Pork,Sea bass,good\n"
+    )
+    app.number_input(key=state.EVAL_MAX_NEW_TOKENS).set_value(3)
+    app.number_input(key=state.EVAL_BATCH).set_value(2)
+    run(app)
+    next(b for b in app.button if b.label.startswith("Run 4 generations")).click()
+    run(app)
+    for _ in range(3):
+        if not any(b.label == "Cancel" for b in app.button):
+            break
+        run(app)
+    summary = app.dataframe[0].value
+    assert all(cell.endswith("/ 2") for cell in summary["Passed"]), summary
+    assert not app.error, [e.value for e in app.error]
+
+
 def test_an_evaluation_fans_its_rows_out_over_the_replicas(remote, local_model):
     data = parse_data("likes,item\nCheese,Quiche\nSweets,Onion soup\nFish,Cake\n")
     plan = plan_evaluation(
