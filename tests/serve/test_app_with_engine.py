@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -200,6 +201,42 @@ def test_an_engine_that_is_down_is_one_line_and_the_in_process_model_takes_over(
     assert text_area(app, "menu_item").value == "Mushroom risotto"  # nothing typed is lost
     generate(app)
     assert "Mushroom risotto" in app.session_state[state.WORKBENCH].generation.prompt
+
+
+def test_an_engine_whose_replicas_are_loading_shows_the_loading_notice(monkeypatch):
+    """Ray Serve's proxy is healthy but answers 503 until the replicas are up: the page waits with
+    the engine's message."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Starting(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (the http.server API)
+            self.send_response(200 if self.path == "/-/healthz" else 503)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Starting)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    monkeypatch.setenv(ENGINE_ENV, url)
+    try:
+        registry().start(url)
+        deadline = time.monotonic() + 30
+        while "replicas are loading" not in registry().status(url).message:
+            assert time.monotonic() < deadline, registry().status(url)
+            time.sleep(0.2)
+        app = fresh_app()
+        shown = [i.value for i in app.info]
+        assert any(
+            "Waiting for the engine" in i and "its replicas are loading the model" in i for i in shown
+        ), shown
+        assert not app.sidebar.error
+    finally:
+        server.shutdown()
+        server.server_close()
+    with pytest.raises(Exception, match="cannot be reached"):  # gone now: the wait ends in one line
+        registry().get(url, timeout=30)
 
 
 def test_a_wrong_engine_address_is_one_line(monkeypatch, engine_gguf):
