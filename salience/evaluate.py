@@ -872,7 +872,8 @@ def text_report(plan: Plan, results: Sequence[CellResult]) -> str:
 # ---- saving and restoring ----------------------------------------------------------------------
 def plan_to_json(plan: Plan) -> dict:
     return {
-        "variants": [variant.to_json() for variant in plan.variants],
+        # A variant's uid names Compare's widgets; a saved plan (searched as text) has no use for it.
+        "variants": [{k: v for k, v in variant.to_json().items() if k != "uid"} for variant in plan.variants],
         "columns": list(plan.dataset.columns),
         "rows": [dict(row) for row in plan.dataset.rows],
         "checks": [check.to_json() for check in plan.checks],

@@ -104,7 +104,9 @@ def test_a_new_evaluation_plan_round_trips():
     variant = Variant("fixed", "First: {first}\nItem: {item}", {"first": "Avoid."})
     plan = plan_evaluation([variant], Dataset(("item",), ({"item": "Soup"},)), [Check("contains", "x")])
     saved = plan_to_json(plan)
-    assert saved["variants"][0]["variables"] == {"first": "Avoid."}
+    assert saved["variants"] == [
+        {"name": "fixed", "template": "First: {first}\nItem: {item}", "variables": {"first": "Avoid."}}
+    ]
     assert plan_from_json(saved) == plan
 
 
