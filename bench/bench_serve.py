@@ -138,6 +138,11 @@ def main() -> None:
                 through = _median_seconds(
                     lambda engine_model=remote: engine_model.salience(prompt, target), args.repeats
                 )
+                inside = statistics.median(
+                    remote.salience(prompt, target).seconds for _ in range(args.repeats)
+                )
+                results["explain_inside_replica_ms"] = round(inside * 1000, 1)
+                results["http_hop_only_ms"] = round((through - inside) * 1000, 1)
                 results["explain_in_process_ms"] = round(in_process * 1000, 1)
                 results["explain_engine_ms"] = round(through * 1000, 1)
                 results["engine_minus_in_process_ms"] = round((through - in_process) * 1000, 1)
