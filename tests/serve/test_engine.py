@@ -270,6 +270,21 @@ def test_the_cli_runs_on_the_engine_and_matches_in_process(engine, engine_gguf, 
     assert remote_run == local_run
 
 
+def test_the_cli_on_an_engine_loads_no_tensorflow(engine, tmp_path):
+    prompt = tmp_path / "prompt.txt"
+    prompt.write_text(PROMPT)
+    code = (
+        "import sys; from salience.cli import main; "
+        f"status = main(['generate', '--prompt-file', {str(prompt)!r}, '--max-new-tokens', '3', "
+        f"'--engine', {engine.url!r}, '--precision', 'float32', '--json', '--quiet']); "
+        "print('tensorflow' in sys.modules, 'keras' in sys.modules, status)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=_root()
+    )
+    assert done.stdout.strip().splitlines()[-1] == "False False 0", done.stderr[-2000:]
+
+
 def test_the_cli_with_an_engine_that_is_down_is_one_line():
     from engine_server import free_port
 
