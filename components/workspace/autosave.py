@@ -17,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from components import state
 from components.workspace import bridge
 from components.workspace.codec import browser_state, restore_browser_state
-from components.workspace.connection import FAILED, attempt, browser_id, flush, reason, workspace
+from components.workspace.connection import FAILED, attempt, browser_id, flush, reason, workspace, write
 from components.workspace.saving import template_version
 from salience.errors import InputError, WorkbenchError
 
@@ -99,11 +99,26 @@ def _restore_once(browser: str) -> None:
         saved = opened.load_state(browser)
         if saved:
             restore_browser_state(saved)
-        if not st.session_state.get(state.REVIEWER):  # never overwrite a name typed meanwhile
-            st.session_state[state.REVIEWER] = opened.reviewer(browser) or ""
+        _restore_reviewer(browser, opened.reviewer(browser) or "")
     except (InputError, WorkbenchError, SQLAlchemyError) as error:
         shown = reason(error) if isinstance(error, SQLAlchemyError) else error
         st.session_state[state.WORKSPACE_NOTICE] = f"Your last state could not be restored: {shown}"
+
+
+def _restore_reviewer(browser: str, saved: str) -> None:
+    """Put the browser's saved name back, unless one was typed this session (then save that).
+
+    The name box is assigned only when there is a saved name to show: on a browser's first
+    visit its id arrives in a rerun of its own, and assigning even "" there would make
+    Streamlit send the box's value again, replacing a name typed and submitted meanwhile in the
+    browser (its next rerun would then send an empty name).
+    """
+    typed = st.session_state.get(state.REVIEWER, "")
+    if not typed:
+        if saved:
+            st.session_state[state.REVIEWER] = saved
+    elif typed != saved:  # typed before the browser was known: the name box could not save it
+        write("your name", lambda opened: opened.set_reviewer(browser, typed))
 
 
 def end() -> None:
