@@ -246,7 +246,7 @@ class RemoteModel(TextCalls):
             "precision": self._check_precision(precision),
         }
         for event in self._events("/generate", payload):
-            yield wire.generation_from_json(event.get("partial") or event["final"])
+            yield Generation.from_json(event.get("partial") or event["final"])
 
     def generate_batch(
         self,
@@ -290,7 +290,7 @@ class RemoteModel(TextCalls):
             for event in self._events("/generate_batch", payload, cancelled):
                 if "row" in event:
                     index = rows[int(event["row"])]
-                    generation = wire.generation_from_json(event["generation"])
+                    generation = Generation.from_json(event["generation"])
                     with lock:
                         again = results[index] is not None  # a retried request reports its rows again
                         results[index] = generation
@@ -304,7 +304,7 @@ class RemoteModel(TextCalls):
                         progress(finished, len(prompts))
                 elif "final" in event:
                     for offset, data in enumerate(event["final"]["generations"]):
-                        results[rows[offset]] = wire.generation_from_json(data)
+                        results[rows[offset]] = Generation.from_json(data)
 
         workers = max(1, min(len(chunks), self.replicas or 1))
         try:

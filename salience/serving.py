@@ -204,7 +204,7 @@ class Engine:
             previous = first
             try:
                 for partial in stream:
-                    yield wire.line({"partial": wire.generation_to_json(previous)})
+                    yield wire.line({"partial": previous.to_json()})
                     previous = partial
             except WorkbenchError as error:
                 yield wire.line(wire.error_to_json(error))
@@ -213,7 +213,7 @@ class Engine:
                 log.exception("generation failed")
                 yield wire.line(_internal(error))
                 return
-            yield wire.line({"final": wire.generation_to_json(previous)})
+            yield wire.line({"final": previous.to_json()})
 
         return lines()
 
@@ -235,11 +235,9 @@ class Engine:
                 seeds=seeds,
                 progress=lambda done, total: emit({"progress": [done, total]}),
                 cancelled=cancelled,
-                on_row=lambda row, generation: emit(
-                    {"row": row, "generation": wire.generation_to_json(generation)}
-                ),
+                on_row=lambda row, generation: emit({"row": row, "generation": generation.to_json()}),
             )
-            return {"generations": [wire.generation_to_json(g) for g in generations]}
+            return {"generations": [g.to_json() for g in generations]}
 
         return _events(work)
 

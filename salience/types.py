@@ -82,6 +82,24 @@ class Generation:
     seconds: float
     first_token_seconds: float
 
+    def to_json(self) -> dict:
+        """Plain JSON values (the token ids as a list)."""
+        values = dataclasses.asdict(self)
+        values["token_ids"] = list(self.token_ids)
+        return values
+
+    @classmethod
+    def from_json(cls, saved: Mapping) -> Generation:
+        """A generation from `to_json`; KeyError, TypeError or ValueError when malformed."""
+        return cls(
+            str(saved["prompt"]),
+            str(saved["text"]),
+            tuple(int(token) for token in saved["token_ids"]),
+            str(saved["stop_reason"]),
+            float(saved["seconds"]),
+            float(saved["first_token_seconds"]),
+        )
+
     @property
     def tokens_per_second(self) -> float:
         decode_time = self.seconds - self.first_token_seconds

@@ -1,7 +1,7 @@
 """What the engine's HTTP interface sends and receives (`salience.serving`, `salience.remote`).
 
-Plain JSON: generations, tokenizations and salience results (`SalienceResult.to_json`, exact
-for float32 scores), and errors as ``{"error": message, "kind": class name}`` so the client
+Plain JSON: generations (`Generation.to_json`) and salience results (`SalienceResult.to_json`,
+exact for float32 scores), and errors as ``{"error": message, "kind": class name}`` so the client
 raises the same `WorkbenchError` subclass the engine raised. Streams are JSON lines (NDJSON).
 """
 
@@ -11,7 +11,6 @@ import json
 from collections.abc import Mapping
 
 from salience import errors
-from salience.types import Generation, Tokenization
 
 PROTOCOL = 1  # bumped when a request or answer changes shape
 NDJSON = "application/x-ndjson"
@@ -28,44 +27,6 @@ def dumps(value) -> bytes:
 
 def line(value) -> bytes:
     return dumps(value) + b"\n"
-
-
-def generation_to_json(generation: Generation) -> dict:
-    return {
-        "prompt": generation.prompt,
-        "text": generation.text,
-        "token_ids": list(generation.token_ids),
-        "stop_reason": generation.stop_reason,
-        "seconds": generation.seconds,
-        "first_token_seconds": generation.first_token_seconds,
-    }
-
-
-def generation_from_json(data: Mapping) -> Generation:
-    return Generation(
-        prompt=str(data["prompt"]),
-        text=str(data["text"]),
-        token_ids=tuple(int(i) for i in data["token_ids"]),
-        stop_reason=str(data["stop_reason"]),
-        seconds=float(data["seconds"]),
-        first_token_seconds=float(data["first_token_seconds"]),
-    )
-
-
-def tokenization_to_json(tokens: Tokenization) -> dict:
-    return {
-        "ids": list(tokens.ids),
-        "tokens": list(tokens.tokens),
-        "offsets": [list(o) for o in tokens.offsets],
-    }
-
-
-def tokenization_from_json(data: Mapping) -> Tokenization:
-    return Tokenization(
-        tuple(int(i) for i in data["ids"]),
-        tuple(str(t) for t in data["tokens"]),
-        tuple((int(a), int(b)) for a, b in data["offsets"]),
-    )
 
 
 def error_to_json(error: BaseException) -> dict:

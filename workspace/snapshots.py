@@ -125,30 +125,14 @@ class FileSnapshotStore:
 def generation_to_json(generation: Generation, made_for: tuple) -> dict:
     """The generation and what it was made for (model spec, precision, prompt, settings)."""
     spec, precision, prompt, settings = made_for
-    return {
-        "prompt": generation.prompt,
-        "text": generation.text,
-        "token_ids": list(generation.token_ids),
-        "stop_reason": generation.stop_reason,
-        "seconds": generation.seconds,
-        "first_token_seconds": generation.first_token_seconds,
-        "for": [spec, precision, prompt, settings.to_json()],
-    }
+    return {**generation.to_json(), "for": [spec, precision, prompt, settings.to_json()]}
 
 
 def generation_from_json(saved: dict) -> tuple[Generation, tuple]:
     """The inverse of ``generation_to_json``; InputError saying what is wrong when it cannot be read."""
     try:
         spec, precision, prompt, settings = saved["for"]
-        generation = Generation(
-            str(saved["prompt"]),
-            str(saved["text"]),
-            tuple(int(token) for token in saved["token_ids"]),
-            str(saved["stop_reason"]),
-            float(saved["seconds"]),
-            float(saved["first_token_seconds"]),
-        )
-        return generation, (spec, precision, prompt, GenerationSettings.from_json(settings))
+        return Generation.from_json(saved), (spec, precision, prompt, GenerationSettings.from_json(settings))
     except KeyError as error:
         raise InputError(f"the saved generation has no {error.args[0]!r}") from None
     except (TypeError, ValueError, AttributeError) as error:
