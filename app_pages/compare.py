@@ -27,7 +27,7 @@ from components.model_resource import LOADING
 from components.permalink import QUERY_KEY, apply_link_from_url, create_link, link_url
 from components.review import review_box
 from components.sidebar import model_sidebar, model_status, status_text
-from components.widgets import current_settings, plain_markdown, salience_controls
+from components.widgets import control_values, current_settings, plain_markdown, salience_controls
 from components.workspace import autosaved, workspace
 from salience.compare import MAX_VARIANTS, output_diff, part_diff
 from salience.errors import WorkbenchError
@@ -457,17 +457,8 @@ def page() -> None:
 
 
 def _compare(model, presenting: bool) -> None:
-    keys = state.COMPARE_CONTROLS
-    if presenting:
-        method, granularity, aggregation, intensity = (
-            st.session_state[keys.method],
-            st.session_state[keys.granularity],
-            st.session_state[keys.aggregation],
-            float(st.session_state[keys.intensity]),
-        )
-        pattern = st.session_state[keys.regex] if granularity == "regex" else None
-    else:
-        method, granularity, pattern, aggregation, intensity = salience_controls(keys)
+    controls = control_values if presenting else salience_controls  # presenting draws no controls
+    method, granularity, pattern, aggregation, intensity = controls(state.COMPARE_CONTROLS)
     if granularity == "regex":
         try:
             regex_starts("", pattern or "")

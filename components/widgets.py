@@ -301,11 +301,8 @@ def salience_controls(
         help="Brighten faint colours.",
         width=190,
     )
-    pattern = None
     if st.session_state[keys.granularity] == "regex":
-        pattern = st.text_input(
-            "Segment starts at (regular expression)", key=keys.regex, persist_state="session"
-        )
+        st.text_input("Segment starts at (regular expression)", key=keys.regex, persist_state="session")
     with st.expander("Advanced"):
         st.radio(
             "Segment score (aggregation of its tokens)",
@@ -316,10 +313,17 @@ def salience_controls(
             help="sum: long segments can add up; mean: per token; max: the strongest token. "
             "Deletion already scores whole segments.",
         )
+    return control_values(keys)
+
+
+def control_values(keys: state.ControlKeys) -> tuple[str, str, str | None, str, float]:
+    """Method, granularity, pattern (None unless the granularity is "regex"), aggregation and
+    intensity as the controls of ``keys`` hold them (drawn or not)."""
+    granularity = st.session_state[keys.granularity]
     return (
         st.session_state[keys.method],
-        st.session_state[keys.granularity],
-        pattern,
+        granularity,
+        st.session_state[keys.regex] if granularity == "regex" else None,
         st.session_state[keys.aggregation],
         float(st.session_state[keys.intensity]),
     )
