@@ -284,7 +284,7 @@ def _engine_line(spec: str, drawn_model: int, drawn_problem: str | None) -> None
     if health.problem != drawn_problem:
         st.rerun()
     st.caption(
-        f"In use: **{plain_markdown(model.name)}** on the engine at {plain_markdown(model.url)} · "
+        f"In use: **{plain_markdown(model.name)}** on the engine at {_code(model.url)} · "
         f"{_replicas(health.replicas)} · up to {model.max_context:,} tokens per prompt"
     )
 

@@ -73,7 +73,7 @@ def test_generate_and_explain_through_the_engine_equal_in_process(engine_app, en
     app = engine_app
     assert app.session_state[state.MODEL_SPEC] == engine.url
     said = sidebar_text(app)
-    assert f"on the engine at {engine.url} · 2 replicas" in said, said
+    assert f"on the engine at `{engine.url}` · 2 replicas" in said, said
     precision = next(r for r in app.sidebar.radio if r.label == "Compute precision")
     assert list(precision.options) == ["float32"]  # only what the engine serves
     assert app.session_state[state.PRECISION] == "float32"
