@@ -13,6 +13,7 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import math
 import os
 import sys
 import tempfile
@@ -92,9 +93,13 @@ def _install_fast_build() -> None:
         return
 
     def zeros_or_initializer(variable, initializer):
-        if getattr(_FAST_BUILD, "on", False):
-            return variable._initialize(lambda: tf.zeros(variable._shape, dtype=variable._dtype))
-        return initialize(variable, initializer)
+        if not getattr(_FAST_BUILD, "on", False):
+            return initialize(variable, initializer)
+        shape, dtype = variable._shape, tf.as_dtype(variable._dtype)
+        if getattr(_STREAMING, "on", False) and math.prod(shape) * dtype.size >= STREAM_BYTES:
+            # Replaced whole by `streamed_weights`: memory that is never touched costs nothing.
+            return variable._initialize(lambda: tf.raw_ops.Empty(shape=shape, dtype=dtype, init=False))
+        return variable._initialize(lambda: tf.zeros(shape, dtype=dtype))
 
     set_proto = SentencePieceTokenizer.set_proto
 
@@ -124,9 +129,12 @@ def streamed_weights() -> Iterator[None]:
     Keras reads each stored tensor whole into a NumPy array, converts it to a tensor and
     assigns it (the 0.67 GB float32 embedding passed through three buffers at once, and
     TensorFlow's oneDNN allocator keeps what it once held). Inside this context tensors of
-    `STREAM_BYTES` or more are read from the file `BLOCK_BYTES` of rows at a time, cast to
-    the variable's dtype (the same `tf.cast` as `backbone_copy`) and written into the
-    variable in place. Only this thread is affected.
+    `STREAM_BYTES` or more are read from the file `BLOCK_BYTES` of rows at a time and cast to
+    the variable's dtype (the same `tf.cast` as `backbone_copy`); the blocks are joined and
+    the variable takes the result's buffer (its own, with `skip_random_init`, was never
+    touched). Writing the blocks into the variable one by one would hold less, but slice
+    assignment puts a variable in TensorFlow's copy-on-read mode: every later read of the
+    table then copied it whole. Only this thread is affected.
     """
     with _PATCH_LOCK:
         _install_streamed_weights()
@@ -171,9 +179,13 @@ def _install_streamed_weights() -> None:
             )
         rows = value.shape[0]
         step = max(1, BLOCK_BYTES * rows // max(1, value.dataset.nbytes))
-        target = variable._value  # the tf.Variable: a slice assignment writes into its buffer
-        for start in range(0, rows, step):
-            target[start : start + step].assign(tf.cast(value.dataset[start : start + step], target.dtype))
+        target = variable._value  # the tf.Variable
+        blocks = [
+            tf.cast(value.dataset[start : start + step], target.dtype) for start in range(0, rows, step)
+        ]
+        whole = tf.concat(blocks, axis=0) if len(blocks) > 1 else blocks[0]
+        del blocks
+        target.assign(whole)  # a dense assignment adopts the buffer
         return variable
 
     get_rows_later.workbench_streamed = True
