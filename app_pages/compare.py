@@ -26,7 +26,7 @@ from components.heatmap import heatmap
 from components.model_resource import LOADING
 from components.permalink import QUERY_KEY, apply_link_from_url, create_link, link_url
 from components.review import review_box
-from components.sidebar import model_sidebar, model_status, status_text
+from components.sidebar import model_sidebar, model_status, no_model_text, status_text
 from components.widgets import control_values, current_settings, plain_markdown, salience_controls
 from components.workspace import autosaved, workspace
 from salience.compare import MAX_VARIANTS, output_diff, part_diff
@@ -445,11 +445,7 @@ def page() -> None:
         return
     if model is None:
         starting = model_status()  # while the model starts the sidebar counts down and reruns the page
-        st.info(
-            status_text(starting)
-            if starting.phase == LOADING
-            else "No model is loaded. Pick one in the sidebar."
-        )
+        st.info(status_text(starting) if starting.phase == LOADING else no_model_text())
         return
     _variant_editor()
     _target_controls()

@@ -10,7 +10,7 @@ from components.bars import segment_bars_html
 from components.comparison import pin_workbench
 from components.heatmap import heatmap
 from components.model_resource import LOADING, registry
-from components.sidebar import loading_notice, model_sidebar
+from components.sidebar import loading_notice, model_sidebar, no_model_text
 from components.widgets import generation_settings, plain_markdown, salience_controls, template_editor
 from components.workspace import autosaved
 from salience.compare import MAX_VARIANTS
@@ -87,7 +87,7 @@ def page() -> None:
     )
     starting = loading_notice()  # "Loading the model (about N s)…" while it starts; never waits
     if model is None and starting.phase != LOADING:
-        st.info("No model is loaded. Pick one in the sidebar; the embedded Gemma 3 270M works offline.")
+        st.info(no_model_text())
     st.html(COLUMNS_CSS)
     editor, viewer = st.container(key="workbench-columns").columns([2, 3], gap="large")
     with editor:

@@ -236,6 +236,15 @@ def model_sidebar(notice_in_main: bool = False):
     return model
 
 
+def no_model_text() -> str:
+    """The main area's line when no model answers: why, when the sidebar knows (e.g. an engine
+    that is down), else how to pick one."""
+    error = st.session_state.get(state.MODEL_ERROR)
+    if error:
+        return f"No model is answering: {plain_markdown(error)} The sidebar says what you can do."
+    return "No model is loaded. Pick one in the sidebar; the embedded Gemma 3 270M works offline."
+
+
 def _engine_fallback(spec: str) -> None:
     """Under the engine's one-line error: switch this session to the in-process model, or retry."""
     row = st.container(horizontal=True, wrap=True)

@@ -107,7 +107,11 @@ def test_a_failed_load_says_why_and_the_app_keeps_working(monkeypatch):
     app = fresh_app()
     assert registry().status(spec).phase == FAILED
     assert any("not a KerasHub preset directory" in error.value for error in app.sidebar.error)
-    assert any("No model is loaded" in info.value for info in app.info)
+    # The main area says why, not only "no model" (the sidebar has the details and the choices).
+    assert any(
+        "No model is answering" in info.value and "not a KerasHub preset directory" in info.value
+        for info in app.info
+    ), [info.value for info in app.info]
     assert button(app, "Generate").disabled
     menu = next(t for t in app.text_area if t.label.startswith("menu"))
     menu.input("Mushroom risotto").run()

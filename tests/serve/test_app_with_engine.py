@@ -190,6 +190,7 @@ def test_an_engine_that_is_down_is_one_line_and_the_in_process_model_takes_over(
     errors = [e.value for e in app.sidebar.error]
     assert len(errors) == 1 and f"The engine at {down} cannot be reached" in errors[0], errors
     assert "\n" not in errors[0]
+    assert any(f"No model is answering: The engine at {down} cannot be reached" in i.value for i in app.info)
     assert button(app, "Generate").disabled
     text_area(app, "menu_item").input("Mushroom risotto").run()
     button(app, USE_IN_PROCESS).click()
