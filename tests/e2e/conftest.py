@@ -6,6 +6,7 @@ import contextlib
 from pathlib import Path
 
 import pytest
+from app_runs import track_new_pages
 from app_server import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ROOT, start_app, stop_app
 
 
@@ -18,6 +19,7 @@ def browser():
 
     with sync_playwright() as playwright:
         instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        track_new_pages(instance)  # helpers wait for Streamlit's runs by reading each page's messages
         yield instance
         instance.close()
 

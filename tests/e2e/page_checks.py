@@ -13,6 +13,7 @@ import re
 import time
 from pathlib import Path
 
+from app_runs import wait_quiet
 from playwright.sync_api import Locator, Page, expect
 
 SCREENS = Path(__file__).resolve().parents[2] / "artifacts" / "screens"
@@ -43,10 +44,7 @@ def settle(page: Page, timeout: float = 180.0) -> None:
     deadline = time.monotonic() + timeout
     before = None
     while time.monotonic() < deadline:
-        page.wait_for_function(
-            "() => !document.querySelector('[data-testid=stStatusWidget]')",
-            timeout=max(1000, int((deadline - time.monotonic()) * 1000)),
-        )
+        wait_quiet(page, max(1000, int((deadline - time.monotonic()) * 1000)))
         text = page.locator("body").inner_text()
         if text == before:
             return

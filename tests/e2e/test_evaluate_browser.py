@@ -5,6 +5,7 @@ screenshots at 1440×900 and 1024×768."""
 from __future__ import annotations
 
 import pytest
+from app_runs import rerun_after
 from app_server import ROOT, start_app, stop_app
 from page_checks import assert_clean, assert_navigation, screenshot
 from playwright.sync_api import expect
@@ -42,8 +43,7 @@ def test_evaluate_menu_rows(browser, server):
     wait_idle(page)
     box = page.get_by_label("Paste rows (CSV or tab-separated with a header line, or JSONL)")
     box.fill("\n".join(lines[:7]))  # the header and six rows: three to avoid, three to enjoy
-    box.press("Control+Enter")
-    wait_idle(page)
+    rerun_after(page, lambda: box.press("Control+Enter"), LONG)
     run = page.get_by_role("button", name="Run 12 generations")
     expect(run).to_be_enabled(timeout=LONG)
     run.click()

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import signal
 
+from app_runs import rerun_after
 from app_server import ROOT, start_app
 from playwright.sync_api import expect
-from workbench_page import LONG, open_workbench, wait_idle
+from workbench_page import LONG, open_workbench
 
 from workspace.store import Workspace
 
@@ -21,8 +22,7 @@ def test_a_committed_edit_survives_kill_9_during_generation(browser, tmp_path):
         page.get_by_text("Generation settings", exact=True).click()
         length = page.get_by_label("Longest answer (tokens)", exact=True)
         length.fill("512")
-        length.press("Enter")
-        wait_idle(page)
+        rerun_after(page, lambda: length.press("Enter"), LONG)  # committed and saved
         # Typed, then Generate at once: the click commits the text area (its draft is dropped, as
         # the bridge drops a pending draft on any click), and the same run starts generating.
         page.get_by_label("food_likes", exact=True).fill("Goat cheese")
