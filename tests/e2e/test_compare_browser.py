@@ -6,22 +6,19 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 
-import pytest
 from playwright.sync_api import expect
-from workbench_page import ARTIFACTS, LONG, choose, generate, open_workbench, wait_idle
+from workbench_page import ARTIFACTS, LONG, choose, click, generate, open_workbench, visit, wait_idle
 
 
 def pin_current(page, count: int) -> None:
     """Pin the workbench's prompt; the page then says how many variants are pinned."""
-    page.get_by_role("button", name="📌 Send to compare").click()
+    click(page, page.get_by_role("button", name="📌 Send to compare"))
     expect(page.get_by_role("link", name=f"({count} of 4 variants pinned)")).to_be_visible(timeout=LONG)
-    wait_idle(page)
 
 
 def open_compare(page) -> None:
-    page.get_by_role("link", name="Compare", exact=True).first.click()
+    click(page, page.get_by_role("link", name="Compare", exact=True).first)
     expect(page.get_by_test_id("shared-legend")).to_be_visible(timeout=LONG)
-    wait_idle(page)
 
 
 def pane_texts(page) -> list[str]:
@@ -48,9 +45,6 @@ class _Tags(HTMLParser):
         self.tags.append((tag, dict(attrs)))
 
 
-# Flaky under full-suite load on the 2-core CI machine (a step times out about one run in four;
-# each passed on rerun): one rerun, see the session-4 note.
-@pytest.mark.flaky(reruns=1)
 def test_compare_share_and_export(browser, workbench_url, tmp_path):
     context = browser.new_context(viewport={"width": 1700, "height": 2400}, accept_downloads=True)
     page = context.new_page()
@@ -69,12 +63,11 @@ def test_compare_share_and_export(browser, workbench_url, tmp_path):
     page.screenshot(path=str(ARTIFACTS / "compare.png"), full_page=True)
 
     # A link restores the same comparison for someone else (a new browser context = a new person).
-    page.get_by_role("button", name="Create link").click()
-    wait_idle(page)
-    link = page.locator("code", has_text="?c=").first.text_content().strip()
+    click(page, page.get_by_role("button", name="Create link"))
+    link = page.locator("code", has_text="?c=").first.text_content(timeout=LONG).strip()
     assert re.search(r"/compare\?c=[0-9a-f]{12}$", link), link
     other = browser.new_context(viewport={"width": 1600, "height": 1300}).new_page()
-    other.goto(link)
+    visit(other, link)
     expect(other.get_by_test_id("heatmap-text")).to_have_count(3, timeout=LONG)
     wait_idle(other)
     assert pane_texts(other) == texts
@@ -82,9 +75,9 @@ def test_compare_share_and_export(browser, workbench_url, tmp_path):
     other.context.close()
 
     # The HTML export is one file that renders with the network off and loads nothing.
-    page.get_by_text("Export for slides and reports").click()
-    with page.expect_download() as download:
-        page.get_by_role("button", name="HTML").click()
+    page.get_by_text("Export for slides and reports").click()  # an expander: no rerun
+    with page.expect_download(timeout=LONG) as download:
+        click(page, page.get_by_role("button", name="HTML"))  # the download reruns the page too
     path = tmp_path / "comparison.html"
     download.value.save_as(path)
     content = path.read_text()
@@ -109,15 +102,13 @@ def test_compare_share_and_export(browser, workbench_url, tmp_path):
     offline.close()
 
     # Presentation mode: controls hidden, large type, one click per variant.
-    page.get_by_role("button", name="Present ▶").click()
-    wait_idle(page)
-    expect(page.get_by_text("1 / 3 · fewshot-mistake")).to_be_visible(timeout=LONG)
+    click(page, page.get_by_role("button", name="Present ▶"))
+    expect(page.get_by_text("1 / 3 · fewshot-mistake")).to_be_visible()
     expect(page.get_by_test_id("stSidebar")).to_be_hidden()
-    page.get_by_role("button", name="Next ▶").click()
-    expect(page.get_by_text("2 / 3 · fewshot-fixed")).to_be_visible(timeout=LONG)
-    wait_idle(page)
+    click(page, page.get_by_role("button", name="Next ▶"))
+    expect(page.get_by_text("2 / 3 · fewshot-fixed")).to_be_visible()
     page.screenshot(path=str(ARTIFACTS / "compare-present.png"))
-    page.get_by_role("button", name="Exit presentation").click()
+    click(page, page.get_by_role("button", name="Exit presentation"))
     expect(page.get_by_role("button", name="Create link")).to_be_visible(timeout=LONG)
     context.close()
 
