@@ -261,13 +261,14 @@ def _wrap(
 
 
 def _from_preset(handle: str, dtype: str | None = None):
-    """The preset's causal LM; with ``dtype``, built and loaded straight in that dtype (zero
-    initial values, large tensors streamed), so no copy in the stored dtype is ever made."""
+    """The preset's causal LM, built without random initial values and with large tensors
+    streamed (`skip_random_init`, `streamed_weights`); with ``dtype``, built and loaded
+    straight in that dtype, so no copy in the stored dtype is ever made."""
     import keras_hub
 
-    if dtype is None:
-        return keras_hub.models.CausalLM.from_preset(handle)
     with skip_random_init(), streamed_weights():
+        if dtype is None:
+            return keras_hub.models.CausalLM.from_preset(handle)
         return keras_hub.models.CausalLM.from_preset(handle, dtype=dtype)
 
 
