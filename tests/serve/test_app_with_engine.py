@@ -186,6 +186,10 @@ def test_an_engine_that_is_down_is_one_line_and_the_in_process_model_takes_over(
     down = f"http://127.0.0.1:{free_port()}"
     monkeypatch.setenv(ENGINE_ENV, down)
     monkeypatch.setenv(MODEL_ENV, f"gguf:{engine_gguf}")
+    # The connection is tried in the background: let it fail first (on a loaded CI machine the
+    # page's first run can come before the refused connection is reported).
+    with pytest.raises(Exception, match="cannot be reached"):
+        registry().get(down, timeout=60)
     app = fresh_app()
     errors = [e.value for e in app.sidebar.error]
     assert len(errors) == 1 and f"The engine at {down} cannot be reached" in errors[0], errors
