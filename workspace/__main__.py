@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from salience.errors import WorkbenchError
+from workspace.database import is_read_only
 from workspace.store import Workspace, import_summary
 
 
@@ -26,8 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         opened = Workspace.open()
-        if opened.notice:
-            print(opened.notice, file=sys.stderr)
+        if opened.notice and not (args.command == "import" and is_read_only(opened.engine)):
+            print(opened.notice, file=sys.stderr)  # (an import says why it cannot write, in one line)
         if args.command == "upgrade":
             print(f"{opened.url} is at the newest schema.")
         elif args.command == "export":
@@ -37,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     except WorkbenchError as error:
         lines = str(error).splitlines() or [""]
         if args.command == "import":  # one line per bad row, under the file's name
-            lines = [f"{args.file}: nothing was imported.", *lines]
+            head = f"{args.file}: nothing was imported."
+            lines = [f"{head} {lines[0]}"] if len(lines) == 1 else [head, *lines]
         print(f"error: {lines[0]}", *(f"  {line}" for line in lines[1:]), sep="\n", file=sys.stderr)
         return 2
     except OSError as error:

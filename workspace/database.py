@@ -16,7 +16,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
@@ -174,13 +174,31 @@ def is_read_only(engine: Engine) -> bool:
     return query.get("mode") == "ro" or query.get("immutable") == "1"
 
 
+def _sqlite_foreign_keys(connection: Connection, on: bool) -> None:
+    """Switch SQLite's foreign keys (only possible outside a transaction: on the driver's connection)."""
+    connection.connection.driver_connection.execute(f"PRAGMA foreign_keys = {'ON' if on else 'OFF'}")
+
+
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest version (creates it in an empty database)."""
+    """Bring the schema to the newest version (creates it in an empty database).
+
+    On SQLite, foreign keys are off while migrations run: a batch migration recreates a table,
+    and dropping the old one with foreign keys on would delete the rows of every table whose
+    foreign key cascades from it (notes and salience results of runs).
+    """
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+    with engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            _sqlite_foreign_keys(connection, on=False)
+        try:
+            with connection.begin():
+                config.attributes["connection"] = connection
+                command.upgrade(config, "head")
+        finally:
+            if sqlite:
+                _sqlite_foreign_keys(connection, on=True)
 
 
 def _check_revision(engine: Engine, shown: str) -> None:

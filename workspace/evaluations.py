@@ -53,7 +53,7 @@ class StoredEvaluation:
 def create_evaluation(
     workspace: Workspace, name: str, plan: Plan, options: dict | None = None, browser_id: str | None = None
 ) -> int:
-    name = (name or "").strip()[:200] or "Evaluation"
+    name = (name or "").strip() or "Evaluation"  # kept whole, however long
     with workspace._write() as session, session.begin():
         evaluation = Evaluation(
             name=name,

@@ -29,13 +29,16 @@ from pydantic import (
 
 from salience.errors import InputError
 from salience.types import MAX_SEED, MAX_TOP_K, PAGE_MAX_NEW_TOKENS, TEMPERATURE_RANGE, TOP_P_RANGE
+from workspace.schema import UID_LENGTH
 from workspace.snapshots import check_id, encode
 
 MAX_INTEGER = 2**31 - 1  # the databases' INTEGER
 MAX_ID = 2**63 - 1
+MAX_REVIEWER = 200  # the notes table's reviewer column
 MAX_REPORTED = 20  # bad rows listed before "... and N more"
 _SUBJECT = re.compile(r"^(Input|String|List|Dictionary|Tuple|Object|Value) should")  # pydantic's wording
 KINDS = ("template_version", "run", "salience", "comparison", "note")
+_UID = re.compile(rf"[0-9a-f]{{{UID_LENGTH}}}")
 
 # Bounds of the workbench's generation widgets: an imported run must open there.
 MAX_NEW_TOKENS = PAGE_MAX_NEW_TOKENS
@@ -50,9 +53,25 @@ def _no_nul(text: str) -> str:
 
 
 def _utc(value: datetime | None) -> datetime | None:
+    """The time in UTC; a time whose UTC falls outside years 1–9999 is refused, not an overflow."""
     if value is None:
         return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    try:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(
+            "should be a date and time between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z "
+            f"once moved to UTC, not {value.isoformat()}"
+        ) from None
+
+
+def _uid(value: str) -> str:
+    if not _UID.fullmatch(value):
+        raise ValueError(
+            f"should be a record's own id: {UID_LENGTH} letters a–f and digits (as exported), "
+            f"not {_shown(value)}; leave it out to import the record as a new one"
+        )
+    return value
 
 
 def _finite_json(value: Any) -> Any:
@@ -89,13 +108,20 @@ def Short(length: int):  # noqa: N802 - a type alias factory
     return Annotated[str, StringConstraints(max_length=length), AfterValidator(_no_nul)]
 
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1), AfterValidator(_no_nul)]
-Text20, Text40, Text200, Text500 = Short(20), Short(40), Short(200), Short(500)
-Label = Annotated[Text500, StringConstraints(min_length=1)]
+def Named(length: int | None = None):  # noqa: N802 - a type alias factory
+    """A name: stripped, at least one character, at most ``length`` (kept whole when None), no NUL."""
+    limits = StringConstraints(strip_whitespace=True, min_length=1, max_length=length)
+    return Annotated[str, limits, AfterValidator(_no_nul)]
+
+
+Name = Named()  # a template's name: kept whole, however long
+Text20, Text40, Text200 = Short(20), Short(40), Short(200)
+Label = Annotated[str, StringConstraints(min_length=1, max_length=500), AfterValidator(_no_nul)]
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 Count = Annotated[int, Field(ge=0, le=MAX_INTEGER)]
 Seconds = Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False)]
 When = Annotated[datetime | None, AfterValidator(_utc)]
+Uid = Annotated[str, AfterValidator(_uid)]
 JsonObject = Annotated[dict[str, Any], AfterValidator(_finite_json)]
 
 
@@ -103,6 +129,12 @@ class _Record(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
     created_at: When = None
+
+
+class _Identified(_Record):
+    """A record with a uid of its own (left out by files exported before uids existed)."""
+
+    uid: Uid | None = None
 
 
 class SettingsRecord(BaseModel):
@@ -126,7 +158,7 @@ class SettingsRecord(BaseModel):
         return value
 
 
-class VersionRecord(_Record):
+class VersionRecord(_Identified):
     kind: Literal["template_version"]
     id: Id
     template: Name
@@ -135,7 +167,7 @@ class VersionRecord(_Record):
     author: Text200 | None = None
 
 
-class RunRecord(_Record):
+class RunRecord(_Identified):
     kind: Literal["run"]
     id: Id
     template_version_id: Id | None = None
@@ -151,7 +183,7 @@ class RunRecord(_Record):
     first_token_seconds: Seconds = 0.0
 
 
-class SalienceRecordIn(_Record):
+class SalienceRecordIn(_Identified):
     kind: Literal["salience"]
     id: Id
     run_id: Id | None = None
@@ -197,17 +229,26 @@ class ComparisonRecord(_Record):
         _snapshot_id(value)  # within a link's size limit
         return value
 
+    @model_validator(mode="after")
+    def _id_is_the_content_hash(self) -> ComparisonRecord:
+        if self.id is not None and self.id != self.canonical_id:
+            raise ValueError(
+                f"id: should be the hash of the comparison's content, {json.dumps(self.canonical_id)} "
+                f"(a link's id names what it shows), not {json.dumps(self.id)}; fix it or leave it out"
+            )
+        return self
+
     @property
     def canonical_id(self) -> str:
         return _snapshot_id(self.state)
 
 
-class NoteRecord(_Record):
+class NoteRecord(_Identified):
     kind: Literal["note"]
     id: Id
     run_id: Id | None = None
     comparison_id: Annotated[str, AfterValidator(_link_id)] | None = None
-    reviewer: Annotated[Name, StringConstraints(max_length=200)]
+    reviewer: Named(MAX_REVIEWER)
     rating: StrictInt | None = None
     text: str = ""
 
@@ -308,7 +349,7 @@ def parse_line(number: int, line: str) -> Record:
 def parse_lines(text: str) -> list[tuple[int, Record]]:
     """Every record of a JSONL text with its line number; BadRows lists every bad row."""
     records, problems = [], []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(text.split("\n"), start=1):  # not splitlines: U+2028 is text
         if not line.strip():
             continue
         try:
@@ -322,21 +363,25 @@ def parse_lines(text: str) -> list[tuple[int, Record]]:
 
 
 def _duplicates(records: list[tuple[int, Record]]) -> list[str]:
-    """Two records of a kind with one id: links to that id would be ambiguous."""
-    seen: dict[tuple[str, object], int] = {}
+    """Two records of a kind with one id (links would be ambiguous) or one uid (one record twice)."""
+    seen: dict[tuple[str, str, object], int] = {}
     problems = []
     for number, record in records:
         if record.kind == "comparison":
             continue  # a comparison's id is the hash of its content; a repeat is the same one
-        first = seen.setdefault((record.kind, record.id), number)
-        if first != number:
-            problems.append(
-                f"Line {number} ({record.kind}, id {record.id}): id: already used by line {first}; "
-                "each record of a kind needs its own id."
-            )
+        for field_name in ("id", "uid"):
+            value = getattr(record, field_name)
+            if value is None:
+                continue
+            first = seen.setdefault((record.kind, field_name, value), number)
+            if first != number:
+                problems.append(
+                    f"Line {number} ({record.kind}, id {record.id}): {field_name}: already used by line "
+                    f"{first}; each record of a kind needs its own {field_name}."
+                )
     return problems
 
 
 def dumped(record: Record) -> dict:
-    """The record as JSON-ready data (what a fingerprint is computed from)."""
-    return record.model_dump(mode="json", exclude={"id"})
+    """The record's content as JSON-ready data (what a fingerprint is computed from: not its ids)."""
+    return record.model_dump(mode="json", exclude={"id", "uid"})

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import uuid
 from datetime import UTC, datetime
 
 from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, MetaData, String, Text, UniqueConstraint
@@ -17,11 +19,31 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 IMPORTED = "fingerprint of an imported row's content: importing it again adds nothing (store.import_jsonl)"
+IDENTITY = "the record's own id, given when it is born and kept by export and import (32 hex digits)"
+UID_LENGTH = 32
 _ESCAPED = "\ue000b64:"  # a private-use marker: text that PostgreSQL could not store as is
 
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+def new_uid() -> str:
+    """A globally unique id for a new record (a random UUID, 32 hex digits)."""
+    return uuid.uuid4().hex
+
+
+def name_key(name: str) -> str:
+    """What a template's name is unique by: its SHA-256 (a name of any length fits an index)."""
+    return hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _name_key_default(context) -> str:
+    return name_key(context.get_current_parameters()["name"])
+
+
+def _uid_column() -> Mapped[str]:
+    return mapped_column(String(UID_LENGTH), default=new_uid, unique=True, doc=IDENTITY)
 
 
 class ExactText(TypeDecorator):
@@ -73,7 +95,8 @@ class Template(Base):
 
     __tablename__ = "templates"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(200), unique=True)
+    name: Mapped[str] = mapped_column(ExactText)  # kept whole, however long
+    name_key: Mapped[str] = mapped_column(String(64), unique=True, default=_name_key_default)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
 
 
@@ -86,6 +109,7 @@ class TemplateVersion(Base):
     author: Mapped[str | None] = mapped_column(String(200), nullable=True)
     browser_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     import_key: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True, doc=IMPORTED)
+    uid: Mapped[str] = _uid_column()
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now, index=True)
 
 
@@ -109,6 +133,7 @@ class Run(Base):
     first_token_seconds: Mapped[float] = mapped_column(default=0.0)
     browser_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     import_key: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True, doc=IMPORTED)
+    uid: Mapped[str] = _uid_column()
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now, index=True)
 
 
@@ -130,6 +155,7 @@ class SalienceRecord(Base):
     result: Mapped[dict] = mapped_column(JSON)  # SalienceResult.to_json()
     seconds: Mapped[float] = mapped_column(default=0.0)
     import_key: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True, doc=IMPORTED)
+    uid: Mapped[str] = _uid_column()
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
 
 
@@ -157,6 +183,7 @@ class Note(Base):
     rating: Mapped[int | None] = mapped_column(Integer, nullable=True)
     text: Mapped[str] = mapped_column(ExactText, default="")
     import_key: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True, doc=IMPORTED)
+    uid: Mapped[str] = _uid_column()
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
 
 
@@ -175,7 +202,8 @@ class Evaluation(Base):
 
     __tablename__ = "evaluations"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(200))
+    uid: Mapped[str] = _uid_column()
+    name: Mapped[str] = mapped_column(ExactText)
     plan: Mapped[str] = mapped_column(ExactText)  # JSON: salience.evaluate.plan_to_json
     options: Mapped[dict] = mapped_column(JSON, default=dict)  # model, settings, target, batch size
     status: Mapped[str] = mapped_column(String(20), default="running")  # running, cancelled, finished

@@ -9,23 +9,34 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 from sqlalchemy import Engine, Select, and_, exists, func, or_, select
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from salience.errors import InputError
 from salience.methods import REGISTRY
 from salience.types import Generation, GenerationSettings, SalienceResult
 from workspace import records as rec
-from workspace.database import open_database
-from workspace.schema import Browser, Comparison, Note, Run, SalienceRecord, Template, TemplateVersion, now
+from workspace.database import is_read_only, open_database
+from workspace.schema import (
+    UID_LENGTH,
+    Browser,
+    Comparison,
+    Note,
+    Run,
+    SalienceRecord,
+    Template,
+    TemplateVersion,
+    name_key,
+    now,
+)
 from workspace.snapshots import SnapshotNotFound, check_id, decode, encode
 
-MAX_NAME = 200
+MAX_NAME = 200  # a reviewer's name (template names are kept whole, however long)
 EXPORT_KINDS = ("template_version", "run", "salience", "note", "comparison")
-UNCHANGED = "unchanged"  # import counts: records already in the workspace (imported before)
 YIELD_PER = 100  # rows fetched at a time while exporting
 MAX_ROW_ID = 2**31 - 1  # ids are INTEGER columns
 
@@ -151,19 +162,23 @@ def _row_id(value: int) -> int | None:
 
 def _template(session: Session, name: str) -> Template:
     """The template of that name, created when new."""
-    template = session.scalar(select(Template).where(Template.name == name))
+    key = name_key(name)
+    template = session.scalar(select(Template).where(Template.name_key == key))
     if template is None:
-        template = Template(name=name)
+        template = Template(name=name, name_key=key)
         session.add(template)
         session.flush()
     return template
 
 
-def _name(text: str | None, what: str = "name") -> str:
+def _name(text: str | None, what: str = "name", limit: int | None = None) -> str:
+    """The name with its runs of spaces made one; refused (never cut) when empty or over ``limit``."""
     cleaned = " ".join((text or "").split())
     if not cleaned:
         raise InputError(f"The {what} is empty.")
-    return cleaned[:MAX_NAME]
+    if limit is not None and len(cleaned) > limit:
+        raise InputError(f"The {what} has {len(cleaned):,} characters; it can have at most {limit:,}.")
+    return cleaned
 
 
 class Workspace:
@@ -182,6 +197,13 @@ class Workspace:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    @property
+    def where(self) -> str:
+        """The SQLite file, or the database's URL (without its password)."""
+        if self.engine.dialect.name == "sqlite" and self.engine.url.database:
+            return self.engine.url.database.removeprefix("file:")
+        return self.url
 
     def _write(self) -> Session:
         return Session(self._writer, expire_on_commit=False)
@@ -420,7 +442,7 @@ class Workspace:
         comparison_id: str | None = None,
     ) -> int:
         """A reviewer's thumbs (+1/−1) and/or note on a run or a comparison."""
-        reviewer = _name(reviewer, "reviewer name")
+        reviewer = _name(reviewer, "reviewer name", MAX_NAME)
         if rating not in (None, 1, -1):
             raise InputError("A rating is thumbs up (+1) or thumbs down (−1).")
         if (run_id is None) == (comparison_id is None):
@@ -478,9 +500,11 @@ class Workspace:
             ]
 
     def set_reviewer(self, browser_id: str, name: str) -> None:
+        """Remember the browser's reviewer name ("" forgets it); over MAX_NAME is refused."""
+        reviewer = _name(name, "reviewer name", MAX_NAME) if name.strip() else None
         with self._write() as session, session.begin():
             browser = session.get(Browser, browser_id) or Browser(id=browser_id)
-            browser.reviewer = " ".join(name.split())[:MAX_NAME] or None
+            browser.reviewer = reviewer
             browser.updated_at = now()
             session.add(browser)
 
@@ -590,42 +614,80 @@ class Workspace:
             for record in self.export_records(run_ids, notes_only)
         )
 
-    def import_jsonl(self, text: str | bytes) -> dict[str, int]:
-        """Add the records of an export (new ids; links between them kept). All or nothing.
+    def import_jsonl(self, text: str | bytes) -> ImportCounts:
+        """Add the records of an export (new row ids; links between them kept). All or nothing.
 
         Every field is validated first (``workspace.records``); a bad file raises an InputError
-        with one line per bad row and writes nothing. Records imported before (same content,
-        found by their fingerprint) are not added again: importing a file twice adds nothing.
-        Returns how many records of each kind were added, and how many were already there.
+        with one line per bad row and writes nothing, and so does a database that cannot be
+        written. A record already here is skipped: one with the same uid (its own, or one it was
+        imported with), or, for files without uids, the same content (its fingerprint). So
+        importing a workspace's own export, or a file twice, adds nothing.
         """
         if isinstance(text, bytes):
             try:
-                text = text.decode("utf-8")
-            except UnicodeDecodeError:
-                raise InputError("The file is not UTF-8 text; export it again as JSONL.") from None
+                text = text.decode("utf-8-sig")  # a byte-order mark is not part of the first line
+            except UnicodeDecodeError as error:
+                raise InputError(
+                    f"The file is not UTF-8 text (byte {error.start + 1} cannot be read); export it again "
+                    "as JSONL."
+                ) from None
+        text = text.removeprefix("\ufeff")
         try:
             records = rec.parse_lines(text)
+        except rec.BadRows as error:
+            raise InputError(str(error)) from None
+        if is_read_only(self.engine):
+            folder = Path(self.where).parent
+            raise InputError(
+                f"The workspace database {self.where} cannot be written (it or its folder {folder} is "
+                "read-only); make them writable and import again."
+            )
+        try:
             with self._write() as session, session.begin():
                 return _Importer(session).add(records)
         except rec.BadRows as error:
             raise InputError(str(error)) from None
         except (DataError, IntegrityError) as error:
-            reason = str(error.orig or error).strip().splitlines()[0]
-            raise InputError(f"The database refused the file ({reason}).") from None
+            raise InputError(f"The database refused the file ({_first_line(error)}).") from None
+        except SQLAlchemyError as error:
+            raise InputError(
+                f"The workspace database {self.where} could not be written ({_first_line(error)}); make it "
+                "writable (or reachable) and import again."
+            ) from None
 
 
-def import_summary(counts: dict[str, int]) -> str:
-    """'Imported 1 template version, 2 runs. 3 records were already in the workspace.'"""
-    added = [
-        f"{n} {kind.replace('_', ' ')}{'' if n == 1 else 's'}"
-        for kind, n in counts.items()
-        if n and kind != UNCHANGED
-    ]
-    text = f"Imported {', '.join(added)}." if added else "Nothing new to import."
-    unchanged = counts.get(UNCHANGED, 0)
-    if unchanged:
-        were = "record was" if unchanged == 1 else "records were"
-        text += f" {unchanged} {were} already in the workspace (imported before)."
+def _first_line(error: SQLAlchemyError) -> str:
+    lines = str(getattr(error, "orig", None) or error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+@dataclass(frozen=True)
+class ImportCounts:
+    """What an import did, by kind: records added, and records already here (skipped)."""
+
+    added: dict[str, int]
+    present: dict[str, int]
+
+    @property
+    def skipped(self) -> int:
+        return sum(self.present.values())
+
+
+def _counted(counts: dict[str, int]) -> str:
+    """'4 template versions, 1 run' (kinds with none left out)."""
+    return ", ".join(
+        f"{n} {kind.replace('_', ' ')}{'' if n == 1 else 's'}" for kind, n in counts.items() if n
+    )
+
+
+def import_summary(counts: ImportCounts) -> str:
+    """'Imported 1 run. 2 records were already in the workspace and were skipped (1 run, 1 note).'"""
+    added = _counted(counts.added)
+    text = f"Imported {added}." if added else "Nothing new to import."
+    skipped = counts.skipped
+    if skipped:
+        were = "record was" if skipped == 1 else "records were"
+        text += f" {skipped} {were} already in the workspace and skipped ({_counted(counts.present)})."
     return text
 
 
@@ -656,6 +718,7 @@ def _version_record(version: TemplateVersion, name: str) -> dict:
     return {
         "kind": "template_version",
         "id": version.id,
+        "uid": version.uid,
         "template": name,
         "text": version.text,
         "variables": version.variables,
@@ -668,6 +731,7 @@ def _run_record(run: Run) -> dict:
     return {
         "kind": "run",
         "id": run.id,
+        "uid": run.uid,
         "template_version_id": run.template_version_id,
         "prompt": run.prompt,
         "variables": run.variables,
@@ -687,6 +751,7 @@ def _salience_record(record: SalienceRecord) -> dict:
     return {
         "kind": "salience",
         "id": record.id,
+        "uid": record.uid,
         "run_id": record.run_id,
         "model": record.model,
         "precision": record.precision,
@@ -711,6 +776,7 @@ def _note_record(note: Note) -> dict:
     return {
         "kind": "note",
         "id": note.id,
+        "uid": note.uid,
         "run_id": note.run_id,
         "comparison_id": note.comparison_id,
         "reviewer": note.reviewer,
@@ -733,21 +799,23 @@ def _fingerprint(data: dict) -> str:
 class _Importer:
     """Writes validated records in one transaction, linking children through the file's ids.
 
-    Each row gets a fingerprint of its content (and of its parents' fingerprints) in
-    ``import_key``; a record whose fingerprint is already stored is linked, not added again.
+    A new row keeps the record's uid (or, for a record without one, gets the first digits of its
+    fingerprint) and stores the fingerprint of its content (and of its parents' fingerprints) in
+    ``import_key``. A record whose uid or fingerprint is already stored is linked, not added again.
     """
 
     def __init__(self, session: Session) -> None:
         self.session = session
         self.rows: dict[tuple[str, object], tuple[int | str, str]] = {}  # (kind, file id) -> (row id, key)
-        self.counts = dict.fromkeys((*EXPORT_KINDS, UNCHANGED), 0)
+        self.added = dict.fromkeys(EXPORT_KINDS, 0)
+        self.present = dict.fromkeys(EXPORT_KINDS, 0)
 
-    def add(self, records: list[tuple[int, rec.Record]]) -> dict[str, int]:
+    def add(self, records: list[tuple[int, rec.Record]]) -> ImportCounts:
         ordered = sorted(records, key=lambda item: ORDER.index(item[1].kind))
         self._check_links(ordered)
         for _number, record in ordered:
             getattr(self, f"_add_{record.kind}")(record)
-        return self.counts
+        return ImportCounts(self.added, self.present)
 
     def _check_links(self, records: list[tuple[int, rec.Record]]) -> None:
         """Every id a record points to is in the file (a comparison may also be saved here already)."""
@@ -773,23 +841,29 @@ class _Importer:
             return None, None
         return self.rows.get((kind, file_id), (file_id, file_id) if kind == "comparison" else (None, None))
 
-    def _existing(self, model, key: str) -> int | None:
+    def _existing(self, model, uid: str | None, key: str) -> int | None:
+        """The row that is this record: the same uid, else (a copy made before uids) the same content."""
+        if uid is not None:
+            row_id = self.session.scalar(select(model.id).where(model.uid == uid))
+            if row_id is not None:
+                return row_id
         return self.session.scalar(select(model.id).where(model.import_key == key).limit(1))
 
     def _store(self, kind: str, record: rec.Record, key: str, make) -> int:
-        """Link to the row with this fingerprint, or add the row that ``make()`` builds."""
-        row_id = self._existing(_MODELS[kind], key)
+        """Link to the row that is this record, or add the row that ``make()`` builds."""
+        row_id = self._existing(_MODELS[kind], record.uid, key)
         if row_id is None:
             row = make()
             row.import_key = key
+            row.uid = record.uid or key[:UID_LENGTH]
             if record.created_at is not None:
                 row.created_at = record.created_at
             self.session.add(row)
             self.session.flush()
             row_id = row.id
-            self.counts[kind] += 1
+            self.added[kind] += 1
         else:
-            self.counts[UNCHANGED] += 1
+            self.present[kind] += 1
         self.rows[(kind, record.id)] = (row_id, key)
         return row_id
 
@@ -856,9 +930,9 @@ class _Importer:
             created = {"created_at": record.created_at} if record.created_at else {}
             self.session.add(Comparison(id=snapshot_id, state=data.decode(), **created))
             self.session.flush()
-            self.counts["comparison"] += 1
+            self.added["comparison"] += 1
         else:
-            self.counts[UNCHANGED] += 1
+            self.present["comparison"] += 1
         self.rows[("comparison", snapshot_id)] = (snapshot_id, snapshot_id)
         if record.id:  # notes in the file point at the id it gave
             self.rows[("comparison", record.id)] = (snapshot_id, snapshot_id)
@@ -872,7 +946,7 @@ class _Importer:
             record,
             key,
             lambda: Note(
-                reviewer=_name(record.reviewer, "reviewer name"),
+                reviewer=_name(record.reviewer, "reviewer name", MAX_NAME),
                 rating=record.rating,
                 text=record.text,
                 run_id=run_id,

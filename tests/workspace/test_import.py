@@ -135,6 +135,22 @@ BAD_ROWS = [
     (run(template_version_id=5), "template_version_id: 5 should be the id of a template version in this"),
     (run(colour="red"), "Line 2 (run, id 1): colour: not a field of this kind of record"),
     (run(created_at="yesterday"), "Line 2 (run, id 1): created_at: should be a valid datetime"),
+    (
+        run(created_at="0001-01-01T00:00:00+01:00"),
+        "Line 2 (run, id 1): created_at: should be a date and time between 0001-01-01T00:00:00Z and "
+        "9999-12-31T23:59:59Z once moved to UTC, not 0001-01-01T00:00:00+01:00.",
+    ),
+    (
+        note(created_at="9999-12-31T23:59:59-05:00"),
+        "Line 4 (note, id 1): created_at: should be a date and time between 0001-01-01T00:00:00Z and "
+        "9999-12-31T23:59:59Z once moved to UTC, not 9999-12-31T23:59:59-05:00.",
+    ),
+    (version(uid="A" * 32), "Line 1 (template_version, id 1): uid: should be a record's own id: 32 letters"),
+    (
+        version(author="a" * 201),
+        "Line 1 (template_version, id 1): author: should have at most 200 characters",
+    ),
+    (note(reviewer="r" * 201), "Line 4 (note, id 1): reviewer: should have at most 200 characters"),
     (salience(span=[1]), "Line 3 (salience, id 1): span: should be a pair [start, end]"),
     (salience(span=[9, 3]), "Line 3 (salience, id 1): span: should be [start, end] with start < end"),
     (salience(result={"text": "x"}), "Line 3 (salience, id 1): result: should be a saved explanation"),
@@ -193,17 +209,12 @@ def test_importing_the_same_file_twice_adds_nothing(workspace):
         note(id=2, run_id=None, comparison_id=link, rating=None, text="nice"),
     )
     first = workspace.import_jsonl(text)
-    assert first == {
-        "template_version": 1,
-        "run": 1,
-        "salience": 1,
-        "note": 2,
-        "comparison": 0,
-        "unchanged": 0,
-    }
+    assert first.added == {"template_version": 1, "run": 1, "salience": 1, "note": 2, "comparison": 0}
+    assert first.skipped == 0
     before = everything(workspace)
     second = workspace.import_jsonl(text.encode())
-    assert second == {**dict.fromkeys(first, 0), "unchanged": 5}
+    assert second.added == dict.fromkeys(first.added, 0)
+    assert second.present == {**first.added, "comparison": 0} and second.skipped == 5
     assert everything(workspace) == before
     [stored] = workspace.runs()
     assert stored.template == "menu" and stored.rating == 1 and stored.notes == 1
@@ -224,7 +235,7 @@ def test_an_export_imports_into_a_fresh_workspace_and_opens(workspace, tmp_path)
     workspace.add_note("Ana", "ok", -1, run_id=rid)
     other = Workspace.open(f"sqlite:///{tmp_path / 'other.sqlite3'}")
     counts = other.import_jsonl(workspace.export_jsonl())
-    assert counts["run"] == 1 and counts["note"] == 1
+    assert counts.added["run"] == 1 and counts.added["note"] == 1
     [row] = other.runs()
     assert row.settings == workspace.run(rid).settings and row.rating == -1
     other.close()
@@ -233,7 +244,7 @@ def test_an_export_imports_into_a_fresh_workspace_and_opens(workspace, tmp_path)
 def test_a_comparison_note_may_point_at_a_comparison_saved_here(workspace):
     link = workspace.save({"state": {}, "variants": []})
     counts = workspace.import_jsonl(jsonl(note(run_id=None, comparison_id=link)))
-    assert counts["note"] == 1
+    assert counts.added["note"] == 1
     with pytest.raises(InputError, match='comparison_id: "0123456789ab" should be the id of a comparison'):
         workspace.import_jsonl(jsonl(note(id=2, run_id=None, comparison_id="0123456789ab")))
 
@@ -295,7 +306,7 @@ def test_nul_characters_in_long_text_and_values_import_on_every_backend(workspac
         note(text=text),
     ]
     counts = workspace.import_jsonl(jsonl(*rows))
-    assert counts["run"] == 1
+    assert counts.added["run"] == 1
     [stored] = workspace.runs()
     assert (stored.prompt, stored.output, stored.variables["q"]) == (text, text, text)
     assert stored.settings["stop_sequences"] == [text]
@@ -318,3 +329,129 @@ def test_a_value_postgresql_refuses_despite_the_checks_is_one_line(postgres_url,
     assert len(str(raised.value).splitlines()) == 1
     assert opened.runs() == []
     opened.close()
+
+
+# Issue 27: no traceback, no silent change ------------------------------------------------
+
+
+def comparison(**fields):
+    state = {"state": {"method": "grad_l2"}, "variants": [{"name": "v"}]}
+    return {"kind": "comparison", "state": state} | fields
+
+
+def test_a_comparison_id_that_is_not_its_content_hash_is_refused_not_replaced(workspace):
+    right = workspace.save(comparison()["state"])
+    wrong = "0123456789ab"
+    with pytest.raises(InputError) as raised:
+        workspace.import_jsonl(jsonl(comparison(id=wrong)))
+    assert str(raised.value) == (
+        f'Line 1 (comparison, id "{wrong}"): id: should be the hash of the comparison\'s content, "{right}" '
+        f'(a link\'s id names what it shows), not "{wrong}"; fix it or leave it out.'
+    )
+    counts = workspace.import_jsonl(jsonl(comparison(id=right), comparison(id=None)))
+    assert counts.present["comparison"] == 2 and counts.added["comparison"] == 0
+
+
+def test_a_long_template_name_is_kept_whole(workspace):
+    name = "n" * 4_999 + "!"
+    counts = workspace.import_jsonl(jsonl(version(template=name)))
+    assert counts.added["template_version"] == 1
+    assert workspace.template_names() == [name] and workspace.versions(name)[0].template == name
+    assert workspace.save_template_version(name, "other", {}) != workspace.versions(name)[-1].id
+    assert len(workspace.versions(name)) == 2  # the same template, found by its whole name
+    [record] = [r for r in everything(workspace) if r["text"] == "other"]
+    assert record["template"] == name
+
+
+def test_a_long_reviewer_name_is_refused_naming_the_limit(workspace):
+    run_id = workspace.record_run(Generation("Q", "A", (1,), "eos", 0.1, 0.1), "m", "f", GenerationSettings())
+    with pytest.raises(InputError, match="The reviewer name has 201 characters; it can have at most 200."):
+        workspace.add_note("r" * 201, "ok", run_id=run_id)
+    with pytest.raises(InputError, match="at most 200"):
+        workspace.set_reviewer("browser", "r" * 201)
+    workspace.set_reviewer("browser", "r" * 200)
+    assert workspace.reviewer("browser") == "r" * 200
+
+
+def test_a_byte_order_mark_is_accepted(workspace):
+    text = jsonl(version(), run())
+    assert workspace.import_jsonl(b"\xef\xbb\xbf" + text.encode()).added["run"] == 1
+    assert workspace.import_jsonl("\ufeff" + text).skipped == 2
+
+
+def test_line_separators_inside_text_are_text_not_line_ends(workspace):
+    """An export writes U+2028, U+0085 and form feeds as they are: they must not split a record."""
+    text = "a\u2028b\x85c\x0cd\u2029e"
+    workspace.import_jsonl(jsonl(version(text=text), run(output=text)))
+    other = workspace.export_jsonl()
+    assert "\u2028" in other and "\x85" in other and workspace.import_jsonl(other).skipped == 2
+
+
+def test_an_unwritable_workspace_refuses_an_import_in_one_line(tmp_path, monkeypatch):
+    from faults import read_only
+
+    from workspace import store
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    path = folder / "workspace.sqlite3"
+    Workspace.open(f"sqlite:///{path}").close()
+    with read_only(folder):
+        opened = Workspace.open(f"sqlite:///{path}")
+        try:
+            with pytest.raises(InputError) as raised:
+                opened.import_jsonl(jsonl(version(), run()))
+            assert str(raised.value) == (
+                f"The workspace database {path} cannot be written (it or its folder {folder} is read-only); "
+                "make them writable and import again."
+            )
+            monkeypatch.setattr(
+                store, "is_read_only", lambda engine: False
+            )  # as if it became read-only later
+            with pytest.raises(InputError) as raised:
+                opened.import_jsonl(jsonl(version(), run()))
+            assert str(raised.value).startswith(f"The workspace database {path} could not be written (")
+            assert len(str(raised.value).splitlines()) == 1
+            assert opened.runs() == []
+        finally:
+            opened.close()
+
+
+def _cli_import(path: Path, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "workspace", "import", str(path)],
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize("when", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-05:00"])
+def test_command_line_import_of_an_out_of_range_date_is_one_line(tmp_path, when):
+    path = tmp_path / "dates.jsonl"
+    path.write_text(jsonl(version(), run(created_at=when)), encoding="utf-8")
+    done = _cli_import(path, {"GEMMA_WORKBENCH_DATA": str(tmp_path / "data")})
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == (
+        f"error: {path}: nothing was imported. Line 2 (run, id 1): created_at: should be a date and time "
+        f"between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z once moved to UTC, not {when}.\n"
+    )
+
+
+def test_command_line_import_into_a_read_only_workspace_is_one_line(tmp_path):
+    from faults import read_only
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    Workspace.open(f"sqlite:///{folder / 'workspace.sqlite3'}").close()
+    path = tmp_path / "ok.jsonl"
+    path.write_text(jsonl(version(), run()), encoding="utf-8")
+    with read_only(folder):
+        done = _cli_import(path, {"GEMMA_WORKBENCH_DATA": str(folder)})
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == (
+        f"error: {path}: nothing was imported. The workspace database {folder / 'workspace.sqlite3'} cannot "
+        f"be written (it or its folder {folder} is read-only); make them writable and import again.\n"
+    )
