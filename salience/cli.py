@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,9 @@ from salience.text import unescape
 EXIT_USER_ERROR = 2
 MAX_NEW_TOKENS = 4096  # salience.model.MAX_NEW_TOKENS_LIMIT (that module loads the model stack)
 MAX_IG_STEPS = 512
+# Options naming files (a file name may hold any bytes); every other text option must be valid Unicode.
+PATH_OPTIONS = ("prompt_file", "template_file", "target_file", "data", "model")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -49,15 +53,42 @@ def _number(kind: Callable, what: str, low: float | None = None, high: float | N
     return parse
 
 
+def _not_unicode(text: str) -> str:
+    """Why ``text`` is not valid Unicode ('' when it is): a lone surrogate, which is what Python
+    makes of bytes that are not UTF-8 in an argument or on standard input."""
+    found = _SURROGATE.search(text)
+    if found is None:
+        return ""
+    return (
+        f"character {found.start() + 1} is {ascii(found.group())[1:-1]}, a lone surrogate (bytes that are "
+        "not UTF-8, or a half of a character)"
+    )
+
+
+def _check_text_options(args: argparse.Namespace) -> None:
+    """Every text option is valid Unicode, checked before anything loads (file names may hold any bytes)."""
+    for name, value in vars(args).items():
+        if name in PATH_OPTIONS:
+            continue
+        for text in value if isinstance(value, list) else [value]:
+            problem = _not_unicode(text) if isinstance(text, str) else ""
+            if problem:
+                raise InputError(f"--{name.replace('_', '-')} is not valid text: {problem}; pass UTF-8 text.")
+
+
 def _read_text(path: str, what: str) -> str:
     try:
-        return sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise InputError(f"The {what} file '{path}' does not exist.") from None
     except UnicodeDecodeError:
         raise InputError(f"The {what} file '{path}' is not UTF-8 text.") from None
     except OSError as error:
         raise InputError(f"Cannot read the {what} file '{path}': {error.strerror}.") from None
+    problem = _not_unicode(text)
+    if problem:  # standard input decoded with surrogateescape
+        raise InputError(f"The {what} on standard input is not UTF-8 text: {problem}.")
+    return text
 
 
 def _parse_span(value: str) -> tuple[int, int]:
@@ -358,9 +389,10 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
+        _check_text_options(args)
         return args.handler(args)
-    except WorkbenchError as error:
-        print(f"error: {error}", file=sys.stderr)
+    except WorkbenchError as error:  # (a file name's undecodable bytes shown as escapes, e.g. \udcff)
+        print(f"error: {error}".encode("utf-8", "backslashreplace").decode("utf-8"), file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
