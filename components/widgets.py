@@ -28,6 +28,7 @@ MONOSPACE = """<style>
 .stTextArea textarea { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: .9rem; }
 </style>"""
 MAX_TEMPLATE_CHARS = 100_000
+TEMPLATE_NEAR_LIMIT = 0.9  # from this share of the limit on, the box says how much room is left
 
 
 CUSTOM = "Custom (edited)"
@@ -167,8 +168,15 @@ def template_editor() -> RenderedPrompt | None:
         persist_state="session",
         height=320,
         max_chars=MAX_TEMPLATE_CHARS,
-        help="Write {name} for a variable and {{ or }} for a literal brace.",
+        help="Write {name} for a variable and {{ or }} for a literal brace. "
+        f"The box holds up to {MAX_TEMPLATE_CHARS:,} characters.",
     )
+    length = len(st.session_state[state.TEMPLATE])
+    if length >= TEMPLATE_NEAR_LIMIT * MAX_TEMPLATE_CHARS:
+        st.caption(
+            f"{length:,} of the {MAX_TEMPLATE_CHARS:,} characters the template box holds: "
+            "it takes nothing beyond that (pasted text is cut there)."
+        )
     try:
         template = parse_template(st.session_state[state.TEMPLATE])
     except TemplateError as error:
