@@ -6,6 +6,7 @@ import sys
 import streamlit as st
 
 import salience  # noqa: F401  (configures Keras and TensorFlow before they load; imports neither)
+from components.deletion import stop_other_pages
 from components.model_resource import engine_from_args, page_drawn, preload
 from components.runtime_fixes import keep_keras_state
 
@@ -24,7 +25,9 @@ def main() -> None:
         st.Page("app_pages/history.py", title="History", icon="🗂️", url_path="history"),
     ]
     try:
-        st.navigation(pages).run()
+        page = st.navigation(pages)
+        stop_other_pages()  # Deletion runs of a page this session has left stop now
+        page.run()
     finally:
         page_drawn()  # the model's loader waits for the first page (they share one interpreter lock)
 

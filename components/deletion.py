@@ -26,6 +26,7 @@ import streamlit as st
 from components import state, workspace
 from components.diff_view import diff_html
 from components.model_resource import registry
+from components.session_work import page_id, session_alive, session_id, stop_check
 from components.widgets import plain_markdown
 from salience.agreement import (
     SEGMENT_GRANULARITIES,
@@ -58,14 +59,24 @@ COMPARED_WITH = "grad_l2"  # the gradient method Deletion is compared with when 
 # ---- the background runner ---------------------------------------------------------------
 @dataclass
 class DeletionJob:
-    """One Deletion run: its inputs' key, progress and the future of its `SalienceResult`."""
+    """One Deletion run: its inputs' key, progress and the future of its `SalienceResult`.
+
+    It belongs to the browser session that asked for it (``session``) and to the page that
+    session was on (``page``): it stops once that session ends, or when it is cancelled (a new
+    click, another page), from any state including still queued."""
 
     key: tuple
+    session: str | None = None
+    page: str | None = None
     future: Future = field(default_factory=Future)
     cancel: threading.Event = field(default_factory=threading.Event)
     done: int = 0
     total: int = 0
     began: float = field(default_factory=time.perf_counter)
+
+    def cancelled(self) -> bool:
+        """True once nobody wants the answer: cancelled, or its session has ended."""
+        return self.cancel.is_set() or not session_alive(self.session)
 
     @property
     def error(self) -> str | None:
@@ -95,6 +106,15 @@ class DeletionRunner:
         with self._lock:
             return self._jobs.get(owner)
 
+    def cancel_elsewhere(self, owner: str, page: str | None) -> None:
+        """Cancel the owner's unfinished runs (its own and its panes', ``owner::…``) that were
+        started on another page than ``page``: a page that is left stops its work."""
+        with self._lock:
+            jobs = [job for name, job in self._jobs.items() if name.split("::")[0] == owner]
+        for job in jobs:
+            if not job.future.done() and job.page != page:
+                job.cancel.set()
+
     def cancel_unless(self, owner: str, keep: Callable[[tuple], bool]) -> None:
         """Cancel the owner's unfinished run unless ``keep(its key)``: called before a click's
         gradients, so a stale Deletion lets go of the model after its current batch."""
@@ -112,6 +132,7 @@ class DeletionRunner:
         """
         hit = self.cached(key)
         with self._lock:
+            self._forget_ended()
             current = self._jobs.get(owner)
             if hit is not None:
                 if current is not None and current.key != key:
@@ -121,7 +142,7 @@ class DeletionRunner:
                 return current
             if current is not None:
                 current.cancel.set()
-            job = DeletionJob(key)
+            job = DeletionJob(key, session_id(), page_id())
             self._jobs[owner] = job
         self._executor.submit(self._run, job, compute)
         return job
@@ -131,14 +152,21 @@ class DeletionRunner:
             job.done, job.total = done, total
 
         try:
-            if job.cancel.is_set():
+            if job.cancelled():
                 raise CancelledError("Deletion was cancelled before it started.")
-            result = compute(progress, job.cancel.is_set)
+            result = compute(progress, job.cancelled)
         except BaseException as error:  # noqa: BLE001 - handed to the page through the future
             job.future.set_exception(error)
             return
         self.remember(job.key, result)
         job.future.set_result(result)
+
+    def _forget_ended(self) -> None:
+        """Drop the finished runs of sessions that have ended (called with the lock held)."""
+        for name in [
+            n for n, job in self._jobs.items() if job.future.done() and not session_alive(job.session)
+        ]:
+            del self._jobs[name]
 
     def remember(self, key: tuple, result: SalienceResult) -> SalienceResult:
         with self._lock:
@@ -165,6 +193,14 @@ def _owner() -> str:
     if not st.session_state.get(state.DELETION_OWNER):
         st.session_state[state.DELETION_OWNER] = uuid.uuid4().hex
     return st.session_state[state.DELETION_OWNER]
+
+
+def stop_other_pages() -> None:
+    """Call once the page of this script run is known: this session's Deletion runs started on
+    another page stop (a page that is left keeps no work running)."""
+    owner = st.session_state.get(state.DELETION_OWNER)
+    if owner:
+        runner().cancel_elsewhere(owner, page_id())
 
 
 # ---- what to delete ----------------------------------------------------------------------
@@ -592,7 +628,13 @@ def compare_scores(
     hit = runner().cached(key)
     if hit is None:
         hit = model.salience(
-            prompt, target, char_span=span, methods=(DELETION,), precision=precision, segments=spans
+            prompt,
+            target,
+            char_span=span,
+            methods=(DELETION,),
+            precision=precision,
+            segments=spans,
+            cancelled=stop_check(),
         )
         runner().remember(key, hit)
     return merged(result, hit, chosen_plan)

@@ -11,6 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from components import state
+from components.session_work import stop_check
 from components.widgets import plain_markdown
 from components.workspace import browser_id, load_into_workbench, workspace
 from salience.compare import TargetChoice
@@ -375,7 +376,15 @@ def step(stored: StoredEvaluation, model) -> bool:
     target = options.get("target")
     target = TargetChoice(target["mode"], target["text"]) if target else None
     batch = int(options.get("batch_size") or 8)
-    cells = run_evaluation(stored.plan, model, settings, done=stored.done, batch_size=batch, target=target)
+    cells = run_evaluation(
+        stored.plan,
+        model,
+        settings,
+        done=stored.done,
+        batch_size=batch,
+        target=target,
+        cancelled=stop_check(),
+    )
     for produced, cell in enumerate(cells, start=1):
         record_cell(opened, stored.id, cell)
         if produced >= rows_per_chunk(model, batch):  # an engine runs a batch on each replica
@@ -482,7 +491,11 @@ def _deletion(model, plan: Plan, row: int, variant: int, output: str, stored: St
     target = stored.options.get("target") or {"mode": "output", "text": ""}
     try:
         shares = deletion_shares(
-            model, plan.rendered(row, variant), output, TargetChoice(target["mode"], target["text"])
+            model,
+            plan.rendered(row, variant),
+            output,
+            TargetChoice(target["mode"], target["text"]),
+            cancelled=stop_check(),
         )
     except WorkbenchError as error:
         st.error(str(error), icon="⚠️")

@@ -34,7 +34,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from salience.errors import ModelLoadError, WorkbenchError
+from components.session_work import stop_check
+from salience.errors import CancelledError, ModelLoadError, WorkbenchError
 from salience.methods import DEFAULT_METHODS, DELETION
 from salience.remote import ENGINE_ENV, EngineUnavailable, engine_url, is_engine_spec
 from salience.samples import find_sample
@@ -570,10 +571,22 @@ class ModelRegistry:
         if start is not None:
             start.visitor_work.set()
 
-    def stream(self, model, prompt: str, settings: GenerationSettings, precision: str):
-        """Yield partial generations; a repeat of the same inputs comes from the cache."""
+    def stream(
+        self,
+        model,
+        prompt: str,
+        settings: GenerationSettings,
+        precision: str,
+        cancelled: Callable[[], bool] | None = None,
+    ):
+        """Yield partial generations; a repeat of the same inputs comes from the cache.
+
+        Between two tokens the generation stops once ``cancelled()`` (by default: the calling
+        page's session has ended; on its script thread also a pending rerun) says nobody wants
+        it; an engine's request is closed then, which stops it on the engine too."""
         if not hasattr(model, "url"):  # an engine's calls take no CPU here
             self.visitor_work(model.spec)
+        cancelled = cancelled or stop_check()
         reproducible = settings.greedy or settings.seed is not None
         key = ("generate", model.spec, precision, prompt, settings)
         hit = self.cached(key) if reproducible else None
@@ -581,12 +594,17 @@ class ModelRegistry:
             yield hit
             return
         final: Generation | None = None
+        partials = model.stream(prompt, settings, precision)
         try:
-            for final in model.stream(prompt, settings, precision):
+            for final in partials:
+                if cancelled():
+                    raise CancelledError("The generation stopped: the page that asked for it has closed.")
                 yield final
         except ModelLoadError as error:
             self.engine_failed(model, error)
             raise
+        finally:
+            partials.close()
         self._engine_answered(model)
         if reproducible and final is not None:
             self._remember(key, final)

@@ -21,7 +21,7 @@ from pathlib import Path
 import regex
 
 from salience.compare import TargetChoice, resolve_target
-from salience.errors import InputError
+from salience.errors import CancelledError, InputError
 from salience.segments import MAX_REGEX_LENGTH, REGEX_TIMEOUT_SECONDS
 from salience.templates import RenderedPrompt, TemplateError, parse_template, render
 from salience.text import excerpt, json_lines
@@ -616,13 +616,33 @@ def rows_per_chunk(model, batch_size: int) -> int:
     return max(1, int(batch_size)) * _replicas(model)
 
 
-def generate_outputs(model, prompts: Sequence[str], settings, batch_size: int = 8) -> list:
+def generate_outputs(
+    model,
+    prompts: Sequence[str],
+    settings,
+    batch_size: int = 8,
+    cancelled: Callable[[], bool] | None = None,
+) -> list:
     """Generations for ``prompts`` in order, ``batch_size`` at a time when the model can batch
-    (an engine's client spreads those batches over its replicas)."""
+    (an engine's client spreads those batches over its replicas). Once ``cancelled()`` says so,
+    between two decoding steps, it stops with `CancelledError`."""
     batched = getattr(model, "generate_batch", None)
     if batched is not None and (batch_size > 1 or _replicas(model) > 1) and len(prompts) > 1:
-        return list(batched(list(prompts), settings, batch_size=batch_size))
-    return [model.generate(prompt, settings) for prompt in prompts]
+        generations = list(batched(list(prompts), settings, batch_size=batch_size, cancelled=cancelled))
+    else:
+        generations = []
+        for prompt in prompts:
+            if cancelled is None or not hasattr(model, "stream"):
+                generations.append(model.generate(prompt, settings))
+                continue
+            partial = None
+            for partial in model.stream(prompt, settings):  # noqa: B007 - the last one is the result
+                if cancelled():
+                    break
+            generations.append(partial)
+    if cancelled is not None and cancelled():
+        raise CancelledError("The evaluation stopped: the page that ran it has closed.")
+    return generations
 
 
 def _row_shares(model, rendered: RenderedPrompt, output: str, target: TargetChoice):
@@ -645,7 +665,11 @@ def part_shares(
 
 
 def deletion_shares(
-    model, rendered: RenderedPrompt, output: str, target: TargetChoice
+    model,
+    rendered: RenderedPrompt,
+    output: str,
+    target: TargetChoice,
+    cancelled: Callable[[], bool] | None = None,
 ) -> dict[str, float] | None:
     """Each template part's share by Deletion (each part deleted in turn): the slower check of the
     fast method's shares for one row."""
@@ -664,7 +688,12 @@ def deletion_shares(
         if not seg.in_target and seg.token_start >= 1 and seg.token_end > seg.token_start and seg.text.strip()
     ]
     result = model.salience(
-        rendered.text, resolved.target, char_span=resolved.span, methods=(DELETION,), segments=spans
+        rendered.text,
+        resolved.target,
+        char_span=resolved.span,
+        methods=(DELETION,),
+        segments=spans,
+        cancelled=cancelled,
     )
     return _shares(result, rendered, DELETION)
 
@@ -710,7 +739,9 @@ def run_evaluation(
         rendered = [plan.rendered(r, v) for r, v in chunk]
         began = time.perf_counter()
         try:
-            generations = generate_outputs(model, [p.text for p in rendered], settings, batch_size)
+            generations = generate_outputs(model, [p.text for p in rendered], settings, batch_size, cancelled)
+        except CancelledError:
+            return
         except InputError:
             generations = []
             for prompt in rendered:
@@ -746,6 +777,8 @@ def run_evaluation(
                 continue
             cell = score(plan, row, variant, generation.text, each)
             if target is not None:
+                if cancelled is not None and cancelled():
+                    return
                 if index in explained:
                     shares = explained[index]
                 else:

@@ -7,7 +7,18 @@ from pathlib import Path
 
 import pytest
 from app_runs import track_new_pages
-from app_server import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ROOT, start_app, stop_app
+from app_server import (
+    ARTIFACTS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    ROOT,
+    start_app,
+    stop_app,
+    wait_for_model,
+    watch_until_idle,
+)
+
+IDLE_WITHIN = 10.0  # seconds after a test closes its pages
 
 
 @pytest.fixture(scope="session")
@@ -25,13 +36,40 @@ def browser():
 
 
 @pytest.fixture(scope="session")
-def workbench_url(tmp_path_factory):
-    """The real app on the embedded model (the model cache is built by setup); user data in a temp dir."""
+def workbench_server(tmp_path_factory):
+    """The real app on the embedded model (the model cache is built by setup), shared by the
+    browser tests that ask for it; user data in a temp dir. Yields (process, URL)."""
     ARTIFACTS.mkdir(exist_ok=True)
     data = tmp_path_factory.mktemp("workbench-data")
     process, url = start_app(ROOT / "serve.py", env={"GEMMA_WORKBENCH_DATA": str(data)})
-    yield url
+    yield process, url
     stop_app(process)
+
+
+@pytest.fixture(scope="session")
+def workbench_url(workbench_server):
+    return workbench_server[1]
+
+
+@pytest.fixture(autouse=True)
+def leaves_shared_server_idle(request):
+    """After each browser test: close every page it opened; a test of the shared server must
+    leave it idle (no work of closed pages still running) within `IDLE_WITHIN` seconds."""
+    yield
+    if "browser" in request.fixturenames:
+        for context in list(request.getfixturevalue("browser").contexts):
+            with contextlib.suppress(Exception):
+                context.close()
+    if not {"workbench_url", "workbench_server"} & set(request.fixturenames):
+        return
+    process, url = request.getfixturevalue("workbench_server")
+    wait_for_model(url)  # the start-up's warm-up is shared work: it is not the test's to stop
+    trace = watch_until_idle(process.pid, timeout=IDLE_WITHIN + 5)
+    if trace.idle_from is None or trace.idle_from > IDLE_WITHIN:
+        pytest.fail(
+            f"The shared app server was still busy {IDLE_WITHIN} s after {request.node.name} closed its "
+            f"pages (CPU seconds used since: {trace.samples[-1][1]:.1f}): work outlived its session."
+        )
 
 
 @pytest.hookimpl(wrapper=True)

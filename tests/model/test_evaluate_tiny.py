@@ -43,13 +43,26 @@ def test_run_matches_one_at_a_time_and_resumes(plan, tiny_gemma3_lm):
 
 
 def test_cancel_stops_between_batches(plan, tiny_gemma3_lm):
-    calls = []
+    results = []
+    for cell in run_evaluation(
+        plan, tiny_gemma3_lm, SETTINGS, batch_size=2, cancelled=lambda: len(results) >= 2
+    ):
+        results.append(cell)
+    assert len(results) == 2
 
-    def cancelled():
-        calls.append(1)
-        return len(calls) > 1
 
-    assert len(list(run_evaluation(plan, tiny_gemma3_lm, SETTINGS, batch_size=2, cancelled=cancelled))) == 2
+@pytest.mark.parametrize("batch_size", [1, 2])
+def test_cancel_within_a_batch_stops_its_decoding_and_keeps_nothing_of_it(plan, tiny_gemma3_lm, batch_size):
+    polls = []
+
+    def cancelled():  # a session that ends a few decoding steps into the first batch
+        polls.append(1)
+        return len(polls) > 3
+
+    assert (
+        list(run_evaluation(plan, tiny_gemma3_lm, SETTINGS, batch_size=batch_size, cancelled=cancelled)) == []
+    )
+    assert len(polls) < 8  # polled between decoding steps, not only between batches
 
 
 def test_part_shares_sum_to_one_per_row(plan, tiny_gemma3_lm):
