@@ -156,7 +156,7 @@ class SalienceRecord(Base):
     seconds: Mapped[float] = mapped_column(default=0.0)
     import_key: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True, doc=IMPORTED)
     uid: Mapped[str] = _uid_column()
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now, index=True)
 
 
 class Comparison(Base):
@@ -184,7 +184,7 @@ class Note(Base):
     text: Mapped[str] = mapped_column(ExactText, default="")
     import_key: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True, doc=IMPORTED)
     uid: Mapped[str] = _uid_column()
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now, index=True)
 
 
 class Browser(Base):

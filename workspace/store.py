@@ -801,12 +801,14 @@ class _Importer:
 
     A new row keeps the record's uid (or, for a record without one, gets the first digits of its
     fingerprint) and stores the fingerprint of its content (and of its parents' fingerprints) in
-    ``import_key``. A record whose uid or fingerprint is already stored is linked, not added again.
+    ``import_key``. A record is linked, not added again, when a row has its uid, its fingerprint,
+    or (a file exported before uids existed) its creation time and the same fingerprint.
     """
 
     def __init__(self, session: Session) -> None:
         self.session = session
         self.rows: dict[tuple[str, object], tuple[int | str, str]] = {}  # (kind, file id) -> (row id, key)
+        self.row_keys: dict[tuple[str, int], str | None] = {}  # (kind, row id) -> its export's fingerprint
         self.added = dict.fromkeys(EXPORT_KINDS, 0)
         self.present = dict.fromkeys(EXPORT_KINDS, 0)
 
@@ -841,17 +843,55 @@ class _Importer:
             return None, None
         return self.rows.get((kind, file_id), (file_id, file_id) if kind == "comparison" else (None, None))
 
-    def _existing(self, model, uid: str | None, key: str) -> int | None:
-        """The row that is this record: the same uid, else (a copy made before uids) the same content."""
-        if uid is not None:
-            row_id = self.session.scalar(select(model.id).where(model.uid == uid))
+    def _existing(self, kind: str, record: rec.Record, key: str) -> int | None:
+        """The row that is this record: the same uid, else (files and copies from before uids) the
+        same content: imported with this fingerprint, or made at the same time with the same content."""
+        model = _MODELS[kind]
+        if record.uid is not None:
+            row_id = self.session.scalar(select(model.id).where(model.uid == record.uid))
             if row_id is not None:
                 return row_id
-        return self.session.scalar(select(model.id).where(model.import_key == key).limit(1))
+        row_id = self.session.scalar(select(model.id).where(model.import_key == key).limit(1))
+        if row_id is None and record.created_at is not None:
+            for row in self.session.scalars(select(model).where(model.created_at == record.created_at)):
+                if self._row_key(kind, row) == key:
+                    return row.id
+        return row_id
+
+    def _row_key(self, kind: str, row) -> str | None:
+        """The fingerprint this importer computes for the row's record in the workspace's own export
+        (None for a row today's checks would refuse)."""
+        if (kind, row.id) not in self.row_keys:
+            if kind == "template_version":
+                data, parents = _version_record(row, self.session.get(Template, row.template_id).name), {}
+            elif kind == "run":
+                data = _run_record(row)
+                parents = {
+                    "template_version_id": self._parent_row_key("template_version", row.template_version_id)
+                }
+            elif kind == "salience":
+                data, parents = _salience_record(row), {"run_id": self._parent_row_key("run", row.run_id)}
+            else:
+                data = _note_record(row)
+                parents = {
+                    "run_id": self._parent_row_key("run", row.run_id),
+                    "comparison_id": row.comparison_id,
+                }
+            try:
+                exported = rec.parse_line(0, json.dumps(data, ensure_ascii=False))
+            except ValueError:
+                self.row_keys[(kind, row.id)] = None
+            else:
+                self.row_keys[(kind, row.id)] = _fingerprint({**rec.dumped(exported), **parents})
+        return self.row_keys[(kind, row.id)]
+
+    def _parent_row_key(self, kind: str, row_id: int | None) -> str | None:
+        parent = None if row_id is None else self.session.get(_MODELS[kind], row_id)
+        return None if parent is None else self._row_key(kind, parent)
 
     def _store(self, kind: str, record: rec.Record, key: str, make) -> int:
         """Link to the row that is this record, or add the row that ``make()`` builds."""
-        row_id = self._existing(_MODELS[kind], record.uid, key)
+        row_id = self._existing(kind, record, key)
         if row_id is None:
             row = make()
             row.import_key = key

@@ -119,11 +119,18 @@ def contents(workspace: Workspace) -> list[dict]:
     return sorted(out, key=lambda r: json.dumps(r, sort_keys=True))
 
 
+def without_uids(exported: str) -> str:
+    """The export as the code before uids wrote it."""
+    lines = (json.loads(line) for line in exported.split("\n") if line)
+    return "".join(json.dumps({k: v for k, v in line.items() if k != "uid"}) + "\n" for line in lines)
+
+
 def counted(workspace: Workspace) -> dict[str, int]:
     kinds = [record["kind"] for record in workspace.export_records()]
     return {kind: kinds.count(kind) for kind in ("template_version", "run", "salience", "comparison", "note")}
 
 
+EXPORTED = ("template_version", "run", "salience", "note", "comparison")
 EXAMPLES = settings(
     max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -137,11 +144,14 @@ def test_a_workspace_imported_into_itself_stays_the_same(two, plan):
     _fill(workspace, plan, "a")
     before, records = contents(workspace), counted(workspace)
 
-    done = workspace.import_jsonl(workspace.export_jsonl())
+    exported = workspace.export_jsonl()
+    done = workspace.import_jsonl(exported)
 
     assert contents(workspace) == before
     assert done.added == dict.fromkeys(done.added, 0)
     assert done.present == records  # every record was recognised and said so
+    written_before_uids = workspace.import_jsonl(without_uids(exported))
+    assert contents(workspace) == before and written_before_uids.present == records
 
 
 @EXAMPLES
@@ -202,14 +212,12 @@ def test_every_exported_record_has_a_unique_uid(two):
 
 
 def test_an_old_export_without_uids_still_imports_and_is_recognised(two):
-    """Files from before uids: recognised by their content, in both directions."""
+    """Files from before uids: recognised by their content, in both directions and at home."""
     workspace, other = two
     _filled(workspace)
     new = workspace.export_jsonl()
-    old = "".join(
-        json.dumps({k: v for k, v in json.loads(line).items() if k != "uid"}) + "\n"
-        for line in new.splitlines()
-    )
+    old = without_uids(new)
+    assert workspace.import_jsonl(old).added == dict.fromkeys(EXPORTED, 0)  # its own old export: nothing
     first = other.import_jsonl(old)
     assert first.added == counted(workspace)
     assert other.import_jsonl(old).skipped == sum(first.added.values())  # twice adds nothing

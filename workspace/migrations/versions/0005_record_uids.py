@@ -1,6 +1,8 @@
 """record uids: every version, run, salience result, note and evaluation has an id of its own
 that export and import carry, so a workspace recognises its own records in any file; template and
-evaluation names are kept whole (a template is unique by the SHA-256 of its name)
+evaluation names are kept whole (a template is unique by the SHA-256 of its name); salience
+results and notes are indexed by creation time (import finds a workspace's own records there in
+files exported before uids existed)
 
 Existing rows get their uid here. A row that came from an import (it has an ``import_key``) gets
 the first 32 hex digits of that fingerprint, which is the uid importing the same record from an
@@ -33,6 +35,10 @@ depends_on = None
 
 IMPORTED_TABLES = ("template_versions", "runs", "salience_results", "notes")  # they have import_key
 UID_TABLES = (*IMPORTED_TABLES, "evaluations")
+CREATED_INDEXED = (
+    "salience_results",
+    "notes",
+)  # import looks rows up by creation time (versions and runs were)
 UID_LENGTH = 32
 _FINGERPRINT = re.compile(r"[0-9a-f]{64}")
 
@@ -109,9 +115,13 @@ def upgrade() -> None:
         batch_op.alter_column(
             "name", existing_type=sa.String(length=200), type_=workspace.schema.ExactText(), nullable=False
         )
+    for table in CREATED_INDEXED:
+        op.create_index(op.f(f"ix_{table}_created_at"), table, ["created_at"], unique=False)
 
 
 def downgrade() -> None:
+    for table in CREATED_INDEXED:
+        op.drop_index(op.f(f"ix_{table}_created_at"), table_name=table)
     with op.batch_alter_table("evaluations", schema=None) as batch_op:
         batch_op.alter_column(
             "name", existing_type=workspace.schema.ExactText(), type_=sa.String(length=200), nullable=False
