@@ -214,9 +214,10 @@ class RemoteModel(TextCalls):
                     event = json.loads(raw)
                     if "error" in event:
                         raise wire.error_from_json(event)
-                    yield event
-                    if "final" in event:
-                        return
+                    if wire.TICK not in event:  # a tick only gives this loop a moment to give up
+                        yield event
+                        if "final" in event:
+                            return
                     if cancelled is not None and cancelled():
                         raise CancelledError("Cancelled.")
             except (requests.RequestException, ValueError) as error:

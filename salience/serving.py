@@ -86,11 +86,19 @@ def _events(work: Callable[[Callable[[dict], None], Callable[[], bool]], dict]) 
             events.put(done)
 
     threading.Thread(target=run, name="engine work", daemon=True).start()
+    ticks = 0
     try:
-        while (event := events.get()) is not done:
+        while True:
+            try:
+                event = events.get(timeout=wire.TICK_SECONDS)
+            except queue.Empty:  # writing something now and then notices a client that left
+                ticks += 1
+                event = {wire.TICK: ticks}
+            if event is done:
+                break
             yield wire.line(event)
     finally:
-        gone.set()  # the client closed the stream (or it ended): stop a long Deletion
+        gone.set()  # the client closed the stream (or it ended): the work stops at its next step
 
 
 def _internal(error: BaseException) -> dict:

@@ -15,8 +15,8 @@ from app_server import (
     start_app,
     stop_app,
     wait_for_model,
-    watch_until_idle,
 )
+from process_load import watch_until_idle
 
 IDLE_WITHIN = 10.0  # seconds after a test closes its pages
 

@@ -12,8 +12,9 @@ import json
 import time
 
 from app_runs import rerun_after
-from app_server import ARTIFACTS, cpu_seconds, watch_until_idle
+from app_server import ARTIFACTS
 from playwright.sync_api import expect
+from process_load import cpu_seconds, watch_until_idle
 from workbench_page import LONG, generate, open_workbench, set_text_area, wait_idle
 
 STOPS_WITHIN = 10.0  # seconds after the page closes

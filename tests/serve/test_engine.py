@@ -5,6 +5,7 @@ The engine runs the same `LanguageModel` code, so every answer must equal the in
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -16,9 +17,10 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 import requests
+from process_load import cpu_seconds
 
 from salience import wire
-from salience.errors import ContextLengthError, InputError, ModelLoadError
+from salience.errors import CancelledError, ContextLengthError, InputError, ModelLoadError
 from salience.remote import EngineUnavailable, RemoteModel, connect
 from salience.types import GenerationSettings
 
@@ -408,3 +410,49 @@ def test_engine_threads_finish(engine):
     assert not [
         t for t in threading.enumerate() if t.name.startswith("engine batch") and t.name not in before
     ]
+
+
+def _replicas_cpu(pids: set[int]) -> float:
+    return sum(cpu_seconds(pid) for pid in pids)
+
+
+@pytest.mark.parametrize("call", ["generate_batch", "stream"])
+def test_a_cancelled_request_stops_on_the_engine(engine, call):
+    """A client that gives up (its page closed) stops the work on the engine within seconds:
+    the replicas' CPU time stops growing, long before the request would have finished. (Deletion
+    stops the same way, between its batches, but on the tiny model it ends before it can be
+    caught running.)"""
+    remote = connect(engine.url)
+    pids = engine.replica_pids(2)
+    long_prompt = PROMPT + " Another line of the menu." * 100
+    stop = threading.Event()
+
+    def work() -> None:
+        with contextlib.suppress(CancelledError):
+            if call == "generate_batch":
+                rows = [f"{PROMPT} {n}" for n in range(64)]
+                remote.generate_batch(
+                    rows, GenerationSettings(max_new_tokens=512), batch_size=32, cancelled=stop.is_set
+                )
+            else:
+                for _ in remote.stream(long_prompt, GenerationSettings(max_new_tokens=2000)):
+                    if stop.is_set():
+                        break
+
+    thread = threading.Thread(target=work)
+    before = _replicas_cpu(pids)
+    thread.start()
+    time.sleep(3.0)
+    busy = _replicas_cpu(pids) - before
+    assert busy > 1.0, f"the engine used {busy:.1f} CPU s in 3 s: the request was not running"
+    stop.set()
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+    stopped = time.monotonic()
+    last, quiet = _replicas_cpu(pids), 0
+    while quiet < 2:
+        assert time.monotonic() - stopped < 10, "the engine still works on a request nobody waits for"
+        time.sleep(1.0)
+        now = _replicas_cpu(pids)
+        quiet = quiet + 1 if now - last < 0.2 else 0
+        last = now
