@@ -9,6 +9,7 @@ Two things make these fast on a CPU:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,6 +48,23 @@ class IntegratedGradients:
         """|Σ attributions − (log p(input) − log p(baseline))| relative to that difference."""
         change = self.log_prob_input - self.log_prob_baseline
         return abs(float(self.attributions.sum()) - change) / max(abs(change), 1e-6)
+
+
+@dataclass(frozen=True)
+class AttentionMaskGradients:
+    """How log p(target) depends on every layer's attention to each prompt position.
+
+    ``per_token[j]`` = d log p / d log m_j, where every layer's and head's attention to
+    position j is multiplied by m_j and renormalised: what Deletion changes, to first
+    order, without moving the later tokens. Positive: attending to j raised log p.
+    ``per_segment[n]`` is the same for all keys of segment n, from the queries outside it.
+    ``cache`` holds every layer's (keys, values) for the sequence (no padding).
+    """
+
+    log_prob: float
+    per_token: np.ndarray  # [n]
+    per_segment: np.ndarray  # [segments]
+    cache: tuple
 
 
 def bucket(length: int, minimum: int) -> int:
@@ -114,6 +132,8 @@ class GemmaForward:
         self._salience = tf.function(self._salience_graph, reduce_retracing=False)
         self._integrated = tf.function(self._integrated_graph, reduce_retracing=False)
         self._mean_embedding: np.ndarray | None = None
+        self._mask_gradients = tf.function(self._mask_gradient_graph, reduce_retracing=False)
+        self._masked_log_probs = tf.function(self._masked_log_prob_graph, reduce_retracing=False)
         # Deletion: batched target log-probabilities; any batch, length and target width.
         matrix = tf.TensorSpec([None, None], tf.int32)
         self._batch_log_probs = tf.function(
@@ -296,6 +316,143 @@ class GemmaForward:
             tf.constant(target_ids),
             tf.constant(weights),
         )
+
+    # ---- attention-mask gradients ------------------------------------------
+    @staticmethod
+    def _project(attention, normalized):
+        """Queries, keys and values of a whole sequence, as the layer computes them (positions 0..)."""
+        query = attention.query_dense(normalized)
+        key = attention.key_dense(normalized)
+        if getattr(attention, "use_query_key_norm", False):
+            query = attention.query_norm(query)
+            key = attention.key_norm(key)
+        query = attention._apply_rope(query, 0)
+        key = attention._apply_rope(key, 0)
+        return query, key, attention.value_dense(normalized)
+
+    def masked_hidden(self, embeddings, key_bias=None, pair_bias=None, key_scale=None, value_scale=None):
+        """(final hidden states, every layer's (keys, values)) of whole sequences, with attention
+        logits shifted before the softmax: ``key_bias`` [B, L] by key position (−∞ removes a
+        position, log m scales its weight before renormalising), ``pair_bias`` [L, L] by
+        (query, key), the same in every layer and head. ``key_scale`` / ``value_scale`` [B, L]
+        scale key / value vectors. With none of them, the same numbers as the layers' own call.
+        """
+        length = tf.shape(embeddings)[1]
+        offsets = tf.range(length)
+        distance = offsets[:, None] - offsets[None, :]  # query − key
+        causal = distance >= 0
+        dtype = self.backbone.compute_dtype
+        x = tf.cast(embeddings, dtype)
+        cache = []
+        for layer in self.backbone.transformer_layers:
+            attention = layer.attention
+            allowed = causal
+            if attention.use_sliding_window_attention:
+                allowed = tf.logical_and(causal, distance < attention.sliding_window_size)
+            query, key, value = self._project(attention, layer.pre_attention_norm(x))
+            cache.append((key, value))
+            if key_scale is not None:
+                key = key * tf.cast(key_scale, dtype)[:, :, None, None]
+            if value_scale is not None:
+                value = value * tf.cast(value_scale, dtype)[:, :, None, None]
+            if attention.query_head_dim_normalize:
+                scale = 1 / np.sqrt(attention.head_dim)
+            else:
+                scale = 1 / np.sqrt(attention.hidden_dim // attention.num_query_heads)
+            query = query * tf.cast(scale, query.dtype)
+            shape = tf.shape(query)
+            groups = attention.num_query_heads // attention.num_key_value_heads
+            query = tf.reshape(query, [shape[0], shape[1], attention.num_key_value_heads, groups, shape[3]])
+            logits = tf.einsum("btkgh,bskh->bkgts", query, key)
+            if attention.logit_soft_cap is not None:
+                logits = tf.tanh(logits / attention.logit_soft_cap) * attention.logit_soft_cap
+            if key_bias is not None:
+                logits = logits + tf.cast(key_bias, logits.dtype)[:, None, None, None, :]
+            if pair_bias is not None:
+                logits = logits + tf.cast(pair_bias, logits.dtype)
+            probs = tf.cast(attention.softmax(logits, mask=allowed[None, None, None]), logits.dtype)
+            vector = tf.einsum("bkgts,bskh->btkgh", probs, value)
+            vector = tf.reshape(vector, [shape[0], shape[1], attention.num_query_heads, shape[3]])
+            x = self.block_tail(layer, x, vector)
+        return self.backbone.layer_norm(x), tuple(cache)
+
+    def _mask_gradient_graph(self, token_ids, positions, target_ids, weights, segment_matrix):
+        embeddings = self.embed(token_ids)
+        length = tf.shape(token_ids)[1]
+        pair_bias = tf.zeros([length, length], tf.float32)
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(pair_bias)
+            hidden, cache = self.masked_hidden(embeddings, pair_bias=pair_bias)
+            log_prob = tf.reduce_sum(
+                self._picked_log_probs(hidden, positions[None] - 1, target_ids[None], weights[None])
+            )
+        # pair[t, j]: d log p / d (logit of query t on key j), summed over layers and heads.
+        pair = tape.gradient(log_prob, pair_bias)
+        per_key = tf.reduce_sum(pair, axis=0)
+        by_segment = tf.matmul(pair, segment_matrix)  # [T, N]: query t's total on segment n's keys
+        # Leave out the rows of the segment's own tokens: once it is deleted nothing reads them.
+        other_rows = tf.reduce_sum(by_segment * (1.0 - segment_matrix), axis=0)
+        return log_prob, per_key, other_rows, cache
+
+    def attention_mask_gradients(
+        self,
+        ids: list[int],
+        target_start: int,
+        target_end: int,
+        width: int = 0,
+        segments: Sequence[tuple[int, int]] = (),
+    ) -> AttentionMaskGradients:
+        """d log p(target) / d log m_j, where m_j scales every layer's attention to position j
+        (then renormalised): the first-order change when position j is masked out. One backward
+        pass. Per segment S (token spans), Σ over the keys in S from every query outside S.
+        Also returns each layer's keys and values (the prefix cache for exact Deletion)."""
+        token_ids, positions, target_ids, weights = self._pack(ids, target_start, target_end, width)
+        length = int(token_ids.shape[1])
+        matrix = np.zeros((length, bucket(max(len(segments), 1), MIN_TARGET_BUCKET)), np.float32)
+        for index, (start, end) in enumerate(segments):
+            matrix[start:end, index] = 1.0
+        log_prob, per_key, other_rows, cache = self._mask_gradients(
+            token_ids, positions, target_ids, weights, tf.constant(matrix)
+        )
+        n = len(ids)
+        return AttentionMaskGradients(
+            log_prob=float(log_prob),
+            per_token=per_key.numpy()[:n],
+            per_segment=other_rows.numpy()[: len(segments)],
+            cache=tuple((keys[:, :n], values[:, :n]) for keys, values in cache),
+        )
+
+    def _masked_log_prob_graph(self, token_ids, key_bias, positions, target_ids, weights):
+        hidden, _ = self.masked_hidden(self.embed(token_ids), key_bias=key_bias)
+        batch = tf.shape(token_ids)[0]
+        tile = lambda t: tf.broadcast_to(t[None], [batch, tf.shape(t)[0]])  # noqa: E731
+        return self._picked_log_probs(hidden, tile(positions - 1), tile(target_ids), tile(weights))
+
+    def masked_deletion(
+        self,
+        ids: list[int],
+        target_start: int,
+        target_end: int,
+        segments: Sequence[tuple[int, int]],
+        batch: int = 8,
+    ) -> np.ndarray:
+        """log p(target) − log p(target with each segment masked out of every layer's attention),
+        positions unchanged (Deletion moves the later tokens up instead). [segments]"""
+        token_ids, positions, target_ids, weights = self._pack(ids, target_start, target_end)
+        length = int(token_ids.shape[1])
+        bias = np.zeros((len(segments) + 1, length), np.float32)
+        for index, (start, end) in enumerate(segments):
+            bias[index + 1, start:end] = -1e9
+        values = []
+        for first in range(0, len(bias), batch):
+            chunk = np.pad(bias[first : first + batch], ((0, max(0, batch - len(bias) + first)), (0, 0)))
+            values.append(
+                self._masked_log_probs(
+                    tf.repeat(token_ids, batch, axis=0), tf.constant(chunk), positions, target_ids, weights
+                ).numpy()
+            )
+        values = np.concatenate(values)[: len(bias)]
+        return (values[0] - values[1:]).astype(np.float32)
 
     # ---- deletion ------------------------------------------------------------
     def _picked_log_probs(self, hidden, rows, target_ids, weights):

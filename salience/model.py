@@ -315,7 +315,14 @@ class LanguageModel(TextCalls):
             # Pad to the whole target's width: other spans of this output reuse the graph.
             width = max(end - start, len(tokens) - first_target)
             context = GradientContext(
-                forward, list(tokens.ids), start, end, integrated_steps, width, integrated_baseline
+                forward,
+                list(tokens.ids),
+                start,
+                end,
+                integrated_steps,
+                width,
+                integrated_baseline,
+                segments=segments,
             )
             for method in chosen:
                 if method.segment_level:
