@@ -11,7 +11,14 @@ from components.comparison import pin_workbench
 from components.heatmap import heatmap
 from components.model_resource import LOADING, registry
 from components.sidebar import loading_notice, model_sidebar, no_model_text
-from components.widgets import generation_settings, plain_markdown, salience_controls, template_editor
+from components.widgets import (
+    ENGINEER_DETAILS,
+    STOP_REASONS,
+    generation_settings,
+    plain_markdown,
+    salience_controls,
+    template_editor,
+)
 from components.workspace import autosaved
 from salience.compare import MAX_VARIANTS
 from salience.errors import WorkbenchError
@@ -59,13 +66,6 @@ def _generate(model: LanguageModel, prompt: str, settings, precision: str, place
     page.generated_for = (model.spec, precision, prompt, settings)
     values = page.variables
     workspace.remember_run(final, model.spec, precision, settings, dict(values), workspace.template_version())
-
-
-STOP_REASONS = {
-    "stop_sequence": "stopped at the stop text",
-    "end_of_text": "the model finished",
-    "max_new_tokens": "reached the length limit",
-}
 
 
 def _generation_caption(generation) -> tuple[str, str]:
@@ -297,17 +297,15 @@ def _analysis(view, result, rendered, method: str) -> None:
     if rows:
         st.html(segment_bars_html(rows, legend_words(method, view.scale)))
     st.markdown("**By template part**")
+    parts = sorted(slot_table(result, rendered, method), key=lambda row: -row.share)  # strongest first
     table = pd.DataFrame(
         [
             {
                 "part": row.label or row.name,
                 "kind": "your value" if row.kind == "variable" else "fixed text",
                 "share": row.share,
-                "total": row.total,
-                "per token": row.mean,
-                "tokens": row.tokens,
             }
-            for row in slot_table(result, rendered, method)
+            for row in parts
         ]
     )
     st.dataframe(
@@ -315,17 +313,38 @@ def _analysis(view, result, rendered, method: str) -> None:
         hide_index=True,
         width="stretch",
         column_config={
-            "part": st.column_config.TextColumn(width="medium"),
+            "part": st.column_config.TextColumn(width="large"),
             "kind": st.column_config.TextColumn(width="small"),
             "share": st.column_config.ProgressColumn(
-                "share", min_value=0.0, max_value=1.0, format="percent", width="small"
+                "share of the colour", min_value=0.0, max_value=1.0, format="percent", width="medium"
             ),
-            "total": st.column_config.NumberColumn(format="%.3f", width="small"),
-            "per token": st.column_config.NumberColumn(format="%.3f", width="small"),
-            "tokens": st.column_config.NumberColumn(width="small"),
         },
     )
-    st.caption("Share: how much of all the colour in the prompt falls in this part (sign ignored).")
+    st.caption(
+        f"Each part of the template, strongest first, by the same {spec.label} colours as the prompt: "
+        "how much of all the colour in the prompt falls in it."
+    )
+    with st.expander(ENGINEER_DETAILS):
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "part": row.label or row.name,
+                        "total": row.total,
+                        "per token": row.mean,
+                        "tokens": row.tokens,
+                    }
+                    for row in parts
+                ]
+            ),
+            hide_index=True,
+            width="stretch",
+            column_config={
+                "total": st.column_config.NumberColumn(format="%.3f"),
+                "per token": st.column_config.NumberColumn(format="%.3f"),
+            },
+        )
+        st.caption("Share and total ignore the sign of the scores; per token divides by the part's length.")
 
 
 page()

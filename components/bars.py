@@ -29,7 +29,7 @@ _BARS = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined).fr
 {% else %}<span style="color:{{ unsigned }}">■</span> {{ high }}{% endif %}</div><ol style="margin:0;padding:0">\
 {% for row in rows %}<li title="{{ row.tooltip }}" style="margin:0 0 .55rem 0;list-style:none">\
 <div style="font-size:.85rem;line-height:1.3;margin-bottom:.15rem">{{ row.label }}\
-{% if row.same %} <span style="opacity:.7">(same text as the selection)</span>{% endif %}</div>\
+{% if row.same %} <span style="opacity:.7">(the output copies this)</span>{% endif %}</div>\
 {% if signed %}<div style="display:grid;grid-template-columns:1fr 1fr;border-left:1px solid #ccc;\
 border-right:1px solid #ccc;background:linear-gradient(#999,#999) 50% 0/1px 100% no-repeat">\
 <div>{% if row.score < 0 %}{{ bar(row.share, negative, "flex-end") }}{% endif %}</div>\

@@ -13,6 +13,7 @@ Deletion. Finished results are cached by the same kind of key as
 from __future__ import annotations
 
 import dataclasses
+import html
 import threading
 import time
 import uuid
@@ -27,16 +28,14 @@ from components import state, workspace
 from components.diff_view import diff_html
 from components.model_resource import registry
 from components.session_work import page_id, session_alive, session_id, stop_check
-from components.widgets import plain_markdown
+from components.widgets import ENGINEER_DETAILS, plain_markdown
 from salience.agreement import (
     SEGMENT_GRANULARITIES,
     agreement_line,
     compare_top,
     deletion_targets,
-    ranked,
     token_spans,
     unit_names,
-    without_copies,
     without_segment,
 )
 from salience.compare import output_diff
@@ -46,9 +45,10 @@ from salience.methods import DEFAULT_METHODS, DELETION, get_method
 from salience.occlusion import MAX_DELETION_SEGMENTS
 from salience.segments import Segment
 from salience.templates import RenderedPrompt
-from salience.text import excerpt
+from salience.text import excerpt, plain_duration
 from salience.types import GenerationSettings, SalienceResult
-from salience.views import heatmap_view
+from salience.views import heatmap_view, ranking
+from salience.whatif import counterpart
 
 KEPT_RESULTS = 128
 POLL_SECONDS = 0.5
@@ -349,23 +349,38 @@ def _set(key: str, value: str) -> None:
     st.session_state[key] = value
 
 
+SPINNER_HTML = """<style>@keyframes gw-spin {{ to {{ transform: rotate(360deg); }} }}</style>\
+<div data-testid="deletion-progress" style="display:flex;gap:.5rem;align-items:center;font-size:.9rem">\
+<span style="width:.9rem;height:.9rem;border:2px solid #99a;border-top-color:transparent;border-radius:50%;\
+display:inline-block;animation:gw-spin .8s linear infinite"></span><span>{text}</span></div>"""
+
+
 def progress_text(job: DeletionJob, unit: str, deletion_shown: bool) -> str:
-    """'Deletion is checking these colours in the background… 5 of 22 sentences · 3 s'."""
-    counted = f"{max(job.done - 1, 0)} of {job.total - 1} {unit}" if job.total > 1 else "starting"
-    seconds = time.perf_counter() - job.began
+    """'Deletion is checking these colours in the background: 5 of 22 sentences done · 3 s'."""
+    seconds = plain_duration(time.perf_counter() - job.began)
     what = (
-        "Computing the Deletion colours (Grad L2 is shown until they are ready)…"
+        "Computing the Deletion colours (Grad L2 is shown until they are ready)"
         if deletion_shown
-        else "Deletion is checking these colours in the background…"
+        else "Deletion is checking these colours in the background"
     )
-    return f"{what} {counted} · {seconds:.0f} s · a new click cancels it"
+    if job.total > 1:
+        counted = f"{max(job.done - 1, 0)} of {job.total - 1} {unit} done"
+    elif job.total:
+        counted = "measuring the selection with the whole prompt"
+    else:
+        counted = "waiting for the model (another check or generation is using it)"
+    return f"{what}: {counted} · {seconds} so far · a new click cancels it"
 
 
 @st.fragment(run_every=POLL_SECONDS)
 def _poll(job: DeletionJob, unit: str, deletion_shown: bool) -> None:
     if job.future.done():
         st.rerun(scope="app")
-    st.progress(job.done / job.total if job.total else 0.0, text=progress_text(job, unit, deletion_shown))
+    text = progress_text(job, unit, deletion_shown)
+    if job.done > 1 and job.total > 1:  # a bar once segments are done; before that a spinner that moves
+        st.progress((job.done - 1) / (job.total - 1), text=text)
+    else:
+        st.html(SPINNER_HTML.format(text=html.escape(text)))
 
 
 def agreement(
@@ -429,16 +444,13 @@ def agreement(
             rendered,
             plan_.pattern,
         )
-        candidates = without_copies(plan_.segments, plan_.targets, follow.result.target_text)
+        candidates = plan_.targets  # the page's one ranking: every prompt segment, copies included
         found = compare_top(texts_view.scores, deletion_view.scores, candidates)
         seconds = deletion_result.diagnostics.get(DELETION, {}).get("seconds")
-        timing = f" · Deletion took {seconds:.1f} s" if isinstance(seconds, int | float) else ""
-        copies = len(plan_.targets) - len(candidates)
         if found is None:
             st.info(
-                f"The prompt has only one {one} to delete"
-                + (" besides copies of the selected text" if copies else "")
-                + ": there is nothing to compare. Choose a finer granularity to compare parts of it.",
+                f"The prompt has only one {one} to delete: there is nothing to compare. "
+                "Choose a finer granularity to compare parts of it.",
                 icon="ℹ️",
             )
             return
@@ -454,14 +466,21 @@ def agreement(
         )
         icon = "✅" if found.agree else "⚖️"
         st.markdown(f"{icon} **Deletion check:** {plain_markdown(line)}")
-        details = (
-            f"Top {found.k} by size of score, compared by position over {len(candidates)} prompt {many}"
-            + (" (copies of the selected text left out, as in the reading)" if copies else "")
-            + (f"; rank correlation {found.correlation:+.2f}" if found.correlation is not None else "")
-            + timing
-            + "."
+        st.caption(
+            f"Deletion removed each of the {len(candidates)} prompt {many} in turn and measured how much "
+            f"less likely the selection became; the top {found.k} of each method are compared by position."
         )
-        st.caption(details)
+        with st.expander(ENGINEER_DETAILS):
+            st.caption(
+                "Ranked by size of score (|score|), so the check never claims a direction"
+                + (
+                    f"; Spearman rank correlation {found.correlation:+.2f}"
+                    if found.correlation is not None
+                    else ""
+                )
+                + (f"; Deletion took {seconds:.1f} s" if isinstance(seconds, int | float) else "")
+                + "."
+            )
         if follow.chosen != DELETION:
             st.button(
                 "Show Deletion colours",
@@ -475,12 +494,13 @@ def agreement(
 
 # ---- "What if I delete this?" -------------------------------------------------------------
 def _choices(view, result: SalienceResult, rendered: RenderedPrompt | None) -> list[tuple[int, int, str]]:
-    """Prompt segments as (start, end, label), the view's strongest first."""
-    targets = deletion_targets(view.segments, result.prompt_length)
+    """Prompt segments as (start, end, label), in the page's one ranking (strongest first)."""
     places = describe_segments(
         view.segments, result.text, result.prompt_length, rendered.slots if rendered else ()
     )
-    order = ranked(view.scores, targets) if view.scale > 0 else targets
+    order = ranking(view, result)
+    if view.scale <= 0:
+        order = sorted(order)
     choices = []
     for index in order:
         seg = view.segments[index]
@@ -561,20 +581,70 @@ def what_if(
     if "error" in shown:
         st.warning(f"Deleting “{plain_markdown(removed)}”: {plain_markdown(shown['error'])}", icon="⚠️")
         return
+    found = counterpart(shown["before"], shown["after"], _selection_in(result, shown["before"]))
+    what = _removed_unit(prompt, *shown["span"])
     box = st.container(key="what-if-result")
     with box:
+        st.markdown(f"**{plain_markdown(found.sentence(what))}**")
         left, right = st.columns(2)
-        left.caption("Output with the whole prompt")
-        left.code(shown["before"] or " ", language=None, wrap_lines=True)
-        right.caption(f"Output without “{removed}”")
-        right.code(shown["after"] or " ", language=None, wrap_lines=True)
-        diff = output_diff(
-            shown["before"], shown["after"], "the full prompt's output", "the output without it"
-        )
-        st.html(diff_html(diff, test_id="what-if-diff"))
-        unchanged = shown["before"] == shown["after"]
-        summary = diff.summary[:1].upper() + diff.summary[1:]
-        st.caption("The output did not change." if unchanged else plain_markdown(summary))
+        left.caption("Now")
+        left.html(_big(found.old_sentence, "what-if-old"))
+        right.caption(f"Without “{plain_markdown(removed)}”")
+        right.html(_big(found.new_sentence, "what-if-new", _missing(found)))
+        with st.expander("The whole output, before and after"):
+            diff = output_diff(
+                shown["before"], shown["after"], "the full prompt's output", "the output without it"
+            )
+            cols = st.columns(2)
+            cols[0].caption("Output with the whole prompt")
+            cols[0].code(shown["before"] or " ", language=None, wrap_lines=True)
+            cols[1].caption(f"Output without “{plain_markdown(removed)}”")
+            cols[1].code(shown["after"] or " ", language=None, wrap_lines=True)
+            st.html(diff_html(diff, test_id="what-if-diff"))
+            unchanged = shown["before"] == shown["after"]
+            summary = diff.summary[:1].upper() + diff.summary[1:]
+            st.caption("The output did not change." if unchanged else plain_markdown(summary))
+
+
+BIG_HTML = (
+    '<div data-testid="{test_id}" style="font-size:1.3rem;line-height:1.45;padding:.6rem .8rem;'
+    'border:1px solid #d4d4d8;border-radius:8px;white-space:pre-wrap">{text}</div>'
+)
+
+
+def _big(text: str | None, test_id: str, missing: str = "") -> str:
+    shown = html.escape(text) if text else f'<span style="opacity:.65">{html.escape(missing)}</span>'
+    return BIG_HTML.format(test_id=test_id, text=shown)
+
+
+def _missing(found) -> str:
+    if not found.new_output.strip():
+        return "(the model writes nothing)"
+    return f"(no {found.label} line)" if found.label else "(nothing in its place)"
+
+
+def _selection_in(result: SalienceResult, output: str) -> tuple[int, int]:
+    """The explained characters relative to ``output`` (all of it when the explained text is not
+    this output, e.g. a reference target)."""
+    if result.text[result.prompt_length :] != output:
+        return 0, len(output)
+    start, end = result.target_token_span
+    if end <= start:
+        return 0, len(output)
+    return (
+        max(0, result.offsets[start][0] - result.prompt_length),
+        max(0, result.offsets[end - 1][1] - result.prompt_length),
+    )
+
+
+def _removed_unit(prompt: str, start: int, end: int) -> str:
+    """'line' when the deleted text is a whole line of the prompt, else 'part'."""
+    text = prompt[start:end]
+    first = start + len(text) - len(text.lstrip())
+    last = start + len(text.rstrip())
+    starts_line = first == 0 or prompt[:first].endswith("\n") or prompt[:first].rstrip(" \t").endswith("\n")
+    ends_line = last >= len(prompt) or prompt[last:].lstrip(" \t").startswith("\n")
+    return "line" if starts_line and ends_line else "part"
 
 
 def pane_agreement(

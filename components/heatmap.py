@@ -73,7 +73,7 @@ export default function(component) {
     const details = document.createElement("details");
     details.className = "hm-details";
     const summary = document.createElement("summary");
-    summary.textContent = "Scale";
+    summary.textContent = "Details for engineers";
     const note = document.createElement("span");
     note.textContent = " " + data.legend_note;
     details.append(summary, note);
@@ -189,7 +189,7 @@ def heatmap(
     """Draw prompt+output; clicking an output segment sets the trigger value ``select``.
 
     The legend shows ``method``'s own words at the ends they describe; the raw scale sits
-    in a collapsed "Scale" details. After Enter on a segment, focus returns to it when the
+    in a collapsed "Details for engineers". After Enter on a segment, focus returns to it when the
     rerun redraws the box.
     """
     low, high, note, _ = legend_words(method, scale, shared=shared_scale)

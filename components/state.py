@@ -274,7 +274,7 @@ DEFAULTS = {
     SEED: 0,
     CHAT_TEMPLATE: False,
     AUTO_RERUN: True,
-    **WORKBENCH_CONTROLS.defaults(granularity="words"),
+    **WORKBENCH_CONTROLS.defaults(granularity="sentences"),
     MODEL_ERROR: None,
     MODEL_FALLBACK: None,
     MODEL_IN_PROCESS: False,

@@ -32,6 +32,14 @@ TEMPLATE_NEAR_LIMIT = 0.9  # from this share of the limit on, the box says how m
 
 
 CUSTOM = "Custom (edited)"
+# Numbers only an engineer reads (scales, correlations, precisions, stop reasons, method names of
+# statistics) live in an expander with this label; the browser tests reject them anywhere else.
+ENGINEER_DETAILS = "Details for engineers"
+STOP_REASONS = {  # a generation's stop reason in words
+    "stop_sequence": "stopped at the stop text",
+    "end_of_text": "the model finished",
+    "max_new_tokens": "reached the length limit",
+}
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>#|~$])")
 
 
@@ -258,7 +266,15 @@ def current_settings() -> GenerationSettings:
     )
 
 
-GRANULARITY_NAMES = {"slots": "template parts", "regex": "custom pattern"}
+GRANULARITY_NAMES = {
+    "slots": "template parts",
+    "regex": "custom pattern",
+    "words": "words (finer)",
+    "tokens": "tokens (finest)",
+}
+# What a reviewer reads first: whole sentences (a line of a few-shot example is one), then
+# coarser units; words and tokens are the "finer" end of the same control.
+GRANULARITY_ORDER = ("sentences", "lines", "paragraphs", "slots", "words", "tokens", "regex")
 
 
 def method_choices() -> list[str]:
@@ -291,12 +307,14 @@ def salience_controls(
     )
     row.selectbox(
         "Granularity",
-        GRANULARITIES,
+        [name for name in GRANULARITY_ORDER if name in GRANULARITIES]
+        + [name for name in GRANULARITIES if name not in GRANULARITY_ORDER],
         key=keys.granularity,
         persist_state="session",
         format_func=lambda name: GRANULARITY_NAMES.get(name, name),
-        help="How big the coloured pieces of the prompt are: single tokens, words, sentences, lines, "
-        "paragraphs, the template's parts, or pieces that start where a pattern matches.",
+        help="How big the coloured pieces of the prompt are, and what a click on the output explains: "
+        "sentences (a line of an example is one sentence), lines, paragraphs or the template's parts; "
+        "words and tokens are finer; a custom pattern starts a piece wherever it matches.",
         width=190,
     )
     row.slider(

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from salience.describe import normalized_text
 from salience.errors import InputError
 from salience.segments import Segment
 
@@ -64,13 +63,6 @@ def deletion_targets(segments: Sequence[Segment], prompt_length: int) -> list[in
 def token_spans(segments: Sequence[Segment], indices: Sequence[int]) -> list[tuple[int, int]]:
     """Token spans of the chosen segments, in the form ``LanguageModel.salience(segments=...)`` takes."""
     return [(segments[i].token_start, segments[i].token_end) for i in indices]
-
-
-def without_copies(segments: Sequence[Segment], indices: Sequence[int], selected_text: str) -> list[int]:
-    """The indices whose text is not a copy of the selected text (whitespace ignored), as the
-    reading does: a text in the prompt identical to the selection cannot explain it."""
-    selected = normalized_text(selected_text)
-    return [i for i in indices if normalized_text(segments[i].text) != selected]
 
 
 def ranked(scores: Sequence[float], candidates: Sequence[int]) -> list[int]:

@@ -140,6 +140,8 @@ def _target_arrays(count: int, width: int, first_row: Sequence[int], target: Seq
 
 def _run(batches, total, compute, progress, cancelled, lock) -> None:
     done = 0
+    if progress is not None:  # the page knows the count before the first batch is done
+        progress(0, total)
     for batch in batches:
         if cancelled is not None and cancelled():
             raise CancelledError("Deletion was cancelled.")

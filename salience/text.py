@@ -38,6 +38,18 @@ def excerpt(text: str, limit: int = 48) -> str:
     return short
 
 
+def plain_duration(seconds: float) -> str:
+    """A time as a reviewer reads it: '12 s' under a minute, then '3 min 20 s', '1 h 05 min'."""
+    whole = max(0, int(round(seconds)))
+    if whole < 60:
+        return f"{whole} s"
+    minutes, rest = divmod(whole, 60)
+    if minutes < 60:
+        return f"{minutes} min {rest:02d} s" if minutes < 10 and rest else f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
 def json_lines(text: str, label: str = "Line") -> Iterator[tuple[int, object]]:
     """(line number, value) for each non-blank line of a JSONL text, numbered from 1.
 

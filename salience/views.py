@@ -123,23 +123,50 @@ def _slots(rendered: RenderedPrompt | None) -> tuple:
     return rendered.slots if rendered is not None else ()
 
 
+def ranking(view: HeatmapView, result: SalienceResult) -> list[int]:
+    """The prompt segments the page ranks, strongest |score| first (ties in prompt order).
+
+    One ranking behind the reading, the top-parts chart, the agreement line and the what-if
+    choices: every prompt segment with text (never ``<bos>``, whitespace or the output). A
+    segment whose text the selection repeats stays in, where its score puts it: the model
+    copied it, so it is a real cause. Only the selection itself (in the output) is left out.
+    """
+    candidates = [
+        index
+        for index, seg in enumerate(view.segments)
+        if not seg.in_target
+        and seg.start < result.prompt_length
+        and seg.token_start >= 1
+        and seg.token_end > seg.token_start
+        and seg.text.strip()
+    ]
+    scores = np.asarray(view.scores, dtype=np.float64)
+    return sorted(candidates, key=lambda i: (-abs(float(scores[i])), i))
+
+
+def copied(segment_text: str, selected_text: str) -> bool:
+    """True when the selection repeats this prompt text (the model copied it): the same text,
+    whitespace aside, or a text of at least three words that the selection contains whole."""
+    segment, selected = normalized_text(segment_text), normalized_text(selected_text)
+    if not segment or not selected:
+        return False
+    return segment == selected or (len(segment.split()) >= 3 and segment in selected)
+
+
 def chart_rows(
     view: HeatmapView, result: SalienceResult, rendered: RenderedPrompt | None = None, limit: int = 10
 ) -> list[dict]:
-    """One row per prompt segment *position* (copies are separate rows), strongest |score| first.
+    """One row per prompt segment *position* (copies are separate rows), in the page's `ranking`.
 
     Each row has a unique ``label`` (its text and where it is), its ``score``, and ``meaning``:
-    the legend's words for its sign. ``same_as_selection`` marks copies of the explained text.
+    the legend's words for its sign. ``same_as_selection`` marks text the selection copies.
     """
     legend = legend_words(view.method, view.scale)
     places = describe_segments(view.segments, result.text, result.prompt_length, _slots(rendered))
-    target = normalized_text(result.target_text)
     rows = []
-    for index, seg in enumerate(view.segments):
-        if seg.in_target or seg.start >= result.prompt_length or not seg.text.strip():
-            continue
+    for index in ranking(view, result)[:limit]:
+        seg = view.segments[index]
         score = float(view.scores[index])
-        same = normalized_text(seg.text) == target
         where = places[index]
         label = f"“{excerpt(seg.text, 40)}”" + (f" — {where}" if where else "")
         rows.append(
@@ -149,12 +176,10 @@ def chart_rows(
                 "where": where,
                 "score": score,
                 "meaning": (legend.high if score >= 0 else legend.low) if legend.signed else legend.high,
-                "same_as_selection": same,
+                "same_as_selection": copied(seg.text, result.target_text),
                 "start": seg.start,
             }
         )
-    rows.sort(key=lambda row: -abs(row["score"]))
-    rows = rows[:limit]
     seen: dict[str, int] = {}
     for row in rows:  # the chart's axis merges equal labels: keep every position apart
         seen[row["label"]] = seen.get(row["label"], 0) + 1
@@ -182,30 +207,48 @@ def _target_phrase(result: SalienceResult) -> str:
     return f"{phrase} (the {numbered(number)} of {len(positions)} in the output)"
 
 
+def top_segment(view: HeatmapView, result: SalienceResult) -> int | None:
+    """The segment the reading names: the first of the page's `ranking` with a score."""
+    ranked = ranking(view, result)
+    if not ranked or view.scores[ranked[0]] == 0:
+        return None
+    return ranked[0]
+
+
 def readout(view: HeatmapView, result: SalienceResult, rendered: RenderedPrompt | None = None) -> str:
     """One plain sentence naming the prompt segment that mattered most for the selected text.
 
-    Prompt text identical to the selected text is never named as its cause, and a repeated
-    sentence is named by where it is ("the first example's Recommendation line").
+    The segment is the first of the page's `ranking`. A prompt line the selection repeats is
+    named as what the output copied ("copied from the first example's Recommendation line"),
+    and a repeated sentence is named by where it is.
     """
-    places = describe_segments(view.segments, result.text, result.prompt_length, _slots(rendered))
-    target = normalized_text(result.target_text)
-    candidates, skipped = [], False
-    for index, seg in enumerate(view.segments):
-        if seg.in_target or seg.start >= result.prompt_length or not seg.text.strip():
-            continue
-        if normalized_text(seg.text) == target:
-            skipped = True
-            continue
-        if view.scores[index] != 0:
-            candidates.append(index)
-    if not candidates:
+    best = top_segment(view, result)
+    if best is None:
         return "Nothing in the prompt scored for this selection."
-    best = max(candidates, key=lambda i: abs(view.scores[i]))
+    places = describe_segments(view.segments, result.text, result.prompt_length, _slots(rendered))
     score = float(view.scores[best])
-    cause = f"“{excerpt(view.segments[best].text)}”" + (f" ({places[best]})" if places[best] else "")
+    text, place = view.segments[best].text, places[best]
     selected = _target_phrase(result)
     spec = get_method(view.method)
+    if copied(text, result.target_text):
+        source = place or f"“{excerpt(text)}” in the prompt"
+        if spec.directional:
+            pushed = "supported" if score > 0 else "worked against"
+            likely = "less" if score > 0 else "more"
+            sentence = (
+                f"{selected} is copied from {source}; that text {pushed} it most: without it the "
+                f"model is {likely} likely to write it."
+            )
+        elif spec.signed:
+            sign = "positive" if score > 0 else "negative"
+            sentence = (
+                f"{selected} is copied from {source}; that text has the strongest score for it ({sign}; "
+                "this method's sign does not say whether the text helped or hurt)."
+            )
+        else:
+            sentence = f"{selected} is copied from {source}; it is most sensitive to that text."
+        return f"By {spec.label}, {sentence}"
+    cause = f"“{excerpt(text)}”" + (f" ({place})" if place else "")
     if spec.directional:
         if score > 0:
             sentence = f"{cause} supported {selected} most: without it the model is less likely to write it."
@@ -221,12 +264,7 @@ def readout(view: HeatmapView, result: SalienceResult, rendered: RenderedPrompt 
         )
     else:
         sentence = f"{selected} is most sensitive to {cause}."
-    note = (
-        " Copies of the selected text in the prompt are left out: a text cannot explain itself."
-        if skipped
-        else ""
-    )
-    return f"By {spec.label}, {sentence}{note}"
+    return f"By {spec.label}, {sentence}"
 
 
 def snap_to_segments(segments: Sequence[Segment], start: int, end: int) -> tuple[int, int] | None:

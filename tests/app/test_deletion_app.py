@@ -51,11 +51,18 @@ def test_deletion_follows_the_gradient_colours_with_an_agreement_line(app):
     ), line
     assert "sentence" in line
     assert any("compared by position" in c.value for c in app.caption)
+    assert any(
+        "rank correlation" in c.value
+        for e in app.expander
+        if e.label == "Details for engineers"
+        for c in e.caption
+    )
 
 
 def test_words_over_the_limit_follow_at_sentence_level(app):
     generate(app)
-    assert app.session_state[state.WORKBENCH_CONTROLS.granularity] == "words"
+    assert app.session_state[state.WORKBENCH_CONTROLS.granularity] == "sentences"  # the default
+    select(app, "Granularity").set_value("words").run()  # the finer unit, chosen on purpose
     line = wait_for_agreement(app)
     assert "sentence" in line  # the prompt has more words than Deletion runs on: sentences instead
 
@@ -75,6 +82,7 @@ def test_switch_to_deletion_colours(app):
 
 def test_deletion_over_the_limit_says_so_and_offers_sentences(app):
     generate(app)
+    select(app, "Granularity").set_value("words").run()
     next(r for r in app.radio if r.label == "Method").set_value(DELETION).run()
     assert not app.exception, app.exception
     assert any("over the limit" in w.value and "coarser granularity" in w.value for w in app.warning)
@@ -98,6 +106,8 @@ def test_what_if_i_delete_this_shows_both_outputs_and_a_diff(app):
     assert result["before"] == app.session_state[state.WORKBENCH].generation.text
     captions = [c.value for c in app.caption]
     assert any(c.startswith("Output without “") for c in captions)
+    line = next(m.value for m in app.markdown if m.value.startswith("**Without this"))
+    assert "changes from" in line or "stays the same" in line or "has no" in line or "nothing" in line
     assert any("did not change" in c or "compared with the full prompt's output" in c for c in captions)
 
 
@@ -146,7 +156,8 @@ def test_progress_says_what_runs_and_how_far():
     assert "5 of 22 sentences" in progress_text(job, "sentences", False)
     assert "in the background" in progress_text(job, "sentences", False)
     assert "Grad L2 is shown until" in progress_text(job, "sentences", True)
-    assert "starting" in progress_text(DeletionJob(("k",)), "lines", False)
+    assert "waiting for the model" in progress_text(DeletionJob(("k",)), "lines", False)
+    assert "0 s so far" in progress_text(DeletionJob(("k",)), "lines", False)
 
 
 def test_compare_panes_each_get_an_agreement_line_and_deletion_as_a_method(app):

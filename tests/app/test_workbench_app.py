@@ -30,31 +30,34 @@ def test_loads_sample_and_generates(app):
     generation = app.session_state[state.WORKBENCH].generation
     assert generation is not None and generation.prompt.endswith("Quiche Lorraine\nAnalysis:")
     assert any("Reading:" in m.value for m in app.markdown)
-    assert len(app.dataframe) == 1
+    assert len(app.dataframe) == 2  # the template-part table, and its numbers for engineers
 
 
 def test_selecting_a_target_updates_the_rollup(app):
     generate(app)
     granularity(app).set_value("tokens").run()
-    table_before = app.dataframe[0].value
+    table_before = app.dataframe[1].value  # the engineers' numbers, under the plain table
     output = app.session_state[state.WORKBENCH].generation.text
     last = len(output.rstrip())
     app.session_state[state.WORKBENCH].selection = (last - 1, last)  # the last visible token of the output
     app.run()
     table_after = app.dataframe[0].value
-    assert list(table_after["part"]) == [  # named by their content, not "text 1"
-        "“Analyze a menu item…”",
-        "first recommendation",
-        "“Taste-likes: I've a sweet-tooth…”",
-        "food likes",
-        "“Taste-dislikes:”",
-        "food dislikes",
-        "“Suggestion:”",
-        "menu item",
-        "“Analysis:”",
-    ]
+    assert sorted(table_after["part"]) == sorted(  # named by their content, not "text 1"
+        [
+            "“Analyze a menu item…”",
+            "first recommendation",
+            "“Taste-likes: I've a sweet-tooth…”",
+            "food likes",
+            "“Taste-dislikes:”",
+            "food dislikes",
+            "“Suggestion:”",
+            "menu item",
+            "“Analysis:”",
+        ]
+    )
+    assert list(table_after["share"]) == sorted(table_after["share"], reverse=True)  # strongest first
     assert abs(table_after["share"].sum() - 1.0) < 1e-6
-    assert not table_after["total"].equals(table_before["total"])
+    assert not app.dataframe[1].value["total"].equals(table_before["total"])
 
 
 def test_editing_a_variable_reruns_with_auto_rerun(app):

@@ -11,7 +11,6 @@ from salience.agreement import (
     ranked,
     spearman,
     token_spans,
-    without_copies,
     without_segment,
 )
 from salience.errors import InputError
@@ -55,14 +54,6 @@ def test_copies_are_told_apart_by_place():
     assert "“Likes: tea.” (the first example)" in line
     assert "“Likes: tea.” (the second example)" in line
     assert line.endswith("Deletion “Other.”.")
-
-
-def test_copies_of_the_selection_are_left_out():
-    prompt = "Recommendation: Avoid.\nLikes: tea.\nRecommendation: Avoid.\nQ:"
-    text = prompt + " Recommendation: Avoid."
-    segments = make_segments(text, tokens(text), "lines", prompt_length=len(prompt))
-    kept = without_copies(segments, deletion_targets(segments, len(prompt)), " Recommendation:  Avoid.")
-    assert [segments[i].text.strip() for i in kept] == ["Likes: tea.", "Q:"]
 
 
 def test_disagreement_names_each_methods_first():

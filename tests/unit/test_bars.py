@@ -32,7 +32,7 @@ def test_signed_bars_grow_from_the_middle_with_the_legend_words():
         f"background:{NEGATIVE}" in first and "width:100.0%" in first and "justify-content:flex-end" in first
     )
     assert f"background:{POSITIVE}" in second and "width:66.7%" in second
-    assert "same text as the selection" in second and 'title="supported · score 2"' in second
+    assert "the output copies this" in second and 'title="supported · score 2"' in second
     assert "score" not in page.split("<ol")[0]  # numbers only in tooltips
 
 

@@ -73,7 +73,7 @@ def _token_at(offsets, position):
     return next(i for i, (s, e) in enumerate(offsets) if s <= position < e)
 
 
-def test_readout_never_names_the_selection_as_its_own_cause_and_says_which_copy():
+def test_readout_names_a_copied_line_as_what_the_output_copied_and_says_which_copy():
     rendered = render(
         "Likes: sweet\nVerdict: {first}\n\nLikes: salt\nVerdict: Fine.\n\nLikes: sour\n",
         {"first": "Try it."},
@@ -90,17 +90,23 @@ def test_readout_never_names_the_selection_as_its_own_cause_and_says_which_copy(
     result = _result(text, prompt, offsets, target, {"grad_l2": scores, "occlusion": scores})
     view = heatmap_view(text, offsets, len(prompt), "lines", "grad_l2", result, rendered)
     words = readout(view, result, rendered)
-    assert words.startswith(
-        "By Grad L2, “Verdict: Try it.” is most sensitive to “Verdict: Fine.” (the second"
+    assert words == (
+        "By Grad L2, “Verdict: Try it.” is copied from the first example's Verdict line, with the "
+        "‘first’ value; it is most sensitive to that text."
     )
-    assert "left out" in words
+    assert "left out" not in words
+    assert chart_rows(view, result, rendered)[0]["where"].startswith("the first example's Verdict line")
+    deletion = heatmap_view(text, offsets, len(prompt), "lines", "occlusion", result, rendered)
+    assert readout(deletion, result, rendered).startswith(
+        "By Deletion, “Verdict: Try it.” is copied from the first example's Verdict line, with the "
+        "‘first’ value; that text supported it most"
+    )
+    scores[_token_at(offsets, copy)] = 0.5  # now a line it does not copy is strongest
     deletion = heatmap_view(text, offsets, len(prompt), "lines", "occlusion", result, rendered)
     assert (
         "“Verdict: Fine.” (the second example's Verdict line) supported “Verdict: Try it.” most"
         in readout(deletion, result, rendered)
     )
-    words_view = heatmap_view(text, offsets, len(prompt), "words", "grad_l2", result, rendered)
-    assert "the first example's Verdict line" in readout(words_view, result, rendered)
 
 
 def test_readout_says_which_copy_of_a_repeated_output_line_it_explains():
@@ -127,7 +133,7 @@ def test_chart_rows_keep_every_position_sorted_by_magnitude_with_legend_words():
     assert len({row["label"] for row in rows}) == 4  # the two "Go." bars stay apart
     assert [row["where"] for row in rows[1:3]] == ["the 2nd of 2 copies", "the 1st of 2 copies"]
     assert rows[0]["meaning"].startswith("worked against") and rows[1]["meaning"].startswith("supported")
-    assert rows[1]["same_as_selection"] and not rows[0]["same_as_selection"]
+    assert rows[1]["same_as_selection"] and not rows[0]["same_as_selection"]  # the selection copies it
     signed = heatmap_view(text, offsets, len(prompt), "sentences", "grad_dot_input", result)
     assert {row["meaning"] for row in chart_rows(signed, result)} == {"negative score", "positive score"}
 
