@@ -27,13 +27,18 @@ from components.model_resource import LOADING
 from components.permalink import QUERY_KEY, apply_link_from_url, create_link, link_url
 from components.review import review_box
 from components.sidebar import model_sidebar, model_status, no_model_text, status_text
-from components.widgets import control_values, current_settings, plain_markdown, salience_controls
+from components.widgets import (
+    ENGINEER_DETAILS,
+    control_values,
+    current_settings,
+    plain_markdown,
+    salience_controls,
+)
 from components.workspace import autosaved, workspace
-from salience.compare import MAX_VARIANTS, output_diff, part_diff
+from salience.compare import MAX_VARIANTS, movement, output_diff, part_diff, readable_order
 from salience.errors import WorkbenchError
 from salience.export import ExportDocument, ExportPane, legend_html, to_csv, to_html, to_json, to_png
 from salience.methods import get_method
-from salience.palette import NEGATIVE_HEX, POSITIVE_HEX
 from salience.samples import load_samples
 from salience.segments import regex_starts
 from salience.templates import TemplateError, parse_template
@@ -220,31 +225,51 @@ def _differences(panes: list[Pane], method: str) -> tuple:
         st.info("Both variants need a heatmap for the salience difference.")
         return diff, ()
     st.toggle("Split fixed text into sentences", key=state.COMPARE_BY_SENTENCE, persist_state="session")
-    rows = part_diff(
-        (a.rendered, a.result), (b.rendered, b.result), method, st.session_state[state.COMPARE_BY_SENTENCE]
+    rows = readable_order(
+        part_diff(
+            (a.rendered, a.result),
+            (b.rendered, b.result),
+            method,
+            st.session_state[state.COMPARE_BY_SENTENCE],
+        )
     )
-    frame = pd.DataFrame([row.to_json() for row in rows])
-    if frame.empty:
+    if not rows:
         st.info("The prompts have no parts to compare.")
         return diff, rows
+    largest = max((abs(v) for row in rows for v in (row.score_a, row.score_b) if v is not None), default=0.0)
     st.markdown(
-        f"**How much higher (+) or lower (−) each part's {get_method(method).label} score is in "
-        f"{plain_markdown(b.variant.name)} than in {plain_markdown(a.variant.name)}**"
+        f"**What changed from A ({plain_markdown(a.variant.name)}) to B ({plain_markdown(b.variant.name)}), "
+        "and how much the answer leans on each part**"
     )
-    _part_chart(frame, method, a.variant.name, b.variant.name)
+    _part_chart(rows, largest)
     st.dataframe(
-        frame.rename(
-            columns={
-                "score_a": a.variant.name,
-                "score_b": b.variant.name,
-                "text_a": "text in A",
-                "text_b": "text in B",
-            }
+        pd.DataFrame(
+            [
+                {
+                    "part": row.title,
+                    "what changed": movement(row, largest),
+                    "text in A": row.text_a,
+                    "text in B": row.text_b,
+                }
+                for row in rows
+            ]
         ),
         hide_index=True,
         width="stretch",
-        column_config={"delta": st.column_config.NumberColumn("difference", format="%+.4f")},
     )
+    with st.expander(ENGINEER_DETAILS):
+        st.caption(
+            f"{get_method(method).label} scores summed over each part's tokens, in A and in B; "
+            "“leans on it more/less” compares their sizes (|score|)."
+        )
+        st.dataframe(
+            pd.DataFrame([row.to_json() for row in rows]).rename(
+                columns={"score_a": a.variant.name, "score_b": b.variant.name}
+            ),
+            hide_index=True,
+            width="stretch",
+            column_config={"delta": st.column_config.NumberColumn("difference", format="%+.4f")},
+        )
     return diff, rows
 
 
@@ -260,33 +285,60 @@ def _chosen_pair(panes: list[Pane]) -> tuple[Pane, Pane]:
     return panes[st.session_state[state.COMPARE_DIFF_A]], panes[st.session_state[state.COMPARE_DIFF_B]]
 
 
-def _part_chart(frame: pd.DataFrame, method: str, name_a: str, name_b: str) -> None:
-    """One bar per part shared by A and B: how much its score moved, coloured by direction."""
-    label = get_method(method).label
-    chart_frame = frame.dropna(subset=["delta"]).copy()
-    # Numbered, so two parts with the same words stay two bars; long enough to tell them apart.
-    chart_frame["label"] = [f"{number}. {excerpt(p, 60)}" for number, p in enumerate(chart_frame["part"], 1)]
+# The difference chart's own encoding (not the heatmap's teal/orange, which mean "supported /
+# worked against" elsewhere): the kind of change by colour, the direction by the bar's side.
+CHANGE_COLOURS = {"text changed": "#6d28d9", "only on one side": "#a78bfa", "same text": "#94a3b8"}
+
+
+def _change_kind(row) -> str:
+    if row.score_a is None or row.score_b is None:
+        return "only on one side"
+    return "text changed" if row.text_changed else "same text"
+
+
+def _part_chart(rows, largest: float) -> None:
+    """One bar per part: how much more (right) or less (left) the answer leans on it in B, the
+    parts whose text changed first; a part on one side only shows how much it counts there."""
+    frame = pd.DataFrame(
+        [
+            {
+                "label": f"{number}. {excerpt(row.title, 70)}",
+                "moved": (
+                    abs(row.score_b) - abs(row.score_a)
+                    if row.score_a is not None and row.score_b is not None
+                    else abs(row.score_b or 0.0) - abs(row.score_a or 0.0)
+                )
+                / (largest or 1.0),
+                "change": _change_kind(row),
+                "what changed": movement(row, largest),
+            }
+            for number, row in enumerate(rows, 1)
+        ]
+    )
     chart = (
-        alt.Chart(chart_frame)
+        alt.Chart(frame)
         .mark_bar()
         .encode(
-            x=alt.X("delta:Q", title=f"{label}: {name_b} − {name_a}"),
-            y=alt.Y("label:N", sort=None, title=None, axis=alt.Axis(labelLimit=420)),
-            color=alt.condition("datum.delta > 0", alt.value(POSITIVE_HEX), alt.value(NEGATIVE_HEX)),
-            tooltip=[
-                "part",
-                "status",
-                alt.Tooltip("score_a:Q", format=".4f"),
-                alt.Tooltip("score_b:Q", format=".4f"),
-                alt.Tooltip("delta:Q", format="+.4f"),
-            ],
+            x=alt.X(
+                "moved:Q",
+                title="← the answer leans on it less in B · more in B →",
+                axis=alt.Axis(labels=False, ticks=False),
+            ),
+            y=alt.Y("label:N", sort=None, title=None, axis=alt.Axis(labelLimit=460)),
+            color=alt.Color(
+                "change:N",
+                scale=alt.Scale(domain=list(CHANGE_COLOURS), range=list(CHANGE_COLOURS.values())),
+                legend=alt.Legend(title=None, orient="top"),
+            ),
+            tooltip=["label", "what changed"],
         )
-        .properties(height=max(60, 24 * len(chart_frame) + 20))
+        .properties(height=max(60, 24 * len(frame) + 40))
     )
     st.altair_chart(chart, width="stretch")
     st.caption(
-        f"Teal: higher {label} score in B · orange: lower in B "
-        f"({get_method(method).plain}). Parts that exist on one side only are in the table."
+        "Bars to the right: the answer leans on that part more in B; to the left: less. Dark purple: its "
+        "text changed; light purple: it is in one variant only (the bar shows how much it counts there); "
+        "grey: same text in both. Parts whose text changed come first."
     )
 
 

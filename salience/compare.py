@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import regex
 
+from salience.describe import Locator
 from salience.errors import InputError
 from salience.rollup import rollup
 from salience.segments import sentence_spans, token_anchor
@@ -149,6 +150,16 @@ class PartDelta:
     text_b: str | None
     score_a: float | None
     score_b: float | None
+    label: str = ""  # for reviewers: its own short text and where it sits ("… — the first example's …")
+
+    @property
+    def title(self) -> str:
+        """The reviewer's label, or the stable ``part`` key when there is none."""
+        return self.label or self.part
+
+    @property
+    def text_changed(self) -> bool:
+        return self.status != "same text"
 
     @property
     def delta(self) -> float | None:
@@ -166,7 +177,40 @@ class PartDelta:
             "score_a": self.score_a,
             "score_b": self.score_b,
             "delta": self.delta,
+            "label": self.title,
         }
+
+
+# A change in how much the answer leans on a part smaller than this share of the largest score
+# on either side reads "about the same".
+SAME_PULL = 0.05
+
+
+def movement(row: PartDelta, largest: float) -> str:
+    """What happened to a part between A and B, in words: "text changed; the answer leans on it
+    less in B", "same text; the answer leans on it more in B", "only in B" …
+
+    "Leans on" compares the size of the scores (|score|), never their sign."""
+    if row.score_a is None or row.score_b is None:
+        return f"{row.status}"
+    lead = "same text" if row.status == "same text" else "text changed"
+    difference = abs(row.score_b) - abs(row.score_a)
+    if largest <= 0 or abs(difference) < SAME_PULL * largest:
+        return f"{lead}; the answer leans on it about as much in both"
+    return f"{lead}; the answer leans on it {'more' if difference > 0 else 'less'} in B"
+
+
+def readable_order(rows: Sequence[PartDelta]) -> list[PartDelta]:
+    """Parts whose text changed (or exist on one side only) first, then the rest; within each,
+    the biggest change in how much the answer leans on the part first (template order on ties)."""
+
+    def moved(row: PartDelta) -> float:
+        if row.score_a is None or row.score_b is None:
+            return abs(row.score_a or 0.0) + abs(row.score_b or 0.0)
+        return abs(abs(row.score_b) - abs(row.score_a))
+
+    order = sorted(range(len(rows)), key=lambda i: (not rows[i].text_changed, -moved(rows[i]), i))
+    return [rows[i] for i in order]
 
 
 def _span_totals(result: SalienceResult, method: str, spans: Sequence[tuple[int, int]]) -> list[float]:
@@ -208,17 +252,31 @@ def part_diff(
     (rendered_a, result_a), (rendered_b, result_b) = a, b
     slots_a, rows_a = _scored_slots(rendered_a, result_a, method)
     slots_b, rows_b = _scored_slots(rendered_b, result_b, method)
+    where_a = Locator(result_a.text, result_a.prompt_length, rendered_a.slots)
+    where_b = Locator(result_b.text, result_b.prompt_length, rendered_b.slots)
     out: list[PartDelta] = []
     for i, j in _aligned_slots(slots_a, slots_b):
         if j is None:
-            out.append(_one_sided_row("A", slots_a[i], rows_a[i].total))
+            row = _one_sided_row("A", slots_a[i], rows_a[i].total)
+            out.append(replace(row, label=_reviewer_label(where_a, slots_a[i].start, slots_a[i].end)))
         elif i is None:
-            out.append(_one_sided_row("B", slots_b[j], rows_b[j].total))
+            row = _one_sided_row("B", slots_b[j], rows_b[j].total)
+            out.append(replace(row, label=_reviewer_label(where_b, slots_b[j].start, slots_b[j].end)))
         elif by_sentence and slots_a[i].kind == "fixed":
-            out.extend(_sentence_rows(slots_a[i], slots_b[j], result_a, result_b, method))
+            out.extend(_sentence_rows(slots_a[i], slots_b[j], result_a, result_b, method, where_a, where_b))
         else:
-            out.append(_paired_row(slots_a[i], slots_b[j], rows_a[i].total, rows_b[j].total))
+            row = _paired_row(slots_a[i], slots_b[j], rows_a[i].total, rows_b[j].total)
+            out.append(replace(row, label=_reviewer_label(where_b, slots_b[j].start, slots_b[j].end)))
     return out
+
+
+def _reviewer_label(locator: Locator, start: int, end: int) -> str:
+    """'“Recommendation: You have to try it.” — the first example's Recommendation line': the
+    part's own short text and where it sits, as the workbench's reading names places."""
+    text = locator.text[start:end]
+    short = f"“{excerpt(text, 40)}”" if text.strip() else "(empty)"
+    where = locator.where(start, end) if text.strip() else ""
+    return f"{short} — {where}" if where else short
 
 
 def _scored_slots(rendered: RenderedPrompt, result: SalienceResult, method: str) -> tuple[list, list]:
@@ -276,7 +334,7 @@ def _one_sided_row(side: str, slot, total: float) -> PartDelta:
     )
 
 
-def _sentence_rows(slot_a, slot_b, result_a, result_b, method) -> list[PartDelta]:
+def _sentence_rows(slot_a, slot_b, result_a, result_b, method, where_a, where_b) -> list[PartDelta]:
     """Two fixed blocks, sentence by sentence: equal sentences pair up, edited ones show as changed."""
     spans_a = [span for span in sentence_spans(slot_a.text) if slot_a.text[span[0] : span[1]].strip()]
     spans_b = [span for span in sentence_spans(slot_b.text) if slot_b.text[span[0] : span[1]].strip()]
@@ -287,6 +345,10 @@ def _sentence_rows(slot_a, slot_b, result_a, result_b, method) -> list[PartDelta
 
     def label(slot, sentence: str) -> str:
         return f"{slot.title} · “{excerpt(sentence, 40)}”"
+
+    def named(side: str, k: int) -> str:
+        slot, spans, locator = (slot_a, spans_a, where_a) if side == "A" else (slot_b, spans_b, where_b)
+        return _reviewer_label(locator, slot.start + spans[k][0], slot.start + spans[k][1])
 
     rows: list[PartDelta] = []
     matcher = difflib.SequenceMatcher(
@@ -306,18 +368,33 @@ def _sentence_rows(slot_a, slot_b, result_a, result_b, method) -> list[PartDelta
                     texts_b[j],
                     totals_a[i],
                     totals_b[j],
+                    named("B", j),
                 )
             )
         for i in range(i1 + common, i2):
             rows.append(
                 PartDelta(
-                    label(slot_a, texts_a[i]), "sentence", "only in A", texts_a[i], None, totals_a[i], None
+                    label(slot_a, texts_a[i]),
+                    "sentence",
+                    "only in A",
+                    texts_a[i],
+                    None,
+                    totals_a[i],
+                    None,
+                    named("A", i),
                 )
             )
         for j in range(j1 + common, j2):
             rows.append(
                 PartDelta(
-                    label(slot_b, texts_b[j]), "sentence", "only in B", None, texts_b[j], None, totals_b[j]
+                    label(slot_b, texts_b[j]),
+                    "sentence",
+                    "only in B",
+                    None,
+                    texts_b[j],
+                    None,
+                    totals_b[j],
+                    named("B", j),
                 )
             )
     return rows

@@ -103,7 +103,7 @@ align-items:flex-start;gap:.35rem 1rem;font-size:.85rem;margin-bottom:.75rem">\
 <span style="grid-column:1 / 3;height:12px;border-radius:6px;border:1px solid #999;background:{{ gradient }}"></span>\
 <span style="margin-top:.15rem;line-height:1.3">← {{ low }}</span>\
 <span style="margin-top:.15rem;line-height:1.3;text-align:right">{{ high }} →</span></div>\
-<details style="opacity:.75;font-size:.8rem"><summary style="cursor:pointer">Scale</summary>{{ note }}</details></div>"""
+<details style="opacity:.75;font-size:.8rem"><summary style="cursor:pointer">Details for engineers</summary>{{ note }}</details></div>"""
 )
 
 _CELLS = _TEMPLATES.from_string(
@@ -134,7 +134,7 @@ _PAGE = _TEMPLATES.from_string(
 </div></section>{% endif %}\
 {% if doc.parts %}<section><h2>Scores by part: {{ name_b }} minus {{ name_a }}</h2>\
 <table><thead><tr><th>part</th><th>match</th><th>{{ name_a }}</th><th>{{ name_b }}</th><th>difference</th></tr>\
-</thead><tbody>{% for row in doc.parts %}<tr><td>{{ row.part }}</td><td>{{ row.status }}</td>\
+</thead><tbody>{% for row in doc.parts %}<tr><td>{{ row.title }}</td><td>{{ row.status }}</td>\
 <td class="num">{{ number(row.score_a) }}</td><td class="num">{{ number(row.score_b) }}</td>\
 <td class="num">{{ number(row.delta) }}</td></tr>{% endfor %}</tbody></table></section>{% endif %}\
 <footer>Gemma prompt workbench · {{ stamp }} · colours are comparable across panes only because they \
@@ -153,7 +153,7 @@ def legend_html(
     """The colour legend as HTML with inline styles (for exports and ``st.html``).
 
     The method's words sit under the ends of the bar they describe ("← low · high →") and
-    wrap within their half, never apart from their colour; the raw scale is in a ``<details>``.
+    wrap within their half, never apart from their colour; the raw scale is in a "Details for engineers" ``<details>``.
     """
     try:
         low, high, note, signed = legend_words(method, scale, shared=shared)

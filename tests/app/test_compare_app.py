@@ -41,7 +41,11 @@ def test_pinned_variants_show_side_by_side_with_diffs(compared):
     assert [h.value for h in compared.subheader][:3] == ["fewshot-mistake", "fewshot-fixed", "Differences"]
     assert any(r"first\_recommendation = “Avoid.”" in c.value for c in compared.caption)  # shown as text
     assert any(m.value.startswith("**Explaining") for m in compared.markdown)
-    table = compared.dataframe[0].value
+    plain = compared.dataframe[0].value  # for reviewers: labels and words, changed text first
+    assert plain.iloc[0]["part"].startswith("“Avoid.” — ")
+    assert plain.iloc[0]["what changed"].startswith("text changed; the answer leans on it")
+    assert all(not text.startswith("{") for text in plain["part"])
+    table = compared.dataframe[1].value  # the numbers, under "Details for engineers"
     row = table[table["part"] == "{first_recommendation}"].iloc[0]
     assert row["status"] == "changed" and row["delta"] == pytest.approx(
         row["fewshot-fixed"] - row["fewshot-mistake"]

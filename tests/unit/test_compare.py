@@ -10,8 +10,10 @@ import regex
 from salience.compare import (
     TargetChoice,
     Variant,
+    movement,
     output_diff,
     part_diff,
+    readable_order,
     resolve_target,
     shared_scale,
 )
@@ -122,6 +124,25 @@ def test_part_diff_aligns_by_slot_and_sentence_not_token_index():
     assert sum(row.score_a is not None for row in rows) == len(
         [r for r in part_diff((rendered_a, result_a), (rendered_a, result_a), "grad_l2")]
     )
+
+
+def test_part_diff_reads_for_reviewers_changed_text_first_and_moves_in_words():
+    weights = {"You": 2.0, "Avoid.": 1.0, "Hates": 5.0}
+    rendered_a, rendered_b = MISTAKE.render(), FIXED.render()
+    result_a = scored(rendered_a, " Avoid.", weights)
+    weights_b = {**weights, "Hates": 9.0}  # the same sentence, leaned on more in B
+    result_b = scored(rendered_b, " Avoid.", weights_b)
+    rows = readable_order(part_diff((rendered_a, result_a), (rendered_b, result_b), "grad_l2"))
+    assert rows[0].status == "changed" and rows[0].text_b == "Avoid."
+    assert rows[0].title == "“Avoid.” — in the 1st Recommendation line, the ‘first’ value"
+    assert all(not row.text_changed for row in rows[1:])
+    hates = rows[1]  # the biggest move among the parts whose text did not change
+    assert hates.title == "“Hates eggs.”" and hates.text_a.strip() == "Hates eggs."
+    largest = max(abs(v) for row in rows for v in (row.score_a, row.score_b) if v is not None)
+    assert movement(hates, largest) == "same text; the answer leans on it more in B"
+    assert movement(rows[0], largest) == "text changed; the answer leans on it less in B"
+    assert movement(rows[-1], largest) == "same text; the answer leans on it about as much in both"
+    assert "label" in rows[0].to_json()
 
 
 def test_part_diff_needs_the_method():
