@@ -13,13 +13,13 @@ from components.evaluation import saved_list
 from components.heatmap import heatmap
 from components.review import review_box
 from components.sidebar import model_sidebar
-from components.widgets import plain_markdown
+from components.widgets import ENGINEER_DETAILS, STOP_REASONS, plain_markdown
 from components.workspace import autosaved, load_into_workbench, workspace
 from salience.compare import output_diff
 from salience.errors import InputError
 from salience.methods import get_method
 from salience.segments import GRANULARITIES
-from salience.text import escape_braces, excerpt
+from salience.text import escape_braces, excerpt, plain_duration
 from salience.views import heatmap_view, readout
 from workspace.store import RunFilter, RunRow, Workspace, import_summary
 
@@ -153,10 +153,16 @@ def _notes_csv(opened: Workspace) -> str:
 def _run_detail(opened: Workspace, run: RunRow) -> None:
     st.divider()
     st.subheader(f"Run {run.id} · {plain_markdown(run.template or 'no template')}")
+    stopped = STOP_REASONS.get(run.stop_reason, "")
     st.caption(
-        f"{run.created_at.astimezone():%Y-%m-%d %H:%M:%S} · {run.model} · {run.tokens} tokens in "
-        f"{run.seconds:.1f}s · stop: {run.stop_reason} · max {run.settings.get('max_new_tokens')} new tokens"
+        f"{run.created_at.astimezone():%Y-%m-%d %H:%M:%S} · {plain_markdown(run.model)} · written in "
+        f"{plain_duration(run.seconds)}" + (f" · {stopped}" if stopped else "")
     )
+    with st.expander(ENGINEER_DETAILS):
+        st.caption(
+            f"{run.tokens} tokens in {run.seconds:.1f} s · stop reason: {plain_markdown(str(run.stop_reason))} · "
+            f"at most {run.settings.get('max_new_tokens')} new tokens"
+        )
     if st.button("Open in the workbench", type="primary", help="Loads this prompt, its values and settings."):
         template = opened.version(run.version_id) if run.version_id else None
         if template is None:  # no template saved (an imported run): the rendered prompt, braces escaped
@@ -211,7 +217,10 @@ def _saved_heatmap(saved) -> None:
         click_hint="Saved result: open the run in the workbench to explain another part",
     )
     st.markdown(f"**Reading:** {plain_markdown(readout(view, result))}")
-    st.caption("Computed with " + plain_markdown(result.provenance.describe(lambda m: get_method(m).label)))
+    with st.expander(ENGINEER_DETAILS):
+        st.caption(
+            "Computed with " + plain_markdown(result.provenance.describe(lambda m: get_method(m).label))
+        )
 
 
 def _versions_tab(opened: Workspace) -> None:
@@ -221,8 +230,9 @@ def _versions_tab(opened: Workspace) -> None:
         return
     name = st.selectbox("Template", names, key=state.HISTORY_DIFF_TEMPLATE)
     versions = opened.versions(name)
+    # Numbered from the oldest (version 1) by the order they were saved: a number never repeats.
     labels = {
-        v.id: f"v{len(versions) - i} · {v.created_at.astimezone():%Y-%m-%d %H:%M:%S}"
+        v.id: f"version {len(versions) - i} · {v.created_at.astimezone():%Y-%m-%d %H:%M:%S}"
         + (f" · {v.author}" if v.author else "")
         for i, v in enumerate(versions)
     }
@@ -241,18 +251,31 @@ def _versions_tab(opened: Workspace) -> None:
         width="stretch",
     )
     ids = [v.id for v in versions]
-    cols = st.columns(2)
-    a = cols[0].selectbox(
-        "Older", ids, index=min(1, len(ids) - 1), key=state.HISTORY_VERSION_A, format_func=labels.get
-    )
-    b = cols[1].selectbox("Newer", ids, index=0, key=state.HISTORY_VERSION_B, format_func=labels.get)
+    if len(ids) == 1:
+        st.info("This template has one version so far: edit it on the Workbench to compare versions.")
+        a = b = ids[0]
+    else:
+        cols = st.columns(2)
+        a = cols[0].selectbox("Older", ids, index=1, key=state.HISTORY_VERSION_A, format_func=labels.get)
+        b = cols[1].selectbox("Newer", ids, index=0, key=state.HISTORY_VERSION_B, format_func=labels.get)
     old, new = opened.version(a), opened.version(b)
-    diff = output_diff(old.text, new.text, labels[a], labels[b])
-    st.html(diff_html(diff, "template-diff"))
-    st.caption(plain_markdown(diff.summary.replace("outputs", "templates")))
     changed = {
         k for k in set(old.variables) | set(new.variables) if old.variables.get(k) != new.variables.get(k)
     }
+    if a == b:
+        if len(ids) > 1:
+            st.caption(
+                f"Both sides show {plain_markdown(labels[a])}: pick two different versions to see what changed."
+            )
+    elif old.text == new.text:
+        st.caption(
+            f"The template text of {plain_markdown(labels[a])} and {plain_markdown(labels[b])} is the same"
+            + ("; only the values below changed." if changed else ".")
+        )
+    else:
+        diff = output_diff(old.text, new.text, labels[a], labels[b])
+        st.html(diff_html(diff, "template-diff"))
+        st.caption(plain_markdown(diff.summary.replace("outputs", "templates")))
     for key in sorted(changed):
         before, after = (plain_markdown(str(v.variables.get(key, "—"))) for v in (old, new))
         st.markdown(f"`{plain_markdown(key)}`: “{before}” → “{after}”")

@@ -12,7 +12,7 @@ import streamlit as st
 
 from components import state
 from components.session_work import stop_check
-from components.widgets import plain_markdown
+from components.widgets import ENGINEER_DETAILS, plain_markdown
 from components.workspace import browser_id, load_into_workbench, workspace
 from salience.compare import TargetChoice
 from salience.errors import InputError, WorkbenchError
@@ -38,7 +38,7 @@ from salience.evaluate import (
     summarize,
 )
 from salience.samples import load_samples
-from salience.text import unescape
+from salience.text import plain_duration, unescape
 from salience.types import GenerationSettings
 from salience.variant import Variant
 from workspace.evaluations import (
@@ -346,7 +346,7 @@ def progress(stored: StoredEvaluation) -> None:
     seconds = [cell.seconds for cell in stored.cells if cell.seconds > 0]
     left = (total - done) * (sum(seconds) / len(seconds)) if seconds else None
     if stored.status == "running" and done < total:
-        eta = f" · about {left:.0f} s left" if left is not None else ""
+        eta = f" · about {plain_duration(left)} left" if left is not None else ""
         st.progress(done / total if total else 1.0, text=f"{done} of {total} generations done{eta}")
         st.button("Cancel", key=state.EVAL_CANCEL, on_click=_cancel, args=(stored.id,))
     elif done < total:
@@ -395,16 +395,28 @@ def step(stored: StoredEvaluation, model) -> bool:
 # ---- results ----------------------------------------------------------------------------------
 def summary(stored: StoredEvaluation) -> None:
     plan, cells = stored.plan, list(stored.cells)
+    summaries = summarize(plan, cells)
     rows = [
         {
             "Variant": s.name,
-            "Passed": f"{s.passed} / {s.total}",
-            "Pass rate": f"{s.rate:.0%}",
-            "95% interval (Wilson)": f"{s.interval[0]:.0%} – {s.interval[1]:.0%}",
+            "Passed": f"{s.passed} / {s.total}" if s.total else "not run yet",
+            "Pass rate": f"{s.rate:.0%}" if s.total else "not run yet",
+            "Likely range of the pass rate": (
+                f"{s.interval[0]:.0%} – {s.interval[1]:.0%}" if s.total else "not run yet"
+            ),
         }
-        for s in summarize(plan, cells)
+        for s in summaries
     ]
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    st.caption(
+        "Likely range: with this few rows the true pass rate is probably (19 times in 20) inside it; "
+        "more rows narrow it."
+    )
+    with st.expander(ENGINEER_DETAILS):
+        st.caption(
+            "The likely range is the 95% Wilson score interval. "
+            + " · ".join(plain_markdown(s.describe()) for s in summaries if s.total)
+        )
     found = flips(plan, cells)
     if found:
         st.markdown(f"**{len(found)} flipped row(s)** — did the change break something?")

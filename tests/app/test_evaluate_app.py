@@ -83,7 +83,7 @@ def test_run_saves_each_row_and_reopens(page):
     summary = frames[0]
     assert list(summary["Variant"]) == ["fewshot-mistake", "fewshot-fixed"]
     assert all(cell.endswith("/ 2") for cell in summary["Passed"])
-    assert "95% interval (Wilson)" in summary.columns
+    assert "Likely range of the pass rate" in summary.columns  # was "95% interval (Wilson)"
     grid = frames[1]
     assert set(grid["row"]) == {1, 2} and "fewshot-fixed" in grid.columns
     labels = [b.label for b in page.get("download_button")]

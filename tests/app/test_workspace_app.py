@@ -110,11 +110,24 @@ def test_history_of_template_versions_restores_one(tiny_app_env, data_dir):
     versions = workspace_in(data_dir).versions("fewshot-mistake")
     assert [v.variables["first_recommendation"] for v in versions] == ["Avoid.", "You have to try it."]
     assert any(r"first\_recommendation" in m.value and "Avoid." in m.value for m in history.markdown)
-    restore = [b for b in history.button if b.label.startswith("Restore v1")]
+    assert any("is the same; only the values below changed." in c.value for c in history.caption)
+    restore = [b for b in history.button if b.label.startswith("Restore version 1 ·")]
     assert len(restore) == 1
     restore[0].click()
     run(history)
     assert text_area(history, "first_recommendation").value == "You have to try it."
+
+
+def test_one_template_version_is_not_compared_with_itself(tiny_app_env, data_dir):
+    app = open_app()
+    button(app, "Generate").click()
+    run(app)
+    history = open_app(page="app_pages/history.py")
+    assert any("one version so far" in i.value for i in history.info)
+    assert not any("identical" in c.value for c in history.caption)  # was "v1 · … and v1 · … are identical"
+    assert [b.label for b in history.button if b.label.startswith("Restore")] == [
+        next(b.label for b in history.button if b.label.startswith("Restore version 1 ·"))
+    ]
 
 
 def test_unknown_run_in_the_address_says_so(tiny_app_env):
