@@ -313,7 +313,7 @@ def _analysis(view, result, rendered, method: str) -> None:
         hide_index=True,
         width="stretch",
         column_config={
-            "part": st.column_config.TextColumn(width="large"),
+            "part": st.column_config.TextColumn(width="medium"),
             "kind": st.column_config.TextColumn(width="small"),
             "share": st.column_config.ProgressColumn(
                 "share of the colour", min_value=0.0, max_value=1.0, format="percent", width="medium"

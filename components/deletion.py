@@ -558,8 +558,11 @@ def what_if(
         return
     spans = [(start, end) for start, end, _ in choices]
     labels = {(start, end): label for start, end, label in choices}
-    if st.session_state.get(state.WHAT_IF_SEGMENT) not in labels:
-        st.session_state[state.WHAT_IF_SEGMENT] = spans[0]
+    page = state.workbench()
+    ranking_now = (result.target_token_span, view.method, tuple(spans))
+    if st.session_state.get(state.WHAT_IF_SEGMENT) not in labels or page.what_if_ranking != ranking_now:
+        st.session_state[state.WHAT_IF_SEGMENT] = spans[0]  # a new click or ranking: its strongest part
+        page.what_if_ranking = ranking_now
     st.selectbox(
         "Prompt segment to delete",
         spans,

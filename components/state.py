@@ -70,6 +70,7 @@ class WorkbenchState:
     generate_pending: bool = False  # Generate was clicked while the model loaded
     pin_message: str | None = None  # what "Send to compare" did, shown once
     what_if: dict | None = None  # the last "What if I delete this?" result (components/deletion.py)
+    what_if_ranking: tuple | None = None  # the ranking the segment picker last defaulted from
 
 
 @dataclass

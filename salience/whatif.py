@@ -56,7 +56,9 @@ class Counterpart:
             return f"{start} the model writes nothing at all."
         what = f"the {self.label.lower()}" if self.label else "the selected text"
         if self.after is None:
-            reads = f"; it reads {_quoted(self.new_output)}"
+            lines = [line for line in self.new_output.splitlines() if line.strip()]
+            more = " and goes on" if len(lines) > 1 else ""
+            reads = f"; it reads {_quoted(lines[0], 80)}{more}"
             if self.label:
                 return f"{start} the new output has no {self.label} line{reads}"
             return f"{start} the new output has nothing in the selection's place{reads}"
@@ -66,9 +68,9 @@ class Counterpart:
         return f"{start} {what} changes from {before} to {after}"
 
 
-def _quoted(text: str) -> str:
+def _quoted(text: str, limit: int = QUOTE_LIMIT) -> str:
     flat = " ".join(text.split())
-    return "‘" + (excerpt(flat, QUOTE_LIMIT) if flat else "(nothing)") + "’"
+    return "‘" + (excerpt(flat, limit) if flat else "(nothing)") + "’"
 
 
 def leading_label(text: str) -> str:

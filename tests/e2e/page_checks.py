@@ -30,6 +30,52 @@ DEVELOPER_TEXT = [
     ("a JavaScript undefined/NaN", re.compile(r"\bundefined\b|\bNaN\b")),
 ]
 
+# Words only an engineer reads. A reviewer page may show them only inside an expander (or a
+# <details>) labelled "Details for engineers" (components.widgets.ENGINEER_DETAILS).
+ENGINEER_DETAILS = "Details for engineers"
+ENGINEER_TERMS = [
+    ("a compute precision", re.compile(r"\b(?:b?float ?(?:16|32)|bf16|fp32)\b", re.IGNORECASE)),
+    ("a correlation", re.compile(r"\bcorrelation\b|\bSpearman\b|\bPearson\b", re.IGNORECASE)),
+    ("an interval method", re.compile(r"\bWilson\b|\b\d+% (?:CI|interval)\b|\bconfidence interval\b")),
+    ("a raw stop reason", re.compile(r"\b(?:stop_sequence|end_of_text|max_new_tokens)\b|\bstop: ")),
+    ("a raw colour scale", re.compile(r"Strongest colour\s*=|\bscale\s*=\s*[\d.]")),
+    ("log-probability units", re.compile(r"\bnats?\b|\blog[- ]?prob", re.IGNORECASE)),
+    ("a per-token share", re.compile(r"\bper token\b|\bsign ignored\b", re.IGNORECASE)),
+    ("a decoding speed", re.compile(r"tokens?/s\b")),
+    ("seconds past a minute", re.compile(r"(?<![\d.])(?:[6-9]\d|\d{3,})(?:\.\d+)? ?s\b")),
+    ("a count of nothing", re.compile(r"(?<![\d.])0 / 0(?![\d])")),
+    ("a template placeholder as a label", re.compile(r"(?<!\{)\{[A-Za-z_]\w*\}(?!\})")),
+    ("a bare signed score", re.compile(r"(?<![\w.])[+−-]\d+\.\d{2,}\b")),
+]
+
+# Visible text of the page, shadow roots included (the heatmap draws in one), leaving out form
+# fields (a template is the user's own text), closed <details> and anything under a <details>
+# whose summary is the engineers' label (Streamlit's st.expander is a <details> too).
+_VISIBLE_TEXT_JS = """(label) => {
+  const out = [];
+  const walk = (node) => {
+    if (node.nodeType === Node.TEXT_NODE) {
+      const parent = node.parentElement;
+      if (node.textContent.trim() && parent && parent.checkVisibility({visibilityProperty: true}))
+        out.push(node.textContent);
+      return;
+    }
+    if (node.nodeType !== Node.ELEMENT_NODE && node.nodeType !== Node.DOCUMENT_FRAGMENT_NODE) return;
+    if (node.nodeType === Node.ELEMENT_NODE) {
+      const tag = node.tagName;
+      if (["SCRIPT", "STYLE", "NOSCRIPT", "TEXTAREA", "INPUT", "TEMPLATE"].includes(tag)) return;
+      if (tag === "DETAILS") {
+        const summary = [...node.children].find((c) => c.tagName === "SUMMARY");
+        if (summary && summary.textContent.includes(label)) return;
+      }
+      if (node.shadowRoot) walk(node.shadowRoot);
+    }
+    for (const child of node.childNodes) walk(child);
+  };
+  walk(document.body);
+  return out.join("\\n");
+}"""
+
 # The page's height wherever Streamlit scrolls: the document or its main scroll container.
 _HEIGHT_JS = """() => Math.max(
     document.documentElement.scrollHeight,
@@ -77,6 +123,32 @@ def assert_clean(page: Page, where: str, max_height: int = MAX_PAGE_HEIGHT) -> N
     expect(page.get_by_test_id("stException"), f"{where}: an exception box").to_have_count(0)
     height = page_height(page)
     assert height <= max_height, f"{where}: the page is {height}px tall (more than {max_height}px)"
+
+
+def visible_text(page: Page) -> str:
+    """What a reviewer can read on the page now, outside the engineers' details."""
+    return page.evaluate(_VISIBLE_TEXT_JS, ENGINEER_DETAILS)
+
+
+def engineer_text(text: str) -> list[str]:
+    """The engineer terms found in a page's visible text, with the line each is on."""
+    found = []
+    for what, pattern in ENGINEER_TERMS:
+        for match in pattern.finditer(text):
+            start = text.rfind("\n", 0, match.start()) + 1
+            end = text.find("\n", match.end())
+            found.append(f"{what}: {text[start : end if end >= 0 else None][:160]!r}")
+    return found
+
+
+def assert_plain_words(page: Page, where: str) -> str:
+    """No engineer term anywhere a reviewer reads without opening "Details for engineers";
+    returns the visible text (for assertions on the words a reviewer reads)."""
+    settle(page)
+    text = visible_text(page)
+    found = engineer_text(text)
+    assert not found, f"{where}: engineer terms outside “{ENGINEER_DETAILS}”:\n" + "\n".join(found)
+    return text
 
 
 def assert_navigation(page: Page, where: str) -> None:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import re
 
+from app_runs import rerun_after
+from page_checks import assert_plain_words, screenshot
 from playwright.sync_api import expect
 from workbench_page import (
     ARTIFACTS,
     LONG,
-    choose_granularity,
     generate,
     open_workbench,
     output_segment,
@@ -47,9 +48,8 @@ def test_agreement_line_and_what_if_i_delete_this(browser, workbench_url):
     open_workbench(page, workbench_url)
     generate(page)
     output_segment(page, "Recommendation").click()
-    expect(status(page)).to_contain_text(re.compile(r"Explaining: “.*Recommendation"), timeout=LONG)
+    expect(status(page)).to_contain_text("Explaining: “Recommendation: You have to try it.”", timeout=LONG)
     wait_idle(page)
-    choose_granularity(page, "sentences")
 
     agreement = page.locator(".st-key-deletion-agreement")
     expect(agreement).to_contain_text("Deletion check:", timeout=LONG)
@@ -59,9 +59,26 @@ def test_agreement_line_and_what_if_i_delete_this(browser, workbench_url):
     expect(agreement).to_contain_text("compared by position")
     wait_idle(page)
 
+    # Delete the first example's Recommendation line: what becomes of the recommendation?
+    box = page.get_by_role("combobox", name="Prompt segment to delete")
+    box.click()
+    box.fill("first example's Recommendation line")
+    option = page.get_by_role("option").filter(has_text="first example's Recommendation line").first
+    expect(option).to_be_visible()
+    rerun_after(page, option.click, LONG)
     page.get_by_role("button", name="What if I delete this?").click()
     result = page.locator(".st-key-what-if-result")
     expect(result).to_be_visible(timeout=LONG)
+    expect(result).to_contain_text(
+        re.compile(
+            r"Without this line the (recommendation changes from ‘You have to try it\.’ to "
+            r"|new output has no Recommendation line; it reads ‘)"
+        )
+    )
+    expect(page.get_by_test_id("what-if-old")).to_have_text("Recommendation: You have to try it.")
+    expect(page.get_by_test_id("what-if-new")).to_be_visible()
+    wait_idle(page)
+    page.get_by_text("The whole output, before and after").click()  # the full diff, collapsed
     expect(result).to_contain_text("Output with the whole prompt")
     expect(result).to_contain_text("Output without “")
     diff = page.get_by_test_id("what-if-diff")
@@ -69,8 +86,10 @@ def test_agreement_line_and_what_if_i_delete_this(browser, workbench_url):
     assert diff.inner_text().strip()
     expect(result).to_contain_text(re.compile(r"did not change|compared with the full prompt's output"))
     wait_idle(page)
+    assert_plain_words(page, "workbench with the Deletion check and a what-if")
     expect(page.get_by_test_id("stException")).to_have_count(0)
     shoot(page, "workbench-deletion")
+    screenshot(page, "workbench-what-if", focus=result)
 
     page.set_viewport_size({"width": 1440, "height": 900})
     page.get_by_role("button", name="Show Deletion colours").click()

@@ -1,20 +1,20 @@
 """The workbench in a real headless Chromium on the embedded Gemma 3 270M.
 
 Walks the codelab's story: generate on fewshot-mistake, click the Recommendation
-line, switch to sentences, see the first example light up, fix it to "Avoid."
-and see the output and the colours change.
+line (a click explains its whole sentence: sentences are the default unit), see the
+first example light up and the reading name it, fix it to "Avoid." and see the output
+and the colours change. No engineer term shows outside "Details for engineers".
 """
 
 from __future__ import annotations
 
 import re
 
-from page_checks import SCREENS, assert_clean, screenshot
+from page_checks import SCREENS, assert_clean, assert_plain_words, screenshot
 from playwright.sync_api import expect
 from workbench_page import (
     ARTIFACTS,
     LONG,
-    choose_granularity,
     generate,
     open_workbench,
     output_segment,
@@ -30,13 +30,18 @@ def test_codelab_story(browser, workbench_url):
     open_workbench(page, workbench_url)
     generate(page)
     expect(status(page)).to_contain_text("Explaining: the whole output")
+    screenshot(page, "workbench-before-click", focus=status(page))
     recommendation = output_segment(page, "Recommendation")
     expect(recommendation).to_be_visible()
-    recommendation.click()
-    expect(status(page)).to_contain_text(re.compile(r"Explaining: “.*Recommendation"), timeout=LONG)
+    recommendation.click()  # one click on one word explains its whole sentence
+    expect(status(page)).to_contain_text("Explaining: “Recommendation: You have to try it.”", timeout=LONG)
+    expect(status(page)).to_contain_text("· sentences")
     wait_idle(page)
-    choose_granularity(page, "sentences")
-    expect(status(page)).to_contain_text("Explaining: “Recommendation: You have to try it.”")
+    words = assert_plain_words(page, "workbench after one click on Recommendation")
+    reading = re.search(r"Reading:\s*(By .*)", words).group(1)
+    assert re.search(r"the first example's (Recommendation|Analysis) line", reading), reading
+    assert "left out" not in words  # copies are named, not hidden
+    screenshot(page, "workbench-after-click", focus=status(page))
     values = prompt_values(page)
     strongest = max(values, key=lambda text: abs(values[text]))
     first_example = (
@@ -54,6 +59,7 @@ def test_codelab_story(browser, workbench_url):
     assert after != values
     page.screenshot(path=str(ARTIFACTS / "workbench-fixed.png"), full_page=True)
     assert_clean(page, "workbench after fixing the first example")
+    assert_plain_words(page, "workbench after fixing the first example")
     screenshot(page, "workbench-fixed")
     page.close()
 

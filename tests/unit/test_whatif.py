@@ -37,11 +37,11 @@ def test_the_same_recommendation_stays_the_same():
 
 def test_no_counterpart_and_an_empty_output_are_said_plainly():
     selection = _selection(OLD, "Recommendation: You have to try it.")
-    missing = counterpart(OLD, " it rambles on and on about cheese.", selection)
+    missing = counterpart(OLD, " it rambles on and on about cheese.\nTaste-likes: ham", selection)
     assert missing.after is None
     assert missing.sentence() == (
         "Without this line the new output has no Recommendation line; it reads "
-        "‘it rambles on and on about cheese.’"
+        "‘it rambles on and on about cheese.’ and goes on"
     )
     empty = counterpart(OLD, "  \n", selection)
     assert empty.sentence() == "Without this line the model writes nothing at all."
