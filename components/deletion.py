@@ -277,20 +277,27 @@ def cancel_stale(model, precision: str, prompt: str, target: str | None = None, 
     runner().cancel_unless(_owner(), _same_inputs(model, precision, prompt, target, span))
 
 
+def _deletion(
+    model, precision: str, prompt: str, target: str, span, spans, progress=None, cancelled=None
+) -> SalienceResult:
+    """Deletion of each token span in ``spans`` (one model call; stops once ``cancelled()``)."""
+    return model.salience(
+        prompt,
+        target,
+        char_span=span,
+        methods=(DELETION,),
+        precision=precision,
+        segments=spans,
+        progress=progress,
+        cancelled=cancelled,
+    )
+
+
 def _request(
     model, precision: str, prompt: str, target: str, span, spans, owner: str | None = None
 ) -> SalienceResult | DeletionJob:
     def compute(progress, cancelled) -> SalienceResult:
-        return model.salience(
-            prompt,
-            target,
-            char_span=span,
-            methods=(DELETION,),
-            precision=precision,
-            segments=spans,
-            progress=progress,
-            cancelled=cancelled,
-        )
+        return _deletion(model, precision, prompt, target, span, spans, progress, cancelled)
 
     key = _key(model, precision, prompt, target, span, spans)
     return runner().request(owner or _owner(), key, compute)
@@ -700,14 +707,6 @@ def compare_scores(
     key = _key(model, precision, prompt, target, span, spans)
     hit = runner().cached(key)
     if hit is None:
-        hit = model.salience(
-            prompt,
-            target,
-            char_span=span,
-            methods=(DELETION,),
-            precision=precision,
-            segments=spans,
-            cancelled=stop_check(),
-        )
+        hit = _deletion(model, precision, prompt, target, span, spans, cancelled=stop_check())
         runner().remember(key, hit)
     return merged(result, hit, chosen_plan)
