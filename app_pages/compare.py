@@ -302,7 +302,7 @@ def _part_chart(rows, largest: float) -> None:
     frame = pd.DataFrame(
         [
             {
-                "label": f"{number}. {excerpt(row.title, 70)}",
+                "label": f"{number}. {excerpt(row.title, 96)}",
                 "moved": (
                     abs(row.score_b) - abs(row.score_a)
                     if row.score_a is not None and row.score_b is not None
@@ -324,7 +324,7 @@ def _part_chart(rows, largest: float) -> None:
                 title="← the answer leans on it less in B · more in B →",
                 axis=alt.Axis(labels=False, ticks=False),
             ),
-            y=alt.Y("label:N", sort=None, title=None, axis=alt.Axis(labelLimit=460)),
+            y=alt.Y("label:N", sort=None, title=None, axis=alt.Axis(labelLimit=600)),
             color=alt.Color(
                 "change:N",
                 scale=alt.Scale(domain=list(CHANGE_COLOURS), range=list(CHANGE_COLOURS.values())),

@@ -409,7 +409,7 @@ def summary(stored: StoredEvaluation) -> None:
     ]
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
     st.caption(
-        "Likely range: with this few rows the true pass rate is probably (19 times in 20) inside it; "
+        "Likely range: with so few rows the true pass rate is probably (19 times in 20) inside it; "
         "more rows narrow it."
     )
     with st.expander(ENGINEER_DETAILS):

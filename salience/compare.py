@@ -274,7 +274,7 @@ def _reviewer_label(locator: Locator, start: int, end: int) -> str:
     """'“Recommendation: You have to try it.” — the first example's Recommendation line': the
     part's own short text and where it sits, as the workbench's reading names places."""
     text = locator.text[start:end]
-    short = f"“{excerpt(text, 40)}”" if text.strip() else "(empty)"
+    short = f"“{excerpt(text, 32)}”" if text.strip() else "(empty)"
     where = locator.where(start, end) if text.strip() else ""
     return f"{short} — {where}" if where else short
 

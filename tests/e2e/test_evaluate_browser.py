@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from app_runs import rerun_after
 from app_server import ROOT, start_app, stop_app
-from page_checks import assert_clean, assert_navigation, screenshot
+from page_checks import assert_clean, assert_navigation, assert_plain_words, screenshot
 from playwright.sync_api import expect
 from workbench_page import LONG, open_workbench, wait_idle
 
@@ -36,6 +36,7 @@ def test_evaluate_menu_rows(browser, server):
     wait_idle(page)
     assert_navigation(page, "evaluate")
     expect(page.get_by_role("button", name="Run 68 generations")).to_be_enabled(timeout=LONG)
+    assert_plain_words(page, "evaluate, set up")
     screenshot(page, "evaluate-setup")
 
     lines = ROWS.read_text(encoding="utf-8").splitlines()
@@ -52,6 +53,7 @@ def test_evaluate_menu_rows(browser, server):
     expect(page.get_by_role("button", name="Cancel")).to_have_count(0, timeout=10 * LONG)
     expect(page.get_by_role("heading", name="Why, across the dataset")).to_be_visible(timeout=LONG)
     assert_clean(page, "evaluate, finished")
+    assert_plain_words(page, "evaluate, finished")
     expect(page.get_by_text("flipped row(s)")).to_be_visible()
     screenshot(
         page,

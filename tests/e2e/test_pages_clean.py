@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 from app_server import ROOT, start_app, stop_app
-from page_checks import assert_clean, assert_navigation, screenshot
+from page_checks import assert_clean, assert_navigation, assert_plain_words, screenshot
 from playwright.sync_api import expect
 from workbench_page import (
     LONG,
@@ -65,13 +65,18 @@ def test_deep_link_to_a_comparison_first_and_every_page_clean(browser, data_dir,
         assert_navigation(page, "compare, opened by a link on a fresh server")
         expect(page.get_by_test_id("heatmap-status").first).to_contain_text("Recommendation")
         assert_clean(page, "compare with three panes")
+        words = assert_plain_words(page, "compare with three panes")
+        assert "Bars to the right: the answer leans on that part more in B" in words
+        assert "What changed from A (fewshot-mistake) to B (fewshot-fixed)" in words
         screenshot(page, "compare", focus=page.get_by_test_id("shared-legend"))
+        screenshot(page, "compare-differences", focus=page.get_by_role("heading", name="Differences"))
 
         page.get_by_role("button", name="Present ▶").click()
         expect(page.get_by_text(f"1 / 3 · {STORY[0]}")).to_be_visible(timeout=LONG)
         wait_idle(page)
         expect(page.get_by_test_id("heatmap-text")).to_have_count(1)
         assert_clean(page, "compare, Present mode")
+        assert_plain_words(page, "compare, Present mode")
         screenshot(page, "present")
         page.get_by_role("button", name="Exit presentation").click()
         expect(page.get_by_role("button", name="Present ▶")).to_be_visible(timeout=LONG)
@@ -93,6 +98,7 @@ def test_deep_link_to_a_comparison_first_and_every_page_clean(browser, data_dir,
         wait_idle(page)
         choose_granularity(page, "sentences")
         assert_clean(page, "workbench, explained")
+        assert_plain_words(page, "workbench, explained")
         screenshot(page, "workbench")
         context.close()
     finally:
@@ -117,6 +123,7 @@ def test_deep_link_to_a_run_first_after_a_restart(browser, data_dir):
         wait_idle(page)
         assert_navigation(page, "history, opened by a link on a fresh server")
         assert_clean(page, "history with an opened run")
+        assert_plain_words(page, "history with an opened run")
         screenshot(page, "history", focus=page.get_by_text(f"Run {run.id}"))
 
         page.goto(f"{url}/history?run=999999")
@@ -127,6 +134,35 @@ def test_deep_link_to_a_run_first_after_a_restart(browser, data_dir):
         page.context.close()
     finally:
         stop_app(process)
+
+
+def test_what_counts_as_engineer_text():
+    from page_checks import engineer_text
+
+    engineer = [
+        "Computed with Grad L2 at bfloat16",
+        "Top 3 by size; rank correlation +0.31.",
+        "Strongest colour = 1.21",
+        "total 0.075 · per token 0.000 (sign ignored)",
+        "stop: stop_sequence",
+        "95% interval (Wilson)",
+        "fewshot-fixed 0 / 0 · 0% · 0% – 100%",
+        "12 of 68 generations done · about 2248 s left",
+        "18. “Taste-likes: I've…” · {menu_item}",
+        "a change of -0.0312 in B",
+        "Deletion took 3.2 s · 0.41 nats",
+    ]
+    for line in engineer:
+        assert engineer_text(line), line
+    plain = (
+        "Written in 12.3 s · stopped at the stop text\n"
+        "12 of 68 generations done · about 37 min left\n"
+        "Without this line the recommendation changes from ‘You have to try it.’ to ‘Avoid.’\n"
+        "fewshot-fixed · not run yet\nLongest answer (tokens)\nshare of the colour 42%\n"
+        "Deletion removed each of the 22 prompt sentences in turn\n"
+        "Recommendation: {{ literal braces }} and 120 sentences"
+    )
+    assert engineer_text(plain) == []
 
 
 def test_what_counts_as_developer_text():
