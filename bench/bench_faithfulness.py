@@ -15,6 +15,14 @@
 3. Deletion over the sentences of fewshot-mistake: ours (shared prefix, batched)
    against a naive loop (one full forward with full-vocabulary logits per deleted
    segment) and against full batched forwards without prefix sharing, same precision.
+4. Every method (the gradient ones, the attention-mask gradient, the Deletion estimate)
+   on three sets at sentence, line and template-slot granularity: the copy suite, the
+   sample prompts and a generated realistic set (salience/realistic.py), against the
+   float32 Deletion oracle; and the time of one click (warm) against Grad L2's in the
+   same run, on fewshot-mistake and a ~1,000-token prompt (``--click-speed``).
+
+    .venv/bin/python bench/bench_faithfulness.py --estimates --cases 60 --realistic 36   # ~30 min
+    .venv/bin/python bench/bench_faithfulness.py --click-speed                          # ~5 min
 """
 
 from __future__ import annotations
@@ -42,8 +50,10 @@ from salience.faithfulness import (  # noqa: E402
 )
 from salience.forward import GemmaForward  # noqa: E402
 from salience.loading import load_model  # noqa: E402
-from salience.methods import DELETION  # noqa: E402
+from salience.methods import DELETION, ESTIMATE_METHODS  # noqa: E402
 from salience.occlusion import deletable_segments, deletion_scores  # noqa: E402
+from salience.realistic import make_realistic_cases  # noqa: E402
+from salience.realistic import used_segment as realistic_used_segment  # noqa: E402
 from salience.samples import load_samples  # noqa: E402
 from salience.segments import make_segments  # noqa: E402
 from salience.types import GenerationSettings  # noqa: E402
@@ -81,18 +91,49 @@ def copy_suite(model, count: int, methods, **options) -> list[CaseScores]:
     return scored
 
 
-def sample_suite(model, methods) -> list[CaseScores]:
+def sample_suite(
+    model, methods, granularity: str = "sentences", targets: dict | None = None
+) -> list[CaseScores]:
+    """The sample prompts (reference target, else the greedy output; ``targets`` caches those)."""
     scored = []
     settings = GenerationSettings(max_new_tokens=32, stop_sequences=("\n\n",))
+    targets = {} if targets is None else targets
     for example in load_samples():
-        prompt = example.render().text
-        target = example.target or model.generate(prompt, settings).text
+        rendered = example.render()
+        if example.name not in targets:
+            targets[example.name] = example.target or model.generate(rendered.text, settings).text
+        target = targets[example.name]
         if not target.strip():
             continue
-        segments, scores, result = score_segments(model, prompt, target, (*methods, DELETION))
+        segments, scores, result = score_segments(
+            model, rendered.text, target, (*methods, DELETION), granularity, slots=rendered.slots
+        )
         scored.append(
             CaseScores(example.name, [(s.start, s.end) for s in segments], scores, scores[DELETION])
         )
+    return scored
+
+
+def realistic_suite(model, count: int, methods, granularity: str = "sentences") -> list[CaseScores]:
+    """The generated realistic set; ``used`` is the line the target depends on (when a segment is
+    exactly that line). Rankings are over every prompt segment, as Deletion's top is on the page."""
+    scored = []
+    for case in make_realistic_cases(count):
+        began = time.perf_counter()
+        rendered = case.variant.render()
+        segments, scores, result = score_segments(
+            model, rendered.text, case.target, (*methods, DELETION), granularity, slots=rendered.slots
+        )
+        scored.append(
+            CaseScores(
+                case.variant.name,
+                [(s.start, s.end) for s in segments],
+                scores,
+                scores[DELETION],
+                realistic_used_segment(case, segments) if granularity != "slots" else None,
+            )
+        )
+        print(f"  {case.variant.name:<14} {granularity:<9} {time.perf_counter() - began:5.1f}s", flush=True)
     return scored
 
 
@@ -251,6 +292,101 @@ def speed(model, precision: str, repeats: int = 3) -> dict[str, float]:
     }
 
 
+def long_prompt(lines: int = 56, seed: int = 3) -> tuple[str, str]:
+    """A ~1,000-token prompt (store notes: facts and house rules, two a line) and its reference target."""
+    import random
+
+    from salience.realistic import FILLER_LINES, TIERS
+
+    rng = random.Random(seed)
+    facts = [fact for case in make_cases(lines, seed=seed) for fact in case.facts]
+    body = [f"{rng.choice(facts)} {rng.choice([*FILLER_LINES, *facts])}" for _ in range(lines)]
+    tier = rng.choice(TIERS)
+    body.insert(lines // 3, f"{tier.capitalize()} members get 35% off.")
+    question = f"Customer: I am a {tier} member. What discount do I get?\nAgent: You get"
+    return "Store notes:\n" + "\n".join(body) + "\n\n" + question, " 35% off."
+
+
+def click_speed(model, precision: str, repeats: int = 5) -> dict:
+    """Seconds for one click (warm; the methods take turns, median of ``repeats``) per method, and
+    the ratio to Grad L2 in the same run: fewshot-mistake (its greedy output, sentences) and a
+    ~1,000-token prompt (lines; Deletion itself only on fewshot-mistake)."""
+    from salience.estimate import deletion_estimate
+
+    example = next(e for e in load_samples() if e.name == "fewshot-mistake")
+    prompt = example.render().text
+    output = model.generate(prompt, GenerationSettings(max_new_tokens=48, stop_sequences=("\n\n",))).text
+    report = {}
+    forward = model.forward_for(precision)
+    for name, (text, target, granularity) in {
+        "fewshot-mistake": (prompt, output, "sentences"),
+        "long prompt": (*long_prompt(), "lines"),
+    }.items():
+        tokens, first = model.tokenize_pair(text, target)
+        segments = make_segments(text + target, tokens.offsets, granularity, prompt_length=len(text))
+        spans = [(s.token_start, s.token_end) for s in segments]
+        ids = list(tokens.ids)
+
+        def click(method, text=text, target=target, spans=spans):
+            return lambda: model.salience(
+                text, target, methods=(method,), precision=precision, segments=spans
+            )
+
+        runs = {method: click(method) for method in ("grad_l2", *ESTIMATE_METHODS)}
+        runs["deletion_estimate, cue only"] = lambda ids=ids, first=first, spans=spans: deletion_estimate(
+            forward, ids, first, len(ids), spans, confirmed=0
+        )
+        if name == "fewshot-mistake":
+            runs[DELETION] = click(DELETION)
+        for run in runs.values():
+            run()  # trace
+        seconds: dict[str, list[float]] = {method: [] for method in runs}
+        for _ in range(repeats):
+            for method, run in runs.items():
+                began = time.perf_counter()
+                run()
+                seconds[method].append(time.perf_counter() - began)
+        timings = {method: statistics.median(values) for method, values in seconds.items()}
+        report[name] = {
+            "tokens": len(tokens),
+            "segments": len(deletable_segments(spans, first)),
+            **{f"{m} s": round(v, 3) for m, v in timings.items()},
+            **{
+                f"{m} / grad_l2": round(v / timings["grad_l2"], 2)
+                for m, v in timings.items()
+                if m != "grad_l2"
+            },
+        }
+    return report
+
+
+def estimates(model, args, report: dict) -> None:
+    """Every method on the three sets (section 4 of the module docstring)."""
+    methods = ("grad_l2", "grad_dot_input", *ESTIMATE_METHODS)
+    granularities = args.granularities.split(",")
+    sections = []
+    if args.ig:
+        methods = (*methods, "integrated_gradients")
+    copy = copy_suite(model, args.cases, methods)
+    sections.append((f"Copy-from-context, {len(copy)} cases, fact sentences", copy))
+    targets: dict = {}
+    for granularity in granularities:
+        sections.append(
+            (f"Sample prompts, {granularity}", sample_suite(model, methods, granularity, targets))
+        )
+        sections.append(
+            (
+                f"Realistic set ({args.realistic}), {granularity}",
+                realistic_suite(model, args.realistic, methods, granularity),
+            )
+        )
+    for title, cases in sections:
+        rows = [summarize(cases, m) for m in (*methods, DELETION)]
+        print()
+        print(table(rows, title))
+        report[title] = [row.__dict__ for row in rows]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=60)
@@ -258,9 +394,26 @@ def main() -> None:
     parser.add_argument("--ig-cases", type=int, default=24, help="cases that also run Integrated Gradients")
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--speed-only", action="store_true")
+    parser.add_argument(
+        "--estimates", action="store_true", help="only section 4: every method on copy, samples, realistic"
+    )
+    parser.add_argument("--realistic", type=int, default=36, help="cases of the realistic set")
+    parser.add_argument("--granularities", default="sentences,lines,slots")
+    parser.add_argument("--ig", action="store_true", help="section 4 also runs Integrated Gradients")
+    parser.add_argument("--click-speed", action="store_true", help="only the click timings")
     args = parser.parse_args()
     model = load_model("embedded")
     report: dict = {}
+    if args.click_speed or args.estimates:
+        if args.click_speed:
+            for precision in ("bfloat16", "float32"):
+                report[f"click {precision}"] = click_speed(model, precision)
+                print(precision, json.dumps(report[f"click {precision}"], indent=1), flush=True)
+        if args.estimates:
+            estimates(model, args, report)
+        if args.json:
+            Path(args.json).write_text(json.dumps(report, indent=2, default=float))
+        return
 
     if not args.skip_speed:
         print("== Deletion speed, fewshot-mistake sentences", flush=True)

@@ -70,18 +70,26 @@ def exact_deletion(forward, ids, target_start, target_end, spans, cache=None) ->
     rows = [(target_start, target_start), *spans]
     target = ids[target_start:target_end]
     if forward.shares_prefixes and cache is not None:
+        # Rows of equal suffix length run together (the no-deletion row and the cue's are both
+        # one token plus the target); a long suffix runs alone rather than padding the short ones.
         prefix_lengths = [start - 1 for start, _ in rows]
-        values = _score_rows(
-            [[ids[start - 1], *ids[end:target_end]] for start, end in rows],
-            [target_start - end for _, end in rows],
-            target,
-            lambda batch, token_ids, arrays: forward.suffix_log_probs(
-                cache, [prefix_lengths[i] for i in batch], token_ids, *arrays
-            ),
-            None,
-            None,
-            contextlib.nullcontext(),
-        )
+        suffixes = [[ids[start - 1], *ids[end:target_end]] for start, end in rows]
+        values = np.zeros(len(rows), np.float64)
+        groups: dict[int, list[int]] = {}
+        for index, suffix in enumerate(suffixes):
+            groups.setdefault(len(suffix), []).append(index)
+        for group in groups.values():
+            values[group] = _score_rows(
+                [suffixes[i] for i in group],
+                [target_start - rows[i][1] for i in group],
+                target,
+                lambda batch, token_ids, arrays, group=group: forward.suffix_log_probs(
+                    cache, [prefix_lengths[group[i]] for i in batch], token_ids, *arrays
+                ),
+                None,
+                None,
+                contextlib.nullcontext(),
+            )
     else:
         values = _score_rows(
             [ids[:start] + ids[end:target_end] for start, end in rows],

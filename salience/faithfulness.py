@@ -136,13 +136,17 @@ def score_segments(
     methods: Sequence[str],
     granularity: str = "sentences",
     precision: str = "float32",
+    slots=(),
     **options,
 ) -> tuple[list, dict[str, np.ndarray], object]:
     """(prompt segments, per-method segment scores, the salience result) for prompt → target.
 
-    ``options`` go to `LanguageModel.salience` (e.g. ``integrated_steps``, ``integrated_baseline``)."""
+    ``slots`` (a rendered template's) serve the ``slots`` granularity; ``options`` go to
+    `LanguageModel.salience` (e.g. ``integrated_steps``, ``integrated_baseline``)."""
     tokens, _ = model.tokenize_pair(prompt, target)
-    segments = make_segments(prompt + target, tokens.offsets, granularity, prompt_length=len(prompt))
+    segments = make_segments(
+        prompt + target, tokens.offsets, granularity, prompt_length=len(prompt), slots=slots
+    )
     spans = [(s.token_start, s.token_end) for s in segments]
     result = model.salience(
         prompt, target, methods=tuple(methods), precision=precision, segments=spans, **options

@@ -75,8 +75,7 @@ def every_method_result() -> SalienceResult:
             "embedded",
             "bfloat16",
             {
-                "grad_l2": {},
-                "grad_dot_input": {},
+                **{name: {} for name in REGISTRY},
                 "integrated_gradients": {"baseline": "pad", "steps": 16},
                 "occlusion": {"granularity": "sentences", "pattern": None},
             },
