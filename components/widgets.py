@@ -9,7 +9,7 @@ import streamlit as st
 
 from components import state
 from salience.errors import InputError
-from salience.methods import DELETION, REGISTRY
+from salience.methods import DELETION, ESTIMATE_METHODS, REGISTRY
 from salience.samples import load_samples, parse_jsonl
 from salience.segments import AGGREGATIONS, GRANULARITIES
 from salience.templates import RenderedPrompt, TemplateError, parse_template, render
@@ -279,9 +279,11 @@ GRANULARITY_ORDER = ("sentences", "lines", "paragraphs", "slots", "words", "toke
 
 def method_choices() -> list[str]:
     """Grad L2 first (instant colours), then Deletion, the default signed method (the only one
-    whose sign means supported / worked against), then the other gradient methods."""
+    whose sign means supported / worked against), then the other gradient methods. The Deletion
+    estimates (issue 21's research: `salience/estimate.py`) stay on the command line and in the
+    benchmark until the page passes them its segments and one of them becomes the default."""
     first = [name for name in ("grad_l2", DELETION) if name in REGISTRY]
-    return first + [name for name in REGISTRY if name not in first]
+    return first + [name for name in REGISTRY if name not in first and name not in ESTIMATE_METHODS]
 
 
 def method_help() -> str:
