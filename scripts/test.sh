@@ -6,8 +6,14 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh --dev
 .venv/bin/ruff check .
 .venv/bin/lint-imports  # the layers in pyproject.toml [tool.importlinter]
+# A temp folder of this run's own: pytest keeps only its three newest numbered folders, so
+# another pytest started meanwhile on this machine (a developer's quick subset) would delete
+# ours, and the PostgreSQL server the workspace tests run inside it, mid-run.
+basetemp=$(mktemp -d -t workbench-tests-XXXXXX)
+chmod 711 "$basetemp"  # the postgres user must reach its data folder inside
+trap 'rm -rf "$basetemp"' EXIT
 set +e
-.venv/bin/python -m pytest "$@"
+.venv/bin/python -m pytest --basetemp "$basetemp" "$@"
 status=$?
 set -e
 if [ $status = 5 ]; then
