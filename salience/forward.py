@@ -355,17 +355,7 @@ class GemmaForward:
                 key = key * tf.cast(key_scale, dtype)[:, :, None, None]
             if value_scale is not None:
                 value = value * tf.cast(value_scale, dtype)[:, :, None, None]
-            if attention.query_head_dim_normalize:
-                scale = 1 / np.sqrt(attention.head_dim)
-            else:
-                scale = 1 / np.sqrt(attention.hidden_dim // attention.num_query_heads)
-            query = query * tf.cast(scale, query.dtype)
-            shape = tf.shape(query)
-            groups = attention.num_query_heads // attention.num_key_value_heads
-            query = tf.reshape(query, [shape[0], shape[1], attention.num_key_value_heads, groups, shape[3]])
-            logits = tf.einsum("btkgh,bskh->bkgts", query, key)
-            if attention.logit_soft_cap is not None:
-                logits = tf.tanh(logits / attention.logit_soft_cap) * attention.logit_soft_cap
+            logits, shape = self._attention_logits(attention, query, key)
             if key_bias is not None:
                 logits = logits + tf.cast(key_bias, logits.dtype)[:, None, None, None, :]
             if pair_bias is not None:
@@ -571,8 +561,9 @@ class GemmaForward:
         return x + output
 
     @staticmethod
-    def _attend(attention, query, keys, values, mask):
-        """Grouped-query attention as ``CachedGemma3Attention._compute_attention`` (no fused op)."""
+    def _attention_logits(attention, query, keys):
+        """Grouped-query attention logits [b, kv heads, groups, t, s] (scaled, soft-capped) and
+        the query's shape, as ``CachedGemma3Attention._compute_attention`` computes them."""
         if attention.query_head_dim_normalize:
             scale = 1 / np.sqrt(attention.head_dim)
         else:
@@ -584,6 +575,12 @@ class GemmaForward:
         logits = tf.einsum("btkgh,bskh->bkgts", query, keys)
         if attention.logit_soft_cap is not None:
             logits = tf.tanh(logits / attention.logit_soft_cap) * attention.logit_soft_cap
+        return logits, shape
+
+    @classmethod
+    def _attend(cls, attention, query, keys, values, mask):
+        """Grouped-query attention as ``CachedGemma3Attention._compute_attention`` (no fused op)."""
+        logits, shape = cls._attention_logits(attention, query, keys)
         probs = attention.softmax(logits, mask=mask[:, None, None, :, :])
         probs = tf.cast(probs, logits.dtype)
         result = tf.einsum("bkgts,bskh->btkgh", probs, values)
