@@ -155,14 +155,11 @@ _counter = iter(range(10_000))
 @pytest.fixture
 def postgres_url(postgres_server):
     """A fresh database on the session's server."""
-    import psycopg
+    from faults import create_database
 
     prefix, port = postgres_server
     name = f"ws_{os.getpid()}_{next(_counter)}"
-    with psycopg.connect(
-        f"host=127.0.0.1 port={port} user=workbench dbname=postgres", autocommit=True
-    ) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+    create_database(port, name)
     return f"{prefix}/{name}"
 
 

@@ -17,6 +17,16 @@ from pathlib import Path
 import pytest
 
 
+def create_database(port: int, name: str) -> None:
+    """A new empty database ``name`` on the test PostgreSQL server at ``port``."""
+    import psycopg
+
+    with psycopg.connect(
+        f"host=127.0.0.1 port={port} user=workbench dbname=postgres", autocommit=True
+    ) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
 def _try(command: list[str]) -> bool:
     return subprocess.run(command, capture_output=True).returncode == 0
 

@@ -30,14 +30,11 @@ def other_url(request, tmp_path, database_url):
     """A second empty database on the same backend."""
     if database_url.startswith("sqlite"):
         return f"sqlite:///{tmp_path / 'other.sqlite3'}"
-    import psycopg
+    from faults import create_database
 
     prefix, port = request.getfixturevalue("postgres_server")
     name = f"other_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(
-        f"host=127.0.0.1 port={port} user=workbench dbname=postgres", autocommit=True
-    ) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+    create_database(port, name)
     return f"{prefix}/{name}"
 
 
