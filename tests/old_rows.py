@@ -61,3 +61,16 @@ def insert_old_rows(connection: sa.Connection, result: dict) -> int:
         )
     )
     return run_id
+
+
+def migrate(engine: sa.Engine, action, revision: str) -> None:
+    """Run an Alembic command (``alembic.command.upgrade``/``downgrade``) to ``revision`` on ``engine``."""
+    from alembic.config import Config
+
+    from workspace.database import MIGRATIONS
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        action(config, revision)

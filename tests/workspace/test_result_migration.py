@@ -12,6 +12,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from old_rows import insert_old_rows
+from old_rows import migrate as _alembic
 
 from salience.types import Provenance, SalienceResult
 from workspace.database import MIGRATIONS
@@ -26,14 +27,6 @@ OLD_RESULT = json.loads(
     '"steps": 8, "completeness_gap": 0.01}}, "grad_l2": [0.5, 0.25, 0.125, 0.0], '
     '"grad_dot_input": [0.0, -0.75, 0.3, 0.0], "integrated_gradients": [0.0, -0.5, 1.0, 0.0]}'
 )  # SalienceResult.to_json() of format 1, as the old code stored it
-
-
-def _alembic(engine: sa.Engine, action, revision: str) -> None:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        action(config, revision)
 
 
 def _old_rows(engine: sa.Engine) -> int:

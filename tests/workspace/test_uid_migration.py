@@ -14,6 +14,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from old_rows import insert_old_rows
+from old_rows import migrate as _alembic
 
 from workspace.database import MIGRATIONS
 from workspace.schema import UTCDateTime
@@ -34,14 +35,6 @@ RESULT = {
 }  # format 1, as revision 0001's code stored it (0003 rewrites it)
 FINGERPRINT = "ab" * 32  # an import_key as revision 0002's import stored it
 TABLES = ("template_versions", "runs", "salience_results", "notes", "evaluations")
-
-
-def _alembic(engine: sa.Engine, action, revision: str) -> None:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        action(config, revision)
 
 
 def _sql(statement: str) -> sa.TextClause:
