@@ -7,12 +7,14 @@ import streamlit as st
 
 import salience  # noqa: F401  (configures Keras and TensorFlow before they load; imports neither)
 from components.deletion import stop_other_pages
+from components.exposure import announce, reach_caption
 from components.model_resource import engine_from_args, page_drawn, preload
 from components.runtime_fixes import keep_keras_state
 
 
 def main() -> None:
     keep_keras_state()
+    announce()  # once per server: reachable from other machines? sign-in on?
     engine_from_args(sys.argv[1:])  # `streamlit run app.py -- --engine URL`: the model runs there
     preload()  # load and warm the default model in the background now; no page waits for it
 
@@ -26,6 +28,7 @@ def main() -> None:
     ]
     try:
         page = st.navigation(pages)
+        reach_caption()
         stop_other_pages()  # Deletion runs of a page this session has left stop now
         page.run()
     finally:

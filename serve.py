@@ -29,7 +29,10 @@ from starlette.routing import Route
 @asynccontextmanager
 async def _start_the_model(_app: st.App) -> AsyncIterator[None]:
     import salience  # noqa: F401  (configures Keras and TensorFlow before they load; imports neither)
+    from components.exposure import announce
     from components.model_resource import engine_from_args, preload
+
+    announce()  # reachable from other machines? sign-in on?
 
     engine = engine_from_args(sys.argv[1:])  # `streamlit run serve.py -- --engine URL`
     if engine:
