@@ -7,7 +7,18 @@ import hashlib
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -227,3 +238,54 @@ class EvaluationCell(Base):
 
 
 Index("ix_runs_model", Run.model)
+
+
+class Review(Base):
+    """A blind side-by-side review of two variants' outputs; the outputs are kept in its items, so
+    it stays as it was shown when its evaluation is rerun or deleted."""
+
+    __tablename__ = "reviews"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uid: Mapped[str] = _uid_column()
+    name: Mapped[str] = mapped_column(ExactText)
+    instructions: Mapped[str] = mapped_column(ExactText, default="")
+    ask_reason: Mapped[bool] = mapped_column(Boolean, default=False)
+    per_item: Mapped[int] = mapped_column(Integer, default=1)  # reviewers wanted on each item
+    evaluation_id: Mapped[int | None] = mapped_column(Integer, nullable=True)  # no link: it may go
+    variants: Mapped[list] = mapped_column(JSON)  # [{"name", "template"}, {"name", "template"}]
+    options: Mapped[dict] = mapped_column(JSON, default=dict)  # the evaluation's generation settings
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now, index=True)
+
+
+class ReviewItem(Base):
+    """One pair of outputs to judge: the inputs, each variant's values and output, its checks."""
+
+    __tablename__ = "review_items"
+    __table_args__ = (UniqueConstraint("review_id", "position", name="uq_review_items_position"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    review_id: Mapped[int] = mapped_column(ForeignKey("reviews.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)  # the order reviewers see items in
+    row: Mapped[int | None] = mapped_column(Integer, nullable=True)  # the evaluation's row (0-based)
+    inputs: Mapped[dict] = mapped_column(JSON, default=dict)  # what the reviewer reads
+    values: Mapped[list] = mapped_column(JSON, default=list)  # each variant's variable values
+    output_first: Mapped[str] = mapped_column(ExactText)
+    output_second: Mapped[str] = mapped_column(ExactText)
+    passed: Mapped[list] = mapped_column(JSON, default=list)  # each output's automatic checks
+
+
+class Verdict(Base):
+    """A reviewer's answer on an item, committed as it is given; one per reviewer and item."""
+
+    __tablename__ = "verdicts"
+    __table_args__ = (UniqueConstraint("item_id", "reviewer_key", name="uq_verdicts_item_reviewer"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uid: Mapped[str] = _uid_column()
+    review_id: Mapped[int] = mapped_column(ForeignKey("reviews.id", ondelete="CASCADE"), index=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("review_items.id", ondelete="CASCADE"), index=True)
+    reviewer: Mapped[str] = mapped_column(String(200))
+    reviewer_key: Mapped[str] = mapped_column(String(200))  # salience.review.reviewer_key
+    choice: Mapped[str] = mapped_column(String(10))  # first, second, same, neither
+    left: Mapped[int] = mapped_column(Integer)  # the variant shown on the left
+    reason: Mapped[str] = mapped_column(ExactText, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
