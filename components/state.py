@@ -238,6 +238,30 @@ EVAL_HTML = "eval-html"
 EVAL_LIST_OPEN = "eval-list-open"  # child_key(EVAL_LIST_OPEN, evaluation id)
 EVAL_LIST_DELETE = "eval-list-del"  # child_key(EVAL_LIST_DELETE, evaluation id)
 
+# Blind review (issue 24): the reviewer's page, its results and the form that makes a review
+REVIEW_AT = "review_at"  # (review uid, reviewer key) -> the index of the item the reviewer is on
+REVIEW_MESSAGE = "review_message"  # why the last answer was not saved, shown once
+REVIEW_CREATED = "review_created"  # (evaluation id, uid) of the review this session just made
+REVIEW_FORM = "review-form"
+REVIEW_FIRST = "review_first"
+REVIEW_SECOND = "review_second"
+REVIEW_ROWS = "review_rows"
+REVIEW_NAME = "review_name"
+REVIEW_INSTRUCTIONS = "review_instructions"
+REVIEW_ASK_REASON = "review_ask_reason"
+REVIEW_PER_ITEM = "review_per_item"
+REVIEW_REASON = "review_reason"  # child_key(REVIEW_REASON, item id)
+REVIEW_ANSWER = "review-answer"  # child_key(REVIEW_ANSWER, "A" | "B" | "same" | "neither")
+REVIEW_BACK = "review-back"
+REVIEW_NEXT = "review-next"
+REVIEW_WHY = "review_why"  # which output to explain, once the answer is given
+REVIEW_WHY_HEATMAP = "review_why_heatmap"  # child_key(REVIEW_WHY_HEATMAP, "item:side")
+REVIEW_CSV = "review-csv"
+REVIEW_JSONL = "review-jsonl"
+REVIEW_HTML = "review-html"
+REVIEW_OPEN = "review-open"  # child_key(REVIEW_OPEN, "item:variant")
+REVIEW_LIST_DELETE = "review-list-del"  # child_key(REVIEW_LIST_DELETE, review id)
+
 SESSION_KEYS = frozenset(
     {
         MODEL_SPEC,
@@ -295,6 +319,9 @@ DEFAULTS = {
     RUN_IDS: {},
     RECORDED_SALIENCE: set(),
     REVIEWER: "",
+    REVIEW_AT: {},
+    REVIEW_MESSAGE: None,
+    REVIEW_CREATED: None,
     EVAL_SOURCES: ["Sample: fewshot-mistake", "Sample: fewshot-fixed"],
     EVAL_DATA_SOURCE: "menu_recommendations.csv",
     EVAL_EXPECTED: "expected",
