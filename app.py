@@ -25,6 +25,7 @@ def main() -> None:
         st.Page("app_pages/compare.py", title="Compare", icon="⚖️", url_path="compare"),
         st.Page("app_pages/evaluate.py", title="Evaluate", icon="🧪", url_path="evaluate"),
         st.Page("app_pages/history.py", title="History", icon="🗂️", url_path="history"),
+        st.Page("app_pages/review.py", title="Review", icon="⚖️", url_path="review", visibility="hidden"),
     ]
     try:
         page = st.navigation(pages)

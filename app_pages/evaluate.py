@@ -6,6 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from components import state
+from components.blind_review import create_form
 from components.evaluation import (
     exports,
     grid,
@@ -58,6 +59,7 @@ def page() -> None:
             )
             why_chart(stored)
         exports(stored)
+        create_form(stored)
     if stored is not None and step(stored, model):
         st.rerun()
 

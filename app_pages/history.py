@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from components import state
+from components.blind_review import review_list
 from components.diff_view import diff_html
 from components.evaluation import saved_list
 from components.heatmap import heatmap
@@ -344,8 +345,8 @@ def page() -> None:
     if opened is None:
         st.error(st.session_state[state.WORKSPACE_ERROR] or "The workspace is not available.", icon="⚠️")
         return
-    runs, versions, comparisons, evaluated, transfer = st.tabs(
-        ["Runs", "Template versions", "Comparisons", "Evaluations", "Import / export"]
+    runs, versions, comparisons, evaluated, reviewed, transfer = st.tabs(
+        ["Runs", "Template versions", "Comparisons", "Evaluations", "Reviews", "Import / export"]
     )
     with runs:
         _runs_tab(opened)
@@ -355,6 +356,8 @@ def page() -> None:
         _comparisons_tab(opened)
     with evaluated:
         saved_list(open_page="app_pages/evaluate.py")
+    with reviewed:
+        review_list()
     with transfer:
         _transfer_tab(opened)
 

@@ -106,7 +106,8 @@ def items_from_evaluation(
         if a is None or b is None or a.error or b.error:
             continue
         values = (plan.values(row, first), plan.values(row, second))
-        inputs = {**values[0], **values[1]}
+        columns = set(plan.dataset.columns)  # the row's values, not a variant's own ones
+        inputs = {k: v for k, v in {**values[0], **values[1]}.items() if k in columns}
         drafts.append(ItemDraft(inputs, (a.output, b.output), values, (a.passed, b.passed), row))
     return drafts
 
