@@ -22,7 +22,7 @@ from salience.methods import get_method
 from salience.segments import GRANULARITIES
 from salience.text import escape_braces, excerpt, plain_duration
 from salience.views import heatmap_view, readout
-from workspace.store import RunFilter, RunRow, Workspace, import_summary
+from workspace.store import MAX_IMPORT_BYTES, RunFilter, RunRow, Workspace, import_summary
 
 RATINGS = {"any": "Any rating", "up": "👍 rated up", "down": "👎 rated down", "unrated": "Not rated"}
 WORKBENCH = "app_pages/workbench.py"
@@ -321,7 +321,11 @@ def _transfer_tab(opened: Workspace) -> None:
         "application/json",
         help="Templates and versions, runs, explanations, comparisons and notes; one JSON object per line.",
     )
-    upload = st.file_uploader("Import a workspace export (JSONL)", type=["jsonl", "json", "txt"])
+    upload = st.file_uploader(
+        "Import a workspace export (JSONL)",
+        type=["jsonl", "json", "txt"],
+        max_upload_size=MAX_IMPORT_BYTES // 1_000_000,
+    )
     if upload is not None and st.button("Import", type="primary"):
         try:
             counts = opened.import_jsonl(upload.getvalue())

@@ -19,7 +19,6 @@ from salience.errors import InputError, WorkbenchError
 from salience.evaluate import (
     CHECK_KINDS,
     CHECK_WORDS,
-    FAST_METHOD,
     MAX_VARIANTS,
     Check,
     Dataset,
@@ -129,7 +128,10 @@ def data_table() -> Dataset | None:
     try:
         if source == UPLOAD:
             file = st.file_uploader(
-                "CSV or JSONL with a header line", type=["csv", "tsv", "jsonl"], key=state.EVAL_UPLOAD
+                "CSV or JSONL with a header line",
+                type=["csv", "tsv", "jsonl"],
+                key=state.EVAL_UPLOAD,
+                max_upload_size=10,  # MB (docs/SECURITY.md); the CLI reads files up to 50 MB
             )
             if file is not None:
                 loaded_from = f"upload:{file.name}:{file.size}"
@@ -246,7 +248,8 @@ def settings_controls() -> tuple[GenerationSettings, int, TargetChoice | None]:
     )
     batch = cols[2].number_input("Batch size", 1, 64, key=state.EVAL_BATCH, help="Rows generated together.")
     why = cols[3].toggle(
-        "Explain each row", key=state.EVAL_WHY, help=f"Fast gradients ({FAST_METHOD}) per row."
+        "Explain each row", key=state.EVAL_WHY, help="Which template parts drove each row's output: the Deletion estimate over the template's parts "
+        "(about one second a row)."
     )
     anchor = st.text_input(
         "Explain the output part starting with",
@@ -525,7 +528,7 @@ def why_chart(stored: StoredEvaluation) -> None:
     frame = frame[frame["part"].isin(order)]
     base = alt.Chart(frame).encode(
         y=alt.Y("part:N", sort=order, title=None, axis=alt.Axis(labelLimit=180)),
-        x=alt.X("share:Q", title="share of the salience", axis=alt.Axis(format="%")),
+        x=alt.X("share:Q", title="share of what drove the output", axis=alt.Axis(format="%")),
     )
     box = base.mark_boxplot(extent="min-max", opacity=0.35, color="#888", size=14)
     dots = base.mark_circle(size=30, opacity=0.7).encode(

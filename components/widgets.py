@@ -162,6 +162,7 @@ def template_editor() -> RenderedPrompt | None:
         type=["jsonl", "json", "txt"],
         key=state.UPLOADER,
         on_change=_on_upload,
+        max_upload_size=5,  # MB: salience.samples.MAX_FILE_BYTES
         help="One JSON object per line: {'prompt': ..., 'target': ...} or {'template': ..., 'variables': {...}}.",
     )
     message = page.upload_message

@@ -36,6 +36,7 @@ from workspace.schema import (
 from workspace.snapshots import SnapshotNotFound, check_id, decode, encode
 
 MAX_NAME = 200  # a reviewer's name (template names are kept whole, however long)
+MAX_IMPORT_BYTES = 25_000_000  # the largest export `import_jsonl` takes (the upload box's limit too)
 EXPORT_KINDS = ("template_version", "run", "salience", "note", "comparison")
 YIELD_PER = 100  # rows fetched at a time while exporting
 MAX_ROW_ID = 2**31 - 1  # ids are INTEGER columns
@@ -623,6 +624,11 @@ class Workspace:
         imported with), or, for files without uids, the same content (its fingerprint). So
         importing a workspace's own export, or a file twice, adds nothing.
         """
+        if len(text) > MAX_IMPORT_BYTES:  # refused before any parsing
+            raise InputError(
+                f"The file is {len(text) / 1e6:.1f} MB, over the {MAX_IMPORT_BYTES // 1_000_000} MB an import "
+                "takes (docs/SECURITY.md); import a smaller export."
+            )
         if isinstance(text, bytes):
             try:
                 text = text.decode("utf-8-sig")  # a byte-order mark is not part of the first line
