@@ -253,8 +253,18 @@ def cmd_prepare(args) -> int:
 
 
 def cmd_serve(args) -> int:
+    from salience.engine_access import Limits
     from salience.serving import ServeOptions, serve_forever
 
+    limits = Limits(
+        max_prompt_chars=args.max_prompt_chars,
+        max_new_tokens=args.max_new_tokens,
+        max_batch_rows=args.max_batch_rows,
+        max_integrated_steps=args.max_steps,
+        max_segments=args.max_segments,
+        max_concurrent=args.max_concurrent,
+        request_seconds=args.request_seconds,
+    )
     options = ServeOptions(
         spec=args.model,
         precision=args.precision,
@@ -264,6 +274,8 @@ def cmd_serve(args) -> int:
         address=args.address,
         host=args.host,
         port=args.port,
+        token_file=args.token_file,
+        limits=limits,
     )
     return serve_forever(options, report=lambda line: print(line, flush=True))
 
@@ -377,12 +389,50 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--address", help="join this Ray cluster (HOST:PORT from 'ray start --head', or auto)")
     serve.add_argument("--host", default="127.0.0.1", help="address the HTTP interface listens on")
     serve.add_argument("--port", type=_number(int, "--port", 1, 65535), default=8300)
+    _add_access_options(serve)
     serve.set_defaults(handler=cmd_serve)
 
     from salience.evaluate_cli import add_parser as add_evaluate
 
     add_evaluate(commands, model_options)
     return parser
+
+
+def _add_access_options(serve: argparse.ArgumentParser) -> None:
+    """``serve``'s token and per-request limits (`salience.engine_access`)."""
+    from salience.engine_access import Limits
+
+    default = Limits()
+    access = serve.add_argument_group(
+        "access",
+        "Lock the engine with $GEMMA_WORKBENCH_ENGINE_TOKEN or --token-file (then every request but "
+        "/healthz needs 'Authorization: Bearer TOKEN'); the limits hold for every request.",
+    )
+    access.add_argument(
+        "--token-file",
+        help="accept the tokens in this file, one a line (one per client); wins over the variable",
+    )
+    limits = (
+        (
+            "--max-prompt-chars",
+            int,
+            default.max_prompt_chars,
+            "characters in one prompt (or prompt + target)",
+        ),
+        ("--max-new-tokens", int, default.max_new_tokens, "max_new_tokens one request may ask for"),
+        ("--max-batch-rows", int, default.max_batch_rows, "rows in one batched-generation request"),
+        ("--max-steps", int, default.max_integrated_steps, "Integrated Gradients steps in one request"),
+        ("--max-segments", int, default.max_segments, "Deletion segments in one request"),
+        ("--max-concurrent", int, default.max_concurrent, "requests at once per token, on each replica"),
+        ("--request-seconds", float, default.request_seconds, "time limit of one request, in seconds"),
+    )
+    for flag, kind, value, text in limits:
+        access.add_argument(
+            flag,
+            type=_number(kind, flag, 0, open_low=True),
+            default=value,
+            help=f"{text} (default {value:g})",
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,3 +29,7 @@ class ContextLengthError(InputError):
 
 class CancelledError(WorkbenchError):
     """A long computation stopped because its caller no longer needs it."""
+
+
+class EngineAccessError(ModelLoadError):
+    """The engine refused this client's token (missing or wrong)."""

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import requests
 
 from salience import wire
+from salience.engine_access import auth_headers
 from salience.errors import CancelledError, InputError, ModelLoadError
 from salience.methods import DEFAULT_IG_BASELINE, DEFAULT_IG_STEPS, DEFAULT_METHODS
 from salience.model import MAX_NEW_TOKENS_LIMIT, PRECISIONS, TextCalls, check_text
@@ -164,6 +165,7 @@ class RemoteModel(TextCalls):
         session = getattr(self._local, "session", None)
         if session is None:
             session = self._local.session = requests.Session()
+            session.headers.update(auth_headers())  # $GEMMA_WORKBENCH_ENGINE_TOKEN, when set
         return session
 
     def _events(
@@ -428,6 +430,7 @@ def connect(
     Raises `EngineUnavailable` or `ModelLoadError` with one line when it cannot connect."""
     url = check_url(url)
     session = requests.Session()
+    session.headers.update(auth_headers())
     began = time.monotonic()
     while True:
         try:

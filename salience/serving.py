@@ -7,6 +7,9 @@ Ray Serve routes requests over the replicas, on one machine or a cluster; the cl
 `salience.remote.RemoteModel`. Requests and answers are JSON (`salience.wire`); streams are
 JSON lines whose last line is ``{"final": …}`` or ``{"error": …}``, so a client can tell a
 stream that ended early (a replica that died) from one that finished.
+
+Access: a token (``GEMMA_WORKBENCH_ENGINE_TOKEN`` or ``--token-file``) locks every route but
+``/healthz``, and per-request limits hold for everyone (`salience.engine_access`).
 """
 
 import base64
@@ -28,6 +31,7 @@ from fastapi.responses import Response, StreamingResponse
 from ray import serve
 
 from salience import wire
+from salience.engine_access import AccessPolicy, Gate, Limits, Refused, digest, server_tokens
 from salience.errors import InputError, ModelLoadError, WorkbenchError
 from salience.methods import DEFAULT_IG_BASELINE, DEFAULT_IG_STEPS, DEFAULT_METHODS
 from salience.types import GenerationSettings, SalienceResult
@@ -36,23 +40,21 @@ log = logging.getLogger(__name__)
 APP_NAME = "gemma-salience"
 DEPLOYMENT = "engine"
 DEFAULT_PORT = 8300
+DEADLINE = "_deadline"  # set by the engine on each request's data: when its time limit ends
 WARM_UP_PROMPT = "Taste-likes: cheese. Taste-dislikes: eggs.\nRecommendation:"
-MAX_BATCH_ROWS = 64  # rows in one /generate_batch request (the client splits larger batches)
 
 api = FastAPI(title="Gemma salience engine", docs_url=None, redoc_url=None)
 
 
-class _Refused(Exception):
-    """A request refused before any work: answered with ``status`` and one line."""
-
-    def __init__(self, status: int, message: str, kind: str = "InputError"):
-        super().__init__(message)
-        self.status, self.kind = status, kind
+_Refused = Refused
 
 
 def _error_response(error: BaseException) -> Response:
+    headers = {}
     if isinstance(error, _Refused):
         status, body = error.status, {"error": str(error), "kind": error.kind}
+        if error.retry_after:
+            headers["Retry-After"] = str(error.retry_after)
     elif isinstance(error, WorkbenchError):
         status, body = 422, wire.error_to_json(error)
     else:
@@ -61,23 +63,29 @@ def _error_response(error: BaseException) -> Response:
             500,
             {"error": f"The engine failed: {type(error).__name__}: {error}", "kind": "EngineError"},
         )
-    return Response(wire.dumps(body), status_code=status, media_type="application/json")
+    return Response(wire.dumps(body), status_code=status, media_type="application/json", headers=headers)
 
 
 def _json(value) -> Response:
     return Response(wire.dumps(value), media_type="application/json")
 
 
-def _events(work: Callable[[Callable[[dict], None], Callable[[], bool]], dict]) -> Iterator[bytes]:
+def _events(
+    work: Callable[[Callable[[dict], None], Callable[[], bool]], dict], deadline: float | None = None
+) -> Iterator[bytes]:
     """JSON lines from ``work(emit, cancelled)`` running in its own thread: what it emits, then
-    ``{"final": its result}`` or ``{"error": …}``. A client that goes away cancels the work."""
+    ``{"final": its result}`` or ``{"error": …}``. A client that goes away cancels the work, and
+    so does the ``deadline`` (`time.monotonic`), even when nobody reads the answer any more."""
     events: queue.Queue = queue.Queue()
     gone = threading.Event()
     done = object()
 
+    def cancelled() -> bool:
+        return gone.is_set() or (deadline is not None and time.monotonic() > deadline)
+
     def run() -> None:
         try:
-            events.put({"final": work(events.put, gone.is_set)})
+            events.put({"final": work(events.put, cancelled)})
         except BaseException as error:  # every failure becomes the stream's last line
             if not isinstance(error, WorkbenchError):
                 log.exception("engine stream failed")
@@ -153,9 +161,17 @@ def _span(value) -> tuple[int, int] | None:
 class Engine:
     """One replica: a loaded model and its HTTP handlers (wrapped by `deployment`)."""
 
-    def __init__(self, spec: str, precision: str, only_precision: bool = False, warm_up: bool = True):
+    def __init__(
+        self,
+        spec: str,
+        precision: str,
+        only_precision: bool = False,
+        warm_up: bool = True,
+        policy: AccessPolicy | None = None,
+    ):
         from salience.loading import import_tensorflow_quietly, load_model
 
+        self.gate = Gate(policy)
         import_tensorflow_quietly()
         began = time.perf_counter()
         # A replica keeps only the precision it serves (about half the memory of both).
@@ -200,6 +216,8 @@ class Engine:
             "replicas": _running_replicas(),
             "pid": os.getpid(),
             "load_seconds": round(self.load_seconds, 2),
+            "locked": self.gate.policy.locked,
+            "limits": self.gate.limits.to_json(),
             "tokenizer": self._tokenizer,
         }
 
@@ -227,8 +245,6 @@ class Engine:
 
     def generate_batch(self, data: dict) -> Iterator[bytes]:
         prompts = [str(p) for p in data.get("prompts") or []]
-        if len(prompts) > MAX_BATCH_ROWS:
-            raise _Refused(413, f"{len(prompts)} rows in one request, over {MAX_BATCH_ROWS}; send fewer.")
         settings, precision = _settings(data), self._precision(data)
         seeds = data.get("seeds")
         stops = data.get("stop_sequences")
@@ -247,7 +263,7 @@ class Engine:
             )
             return {"generations": [g.to_json() for g in generations]}
 
-        return _events(work)
+        return _events(work, data.get(DEADLINE))
 
     def salience(self, data: dict) -> Iterator[bytes]:
         precision = self._precision(data)
@@ -269,7 +285,32 @@ class Engine:
             )
             return result.to_json()
 
-        return _events(work)
+        return _events(work, data.get(DEADLINE))
+
+
+def _within(
+    lines: Iterator[bytes], deadline: float, seconds: float, release: Callable[[], None]
+) -> Iterator[bytes]:
+    """``lines`` until the request's time limit: then one error line, and the work stops (the
+    stream is closed). ``release`` runs when the answer ends, however it ends."""
+    try:
+        for item in lines:
+            if time.monotonic() > deadline and not item.startswith(b'{"final"'):
+                yield wire.line(
+                    {
+                        "error": f"The request ran past this engine's time limit of {seconds:g} s "
+                        "(--request-seconds) and was stopped; ask for less work (fewer tokens, "
+                        "steps or segments).",
+                        "kind": "InputError",
+                    }
+                )
+                return
+            yield item
+    finally:
+        close = getattr(lines, "close", None)
+        if close is not None:
+            close()
+        release()
 
 
 def _running_replicas() -> int:
@@ -287,7 +328,11 @@ class EngineDeployment(Engine):
     """`Engine` behind Ray Serve's HTTP proxy."""
 
     @api.get("/info")
-    def http_info(self) -> Response:
+    def http_info(self, request: Request) -> Response:
+        try:
+            self.gate.client(request.headers.get("authorization"), request.query_params)
+        except Refused as error:
+            return _error_response(error)
         return _json(self.info())
 
     @api.get("/healthz")
@@ -309,21 +354,37 @@ class EngineDeployment(Engine):
     async def _answer(self, request: Request, handler, stream: bool) -> Response:
         import asyncio
 
+        release: Callable[[], None] | None = None
         try:
+            client = self.gate.client(request.headers.get("authorization"), request.query_params)
             data = await _payload(request, self.model.spec)
+            self.gate.check(request.url.path, data)
+            seconds = self.gate.limits.request_seconds
+            release = self.gate.acquire(client, hold_seconds=seconds)
+            data[DEADLINE] = time.monotonic() + seconds
             # The first step (checks, prefill) runs off the event loop, so one replica serves
             # several requests at once (the model's lock orders their work).
             lines = await asyncio.to_thread(handler, data)
+            return StreamingResponse(_within(lines, data[DEADLINE], seconds, release), media_type=wire.NDJSON)
         except Exception as error:
+            if release is not None:
+                release()
             return _error_response(error)
-        return StreamingResponse(lines, media_type=wire.NDJSON)
 
 
-def build(spec: str, precision: str, replicas: int, num_cpus: float, num_gpus: float, only_precision: bool):
+def build(
+    spec: str,
+    precision: str,
+    replicas: int,
+    num_cpus: float,
+    num_gpus: float,
+    only_precision: bool,
+    policy: AccessPolicy | None = None,
+):
     """The Ray Serve application: ``replicas`` copies of the engine for ``spec``."""
     options = {"num_cpus": num_cpus, "num_gpus": num_gpus}
     return EngineDeployment.options(num_replicas=replicas, ray_actor_options=options).bind(
-        spec, precision, only_precision
+        spec, precision, only_precision, True, policy
     )
 
 
@@ -341,6 +402,12 @@ class ServeOptions:
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
     only_precision: bool = True  # a replica keeps only the precision it serves
+    token_file: str | None = None  # tokens, one a line; None: $GEMMA_WORKBENCH_ENGINE_TOKEN or unlocked
+    limits: Limits = Limits()
+
+    def policy(self) -> AccessPolicy:
+        """The digests of the accepted tokens and the limits (raises `InputError` for a bad token)."""
+        return AccessPolicy(tuple(digest(t) for t in server_tokens(self.token_file)), self.limits)
 
     @property
     def url(self) -> str:
@@ -381,6 +448,7 @@ def port_is_free(host: str, port: int) -> bool:
 def start(options: ServeOptions, report: Callable[[str], None] = print) -> None:
     """Start Ray (local, or join ``options.address``), deploy the engine and wait until every
     replica has loaded the model. Raises a `WorkbenchError` in one line when it cannot."""
+    policy = options.policy()  # a bad token file fails here, before Ray starts
     if options.address:
         check_ray_address(options.address)
     elif not port_is_free(options.host, options.port):
@@ -389,14 +457,14 @@ def start(options: ServeOptions, report: Callable[[str], None] = print) -> None:
         )
     report(f"Starting Ray ({'joining ' + options.address if options.address else 'local, 127.0.0.1'})…")
     try:
-        _deploy(options, report)
+        _deploy(options, policy, report)
     except BaseException:
         with contextlib.suppress(Exception):
             stop(options)
         raise
 
 
-def _deploy(options: ServeOptions, report: Callable[[str], None]) -> None:
+def _deploy(options: ServeOptions, policy: AccessPolicy, report: Callable[[str], None]) -> None:
     import ray
 
     if options.address:
@@ -428,6 +496,7 @@ def _deploy(options: ServeOptions, report: Callable[[str], None]) -> None:
         options.num_cpus,
         options.num_gpus,
         options.only_precision,
+        policy,
     )
     try:
         serve.run(application, name=APP_NAME, route_prefix="/", blocking=False)
@@ -472,13 +541,34 @@ def stop(options: ServeOptions) -> None:
         ray.shutdown()
 
 
+def _access_line(options: ServeOptions, policy: AccessPolicy) -> str:
+    """Whether the engine is locked and who can reach it (never the token itself)."""
+    reachable = options.host not in ("127.0.0.1", "localhost", "::1")
+    where = f"listening on {options.host}:{options.port}" + (
+        " (other machines can reach it)" if reachable else ""
+    )
+    if policy.locked:
+        return (
+            f"Locked: {len(policy.digests)} token(s) accepted; clients send theirs as "
+            f"'Authorization: Bearer …' (set GEMMA_WORKBENCH_ENGINE_TOKEN where the app runs); {where}."
+        )
+    warning = (
+        " Anyone who reaches it can use it: set GEMMA_WORKBENCH_ENGINE_TOKEN or --token-file."
+        if reachable
+        else ""
+    )
+    return f"Not locked (no token set); {where}.{warning}"
+
+
 def serve_forever(options: ServeOptions, report: Callable[[str], None] = print) -> int:
     """Start the engine, print its URL, serve until Ctrl+C (or SIGTERM), then stop cleanly."""
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    policy = options.policy()
     start(options, report)  # cleans up after itself when it fails
     try:
         report(f"Engine ready at {options.url} ({options.replicas} replica(s)); Ctrl+C stops it.")
+        report(_access_line(options, policy))
         report(f"Point the app at it: GEMMA_WORKBENCH_ENGINE={options.url} bash scripts/run_app.sh")
         while not stopping.wait(1.0):
             pass

@@ -58,6 +58,7 @@ def running_engine(
     num_cpus: float = 0.25,
     timeout: float = 300.0,
     env: dict | None = None,
+    args: tuple[str, ...] = (),
 ) -> Iterator[EngineProcess]:
     """``python -m salience serve`` for ``spec`` until the block ends (then Ctrl+C, as a user would)."""
     port = free_port()
@@ -76,6 +77,7 @@ def running_engine(
         precision,
         "--port",
         str(port),
+        *args,
     ]
     process = subprocess.Popen(
         command,
