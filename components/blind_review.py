@@ -273,7 +273,7 @@ def reviewer_view(
         for button, label, shortcut in BUTTONS:
             chosen = given is not None and given.button == button
             st.button(
-                f"{label}  ({shortcut})",
+                label,
                 key=state.child_key(state.REVIEW_ANSWER, button),
                 type="primary" if chosen else "secondary",
                 shortcut=shortcut,
@@ -332,6 +332,14 @@ def results_view(review: StoredReview) -> None:
         }
         for w in summary.wins
     ]
+    st.markdown(
+        "  \n".join(
+            f"**{plain_markdown(w.name)}** wins {_percent(w.rate)} (likely between {_percent(w.interval[0])} and "
+            f"{_percent(w.interval[1])}) · both unacceptable in {_percent(w.neither_rate)} of answers"
+            for w in summary.wins
+            if w.judged
+        )
+    )
     st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch")
     _win_chart(summary)
     st.caption(
