@@ -10,15 +10,16 @@ from components.deletion import stop_other_pages
 from components.exposure import announce, reach_caption
 from components.model_resource import engine_from_args, page_drawn, preload
 from components.runtime_fixes import keep_keras_state
+from components.signin import identity_sidebar, require_sign_in
 
 
 def main() -> None:
     keep_keras_state()
     announce()  # once per server: reachable from other machines? sign-in on?
+    st.set_page_config(page_title="Gemma prompt workbench", page_icon="🔎", layout="wide")
+    identity = require_sign_in()  # with [auth]: a visitor not signed in gets the sign-in page only
     engine_from_args(sys.argv[1:])  # `streamlit run app.py -- --engine URL`: the model runs there
     preload()  # load and warm the default model in the background now; no page waits for it
-
-    st.set_page_config(page_title="Gemma prompt workbench", page_icon="🔎", layout="wide")
 
     pages = [
         st.Page("app_pages/workbench.py", title="Workbench", icon="🔎", default=True),
@@ -30,6 +31,7 @@ def main() -> None:
     try:
         page = st.navigation(pages)
         reach_caption()
+        identity_sidebar(identity)
         stop_other_pages()  # Deletion runs of a page this session has left stop now
         page.run()
     finally:

@@ -27,6 +27,7 @@ from components.model_resource import (
     is_remote,
     registry,
 )
+from components.signin import current_identity
 from components.widgets import plain_markdown
 from components.workspace import RETRY_SECONDS, browser_id, pending_count, save_now, workspace
 from components.workspace.connection import write
@@ -312,6 +313,7 @@ def _workspace_status() -> None:
         persist_state="session",
         max_chars=200,
         on_change=_on_reviewer_change,
+        disabled=current_identity() is not None,  # signed in: the name is the sign-in's
         help="Remembered in this browser; shown on the notes and ratings you leave.",
     )
     notice = st.session_state.get(state.WORKSPACE_NOTICE)

@@ -32,8 +32,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_app(app: Path, env: dict[str, str] | None = None, timeout: float = 120.0):
-    """Run ``streamlit run`` headless; returns (process, base URL) once healthy."""
+def start_app(
+    app: Path, env: dict[str, str] | None = None, timeout: float = 120.0, args: tuple[str, ...] = ()
+):
+    """Run ``streamlit run`` headless (with extra Streamlit ``args``); returns (process, base URL)
+    once healthy."""
     port = free_port()
     log = open(ARTIFACTS / f"streamlit-{port}.log", "w")  # noqa: SIM115 - closed with the process
     process = subprocess.Popen(
@@ -53,6 +56,7 @@ def start_app(app: Path, env: dict[str, str] | None = None, timeout: float = 120
             "false",
             "--server.fileWatcherType",
             "none",
+            *args,
         ],
         cwd=ROOT,
         env={**os.environ, **(env or {})},
