@@ -37,7 +37,7 @@ MAX_ID = 2**63 - 1
 MAX_REVIEWER = 200  # the notes table's reviewer column
 MAX_REPORTED = 20  # bad rows listed before "... and N more"
 _SUBJECT = re.compile(r"^(Input|String|List|Dictionary|Tuple|Object|Value) should")  # pydantic's wording
-KINDS = ("template_version", "run", "salience", "comparison", "note")
+KINDS = ("template_version", "run", "salience", "comparison", "note", "review", "verdict")
 _UID = re.compile(rf"[0-9a-f]{{{UID_LENGTH}}}")
 
 # Bounds of the workbench's generation widgets: an imported run must open there.
@@ -266,7 +266,76 @@ class NoteRecord(_Identified):
         return self
 
 
-Record = VersionRecord | RunRecord | SalienceRecordIn | ComparisonRecord | NoteRecord
+MAX_REVIEW_ITEMS = 2_000
+MAX_REVIEW_TEXT = 2_000  # a review's instructions, a verdict's reason
+
+
+class ReviewVariantRecord(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    name: Name
+    template: Annotated[str, AfterValidator(_no_nul)] = ""
+
+
+class ReviewItemRecord(BaseModel):
+    """One pair of outputs a review shows, with the inputs and each variant's values."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    position: Annotated[int, Field(ge=0, le=MAX_INTEGER)]
+    row: Annotated[int, Field(ge=0, le=MAX_INTEGER)] | None = None
+    inputs: dict[str, Annotated[str, AfterValidator(_no_nul)]] = {}
+    values: Annotated[
+        list[dict[str, Annotated[str, AfterValidator(_no_nul)]]], Field(min_length=2, max_length=2)
+    ]
+    outputs: Annotated[list[str], Field(min_length=2, max_length=2)]
+    passed: Annotated[list[bool | None], Field(min_length=2, max_length=2)] = [None, None]
+
+
+class ReviewRecord(_Identified):
+    """A blind review with the items it shows (the outputs kept as they were shown)."""
+
+    kind: Literal["review"]
+    id: Id
+    name: Name
+    instructions: Annotated[str, StringConstraints(max_length=MAX_REVIEW_TEXT), AfterValidator(_no_nul)] = ""
+    ask_reason: bool = False
+    per_item: Annotated[int, Field(ge=1, le=20)] = 1
+    variants: Annotated[list[ReviewVariantRecord], Field(min_length=2, max_length=2)]
+    options: JsonObject = {}
+    items: Annotated[list[ReviewItemRecord], Field(min_length=1, max_length=MAX_REVIEW_ITEMS)]
+
+    @model_validator(mode="after")
+    def _positions_unique(self) -> ReviewRecord:
+        positions = [item.position for item in self.items]
+        if len(set(positions)) != len(positions):
+            raise ValueError("items: each item needs its own position")
+        return self
+
+
+class VerdictRecord(_Identified):
+    """A reviewer's answer on the item at ``item`` (its position) of the review ``review_id``."""
+
+    kind: Literal["verdict"]
+    id: Id
+    review_id: Id
+    item: Annotated[int, Field(ge=0, le=MAX_INTEGER)]
+    reviewer: Named(MAX_REVIEWER)
+    choice: Literal["first", "second", "same", "neither"]
+    left: Literal[0, 1]
+    reason: Annotated[str, StringConstraints(max_length=MAX_REVIEW_TEXT), AfterValidator(_no_nul)] = ""
+    updated_at: When = None
+
+
+Record = (
+    VersionRecord
+    | RunRecord
+    | SalienceRecordIn
+    | ComparisonRecord
+    | NoteRecord
+    | ReviewRecord
+    | VerdictRecord
+)
 _RECORD = TypeAdapter(Annotated[Record, Field(discriminator="kind")])
 
 

@@ -26,10 +26,13 @@ from workspace.schema import (
     Browser,
     Comparison,
     Note,
+    Review,
+    ReviewItem,
     Run,
     SalienceRecord,
     Template,
     TemplateVersion,
+    Verdict,
     name_key,
     now,
 )
@@ -37,7 +40,8 @@ from workspace.snapshots import SnapshotNotFound, check_id, decode, encode
 
 MAX_NAME = 200  # a reviewer's name (template names are kept whole, however long)
 MAX_IMPORT_BYTES = 25_000_000  # the largest export `import_jsonl` takes (the upload box's limit too)
-EXPORT_KINDS = ("template_version", "run", "salience", "note", "comparison")
+EXPORT_KINDS = ("template_version", "run", "salience", "note", "comparison", "review", "verdict")
+REVIEW_KINDS = ("review", "verdict")
 YIELD_PER = 100  # rows fetched at a time while exporting
 MAX_ROW_ID = 2**31 - 1  # ids are INTEGER columns
 
@@ -608,6 +612,17 @@ class Workspace:
                 notes = notes.where(Note.run_id.in_(chosen))
             for note in _streamed_scalars(session, notes):
                 yield _note_record(note)
+            if chosen is None:  # reviews carry their own outputs: whole exports only
+                for review in _streamed_scalars(session, select(Review).order_by(Review.id)):
+                    items = session.scalars(
+                        select(ReviewItem)
+                        .where(ReviewItem.review_id == review.id)
+                        .order_by(ReviewItem.position)
+                    )
+                    yield _review_record(review, list(items))
+                verdicts = select(Verdict, ReviewItem.position).join(ReviewItem).order_by(Verdict.id)
+                for verdict, position in _streamed(session, verdicts):
+                    yield _verdict_record(verdict, position)
 
     def export_jsonl(self, run_ids: Iterable[int] | None = None, notes_only: bool = False) -> str:
         return "".join(
@@ -792,9 +807,51 @@ def _note_record(note: Note) -> dict:
     }
 
 
+def _review_record(review: Review, items: list[ReviewItem]) -> dict:
+    return {
+        "kind": "review",
+        "id": review.id,
+        "uid": review.uid,
+        "name": review.name,
+        "instructions": review.instructions,
+        "ask_reason": review.ask_reason,
+        "per_item": review.per_item,
+        "variants": review.variants,
+        "options": review.options,
+        "items": [
+            {
+                "position": item.position,
+                "row": item.row,
+                "inputs": item.inputs,
+                "values": item.values,
+                "outputs": [item.output_first, item.output_second],
+                "passed": item.passed,
+            }
+            for item in items
+        ],
+        "created_at": review.created_at.isoformat(),
+    }
+
+
+def _verdict_record(verdict: Verdict, position: int) -> dict:
+    return {
+        "kind": "verdict",
+        "id": verdict.id,
+        "uid": verdict.uid,
+        "review_id": verdict.review_id,
+        "item": position,
+        "reviewer": verdict.reviewer,
+        "choice": verdict.choice,
+        "left": verdict.left,
+        "reason": verdict.reason,
+        "created_at": verdict.created_at.isoformat(),
+        "updated_at": verdict.updated_at.isoformat(),
+    }
+
+
 # Import: validated records, linked by the file's ids, written once ----------------------
 
-ORDER = ("template_version", "run", "salience", "comparison", "note")  # parents before children
+ORDER = ("template_version", "run", "salience", "comparison", "note", "review", "verdict")  # parents first
 
 
 def _fingerprint(data: dict) -> str:
@@ -823,6 +880,10 @@ class _Importer:
         self._check_links(ordered)
         for _number, record in ordered:
             getattr(self, f"_add_{record.kind}")(record)
+        in_file = {record.kind for _, record in ordered}
+        for kind in REVIEW_KINDS:  # counted only for files that have them (older files never do)
+            if kind not in in_file:
+                del self.added[kind], self.present[kind]
         return ImportCounts(self.added, self.present)
 
     def _check_links(self, records: list[tuple[int, rec.Record]]) -> None:
@@ -1000,10 +1061,94 @@ class _Importer:
             ),
         )
 
+    def _add_review(self, record: rec.ReviewRecord) -> None:
+        """A review is the same review when it has the same uid (a file without uids: the same
+        content, whose fingerprint gives the uid)."""
+        key = _fingerprint(rec.dumped(record))
+        uid = record.uid or key[:UID_LENGTH]
+        row_id = self.session.scalar(select(Review.id).where(Review.uid == uid))
+        if row_id is not None:
+            self.present["review"] += 1
+        else:
+            review = Review(
+                uid=uid,
+                name=record.name,
+                instructions=record.instructions,
+                ask_reason=record.ask_reason,
+                per_item=record.per_item,
+                variants=[variant.model_dump() for variant in record.variants],
+                options=dict(record.options),
+            )
+            if record.created_at is not None:
+                review.created_at = record.created_at
+            self.session.add(review)
+            self.session.flush()
+            for item in record.items:
+                self.session.add(
+                    ReviewItem(
+                        review_id=review.id,
+                        position=item.position,
+                        row=item.row,
+                        inputs=dict(item.inputs),
+                        values=[dict(v) for v in item.values],
+                        output_first=item.outputs[0],
+                        output_second=item.outputs[1],
+                        passed=list(item.passed),
+                    )
+                )
+            self.session.flush()
+            row_id = review.id
+            self.added["review"] += 1
+        self.rows[("review", record.id)] = (row_id, uid)
+
+    def _add_verdict(self, record: rec.VerdictRecord) -> None:
+        """A verdict already here (its uid, or this reviewer's answer on the item) is kept as is."""
+        from salience.review import reviewer_key
+
+        review_id, _ = self.rows[("review", record.review_id)]
+        item_id = self.session.scalar(
+            select(ReviewItem.id).where(ReviewItem.review_id == review_id, ReviewItem.position == record.item)
+        )
+        if item_id is None:
+            raise rec.BadRows(
+                [f"Verdict {record.id}: item: the review has no item at position {record.item}."]
+            )
+        key = reviewer_key(record.reviewer)
+        found = self.session.scalar(
+            select(Verdict.id).where(
+                or_(
+                    Verdict.uid == (record.uid or ""),
+                    and_(Verdict.item_id == item_id, Verdict.reviewer_key == key),
+                )
+            )
+        )
+        if found is not None:
+            self.present["verdict"] += 1
+            return
+        key_fields = {**rec.dumped(record), "review_id": review_id}
+        verdict = Verdict(
+            uid=record.uid or _fingerprint(key_fields)[:UID_LENGTH],
+            review_id=review_id,
+            item_id=item_id,
+            reviewer=_name(record.reviewer, "reviewer name", MAX_NAME),
+            reviewer_key=key,
+            choice=record.choice,
+            left=record.left,
+            reason=record.reason,
+        )
+        if record.created_at is not None:
+            verdict.created_at = record.created_at
+        if record.updated_at is not None:
+            verdict.updated_at = record.updated_at
+        self.session.add(verdict)
+        self.session.flush()
+        self.added["verdict"] += 1
+
 
 _MODELS = {"template_version": TemplateVersion, "run": Run, "salience": SalienceRecord, "note": Note}
 _LINKS = {
     "run": (("template_version_id", "template_version"),),
     "salience": (("run_id", "run"),),
     "note": (("run_id", "run"), ("comparison_id", "comparison")),
+    "verdict": (("review_id", "review"),),
 }

@@ -3,6 +3,7 @@ committed one per reviewer and item, sides recorded, and the bad inputs of issue
 
 from __future__ import annotations
 
+import json
 import threading
 
 import pytest
@@ -11,6 +12,7 @@ from salience.errors import InputError
 from salience.evaluate import Check, parse_data, plan_evaluation, score
 from salience.review import choice_for, summarize_review
 from salience.variant import Variant
+from workspace.__main__ import main as workspace_cli
 from workspace.evaluations import create_evaluation, delete_evaluation, load_evaluation, record_cell
 from workspace.reviews import (
     create_review,
@@ -151,3 +153,52 @@ def test_bad_input(workspace):
         find_review(workspace, uid)
     with pytest.raises(InputError, match="no longer part of the review"):
         give_verdict(workspace, review_id, item.id, "Ana", "first", 0)
+
+
+def test_export_and_import_restore_reviews_and_verdicts(workspace, tmp_path, monkeypatch):
+    review_id, uid = _review(workspace)
+    stored = load_review(workspace, review_id)
+    for n, item in enumerate(stored.items):
+        give_verdict(
+            workspace, review_id, item.id, "Ana", "first", stored.left(item.id, "Ana"), f"<i>{n}</i>"
+        )
+        give_verdict(workspace, review_id, item.id, "Ben", "same", stored.left(item.id, "Ben"))
+    stored = load_review(workspace, review_id)
+    exported = workspace.export_jsonl()
+    kinds = [json.loads(line)["kind"] for line in exported.splitlines()]
+    assert kinds.count("review") == 1 and kinds.count("verdict") == 6
+    again = workspace.import_jsonl(exported)  # a workspace's own export adds nothing
+    assert again.added["review"] == again.added["verdict"] == 0 and again.present["verdict"] == 6
+    delete_review(workspace, review_id)
+    path = tmp_path / "export.jsonl"
+    path.write_text(exported, encoding="utf-8")
+    monkeypatch.setenv(
+        "DATABASE_URL", workspace.url if "postgresql" in workspace.url else str(workspace.engine.url)
+    )
+    assert workspace_cli(["import", str(path)]) == 0
+    restored = load_review(workspace, find_review(workspace, uid))
+    assert restored.names == stored.names and [i.outputs for i in restored.items] == [
+        i.outputs for i in stored.items
+    ]
+    assert [i.position for i in restored.items] == [i.position for i in stored.items]
+    by_position = {i.id: i.position for i in restored.items}
+    before = {i.id: i.position for i in stored.items}
+    assert sorted(
+        (by_position[v.item], v.reviewer, v.choice, v.left, v.reason) for v in restored.verdicts
+    ) == sorted((before[v.item], v.reviewer, v.choice, v.left, v.reason) for v in stored.verdicts)
+
+
+def test_import_refuses_a_verdict_without_its_review(workspace):
+    line = {
+        "kind": "verdict",
+        "id": 1,
+        "review_id": 9,
+        "item": 0,
+        "reviewer": "Ana",
+        "choice": "first",
+        "left": 0,
+    }
+    with pytest.raises(InputError, match="review_id"):
+        workspace.import_jsonl(json.dumps(line) + "\n")
+    with pytest.raises(InputError, match="choice"):
+        workspace.import_jsonl(json.dumps({**line, "choice": "best"}) + "\n")
