@@ -384,6 +384,7 @@ def results_view(review: StoredReview) -> None:
 
 
 def _win_chart(summary: rv.ReviewSummary) -> None:
+    """Each variant's win rate as a bar, its likely range as a line across it."""
     frame = pd.DataFrame(
         [
             {"variant": w.name, "win rate": w.rate, "low": w.interval[0], "high": w.interval[1]}
@@ -396,18 +397,16 @@ def _win_chart(summary: rv.ReviewSummary) -> None:
     x = alt.X(
         "win rate:Q",
         scale=alt.Scale(domain=[0, 1]),
-        axis=alt.Axis(format="%"),
+        axis=alt.Axis(format="%", tickCount=5),
         title="win rate (ties count half)",
     )
-    y = alt.Y("variant:N", title=None, sort=list(summary.names))
-    bars = (
-        alt.Chart(frame)
-        .mark_bar(color="#4a7bd0", height=22)
-        .encode(x=x, y=y, tooltip=["variant", alt.Tooltip("win rate:Q", format=".0%")])
+    y = alt.Y("variant:N", title=None, sort=list(summary.names), axis=alt.Axis(labelLimit=240))
+    base = alt.Chart(frame).encode(y=y)
+    bars = base.mark_bar(color="#4a7bd0", opacity=0.8).encode(
+        x=x, tooltip=["variant", alt.Tooltip("win rate:Q", format=".0%")]
     )
-    ranges = alt.Chart(frame).mark_rule(strokeWidth=2).encode(x="low:Q", x2="high:Q", y=y)
-    half = alt.Chart(pd.DataFrame({"x": [0.5]})).mark_rule(strokeDash=[4, 4], color="#888").encode(x="x:Q")
-    st.altair_chart((bars + ranges + half).properties(height=90), width="stretch")
+    ranges = base.mark_rule(strokeWidth=3, color="#222").encode(x="low:Q", x2="high:Q")
+    st.altair_chart((bars + ranges).properties(height=alt.Step(36)), width="stretch")
 
 
 def _items(review: StoredReview, summary: rv.ReviewSummary) -> None:
