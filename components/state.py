@@ -21,6 +21,7 @@ from typing import Any
 
 import streamlit as st
 
+from salience import methods
 from salience.types import Generation
 from salience.variant import Variant
 
@@ -137,7 +138,7 @@ class ControlKeys:
 
     def defaults(self, granularity: str) -> dict[str, Any]:
         return {
-            self.method: "grad_l2",
+            self.method: methods.DEFAULT_METHOD,
             self.granularity: granularity,
             self.regex: "^Recommendation",
             self.aggregation: "sum",
@@ -256,6 +257,7 @@ REVIEW_BACK = "review-back"
 REVIEW_NEXT = "review-next"
 REVIEW_WHY = "review_why"  # which output to explain, once the answer is given
 REVIEW_WHY_HEATMAP = "review_why_heatmap"  # child_key(REVIEW_WHY_HEATMAP, "item:side")
+REVIEW_WHY_SELECTION = "review_why_selection"  # heatmap key -> (start, end, text) clicked in the reply
 REVIEW_CSV = "review-csv"
 REVIEW_JSONL = "review-jsonl"
 REVIEW_HTML = "review-html"
@@ -322,6 +324,7 @@ DEFAULTS = {
     REVIEW_AT: {},
     REVIEW_MESSAGE: None,
     REVIEW_CREATED: None,
+    REVIEW_WHY_SELECTION: {},
     EVAL_SOURCES: ["Sample: fewshot-mistake", "Sample: fewshot-fixed"],
     EVAL_DATA_SOURCE: "menu_recommendations.csv",
     EVAL_EXPECTED: "expected",
