@@ -245,3 +245,16 @@ def test_a_provider_down_at_sign_in_gives_a_clear_refusal(provider, tmp_path, br
     finally:
         context.close()
         stop_app(process)
+
+
+def test_a_50_mb_upload_is_refused_by_the_box(team_app, page):
+    url, _ = team_app
+    sign_in_as(page, url, "bob-002")
+    box = page.get_by_test_id("stFileUploader").filter(has_text="Your prompts (JSONL)")
+    expect(box).to_be_visible(timeout=120_000)
+    expect(box).to_contain_text("5MB per file")
+    big = {"name": "big.jsonl", "mimeType": "application/json", "buffer": b'{"prompt": "x"}\n' * 3_200_000}
+    box.locator("input[type=file]").set_input_files(big)
+    expect(box).to_contain_text("File must be 5.0MB or smaller", timeout=30_000)
+    assert "Traceback" not in page.locator("body").inner_text()
+    screenshot(page, "upload-refused", focus=page.get_by_text("Sample prompt").first)
