@@ -13,7 +13,7 @@ from app_runs import rerun_after
 from app_server import ROOT, start_app, stop_app
 from page_checks import assert_clean, assert_plain_words, screenshot
 from playwright.sync_api import Page, expect
-from workbench_page import visit, wait_idle
+from workbench_page import LONG, visit, wait_idle
 
 from salience.evaluate import parse_data, plan_evaluation, score
 from salience.review import position_bias
@@ -112,13 +112,13 @@ def _answer(page: Page, plan: list[str], texts: dict, by_key: bool) -> None:
         rerun_after(page, lambda: page.get_by_role("button", name=button).click(), STEP)
 
 
-def _start(page: Page, url: str, uid: str, name: str) -> None:
+def _start(page: Page, url: str, uid: str, name: str, items: int = 10) -> None:
     visit(page, f"{url}/review?r={uid}")
     expect(page.get_by_text("Type your name in the box on the left")).to_be_visible(timeout=STEP)
     box = page.get_by_test_id("stSidebar").get_by_label("Your name", exact=True)
     box.fill(name)
     rerun_after(page, lambda: box.press("Enter"), STEP)
-    expect(page.get_by_text("Item 1 of 10")).to_be_visible(timeout=STEP)
+    expect(page.get_by_text(f"Item 1 of {items}")).to_be_visible(timeout=STEP)
 
 
 def test_two_reviewers_blind(browser, server):
@@ -193,3 +193,52 @@ def test_two_reviewers_blind(browser, server):
     assert len(summary["disagreements"]) == 3 and len(summary["check_conflicts"]) == 1
     reasons = [json.loads(line)["reason"] for line in lines[1:]]
     assert "Tells me to <b>avoid</b> — **right**" in reasons
+
+
+@pytest.fixture
+def tiny_server(tmp_path, spm_proto):
+    """A two-item review and the app on a tiny model, so replies can be explained."""
+    from tiny_models import tiny_gemma3, write_gguf
+
+    model = tmp_path / "tiny.gguf"
+    write_gguf(tiny_gemma3(spm_proto, seed=11, window=4096), spm_proto, model)
+    data = tmp_path / "data"
+    data.mkdir()
+    opened = Workspace.open(f"sqlite:///{data / 'workspace.sqlite3'}")
+    dataset = parse_data("\n".join(ROWS.read_text(encoding="utf-8").splitlines()[:3]) + "\n")
+    samples = [find_sample(name) for name in ("fewshot-mistake", "fewshot-fixed")]
+    variants = [Variant(s.name, s.template, dict(s.variables)) for s in samples]
+    plan = plan_evaluation(variants, dataset, [], "expected")
+    evaluation_id = create_evaluation(opened, "menu", plan)
+    for row in range(2):
+        for variant, output in enumerate(_outputs(dataset.rows[row])):
+            record_cell(opened, evaluation_id, score(plan, row, variant, output))
+    _, uid = create_review(
+        opened,
+        "Why check",
+        tuple({"name": v.name, "template": v.template} for v in variants),
+        items_from_evaluation(load_evaluation(opened, evaluation_id), 0, 1),
+        per_item=1,
+    )
+    opened.close()
+    process, url = start_app(
+        ROOT / "app.py", env={"GEMMA_WORKBENCH_DATA": str(data), "WORKBENCH_MODEL": f"gguf:{model}"}
+    )
+    yield url, uid
+    stop_app(process)
+
+
+def test_why_opens_only_after_the_answer(browser, tiny_server):
+    url, uid = tiny_server
+    page = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
+    _start(page, url, uid, "Ana", items=2)
+    expect(page.get_by_text("Why does it say that?")).to_have_count(0)  # not before the answer
+    rerun_after(page, lambda: page.get_by_role("button", name="Both unacceptable").click(), STEP)
+    rerun_after(page, lambda: page.get_by_role("button", name="← Back").click(), STEP)
+    expect(page.get_by_text("Why does it say that?")).to_be_visible(timeout=STEP)
+    page.get_by_text("Explain reply A", exact=True).click()
+    expect(page.get_by_test_id("heatmap-text")).to_be_visible(timeout=LONG)
+    wait_idle(page)
+    expect(page.get_by_text("Reading:")).to_be_visible()
+    assert_plain_words(page, "review, why")
+    screenshot(page, "review-why", focus=page.get_by_text("Why does it say that?"))
