@@ -179,8 +179,9 @@ def _view(model: LanguageModel, rendered, settings, generate_clicked: bool, outp
     methods = deletion.gradient_methods(method)
     deletion.cancel_stale(model, precision, prompt, target, span)  # a stale run lets go of the model
     try:
-        with st.spinner(f"Recomputing salience for “{plain_markdown(explained.strip()[:60])}”…"):
-            result = registry().salience(model, prompt, target, span, methods, precision)
+        with st.spinner(f"Explaining “{plain_markdown(explained.strip()[:60])}”…"):
+            segments = deletion.click_segments(model, prompt, target, granularity, pattern, rendered)
+            result = registry().salience(model, prompt, target, span, methods, precision, segments)
     except WorkbenchError as error:
         st.error(str(error), icon="⚠️")
         return
@@ -188,7 +189,7 @@ def _view(model: LanguageModel, rendered, settings, generate_clicked: bool, outp
     follow = deletion.resolve(
         model, precision, prompt, target, span, result, method, granularity, pattern, rendered
     )
-    result, method = follow.result, follow.method  # Grad L2 until a chosen Deletion is ready
+    result, method = follow.result, follow.method  # the first colours until a chosen Deletion is ready
     view = heatmap_view(
         result.text, result.offsets, len(prompt), granularity, method, result, rendered, pattern, aggregation
     )

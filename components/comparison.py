@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 from components import state, workspace
-from components.deletion import compare_scores, gradient_methods
+from components.deletion import click_segments, compare_scores, gradient_methods
 from components.model_resource import registry
 from components.widgets import plain_markdown
 from salience.compare import MAX_VARIANTS, ResolvedTarget, TargetChoice, resolve_target, shared_scale
@@ -184,8 +184,11 @@ def explain(
             )
         try:
             with st.spinner(f"Explaining “{plain_markdown(variant.name)}”…"):
+                segments = click_segments(
+                    model, pane.prompt, pane.target.target, granularity, pattern, pane.rendered
+                )
                 pane.result = registry().salience(
-                    model, pane.prompt, pane.target.target, pane.target.span, methods, precision
+                    model, pane.prompt, pane.target.target, pane.target.span, methods, precision, segments
                 )
             if method == DELETION:
                 with st.spinner(f"Deletion on “{plain_markdown(variant.name)}”…"):

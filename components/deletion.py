@@ -1,7 +1,8 @@
-"""Deletion beside the gradient colours: a background run, the agreement line, "What if I delete this?".
+"""Deletion beside the first colours: a background run, the agreement line, "What if I delete this?".
 
-After a click the gradient colours are drawn at once; Deletion (one model pass per
-prompt segment) follows on a worker thread owned by `DeletionRunner`, a process-wide
+After a click the first colours (the Deletion estimate, `DEFAULT_METHOD`) are drawn at once;
+Deletion (one model pass per prompt segment) follows as a check on a worker thread owned by
+`DeletionRunner`, a process-wide
 object like the model registry. The page polls it with ``st.fragment(run_every=…)``
 only while a run is under way, so the page never waits on it. Each browser session
 owns at most one run: asking for other inputs (a new selection, target or prompt)
@@ -41,7 +42,7 @@ from salience.agreement import (
 from salience.compare import output_diff
 from salience.describe import describe_segments
 from salience.errors import CancelledError, InputError, WorkbenchError
-from salience.methods import DEFAULT_METHODS, DELETION, get_method
+from salience.methods import DEFAULT_METHOD, DELETION, get_method
 from salience.occlusion import MAX_DELETION_SEGMENTS
 from salience.segments import Segment
 from salience.templates import RenderedPrompt
@@ -53,7 +54,7 @@ from salience.whatif import counterpart
 KEPT_RESULTS = 128
 POLL_SECONDS = 0.5
 FALLBACK_GRANULARITY = "sentences"
-COMPARED_WITH = "grad_l2"  # the gradient method Deletion is compared with when Deletion is shown
+COMPARED_WITH = DEFAULT_METHOD  # the first colours, shown while a chosen Deletion computes
 
 
 # ---- the background runner ---------------------------------------------------------------
@@ -221,8 +222,19 @@ class Plan:
 
 
 def gradient_methods(method: str) -> tuple[str, ...]:
-    """What the instant gradient pass computes for a chosen method (Deletion shows Grad L2 first)."""
-    return DEFAULT_METHODS if method in DEFAULT_METHODS or method == DELETION else (method,)
+    """What the instant pass computes for a chosen method (Deletion shows the first colours first)."""
+    return (COMPARED_WITH,) if method == DELETION else (method,)
+
+
+def click_segments(
+    model, prompt: str, target: str, granularity: str, pattern: str | None, rendered: RenderedPrompt | None
+) -> tuple[tuple[int, int], ...]:
+    """Token spans of the view's prompt segments (what the Deletion estimate scores and checks)."""
+    tokens, _ = model.tokenize_pair(prompt, target)
+    segments = heatmap_view(
+        prompt + target, tokens.offsets, len(prompt), granularity, COMPARED_WITH, None, rendered, pattern
+    ).segments
+    return tuple(token_spans(segments, deletion_targets(segments, len(prompt))))
 
 
 def _segments(result: SalienceResult, granularity: str, rendered, pattern) -> list[Segment]:
@@ -320,10 +332,35 @@ class Follow:
     """What the workbench shows for Deletion: the result to colour by and the method it holds."""
 
     result: SalienceResult
-    method: str  # the method the heatmap shows (Grad L2 while a chosen Deletion is computing)
+    method: str  # the method the page shows (the first colours while a chosen Deletion computes)
     plan: Plan
     outcome: SalienceResult | DeletionJob | None  # None when Deletion does not run
-    chosen: str  # the method picked in the radio
+    chosen: str  # the method picked
+    switched: bool = False  # the check put another part first: the page shows Deletion instead
+
+    @property
+    def quiet(self) -> bool:
+        """The default colours speak only when the check disagrees (or fails)."""
+        return self.chosen == DEFAULT_METHOD
+
+
+def _top_moved(result: SalienceResult, plan_: Plan, rendered: RenderedPrompt | None) -> bool:
+    """Whether Deletion's strongest prompt segment differs from the first colours' (same segments)."""
+    views = [
+        heatmap_view(
+            result.text,
+            result.offsets,
+            result.prompt_length,
+            plan_.granularity,
+            method,
+            result,
+            rendered,
+            plan_.pattern,
+        )
+        for method in (DEFAULT_METHOD, DELETION)
+    ]
+    found = compare_top(views[0].scores, views[1].scores, plan_.targets)
+    return found is not None and not found.top_match
 
 
 def resolve(
@@ -338,8 +375,13 @@ def resolve(
     pattern: str | None,
     rendered: RenderedPrompt | None,
 ) -> Follow:
-    """Start (or find) Deletion for the current view; returns the result and method to draw."""
-    chosen_plan = plan(result, granularity, pattern, rendered, fallback=method != DELETION)
+    """Start (or find) Deletion for the current view; returns the result and method to draw.
+
+    With the default colours, Deletion checks them at the view's own granularity only (never
+    sentences standing in for words); if it puts another part first, the page switches to it."""
+    chosen_plan = plan(
+        result, granularity, pattern, rendered, fallback=method not in (DELETION, DEFAULT_METHOD)
+    )
     outcome = None
     if chosen_plan.runs:
         spans = token_spans(chosen_plan.segments, chosen_plan.targets)
@@ -347,6 +389,12 @@ def resolve(
     if isinstance(outcome, SalienceResult):
         both = merged(result, outcome, chosen_plan)
         workspace.remember_salience(both, model.spec, precision, prompt, target, span)  # History keeps it
+        if (
+            method == DEFAULT_METHOD
+            and DEFAULT_METHOD in both.scores
+            and _top_moved(both, chosen_plan, rendered)
+        ):
+            return Follow(both, DELETION, chosen_plan, outcome, method, switched=True)
         return Follow(both, method, chosen_plan, outcome, method)
     shown = COMPARED_WITH if method == DELETION else method
     return Follow(result, shown, chosen_plan, outcome, method)
@@ -366,7 +414,7 @@ def progress_text(job: DeletionJob, unit: str, deletion_shown: bool) -> str:
     """'Deletion is checking these colours in the background: 5 of 22 sentences done · 3 s'."""
     seconds = plain_duration(time.perf_counter() - job.began)
     what = (
-        "Computing the Deletion colours (Grad L2 is shown until they are ready)"
+        "Computing the Deletion colours (the first colours are shown until they are ready)"
         if deletion_shown
         else "Deletion is checking these colours in the background"
     )
@@ -405,6 +453,9 @@ def agreement(
     with box:
         plan_ = follow.plan
         one, many = unit_names(plan_.granularity)
+        if follow.quiet:
+            _quiet_check(follow, many, rendered)
+            return
         if not plan_.runs:
             st.warning(plan_.message, icon="⚠️")
             if plan_.over_limit:
@@ -497,6 +548,66 @@ def agreement(
                 type="primary",
                 help=get_method(DELETION).description,
             )
+
+
+def _quiet_check(follow: Follow, many: str, rendered: RenderedPrompt | None) -> None:
+    """The default colours' check: progress while it runs, then one line only if it moved the
+    strongest part (the page already shows Deletion then); nothing when it agrees."""
+    outcome = follow.outcome
+    if isinstance(outcome, DeletionJob):
+        if outcome.error:
+            st.error(outcome.error, icon="⚠️")
+        elif not outcome.future.done():
+            _poll(outcome, many, False)
+        return
+    if not follow.switched:
+        return
+    plan_, result = follow.plan, follow.result
+    scores = [
+        heatmap_view(
+            result.text,
+            result.offsets,
+            result.prompt_length,
+            plan_.granularity,
+            method,
+            result,
+            rendered,
+            plan_.pattern,
+        ).scores
+        for method in (DEFAULT_METHOD, DELETION)
+    ]
+    found = compare_top(scores[0], scores[1], plan_.targets)
+    places = describe_segments(
+        plan_.segments, result.text, result.prompt_length, rendered.slots if rendered else ()
+    )
+
+    def named(index: int) -> str:
+        where = places[index]
+        return f"“{excerpt(plan_.segments[index].text, 60)}”" + (f" ({where})" if where else "")
+
+    line = (
+        f"Deleting each of the {len(plan_.targets)} prompt {many} in turn shows that "
+        f"{named(found.deletion_top[0])} matters most, not {named(found.gradient_top[0])} as first "
+        "estimated. "
+        + (
+            "The colours, the reading and the chart now show this check."
+            if follow.method == DELETION
+            else "Choose Deletion under Advanced to colour by it."
+        )
+    )
+    st.markdown(f"🔄 **A closer check moved the strongest part.** {plain_markdown(line)}")
+    seconds = result.diagnostics.get(DELETION, {}).get("seconds")
+    with st.expander(ENGINEER_DETAILS):
+        st.caption(
+            "First colours: the Deletion estimate; check: Deletion of every segment"
+            + (
+                f"; Spearman rank correlation {found.correlation:+.2f}"
+                if found.correlation is not None
+                else ""
+            )
+            + (f"; Deletion took {seconds:.1f} s" if isinstance(seconds, int | float) else "")
+            + "."
+        )
 
 
 # ---- "What if I delete this?" -------------------------------------------------------------
@@ -665,20 +776,22 @@ def pane_agreement(
     if result is None or pane.target is None:
         return
     prompt = result.text[: result.prompt_length]
-    chosen_plan = plan(result, granularity, pattern, pane.rendered, fallback=True)
+    chosen_plan = plan(result, granularity, pattern, pane.rendered, fallback=method != DEFAULT_METHOD)
     outcome = None
     if chosen_plan.runs:
         spans = token_spans(chosen_plan.segments, chosen_plan.targets)
         owner = f"{_owner()}::{pane.variant.uid}"
         outcome = _request(model, precision, prompt, pane.target.target, pane.target.span, spans, owner)
     shown = COMPARED_WITH if method == DELETION else method
-    follow = Follow(
-        merged(result, outcome, chosen_plan) if isinstance(outcome, SalienceResult) else result,
-        shown,
-        chosen_plan,
-        outcome,
-        method,
+    both = merged(result, outcome, chosen_plan) if isinstance(outcome, SalienceResult) else result
+    # A pane never switches on its own (the panes share one method and scale); it says so.
+    moved = (
+        method == DEFAULT_METHOD
+        and isinstance(outcome, SalienceResult)
+        and DEFAULT_METHOD in both.scores
+        and _top_moved(both, chosen_plan, pane.rendered)
     )
+    follow = Follow(both, shown, chosen_plan, outcome, method, switched=moved)
     agreement(
         follow,
         aggregation,

@@ -248,8 +248,10 @@ def settings_controls() -> tuple[GenerationSettings, int, TargetChoice | None]:
     )
     batch = cols[2].number_input("Batch size", 1, 64, key=state.EVAL_BATCH, help="Rows generated together.")
     why = cols[3].toggle(
-        "Explain each row", key=state.EVAL_WHY, help="Which template parts drove each row's output: the Deletion estimate over the template's parts "
-        "(about one second a row)."
+        "Explain each row",
+        key=state.EVAL_WHY,
+        help="Which template parts drove each row's output: the Deletion estimate over the template's parts "
+        "(about one second a row).",
     )
     anchor = st.text_input(
         "Explain the output part starting with",

@@ -35,10 +35,12 @@ from pathlib import Path
 import streamlit as st
 
 from components.session_work import stop_check
+from salience.agreement import deletion_targets, token_spans
 from salience.errors import CancelledError, ModelLoadError, WorkbenchError
-from salience.methods import DEFAULT_METHODS, DELETION
+from salience.methods import DEFAULT_METHOD, DELETION
 from salience.remote import ENGINE_ENV, EngineUnavailable, engine_url, is_engine_spec
 from salience.samples import find_sample
+from salience.segments import make_segments
 from salience.types import Generation, GenerationSettings, SalienceResult
 
 MODEL_ENV = "WORKBENCH_MODEL"
@@ -465,11 +467,14 @@ class ModelRegistry:
             final = step("decode graphs", "Compiling the decoder (first Generate)", decode)
             if not final.text:
                 return
-            step(
-                "salience graph",
-                "Compiling the salience graph (first click)",
-                lambda: self.salience(model, prompt, final.text, None, DEFAULT_METHODS, WARM_UP_PRECISION),
-            )
+
+            def first_click() -> None:
+                tokens, _ = model.tokenize_pair(prompt, final.text)
+                segments = make_segments(prompt + final.text, tokens.offsets, "sentences", len(prompt))
+                spans = token_spans(segments, deletion_targets(segments, len(prompt)))
+                self.salience(model, prompt, final.text, None, (DEFAULT_METHOD,), WARM_UP_PRECISION, spans)
+
+            step("salience graph", "Compiling the salience graph (first click)", first_click)
             step(
                 "deletion graphs",
                 "Compiling Deletion (runs after each click)",
@@ -617,15 +622,21 @@ class ModelRegistry:
         span: tuple[int, int] | None,
         methods: tuple[str, ...],
         precision: str,
+        segments: tuple[tuple[int, int], ...] | None = None,
     ) -> SalienceResult:
+        """``model.salience`` for a click, cached; ``segments`` (token spans) serve the methods
+        that score segments (the Deletion estimate, the page's default)."""
         if not hasattr(model, "url"):  # an engine's calls take no CPU here
             self.visitor_work(model.spec)
-        key = ("salience", model.spec, precision, prompt, target, span, methods)
+        segments = tuple(tuple(span) for span in segments) if segments is not None else None
+        key = ("salience", model.spec, precision, prompt, target, span, methods, segments)
         hit = self.cached(key)
         if hit is not None:
             return hit
         try:
-            result = model.salience(prompt, target, char_span=span, methods=methods, precision=precision)
+            result = model.salience(
+                prompt, target, char_span=span, methods=methods, precision=precision, segments=segments
+            )
         except ModelLoadError as error:
             self.engine_failed(model, error)
             raise

@@ -9,7 +9,7 @@ import streamlit as st
 
 from components import state
 from salience.errors import InputError
-from salience.methods import DELETION, ESTIMATE_METHODS, REGISTRY
+from salience.methods import DEFAULT_METHOD, DELETION, REGISTRY
 from salience.samples import load_samples, parse_jsonl
 from salience.segments import AGGREGATIONS, GRANULARITIES
 from salience.templates import RenderedPrompt, TemplateError, parse_template, render
@@ -279,12 +279,10 @@ GRANULARITY_ORDER = ("sentences", "lines", "paragraphs", "slots", "words", "toke
 
 
 def method_choices() -> list[str]:
-    """Grad L2 first (instant colours), then Deletion, the default signed method (the only one
-    whose sign means supported / worked against), then the other gradient methods. The Deletion
-    estimates (issue 21's research: `salience/estimate.py`) stay on the command line and in the
-    benchmark until the page passes them its segments and one of them becomes the default."""
-    first = [name for name in ("grad_l2", DELETION) if name in REGISTRY]
-    return first + [name for name in REGISTRY if name not in first and name not in ESTIMATE_METHODS]
+    """The default first (the Deletion estimate: faithful first colours at the speed of a click),
+    then Deletion (the reference it is checked against), then the other methods."""
+    first = [name for name in (DEFAULT_METHOD, DELETION, "grad_l2") if name in REGISTRY]
+    return first + [name for name in REGISTRY if name not in first]
 
 
 def method_help() -> str:
@@ -294,20 +292,18 @@ def method_help() -> str:
     )
 
 
+def method_line(method: str) -> str:
+    """One line a reviewer understands: what the colours show, and where to change them."""
+    spec = REGISTRY[method]
+    default = " (the default)" if method == DEFAULT_METHOD else ""
+    return f"**Colours:** {spec.label}{default} — {spec.plain}. Other methods are under **Advanced**."
+
+
 def salience_controls(
     keys: state.ControlKeys = state.WORKBENCH_CONTROLS,
 ) -> tuple[str, str, str | None, str, float]:
     """Method, granularity (+ custom pattern), colour intensity; aggregation under "Advanced"."""
     row = st.container(horizontal=True, wrap=True, gap="medium")  # wraps on narrow screens, never truncates
-    row.radio(
-        "Method",
-        method_choices(),
-        key=keys.method,
-        persist_state="session",
-        format_func=lambda name: REGISTRY[name].title,
-        help=method_help(),
-        width="content",
-    )
     row.selectbox(
         "Granularity",
         [name for name in GRANULARITY_ORDER if name in GRANULARITIES]
@@ -332,7 +328,18 @@ def salience_controls(
     )
     if st.session_state[keys.granularity] == "regex":
         st.text_input("Segment starts at (regular expression)", key=keys.regex, persist_state="session")
+    st.markdown(method_line(st.session_state[keys.method]))
     with st.expander("Advanced"):
+        choices = method_choices()
+        st.radio(
+            "Method",
+            choices,
+            key=keys.method,
+            persist_state="session",
+            format_func=lambda name: REGISTRY[name].title,
+            captions=[REGISTRY[name].trust for name in choices],
+            help=method_help(),
+        )
         st.radio(
             "Segment score (aggregation of its tokens)",
             AGGREGATIONS,

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from salience.errors import InputError, WorkbenchError
-from salience.methods import DEFAULT_IG_BASELINE, DEFAULT_IG_STEPS, IG_BASELINES, REGISTRY
+from salience.methods import DEFAULT_IG_BASELINE, DEFAULT_IG_STEPS, DEFAULT_METHOD, IG_BASELINES, REGISTRY
 from salience.segments import GRANULARITIES
 from salience.text import unescape
 
@@ -336,7 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--method",
         action="append",
         choices=sorted(REGISTRY),
-        help="repeatable; default grad_l2 and grad_dot_input; occlusion = Deletion (per segment: "
+        help=f"repeatable; default {DEFAULT_METHOD} (the page's first colours: Deletion estimated for every "
+        "segment of --granularity, the key ones deleted for real); occlusion = Deletion (per segment: "
         "use --granularity sentences/lines/paragraphs/slots)",
     )
     explain.add_argument(
@@ -351,7 +352,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=IG_BASELINES,
         help="integrated gradients: where the path starts for prompt tokens (default: zero embeddings)",
     )
-    explain.add_argument("--granularity", default="tokens", choices=GRANULARITIES)
+    explain.add_argument(
+        "--granularity",
+        default="sentences",
+        choices=GRANULARITIES,
+        help="the segments that are scored and listed (default: sentences, as on the page)",
+    )
     explain.add_argument("--regex", help="pattern marking segment starts (granularity regex)")
     explain.add_argument("--aggregate", default="sum", choices=("sum", "mean", "max"))
     explain.add_argument(

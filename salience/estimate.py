@@ -4,11 +4,12 @@
    with respect to every layer's attention to its tokens, from the queries outside it
    (`GemmaForward.attention_mask_gradients`). On the copy-from-context suite its top
    segment is Deletion's in every case.
-2. Two segments are then deleted for real, in the same request, reusing the keys and values
-   the backward pass computed as the shared prefix (`GemmaForward.suffix_log_probs`): the
-   segment holding the row that predicts the target (the cue, e.g. ``Answer:``; masking
-   attention cannot remove the row itself, so its estimate is structurally wrong) and the
-   estimate's top segment(s). Both are usually short suffixes.
+2. A few segments are then deleted for real, in the same request, reusing the keys and values
+   the backward pass computed as the shared prefix (`GemmaForward.suffix_log_probs`) and its
+   log p(target) as the baseline: first the segment holding the row that predicts the target
+   (the cue, e.g. ``Answer:``; masking attention cannot remove the row itself, so its estimate
+   is structurally wrong), then the highest estimates, while their cost stays within a budget
+   (half the backward pass, `CHECK_BUDGET`; a short prompt `CHECK_FLOOR` tokens).
 3. The other estimates are put on the same scale (nats) by the ratio of exact to estimated
    on the checked non-cue segments (the first-order estimate underestimates large effects).
 
@@ -26,7 +27,15 @@ import numpy as np
 
 from salience.occlusion import _score_rows, deletable_segments
 
-DEFAULT_CONFIRMED = 1
+DEFAULT_CONFIRMED = 3  # the highest estimates considered for an exact check, in order
+# Exact checks may cost this share of the backward pass they follow (`pass_cost`), so a click on
+# a long prompt costs at most ~1.5 gradient passes: the cue (a short suffix) nearly always fits,
+# the top estimate when what follows it is short enough, then the next ones. A short prompt may
+# spend up to CHECK_FLOOR tokens through the model (about a gradient pass over 100 tokens): its
+# click is quick anyway, and a long target (a headline for a short prompt) would otherwise leave
+# room for one check only. Measured in docs/FAITHFULNESS.md.
+CHECK_BUDGET = 0.5
+CHECK_FLOOR = 256
 
 
 @dataclass(frozen=True)
@@ -64,10 +73,34 @@ def cue_index(spans: Sequence[tuple[int, int]], target_start: int) -> int | None
     return None
 
 
-def exact_deletion(forward, ids, target_start, target_end, spans, cache=None) -> np.ndarray:
+def pass_cost(forward, length: int, target: int) -> float:
+    """A backward pass over ``length`` tokens, in tokens through every layer: a forward and a
+    backward over the sequence and two passes of the ``target`` rows through the vocabulary."""
+    return 2 * length + 2 * forward.vocabulary_cost * target
+
+
+def check_cost(forward, target: int, suffix: int) -> float:
+    """Deleting a span for real, in tokens through every layer: the ``suffix`` after it runs through
+    the layers and the ``target`` rows through the vocabulary."""
+    return suffix + forward.vocabulary_cost * target
+
+
+def exact_deletion(forward, ids, target_start, target_end, spans, cache=None, baseline=None) -> np.ndarray:
     """log p(target) − log p(target without the span), for a few spans, reusing ``cache`` (every
-    layer's keys and values of ``ids``) as the shared prefix where the family allows it."""
+    layer's keys and values of ``ids``) as the shared prefix where the family allows it.
+
+    ``baseline`` (log p(target) with the whole prompt, e.g. from the pass that made ``cache``)
+    saves the row that deletes nothing: one more pass over the target through the vocabulary."""
+    if baseline is not None:
+        values = _log_probs_without(forward, ids, target_start, target_end, list(spans), cache)
+        return (baseline - values).astype(np.float32)
     rows = [(target_start, target_start), *spans]
+    values = _log_probs_without(forward, ids, target_start, target_end, rows, cache)
+    return (values[0] - values[1:]).astype(np.float32)
+
+
+def _log_probs_without(forward, ids, target_start, target_end, rows, cache) -> np.ndarray:
+    """log p(target | ids without span) for each span in ``rows`` (an empty span deletes nothing)."""
     target = ids[target_start:target_end]
     if forward.shares_prefixes and cache is not None:
         # Rows of equal suffix length run together (the no-deletion row and the cue's are both
@@ -100,7 +133,7 @@ def exact_deletion(forward, ids, target_start, target_end, spans, cache=None) ->
             None,
             contextlib.nullcontext(),
         )
-    return (values[0] - values[1:]).astype(np.float32)
+    return values
 
 
 def deletion_estimate(
@@ -111,9 +144,11 @@ def deletion_estimate(
     segments: Sequence[tuple[int, int]],
     confirmed: int = DEFAULT_CONFIRMED,
     width: int = 0,
+    budget: float = CHECK_BUDGET,
 ) -> DeletionEstimate:
-    """Estimate Deletion for every segment from one backward pass; delete the cue segment and the
-    ``confirmed`` highest estimates for real (see the module docstring)."""
+    """Estimate Deletion for every segment from one backward pass; delete the cue segment and then
+    the highest of the first ``confirmed`` estimates for real, while the checks' cost stays within
+    ``budget`` (a share of the backward pass, or CHECK_FLOOR tokens). See the module docstring."""
     began = time.perf_counter()
     ids = [int(i) for i in ids[:target_end]]
     spans = deletable_segments(segments, target_start)
@@ -121,9 +156,24 @@ def deletion_estimate(
     estimate = np.asarray(gradients.per_segment, np.float64)
     cue = cue_index(spans, target_start)
     order = [int(i) for i in np.argsort(-estimate, kind="stable") if i != cue]
-    checked = order[:confirmed] + ([cue] if cue is not None else [])
+    target = target_end - target_start
+    allowed = max(budget * pass_cost(forward, target_end, target), CHECK_FLOOR)
+    checked, spent = [], 0.0
+    for index in ([cue] if cue is not None else []) + order[:confirmed]:
+        cost = check_cost(forward, target, 1 + target_end - spans[index][1])
+        if spent + cost <= allowed:
+            checked.append(index)
+            spent += cost
     exact = (
-        exact_deletion(forward, ids, target_start, target_end, [spans[i] for i in checked], gradients.cache)
+        exact_deletion(
+            forward,
+            ids,
+            target_start,
+            target_end,
+            [spans[i] for i in checked],
+            gradients.cache,
+            baseline=gradients.log_prob,
+        )
         if checked
         else np.zeros(0, np.float32)
     )

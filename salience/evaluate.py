@@ -22,6 +22,7 @@ import regex
 
 from salience.compare import TargetChoice, resolve_target
 from salience.errors import CancelledError, InputError
+from salience.methods import DEFAULT_METHOD
 from salience.segments import MAX_REGEX_LENGTH, REGEX_TIMEOUT_SECONDS
 from salience.templates import RenderedPrompt, TemplateError, parse_template, render
 from salience.text import excerpt, json_lines
@@ -31,7 +32,7 @@ MAX_ROWS = 2_000
 MAX_FILE_BYTES = 50_000_000
 MAX_CELL_CHARS = 20_000
 MAX_VARIANTS = 4
-FAST_METHOD = "grad_l2"
+FAST_METHOD = DEFAULT_METHOD  # per-row shares: the page's first colours
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 CHECK_KINDS = ("contains", "not-contains", "starts-with", "equals", "regex", "expected", "max-words", "json")
 CHECK_WORDS = {
@@ -655,13 +656,35 @@ def _row_shares(model, rendered: RenderedPrompt, output: str, target: TargetChoi
 def part_shares(
     model, rendered: RenderedPrompt, output: str, target: TargetChoice, method: str = FAST_METHOD
 ) -> dict[str, float] | None:
-    """Each template part's share of the salience for the target in this output (fast gradient
-    method); None when there is nothing to explain (empty output, empty reference)."""
+    """Each template part's share of the salience for the target in this output (the page's first
+    colours: the Deletion estimate over the template's parts); None when there is nothing to explain
+    (empty output, empty reference)."""
     resolved = resolve_target(target, rendered.text, output)
     if resolved is None or not resolved.target.strip():
         return None
-    result = model.salience(rendered.text, resolved.target, char_span=resolved.span, methods=(method,))
+    result = model.salience(
+        rendered.text,
+        resolved.target,
+        char_span=resolved.span,
+        methods=(method,),
+        segments=_slot_spans(model, rendered, resolved.target),
+    )
     return _shares(result, rendered, method)
+
+
+def _slot_spans(model, rendered: RenderedPrompt, target: str) -> list[tuple[int, int]]:
+    """Token spans of the template's parts with text, before the target (what Deletion removes)."""
+    from salience.segments import make_segments
+
+    tokens, _ = model.tokenize_pair(rendered.text, target)
+    segments = make_segments(
+        rendered.text + target, tokens.offsets, "slots", len(rendered.text), rendered.slots
+    )
+    return [
+        (seg.token_start, seg.token_end)
+        for seg in segments
+        if not seg.in_target and seg.token_start >= 1 and seg.token_end > seg.token_start and seg.text.strip()
+    ]
 
 
 def deletion_shares(
@@ -674,25 +697,16 @@ def deletion_shares(
     """Each template part's share by Deletion (each part deleted in turn): the slower check of the
     fast method's shares for one row."""
     from salience.methods import DELETION
-    from salience.segments import make_segments
 
     resolved = resolve_target(target, rendered.text, output)
     if resolved is None or not resolved.target.strip():
         return None
-    tokens, _ = model.tokenize_pair(rendered.text, resolved.target)
-    text = rendered.text + resolved.target
-    segments = make_segments(text, tokens.offsets, "slots", len(rendered.text), rendered.slots)
-    spans = [
-        (seg.token_start, seg.token_end)
-        for seg in segments
-        if not seg.in_target and seg.token_start >= 1 and seg.token_end > seg.token_start and seg.text.strip()
-    ]
     result = model.salience(
         rendered.text,
         resolved.target,
         char_span=resolved.span,
         methods=(DELETION,),
-        segments=spans,
+        segments=_slot_spans(model, rendered, resolved.target),
         cancelled=cancelled,
     )
     return _shares(result, rendered, DELETION)

@@ -12,7 +12,7 @@ from salience.errors import InputError
 from salience.methods import (
     DEFAULT_IG_BASELINE,
     DEFAULT_IG_STEPS,
-    DEFAULT_METHODS,
+    DEFAULT_METHOD,
     DELETION,
     get_method,
     segment_aggregation,
@@ -114,8 +114,8 @@ class ExplainRequest:
     target: str
     rendered: RenderedPrompt | None = None
     span: tuple[int, int] | None = None  # characters in prompt + target; None = the whole target
-    methods: tuple[str, ...] = DEFAULT_METHODS
-    granularity: str = "tokens"
+    methods: tuple[str, ...] = (DEFAULT_METHOD,)
+    granularity: str = "sentences"
     pattern: str | None = None
     aggregation: str = "sum"
     integrated_steps: int = DEFAULT_IG_STEPS
@@ -123,7 +123,7 @@ class ExplainRequest:
     top: int = 10
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "methods", tuple(dict.fromkeys(self.methods or DEFAULT_METHODS)))
+        object.__setattr__(self, "methods", tuple(dict.fromkeys(self.methods or (DEFAULT_METHOD,))))
         if self.granularity == "slots" and self.rendered is None:
             raise InputError("The 'slots' granularity needs a template (--template-file).")
 
@@ -140,7 +140,7 @@ def explain_request(request: ExplainRequest, model: LanguageModel) -> dict:
     """Run ``explain`` on a loaded model; returns the JSON payload (with a text report)."""
     prompt, target, rendered = request.prompt, request.target, request.rendered
     segments = None
-    if DELETION in request.methods:
+    if any(get_method(name).aggregation for name in request.methods):  # Deletion and its estimate
         tokens, _ = model.tokenize_pair(prompt, target)
         segments = [
             (seg.token_start, seg.token_end)

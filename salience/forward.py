@@ -8,6 +8,7 @@ Two things make these fast on a CPU:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -366,7 +367,7 @@ class GemmaForward:
             x = self.block_tail(layer, x, vector)
         return self.backbone.layer_norm(x), tuple(cache)
 
-    def _mask_gradient_graph(self, token_ids, positions, target_ids, weights, segment_matrix):
+    def _mask_gradient_graph(self, token_ids, positions, target_ids, weights):
         embeddings = self.embed(token_ids)
         length = tf.shape(token_ids)[1]
         pair_bias = tf.zeros([length, length], tf.float32)
@@ -376,13 +377,9 @@ class GemmaForward:
             log_prob = tf.reduce_sum(
                 self._picked_log_probs(hidden, positions[None] - 1, target_ids[None], weights[None])
             )
-        # pair[t, j]: d log p / d (logit of query t on key j), summed over layers and heads.
-        pair = tape.gradient(log_prob, pair_bias)
-        per_key = tf.reduce_sum(pair, axis=0)
-        by_segment = tf.matmul(pair, segment_matrix)  # [T, N]: query t's total on segment n's keys
-        # Leave out the rows of the segment's own tokens: once it is deleted nothing reads them.
-        other_rows = tf.reduce_sum(by_segment * (1.0 - segment_matrix), axis=0)
-        return log_prob, per_key, other_rows, cache
+        # pair[t, j]: d log p / d (logit of query t on key j), summed over layers and heads. The
+        # segments are summed outside the graph, so one trace serves every segmentation.
+        return log_prob, tape.gradient(log_prob, pair_bias), cache
 
     def attention_mask_gradients(
         self,
@@ -397,18 +394,19 @@ class GemmaForward:
         pass. Per segment S (token spans), Σ over the keys in S from every query outside S.
         Also returns each layer's keys and values (the prefix cache for exact Deletion)."""
         token_ids, positions, target_ids, weights = self._pack(ids, target_start, target_end, width)
-        length = int(token_ids.shape[1])
-        matrix = np.zeros((length, bucket(max(len(segments), 1), MIN_TARGET_BUCKET)), np.float32)
-        for index, (start, end) in enumerate(segments):
-            matrix[start:end, index] = 1.0
-        log_prob, per_key, other_rows, cache = self._mask_gradients(
-            token_ids, positions, target_ids, weights, tf.constant(matrix)
-        )
+        log_prob, pair, cache = self._mask_gradients(token_ids, positions, target_ids, weights)
         n = len(ids)
+        pair = pair.numpy()[:n, :n].astype(np.float64)
+        per_segment = np.zeros(len(segments), np.float64)
+        for index, (start, end) in enumerate(segments):
+            # Every query's total on the segment's keys, leaving out the rows of the segment's own
+            # tokens: once it is deleted nothing reads them.
+            on_keys = pair[:, start:end].sum(axis=1)
+            per_segment[index] = on_keys.sum() - on_keys[start:end].sum()
         return AttentionMaskGradients(
             log_prob=float(log_prob),
-            per_token=per_key.numpy()[:n],
-            per_segment=other_rows.numpy()[: len(segments)],
+            per_token=pair.sum(axis=0).astype(np.float32),
+            per_segment=per_segment.astype(np.float32),
             cache=tuple((keys[:, :n], values[:, :n]) for keys, values in cache),
         )
 
@@ -466,6 +464,16 @@ class GemmaForward:
             tf.constant(target_ids, tf.int32),
             tf.constant(weights, tf.float32),
         ).numpy()
+
+    @functools.cached_property
+    def vocabulary_cost(self) -> float:
+        """One row through the vocabulary (the output projection), in tokens through every layer:
+        the embedding table's size over the layers' weights (~1.7 for Gemma 3 270M)."""
+        table = int(np.prod(self.backbone.token_embedding.embeddings.shape))
+        layers = sum(
+            int(np.prod(w.shape)) for layer in self.backbone.transformer_layers for w in layer.weights
+        )
+        return table / max(layers, 1)
 
     @property
     def shares_prefixes(self) -> bool:

@@ -17,7 +17,10 @@ import numpy as np
 
 from salience.errors import InputError
 
-DEFAULT_METHODS = ("grad_l2", "grad_dot_input")
+DEFAULT_METHODS = ("grad_l2", "grad_dot_input")  # what a call without ``methods`` computes
+# The page's, the CLI's and the engine's first colours: Deletion estimated for every segment and
+# checked exactly where it matters (docs/FAITHFULNESS.md). Needs the view's segments.
+DEFAULT_METHOD = "deletion_estimate"
 GRADIENT_METHODS = ("grad_l2", "grad_dot_input", "integrated_gradients")
 ESTIMATE_METHODS = ("attention_mask", "deletion_estimate")
 DELETION = "occlusion"
@@ -107,6 +110,8 @@ class SalienceMethod:
     low_words: str
     high_words: str
     compute: Callable[[GradientContext], np.ndarray] | None = None
+    aggregation: str | None = None  # how its token scores roll into segments, whatever is chosen
+    trust: str = ""  # what the faithfulness benchmark measured, in a line (the method picker shows it)
 
     @property
     def segment_level(self) -> bool:
@@ -137,8 +142,12 @@ def get_method(name: str) -> SalienceMethod:
 
 def segment_aggregation(method: str, aggregation: str) -> str:
     """How to roll a method's token scores into segments: segment-level scores are already per
-    segment (every token carries it), so they are averaged whatever the user chose."""
-    return "mean" if get_method(method).segment_level else aggregation
+    segment (every token carries it), so they are averaged; the Deletion estimate's tokens add
+    up to their segment's score, so they are summed; other methods follow the user's choice."""
+    spec = get_method(method)
+    if spec.aggregation:
+        return spec.aggregation
+    return "mean" if spec.segment_level else aggregation
 
 
 register(
@@ -154,6 +163,8 @@ register(
         low_words="little sensitivity",
         high_words="output most sensitive to this",
         compute=lambda ctx: np.linalg.norm(ctx.gradient, axis=-1),
+        trust="Puts Deletion's top part first in 58% of the copy tasks, 38% of the sample prompts and "
+        "14% of the realistic prompts (sentences).",
     )
 )
 register(
@@ -170,6 +181,8 @@ register(
         low_words="negative score",
         high_words="positive score",
         compute=lambda ctx: np.sum(ctx.gradient * ctx.embeddings, axis=-1),
+        trust="Puts Deletion's top part first in 23% of the copy tasks, 12% of the sample prompts and 6% "
+        "of the realistic prompts; its sign often points the wrong way.",
     )
 )
 register(
@@ -187,6 +200,7 @@ register(
         low_words="negative score",
         high_words="positive score",
         compute=lambda ctx: np.sum(ctx.integrated.attributions, axis=-1),
+        trust="Puts Deletion's top part first in 79% of the copy tasks and 38% of the sample prompts; slow.",
     )
 )
 register(
@@ -204,6 +218,8 @@ register(
         low_words="output likelier without it (estimate)",
         high_words="output less likely without it (estimate)",
         compute=lambda ctx: ctx.attention_mask.per_token,
+        trust="Puts Deletion's top part first in 100% of the copy tasks, 50% of the sample prompts and "
+        "25% of the realistic prompts: it cannot see the line the output is predicted from.",
     )
 )
 
@@ -219,16 +235,20 @@ register(
     SalienceMethod(
         name="deletion_estimate",
         label="Deletion estimate",
-        plain="what removing it does, estimated then checked",
+        plain="what removing each part does (estimated, key parts checked)",
         signed=True,
-        directional=False,
-        description="Deletion's scores, in nats, for every segment at the cost of about one gradient pass: "
-        "an attention-mask gradient estimates every segment, and the line the output is predicted from "
-        "plus the top estimate are deleted for real in the same pass. Each segment's tokens add up to its "
-        "score (use sum). Without segments it is the attention mask gradient.",
-        low_words="output likelier without it",
-        high_words="output less likely without it",
+        directional=True,
+        description="How much less (or more) likely the selected output becomes without each part of the "
+        "prompt, in nats, at about the cost of one gradient pass: an attention-mask gradient estimates "
+        "every part, and the line the output is predicted from plus the strongest estimate are deleted "
+        "for real in the same pass. Positive: the part supported the output. Each part's tokens add up to "
+        "its score. Without segments it is the attention mask gradient.",
+        low_words="worked against (output likelier without it)",
+        high_words="supported (output less likely without it)",
         compute=_deletion_estimate,
+        aggregation="sum",
+        trust="Puts Deletion's top part first in 100% of the copy tasks, 100% of the sample prompts and "
+        "100% of the realistic prompts (sentences).",
     )
 )
 register(
@@ -244,5 +264,7 @@ register(
         "it). One pass per segment: use sentences, lines, paragraphs or template parts.",
         low_words="worked against (output likelier without it)",
         high_words="supported (output less likely without it)",
+        aggregation="mean",
+        trust="The reference the others are measured against; one pass per part, so seconds to minutes.",
     )
 )

@@ -343,6 +343,17 @@ class LanguageModel(TextCalls):
                 log_prob = integrated.log_prob_input
             if "grad_l2" in scores or "grad_dot_input" in scores:
                 log_prob = context.log_prob
+            estimate = context.deletion_estimate if "deletion_estimate" in scores else None
+            if estimate is not None:
+                diagnostics["deletion_estimate"] = {
+                    "checked": [list(estimate.segments[i]) for i in estimate.confirmed],
+                    "scale": round(estimate.scale, 4),
+                    "log_prob": estimate.log_prob,
+                    "seconds": round(estimate.seconds, 4),
+                }
+                log_prob = estimate.log_prob
+            elif "attention_mask" in scores or "deletion_estimate" in scores:
+                log_prob = context.attention_mask.log_prob
         scores = {method.name: scores[method.name] for method in chosen}
         parameters: dict[str, dict] = {method.name: {} for method in chosen}
         if "integrated_gradients" in parameters:

@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 
 from components import state
 from components.model_resource import MODEL_ENV
-from salience.methods import get_method
+from salience.methods import DEFAULT_METHOD, get_method
 
 APP = str(__import__("pathlib").Path(__file__).resolve().parents[2] / "app.py")
 
@@ -69,7 +69,7 @@ def test_linked_controls_and_one_scale(compared, monkeypatch):
     shared = next(h.proto.body for h in compared.get("html") if "shared-legend" in h.proto.body)
     assert panes[0]["legend_note"].split(" · ")[0] in shared
     assert compared.session_state[state.COMPARE_CONTROLS.method] == "grad_dot_input"
-    assert compared.session_state[state.WORKBENCH_CONTROLS.method] == "grad_l2"  # the workbench keeps its own
+    assert compared.session_state[state.WORKBENCH_CONTROLS.method] == DEFAULT_METHOD  # the workbench keeps its own
     caption = next(m.value for m in compared.markdown if m.value.startswith("**Explaining"))
     assert f"· {get_method('grad_dot_input').label} ·" in caption
 

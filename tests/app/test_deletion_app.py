@@ -1,5 +1,6 @@
-"""Deletion on the workbench (AppTest, tiny model): it follows the gradient colours, says whether
-the methods agree, switches the colours to Deletion, and answers "What if I delete this?"."""
+"""Deletion on the workbench (AppTest, tiny model): it checks the first colours (the Deletion
+estimate, quiet unless the check moves the strongest part), follows a chosen gradient method with
+an agreement line, switches the colours to Deletion, and answers "What if I delete this?"."""
 
 from __future__ import annotations
 
@@ -9,11 +10,49 @@ from apptest_helpers import button
 
 from components import state
 from components.deletion import DeletionJob, progress_text, runner
-from salience.methods import DELETION
+from salience.methods import DEFAULT_METHOD, DELETION
 
 
 def select(app, label):
     return next(s for s in app.selectbox if s.label == label)
+
+
+def choose_method(app, name):
+    """The method radio under Advanced (the page shows the default's one line otherwise)."""
+    next(r for r in app.radio if r.label == "Method").set_value(name).run()
+    assert not app.exception, app.exception
+
+
+def wait_for_check(app, timeout=120.0):
+    """Rerun until this session's Deletion check has finished."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = runner().job(app.session_state[state.DELETION_OWNER])
+        if job is not None and job.future.done():
+            app.run()
+            assert not app.exception, app.exception
+            return job
+        if job is not None:
+            job.future.exception(timeout=max(0.1, deadline - time.monotonic()))
+        app.run()
+        assert not app.exception, app.exception
+    raise AssertionError("the Deletion check did not finish")
+
+
+def test_the_default_colours_are_checked_quietly_and_switch_only_when_the_check_disagrees(app):
+    generate(app)
+    assert app.session_state[state.WORKBENCH_CONTROLS.method] == DEFAULT_METHOD
+    assert any(m.value.startswith("**Colours:** Deletion estimate (the default)") for m in app.markdown)
+    assert any("By Deletion estimate" in m.value for m in app.markdown if "Reading:" in m.value)
+    wait_for_check(app)
+    reading = next(m.value for m in app.markdown if "Reading:" in m.value)
+    moved = markdown_with(app, "A closer check moved the strongest part")
+    assert not markdown_with(app, "Deletion check:")  # no agreement line for the default
+    if moved:  # the whole page follows the check, and says so once
+        assert len(moved) == 1 and "By Deletion," in reading
+        assert "now show this check" in moved[0]
+    else:
+        assert "By Deletion estimate" in reading
 
 
 def generate(app):
@@ -43,6 +82,7 @@ def wait_for_agreement(app, timeout=120.0):
 
 def test_deletion_follows_the_gradient_colours_with_an_agreement_line(app):
     generate(app)
+    choose_method(app, "grad_l2")
     select(app, "Granularity").set_value("sentences").run()
     assert any("Reading:" in m.value and "By Grad L2" in m.value for m in app.markdown)
     line = wait_for_agreement(app)
@@ -62,6 +102,7 @@ def test_deletion_follows_the_gradient_colours_with_an_agreement_line(app):
 def test_words_over_the_limit_follow_at_sentence_level(app):
     generate(app)
     assert app.session_state[state.WORKBENCH_CONTROLS.granularity] == "sentences"  # the default
+    choose_method(app, "grad_l2")
     select(app, "Granularity").set_value("words").run()  # the finer unit, chosen on purpose
     line = wait_for_agreement(app)
     assert "sentence" in line  # the prompt has more words than Deletion runs on: sentences instead
@@ -69,6 +110,7 @@ def test_words_over_the_limit_follow_at_sentence_level(app):
 
 def test_switch_to_deletion_colours(app):
     generate(app)
+    choose_method(app, "grad_l2")
     select(app, "Granularity").set_value("sentences").run()
     wait_for_agreement(app)
     button(app, "Show Deletion colours").click().run()
@@ -86,7 +128,7 @@ def test_deletion_over_the_limit_says_so_and_offers_sentences(app):
     next(r for r in app.radio if r.label == "Method").set_value(DELETION).run()
     assert not app.exception, app.exception
     assert any("over the limit" in w.value and "coarser granularity" in w.value for w in app.warning)
-    assert any("By Grad L2" in m.value for m in app.markdown)  # colours still shown meanwhile
+    assert any("By Deletion estimate" in m.value for m in app.markdown)  # first colours meanwhile
     button(app, "Use sentences").click().run()
     assert app.session_state[state.WORKBENCH_CONTROLS.granularity] == "sentences"
     wait_for_agreement(app)
@@ -115,6 +157,7 @@ def test_one_sentence_prompt_has_nothing_to_compare(app):
     next(t for t in app.text_area if t.label == "Prompt template").input("Cheese is tasty").run()
     next(t for t in app.text_area if t.label.startswith("Reference target")).input(" Avoid.").run()
     next(c for c in app.checkbox if c.label.startswith("Explain the reference")).check().run()
+    choose_method(app, "grad_l2")
     select(app, "Granularity").set_value("sentences").run()
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not any("nothing to compare" in i.value for i in app.info):
@@ -155,7 +198,7 @@ def test_progress_says_what_runs_and_how_far():
     job = DeletionJob(("k",), done=6, total=23)
     assert "5 of 22 sentences" in progress_text(job, "sentences", False)
     assert "in the background" in progress_text(job, "sentences", False)
-    assert "Grad L2 is shown until" in progress_text(job, "sentences", True)
+    assert "the first colours are shown until" in progress_text(job, "sentences", True)
     assert "waiting for the model" in progress_text(DeletionJob(("k",)), "lines", False)
     assert "0 s so far" in progress_text(DeletionJob(("k",)), "lines", False)
 
@@ -168,6 +211,7 @@ def test_compare_panes_each_get_an_agreement_line_and_deletion_as_a_method(app):
         button(app, "📌 Send to compare").click().run()
     app.switch_page("app_pages/compare.py").run()
     assert not app.exception, app.exception
+    choose_method(app, "grad_l2")  # the default speaks only when its check disagrees
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and len(markdown_with(app, "Deletion check:")) < 2:
         time.sleep(0.2)

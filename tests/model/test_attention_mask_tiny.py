@@ -135,6 +135,40 @@ def test_estimate_checks_the_cue_and_its_top_exactly(lm):
     assert estimate.scale > 0
 
 
+def test_checks_stay_within_the_budget_cue_first(lm, monkeypatch):
+    """The cue is checked first, then the highest estimates in order, while their cost (tokens
+    through the model) fits half the backward pass, or the floor for a short prompt."""
+    import salience.estimate as estimate_module
+
+    ids, first, spans = _case(lm)
+    forward = lm.forward_for("float32")
+    target = len(ids) - first
+    cue = cue_index(spans, first)
+    monkeypatch.setattr(estimate_module, "CHECK_FLOOR", 10**6)  # room for every check
+    everything = deletion_estimate(forward, ids, first, len(ids), spans, confirmed=3)
+    order = [int(i) for i in np.argsort(-everything.estimate, kind="stable") if i != cue]
+    assert everything.confirmed == (cue, *order[:3])
+    monkeypatch.setattr(estimate_module, "CHECK_FLOOR", 0)
+    none = deletion_estimate(forward, ids, first, len(ids), spans, budget=0.0)
+    assert none.confirmed == () and none.scale == 1.0
+    np.testing.assert_allclose(none.scores, none.estimate, rtol=1e-6)
+    cue_cost = estimate_module.check_cost(forward, target, 1 + len(ids) - spans[cue][1])
+    just_the_cue = cue_cost / estimate_module.pass_cost(forward, len(ids), target)
+    only = deletion_estimate(forward, ids, first, len(ids), spans, budget=just_the_cue * 1.0001)
+    assert only.confirmed == (cue,)
+
+
+def test_the_pass_log_prob_is_the_baseline(lm):
+    """Checks measure against the backward pass's own log p(target) (no extra row)."""
+    ids, first, spans = _case(lm)
+    forward = lm.forward_for("float32")
+    gradients = forward.attention_mask_gradients(ids, first, len(ids))
+    cache = gradients.cache if forward.shares_prefixes else None
+    with_row = exact_deletion(forward, ids, first, len(ids), spans, cache)
+    from_pass = exact_deletion(forward, ids, first, len(ids), spans, cache, baseline=gradients.log_prob)
+    np.testing.assert_allclose(from_pass, with_row, atol=2e-4)
+
+
 def test_exact_deletion_reusing_the_pass_cache_equals_deleting(lm):
     ids, first, spans = _case(lm)
     forward = lm.forward_for("float32")

@@ -8,6 +8,7 @@ import pytest
 from tiny_models import tiny_gemma3, write_gguf
 
 from salience.cli import main
+from salience.methods import DEFAULT_METHOD
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
 
@@ -23,6 +24,23 @@ def run(capsys, *args):
     status = main(list(args))
     out, err = capsys.readouterr()
     return status, out, err
+
+
+def test_explain_without_a_method_computes_the_pages_default(tmp_path, capsys, tiny_spec):
+    """No --method: the Deletion estimate over sentences, named first in the JSON's methods."""
+    prompt = tmp_path / "prompt.txt"
+    prompt.write_text("Taste-likes: Cheese. Taste-dislikes: Fish.\nRecommendation:")
+    status, out, err = run(
+        capsys, "explain", "--model", tiny_spec, "--prompt-file", str(prompt), "--target", " Avoid it.", "--json"
+    )
+    assert status == 0, err
+    payload = json.loads(out)
+    assert payload["methods"][0] == DEFAULT_METHOD == "deletion_estimate"
+    assert payload["granularity"] == "sentences"
+    checked = payload["diagnostics"][DEFAULT_METHOD]["checked"]
+    assert checked and all(end > start for start, end in checked)  # some segments deleted for real
+    prompt_rows = [row for row in payload["segments"] if not row["in_target"]]
+    assert any(abs(row[DEFAULT_METHOD]) > 0 for row in prompt_rows)
 
 
 def test_explain_json_is_aligned(tmp_path, capsys, tiny_spec):
@@ -87,9 +105,9 @@ def test_explain_template_rollup(tmp_path, capsys, tiny_spec):
     )
     assert status == 0, err
     payload = json.loads(out)
-    names = [row["name"] for row in payload["rollup"]["grad_l2"]]
+    names = [row["name"] for row in payload["rollup"][DEFAULT_METHOD]]
     assert names == ["text 1", "food", "text 2", "bad", "text 3"]
-    assert sum(row["share"] for row in payload["rollup"]["grad_l2"]) == pytest.approx(1.0)
+    assert sum(row["share"] for row in payload["rollup"][DEFAULT_METHOD]) == pytest.approx(1.0)
     status, out, _ = run(
         capsys,
         "explain",

@@ -11,6 +11,7 @@ import pytest
 
 from salience.errors import InputError
 from salience.explain import ExplainRequest
+from salience.methods import DEFAULT_METHOD
 from salience.text import escape, escape_braces, excerpt, unescape
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,6 +83,6 @@ def test_explain_request_takes_plain_values_and_checks_before_any_model():
     request = ExplainRequest.from_template("Say {word}.", ["word=hi"], " ok", methods=("grad_l2", "grad_l2"))
     assert request.prompt == "Say hi." and request.rendered is not None
     assert request.methods == ("grad_l2",)
-    assert ExplainRequest("p", "t", methods=()).methods == ("grad_l2", "grad_dot_input")
+    assert ExplainRequest("p", "t", methods=()).methods == (DEFAULT_METHOD,)  # the page's default
     with pytest.raises(InputError, match="slots"):
         ExplainRequest("p", "t", granularity="slots")
