@@ -153,6 +153,19 @@ def _create(
     st.rerun()
 
 
+def _lines(text: str) -> str:
+    """A reply as the reviewer reads it: its own line breaks kept, nothing formatted."""
+    return "  \n".join(plain_markdown(line) for line in text.strip().splitlines())
+
+
+def _inputs(values: dict[str, str]) -> str:
+    """The row's values under readable names ("food_likes" reads "Food likes")."""
+    return "  \n".join(
+        f"**{plain_markdown(name.replace('_', ' ').strip().capitalize())}:** {plain_markdown(value)}"
+        for name, value in values.items()
+    )
+
+
 # ---- the reviewer's page ------------------------------------------------------------------------
 def _save_name() -> None:
     browser, name = browser_id(), st.session_state[state.REVIEWER]
@@ -254,16 +267,13 @@ def reviewer_view(
     given = mine.get(item.id)
     st.markdown(f"**Item {at + 1} of {len(queue)}**")
     with st.container(key="review-inputs", border=True):
-        st.markdown(
-            "  \n".join(f"**{plain_markdown(k)}:** {plain_markdown(v)}" for k, v in item.inputs.items())
-            or "(no inputs)"
-        )
+        st.markdown(_inputs(item.inputs) or "(no inputs)")
     sides = (item.outputs[left], item.outputs[1 - left])
     columns = st.columns(2, gap="medium")
     for column, label, text in zip(columns, ("A", "B"), sides):
         with column, st.container(key=f"review-side-{label}", border=True):
             st.markdown(f"### {label}")
-            st.markdown(plain_markdown(text.strip()) or "*(empty reply)*")
+            st.markdown(_lines(text) or "*(empty reply)*")
     if review.ask_reason:
         reason_key = state.child_key(state.REVIEW_REASON, item.id)
         if reason_key not in st.session_state and given is not None:
@@ -432,9 +442,7 @@ def _items(review: StoredReview, summary: rv.ReviewSummary) -> None:
         head = f"Item {item.position + 1}" + (f" (row {item.row + 1})" if item.row is not None else "")
         head += f" · {len(given)} answer(s)" + (f" · ⚠️ {', '.join(marks)}" if marks else "")
         with st.expander(head):
-            st.markdown(
-                "  \n".join(f"**{plain_markdown(k)}:** {plain_markdown(v)}" for k, v in item.inputs.items())
-            )
+            st.markdown(_inputs(item.inputs))
             columns = st.columns(2)
             for index, column in enumerate(columns):
                 with column:
@@ -442,7 +450,7 @@ def _items(review: StoredReview, summary: rv.ReviewSummary) -> None:
                         item.passed[index]
                     ]
                     st.markdown(f"**{plain_markdown(review.names[index])}**{check}")
-                    st.markdown(plain_markdown(item.outputs[index].strip()) or "*(empty reply)*")
+                    st.markdown(_lines(item.outputs[index]) or "*(empty reply)*")
                     if st.button(
                         "Open in the workbench", key=state.child_key(state.REVIEW_OPEN, f"{item_id}:{index}")
                     ):
