@@ -81,6 +81,20 @@ def left_variant(review_key: str, item_key: object, reviewer: str) -> int:
     return digest[0] & 1
 
 
+def balanced_sides(review_key: str, item_keys: Sequence[object], reviewer: str) -> dict[object, int]:
+    """Which variant each item shows on the left for one reviewer: drawn at random per item and
+    reviewer (the same on every visit), yet balanced, each variant on the left for half the items
+    (one more for an odd count), so the side an output is shown on cannot stand in for the variant."""
+    ranked = sorted(
+        item_keys,
+        key=lambda item: hashlib.sha256(
+            f"{review_key}\x00{item}\x00{reviewer_key(reviewer)}".encode()
+        ).digest(),
+    )
+    offset = left_variant(review_key, "", reviewer)
+    return {item: (rank + offset) % 2 for rank, item in enumerate(ranked)}
+
+
 def reviewer_key(name: str) -> str:
     """Who a name is: runs of spaces made one, case ignored ("Ana  Lopez" is "ana lopez")."""
     return " ".join(name.split()).casefold()

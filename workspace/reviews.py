@@ -73,7 +73,9 @@ class StoredReview:
     def left(self, item_id: int, reviewer: str) -> int:
         """The side a reviewer sees the first variant on: as recorded, else as drawn for them."""
         given = self.mine(reviewer).get(item_id)
-        return given.left if given else rv.left_variant(self.uid, item_id, reviewer)
+        if given is not None:
+            return given.left
+        return rv.balanced_sides(self.uid, [item.id for item in self.items], reviewer)[item_id]
 
 
 @dataclass(frozen=True)

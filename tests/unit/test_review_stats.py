@@ -10,6 +10,7 @@ from salience.review import (
     ReviewItem,
     Verdict,
     agreement,
+    balanced_sides,
     button_for,
     check_conflicts,
     choice_for,
@@ -84,6 +85,10 @@ def test_sides_are_stable_random_and_recorded_in_variant_terms():
     assert sides == [left_variant("rev", item, "  ANA ") for item in range(200)]
     assert 70 < sum(sides) < 130  # both sides, about half each
     assert sides != [left_variant("rev", item, "Ben") for item in range(200)]
+    balanced = balanced_sides("rev", list(range(101)), "Ana")
+    assert sorted(balanced) == list(range(101)) and sum(balanced.values()) in (50, 51)
+    assert balanced == balanced_sides("rev", list(range(101)), "ana")
+    assert balanced != balanced_sides("rev", list(range(101)), "Ben")
     for left in (0, 1):
         for button in ("A", "B", "same", "neither"):
             assert button_for(choice_for(button, left), left) == button
