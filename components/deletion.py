@@ -35,6 +35,7 @@ from salience.agreement import (
     agreement_line,
     compare_top,
     deletion_targets,
+    redundancy_sentence,
     token_spans,
     unit_names,
     without_segment,
@@ -43,7 +44,7 @@ from salience.compare import output_diff
 from salience.describe import describe_segments
 from salience.errors import CancelledError, InputError, WorkbenchError
 from salience.methods import DEFAULT_METHOD, DELETION, get_method
-from salience.occlusion import MAX_DELETION_SEGMENTS
+from salience.occlusion import MAX_DELETION_SEGMENTS, Redundancy
 from salience.segments import Segment
 from salience.templates import RenderedPrompt
 from salience.text import excerpt, plain_duration
@@ -524,6 +525,7 @@ def agreement(
         )
         icon = "✅" if found.agree else "⚖️"
         st.markdown(f"{icon} **Deletion check:** {plain_markdown(line)}")
+        redundancy_note(follow, rendered)
         st.caption(
             f"Deletion removed each of the {len(candidates)} prompt {many} in turn and measured how much "
             f"less likely the selection became; the top {found.k} of each method are compared by position."
@@ -550,6 +552,29 @@ def agreement(
             )
 
 
+def redundancy_note(follow: Follow, rendered: RenderedPrompt | None) -> None:
+    """One line when the check found two parts that each give the answer (both score little alone)."""
+    result, plan_ = follow.result, follow.plan
+    pair = result.diagnostics.get(DELETION, {}).get("pair")
+    if not pair:
+        return
+    redundancy = Redundancy((0, 1), tuple(pair["alone"]), pair["together"])
+    spans = [(seg.token_start, seg.token_end) for seg in plan_.segments]
+    found = [spans.index(tuple(span)) for span in pair["segments"] if tuple(span) in spans]
+    if not redundancy.redundant or len(found) != 2:
+        return
+    places = describe_segments(
+        plan_.segments, result.text, result.prompt_length, rendered.slots if rendered else ()
+    )
+
+    def named(index: int) -> str:
+        where = places[index]
+        return f"“{excerpt(plan_.segments[index].text, 60)}”" + (f" ({where})" if where else "")
+
+    line = redundancy_sentence(named(found[0]), named(found[1]), redundancy.together)
+    st.markdown(f"🔁 **Two parts each give the answer.** {plain_markdown(line)}")
+
+
 def _quiet_check(follow: Follow, many: str, rendered: RenderedPrompt | None) -> None:
     """The default colours' check: progress while it runs, then one line only if it moved the
     strongest part (the page already shows Deletion then); nothing when it agrees."""
@@ -560,6 +585,8 @@ def _quiet_check(follow: Follow, many: str, rendered: RenderedPrompt | None) -> 
         elif not outcome.future.done():
             _poll(outcome, many, False)
         return
+    if outcome is not None:
+        redundancy_note(follow, rendered)
     if not follow.switched:
         return
     plan_, result = follow.plan, follow.result

@@ -14,6 +14,7 @@ counterfactual (no Streamlit, no model):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -222,3 +223,21 @@ def without_segment(prompt: str, start: int, end: int) -> str:
     if not rest.strip():
         raise InputError("That segment is the whole prompt: without it there is nothing to generate from.")
     return rest
+
+
+def times_less_likely(nats: float) -> str:
+    """'about 40 times less likely' for a drop in log-probability, in words (no units)."""
+    factor = math.exp(min(nats, 700.0))
+    if factor >= 1000:
+        return "more than a thousand times less likely"
+    if factor >= 10:
+        return f"about {round(factor, -1 if factor >= 100 else 0):.0f} times less likely"
+    return f"about {factor:.1f} times less likely".replace(".0 times", " times")
+
+
+def redundancy_sentence(first: str, second: str, together: float) -> str:
+    """The reading of two parts that each suffice (`salience.occlusion.Redundancy`)."""
+    return (
+        f"{first} and {second} each give the answer: removing either one alone changes little, "
+        f"removing both makes the selection {times_less_likely(together)}."
+    )

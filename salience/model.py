@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from salience.errors import ContextLengthError, InputError
+from salience.errors import CancelledError, ContextLengthError, InputError
 from salience.forward import GemmaForward, backbone_copy, bucket, causal_lm_at, model_family
 from salience.methods import (
     DEFAULT_IG_BASELINE,
@@ -20,7 +20,7 @@ from salience.methods import (
     GradientContext,
     get_method,
 )
-from salience.occlusion import deletion_scores
+from salience.occlusion import deletion_scores, redundancy
 from salience.tokenizing import OffsetTokenizer
 from salience.types import Generation, GenerationSettings, Provenance, SalienceResult, Tokenization
 
@@ -310,6 +310,16 @@ class LanguageModel(TextCalls):
                     "log_prob": deletion.log_prob,
                     "seconds": round(deletion.seconds, 4),
                 }
+                if cancelled is not None and cancelled():
+                    raise CancelledError("Deletion was cancelled.")
+                # Two parts that each give the answer score near zero alone: delete the top two together.
+                pair = redundancy(forward, tokens.ids, start, end, deletion, lock=self._lock)
+                if pair is not None:
+                    diagnostics[method.name]["pair"] = {
+                        "segments": [list(deletion.segments[i]) for i in pair.pair],
+                        "alone": [round(value, 4) for value in pair.alone],
+                        "together": round(pair.together, 4),
+                    }
                 log_prob = deletion.log_prob
         with self._lock:
             # Pad to the whole target's width: other spans of this output reuse the graph.

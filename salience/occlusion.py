@@ -205,3 +205,84 @@ def _full_sequences(forward, ids, target_start, target_end, rows, progress, canc
         cancelled,
         lock,
     )
+
+
+# ---- redundancy: two parts that each suffice ---------------------------------------------------
+# A pair counts as redundant when deleting both moves log p by at least this much (nats) and at
+# least twice as much as deleting each alone, added up: each alone scores near zero because the
+# other still gives the answer.
+REDUNDANT_NATS = 1.0
+
+
+@dataclass(frozen=True)
+class Redundancy:
+    """Two segments (indices into `DeletionScores.segments`) whose deletion together matters."""
+
+    pair: tuple[int, int]
+    alone: tuple[float, float]  # each one's Deletion score (nats)
+    together: float  # log p(target) − log p(target without both)
+
+    @property
+    def redundant(self) -> bool:
+        alone = max(self.alone[0], 0.0) + max(self.alone[1], 0.0)
+        return self.together >= REDUNDANT_NATS and self.together >= 2 * alone
+
+
+def delete_pair(forward, ids, target_start, target_end, first, second, lock=None) -> float:
+    """log p(target | prompt without two token spans) (``first`` before ``second``)."""
+    (a_start, a_end), (b_start, b_end) = sorted([first, second])
+    ids = [int(i) for i in ids[:target_end]]
+    target = ids[target_start:target_end]
+    lock = lock if lock is not None else contextlib.nullcontext()
+    removed = (a_end - a_start) + (b_end - b_start)
+    if forward.shares_prefixes:
+        with lock:
+            cache = forward.prefix_cache(ids[: a_start - 1])
+        suffix = [ids[a_start - 1], *ids[a_end:b_start], *ids[b_end:target_end]]
+        return float(
+            _score_rows(
+                [suffix],
+                [target_start - a_start - removed],
+                target,
+                lambda batch, token_ids, arrays: forward.suffix_log_probs(
+                    cache, [a_start - 1], token_ids, *arrays
+                ),
+                None,
+                None,
+                lock,
+            )[0]
+        )
+    sequence = ids[:a_start] + ids[a_end:b_start] + ids[b_end:target_end]
+    return float(
+        _score_rows(
+            [sequence],
+            [target_start - removed - 1],
+            target,
+            lambda batch, token_ids, arrays: forward.batch_log_probs(token_ids, *arrays),
+            None,
+            None,
+            lock,
+        )[0]
+    )
+
+
+def redundancy(
+    forward, ids, target_start, target_end, deletion: DeletionScores, lock=None
+) -> Redundancy | None:
+    """Delete the two strongest segments together (leaving out the one holding the row that
+    predicts the target, which always matters): if that matters much more than each alone, they
+    are two parts that each give the answer. None with fewer than two candidates."""
+    candidates = [
+        index for index, (start, end) in enumerate(deletion.segments) if not start <= target_start - 1 < end
+    ]
+    if len(candidates) < 2:
+        return None
+    first, second = sorted(candidates, key=lambda i: -float(deletion.scores[i]))[:2]
+    without = delete_pair(
+        forward, ids, target_start, target_end, deletion.segments[first], deletion.segments[second], lock
+    )
+    return Redundancy(
+        pair=(first, second),
+        alone=(float(deletion.scores[first]), float(deletion.scores[second])),
+        together=deletion.log_prob - without,
+    )

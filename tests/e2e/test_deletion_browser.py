@@ -1,8 +1,9 @@
 """Deletion on the workbench in a real browser, on the embedded model.
 
-Click the Recommendation line; Deletion follows the gradient colours in the background and
-the agreement line appears; "What if I delete this?" on the top segment regenerates without it
-and shows both outputs with a word diff; "Show Deletion colours" recolours the prompt.
+Click the Recommendation line: the first colours (the Deletion estimate) come at once and Deletion
+checks them in the background, saying something only if it moves the strongest part (then the
+whole page follows it); "What if I delete this?" on the top segment regenerates without it and
+shows both outputs with a word diff; Deletion chosen under Advanced recolours the prompt.
 Screenshots at 1440×900 and 1024×768 go to artifacts/screens/.
 """
 
@@ -51,13 +52,19 @@ def test_agreement_line_and_what_if_i_delete_this(browser, workbench_url):
     expect(status(page)).to_contain_text("Explaining: “Recommendation: You have to try it.”", timeout=LONG)
     wait_idle(page)
 
-    agreement = page.locator(".st-key-deletion-agreement")
-    expect(agreement).to_contain_text("Deletion check:", timeout=LONG)
-    expect(agreement).to_contain_text(
-        re.compile(r"Deletion confirms the top|Methods disagree on|cannot confirm")
-    )
-    expect(agreement).to_contain_text("compared by position")
+    expect(status(page)).to_contain_text("Deletion estimate · sentences")
+    page.screenshot(path=str(SCREENS / "workbench-first-colours-1440x900.png"))
+    expect(page.get_by_text("Deletion is checking these colours")).to_have_count(0, timeout=LONG)
     wait_idle(page)
+    agreement = page.locator(".st-key-deletion-agreement")
+    expect(agreement).not_to_contain_text("Deletion check:")  # no agreement line for the default
+    reading = page.get_by_text(re.compile(r"^Reading: By Deletion")).inner_text()
+    if "A closer check moved the strongest part" in agreement.inner_text():  # said once, page follows
+        assert reading.startswith("Reading: By Deletion,"), reading
+        expect(status(page)).to_contain_text("· Deletion ·")
+    else:
+        assert reading.startswith("Reading: By Deletion estimate,"), reading
+    expect(page.get_by_test_id("heatmap-legend")).to_contain_text("supported")
 
     # Delete the first example's Recommendation line: what becomes of the recommendation?
     box = page.get_by_role("combobox", name="Prompt segment to delete")
@@ -93,8 +100,9 @@ def test_agreement_line_and_what_if_i_delete_this(browser, workbench_url):
     screenshot(page, "workbench-what-if", focus=result)
 
     page.set_viewport_size({"width": 1440, "height": 900})
-    page.get_by_role("button", name="Show Deletion colours").click()
-    expect(status(page)).to_contain_text("Deletion", timeout=LONG)
+    page.get_by_text("Advanced", exact=True).first.click()
+    page.get_by_text("Deletion — what removing it does").click()
+    expect(status(page)).to_contain_text("· Deletion ·", timeout=LONG)
     wait_idle(page)
     expect(page.get_by_test_id("heatmap-legend")).to_contain_text("supported")
     expect(page.get_by_text(re.compile(r"^Reading: By Deletion"))).to_be_visible()

@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 
 from salience.errors import CancelledError, InputError
-from salience.occlusion import MAX_DELETION_SEGMENTS, deletable_segments, deletion_scores
+from salience.occlusion import (
+    MAX_DELETION_SEGMENTS,
+    Redundancy,
+    deletable_segments,
+    delete_pair,
+    deletion_scores,
+    redundancy,
+)
 from salience.segments import make_segments
 
 PROMPT = (
@@ -150,3 +157,37 @@ def test_template_part_totals_do_not_grow_with_token_count(tiny_gemma3_lm):
         abs(sum(result.summable("occlusion")) - sum(result.scores["occlusion"][[a for a, _ in deleted]]))
         < 1e-4
     )
+
+
+def test_deleting_a_pair_equals_removing_both(lm):
+    tokens, first, spans = _sentences(lm)
+    ids, end = list(tokens.ids), len(tokens)
+    forward = lm.forward_for("float32")
+    spans = deletable_segments(spans, first)
+    (a, b), (c, d) = spans[0], spans[2]  # two parts with another between them
+    kept = ids[:a] + ids[b:c] + ids[d:]
+    removed = (b - a) + (d - c)
+    expected, _, _ = forward.gradients(kept, first - removed, end - removed)
+    assert delete_pair(forward, ids, first, end, (c, d), (a, b)) == pytest.approx(expected, abs=2e-4)
+
+
+def test_redundancy_deletes_the_top_two_together_leaving_out_the_cue(tiny_gemma3_lm):
+    tokens, first, spans = _sentences(tiny_gemma3_lm)
+    ids, end = list(tokens.ids), len(tokens)
+    forward = tiny_gemma3_lm.forward_for("float32")
+    deletion = deletion_scores(forward, ids, first, end, spans)
+    found = redundancy(forward, ids, first, end, deletion)
+    cue = next(i for i, (s, e) in enumerate(deletion.segments) if s <= first - 1 < e)
+    assert cue not in found.pair
+    others = sorted((i for i in range(len(deletion.segments)) if i != cue), key=lambda i: -deletion.scores[i])
+    assert set(found.pair) == set(others[:2])
+    together = delete_pair(forward, ids, first, end, *(deletion.segments[i] for i in found.pair))
+    assert found.together == pytest.approx(deletion.log_prob - together, abs=1e-5)
+    result = tiny_gemma3_lm.salience(PROMPT, TARGET, methods=("occlusion",), segments=spans)
+    assert result.diagnostics["occlusion"]["pair"]["together"] == pytest.approx(found.together, abs=1e-3)
+
+
+def test_a_pair_is_redundant_when_together_far_outweighs_alone():
+    assert Redundancy((0, 1), (0.05, 0.1), together=3.0).redundant  # each alone: nearly nothing
+    assert not Redundancy((0, 1), (2.0, 1.5), together=4.0).redundant  # additive: not redundancy
+    assert not Redundancy((0, 1), (0.0, 0.0), together=0.5).redundant  # too small to say

@@ -144,3 +144,16 @@ def test_deleting_every_token_of_a_prompt_is_the_empty_prompt_case():
     assert compare_top(np.ones(len(segments)), np.ones(len(segments)), only) is None
     with pytest.raises(InputError, match="whole prompt"):
         without_segment(prompt, segments[only[0]].start, segments[only[0]].end)
+
+
+def test_redundancy_is_said_in_plain_words():
+    from salience.agreement import redundancy_sentence, times_less_likely
+
+    assert times_less_likely(3.7) == "about 40 times less likely"
+    assert times_less_likely(1.0) == "about 2.7 times less likely"
+    assert times_less_likely(12.0) == "more than a thousand times less likely"
+    line = redundancy_sentence("“Tom lives in Paris.”", "“Tom's home is Paris.”", 2.3)
+    assert line == (
+        "“Tom lives in Paris.” and “Tom's home is Paris.” each give the answer: removing either one alone "
+        "changes little, removing both makes the selection about 10 times less likely."
+    )
