@@ -242,3 +242,31 @@ def test_why_opens_only_after_the_answer(browser, tiny_server):
     expect(page.get_by_text("Reading:")).to_be_visible()
     assert_plain_words(page, "review, why")
     screenshot(page, "review-why", focus=page.get_by_text("Why does it say that?"))
+
+    visit(page, f"{url}/review?r=0123456789abcdef0123456789abcdef")  # a link to no review
+    expect(page.get_by_text("This review link does not lead to a review here")).to_be_visible(timeout=STEP)
+
+
+def test_a_review_is_made_from_an_evaluation_and_listed_on_history(browser, tiny_server):
+    url, _ = tiny_server
+    page = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
+    visit(page, f"{url}/evaluate")
+    page.get_by_role("tab", name="Saved evaluations").click()
+    rerun_after(
+        page,
+        lambda: page.get_by_test_id("stTabs").get_by_role("button", name="Open", exact=True).click(),
+        STEP,
+    )
+    page.get_by_role("tab", name="Evaluation", exact=True).click()
+    page.get_by_text("Ask reviewers to compare two variants (blind)").click()
+    page.get_by_label("Review name").fill("Made on Evaluate")
+    rerun_after(page, lambda: page.get_by_role("button", name="Create review").click(), STEP)
+    expect(page.get_by_text("Review created. Send this link to your reviewers:")).to_be_visible(timeout=STEP)
+    link = page.get_by_test_id("stCode").last.inner_text().strip()
+    assert "/review?r=" in link
+    visit(page, f"{url}/history")
+    page.get_by_role("tab", name="Reviews").click()
+    expect(page.get_by_text("Made on Evaluate")).to_be_visible(timeout=STEP)
+    expect(page.get_by_text("2 items · 0 answers from 0 reviewer(s)").first).to_be_visible()
+    visit(page, link)
+    expect(page.get_by_role("heading", name="Made on Evaluate")).to_be_visible(timeout=STEP)
