@@ -13,6 +13,7 @@ import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
 from components import state
+from components.signin import current_identity
 from components.widgets import ENGINEER_DETAILS, plain_markdown
 from components.workspace import browser_id, load_into_workbench, workspace
 from components.workspace.connection import write
@@ -174,16 +175,11 @@ def _save_name() -> None:
 
 
 def reviewer_name() -> str:
-    """Who is reviewing: the signed-in person when the app has a login, else the name typed in
-    the sidebar (remembered in this browser)."""
-    user = getattr(st, "user", None)
-    try:
-        if user is not None and user.get("is_logged_in"):
-            signed_in = str(user.get("name") or user.get("email") or "").strip()
-            if signed_in:
-                return signed_in
-    except (AttributeError, KeyError, TypeError):
-        pass
+    """Who is reviewing: the signed-in person (their e-mail) when the app has sign-in, else the
+    name typed in the sidebar (remembered in this browser)."""
+    identity = current_identity()
+    if identity is not None and (identity.email or identity.name).strip():
+        return " ".join((identity.email or identity.name).split())  # an e-mail is one person's
     with st.sidebar:
         st.text_input(
             "Your name",

@@ -7,6 +7,7 @@ import json
 import threading
 
 import pytest
+import sqlalchemy as sa
 
 from salience.errors import InputError
 from salience.evaluate import Check, parse_data, plan_evaluation, score
@@ -202,3 +203,18 @@ def test_import_refuses_a_verdict_without_its_review(workspace):
         workspace.import_jsonl(json.dumps(line) + "\n")
     with pytest.raises(InputError, match="choice"):
         workspace.import_jsonl(json.dumps({**line, "choice": "best"}) + "\n")
+
+
+def test_the_migration_goes_down_and_up_again(database_url):
+    from alembic import command
+    from old_rows import migrate
+
+    opened = Workspace.open(database_url)
+    _review(opened)
+    migrate(opened.engine, command.downgrade, "0005")
+    assert not {"reviews", "review_items", "verdicts"} & set(sa.inspect(opened.engine).get_table_names())
+    migrate(opened.engine, command.upgrade, "head")
+    assert reviews(opened) == []
+    _review(opened)
+    assert len(reviews(opened)) == 1
+    opened.close()
