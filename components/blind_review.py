@@ -66,7 +66,7 @@ def create_form(stored: StoredEvaluation) -> None:
     plan = stored.plan
     if len(plan.variants) < 2 or not stored.cells:
         return
-    created = st.session_state.get(state.REVIEW_CREATED)
+    created = state.review().created
     with st.expander("Ask reviewers to compare two variants (blind)", expanded=bool(created)):
         if created and created[0] == stored.id:
             st.success("Review created. Send this link to your reviewers:", icon="✅")
@@ -74,7 +74,7 @@ def create_form(stored: StoredEvaluation) -> None:
             st.page_link(REVIEW_PAGE, label="Open the review", query_params={"r": created[1]})
         names = [variant.name for variant in plan.variants]
         rows = range(len(plan.dataset.rows))
-        with st.form(state.REVIEW_FORM, border=False):
+        with st.form(key=state.REVIEW_FORM, border=False):
             cols = st.columns(2)
             first = cols[0].selectbox(
                 "First variant", range(len(names)), 0, names.__getitem__, key=state.REVIEW_FIRST
@@ -150,7 +150,7 @@ def _create(
     except InputError as error:
         st.error(str(error), icon="⚠️")
         return
-    st.session_state[state.REVIEW_CREATED] = (stored.id, uid)
+    state.review().created = (stored.id, uid)
     st.rerun()
 
 
@@ -203,23 +203,21 @@ def _answer(review: StoredReview, item_id: int, reviewer: str, button: str, left
             )
         give_verdict(opened, review.id, item_id, reviewer, rv.choice_for(button, left), left, reason)
     except InputError as error:
-        st.session_state[state.REVIEW_MESSAGE] = str(error)
+        state.review().message = str(error)
         return
     except SQLAlchemyError:
-        st.session_state[state.REVIEW_MESSAGE] = (
-            "Your answer could not be saved just now; please click it again."
-        )
+        state.review().message = "Your answer could not be saved just now; please click it again."
         return
     queue = review.queue(reviewer)
     answered = set(review.mine(reviewer)) | {item_id}
     here = next((n for n, item in enumerate(queue) if item.id == item_id), 0)
     later = [n for n, item in enumerate(queue) if n > here and item.id not in answered]
     earlier = [n for n, item in enumerate(queue) if item.id not in answered]
-    st.session_state[state.REVIEW_AT][at_key] = (later or earlier or [len(queue)])[0]
+    state.review().at[at_key] = (later or earlier or [len(queue)])[0]
 
 
 def _move(at_key: tuple, to: int) -> None:
-    st.session_state[state.REVIEW_AT][at_key] = max(0, to)
+    state.review().at[at_key] = max(0, to)
 
 
 def reviewer_view(
@@ -236,17 +234,17 @@ def reviewer_view(
     if not reviewer:
         st.info("Type your name in the box on the left to start. Your answers are saved under it.", icon="👋")
         return
-    message = st.session_state.get(state.REVIEW_MESSAGE)
+    message = state.review().message
     if message:
         st.error(message, icon="⚠️")
-        st.session_state[state.REVIEW_MESSAGE] = None
+        state.review().message = None
     queue = review.queue(reviewer)
     mine = review.mine(reviewer)
     if not queue:
         st.success("Every item already has enough reviewers. Thank you!", icon="✅")
         return
     at_key = (review.uid, rv.reviewer_key(reviewer))
-    positions = st.session_state[state.REVIEW_AT]
+    positions = state.review().at
     if at_key not in positions:  # resume: the first item not answered yet
         positions[at_key] = next((n for n, item in enumerate(queue) if item.id not in mine), len(queue))
     at = min(positions[at_key], len(queue))

@@ -23,7 +23,7 @@ HINT = "Click any part of the reply to see what in the request led to it."
 
 def _on_select(key: str, prompt_length: int, text: str) -> None:
     event = (st.session_state.get(key) or {}).get("select")
-    chosen = st.session_state[state.REVIEW_WHY_SELECTION]
+    chosen = state.review().why
     if not event or event.get("clear"):
         chosen.pop(key, None)
         return
@@ -69,7 +69,7 @@ def _draw(model, rendered, target: str, key: str) -> None:
     granularity = state.DEFAULTS[state.WORKBENCH_CONTROLS.granularity]
     text = prompt + target
     span = None
-    chosen = st.session_state[state.REVIEW_WHY_SELECTION].get(key)
+    chosen = state.review().why.get(key)
     try:
         with st.spinner("Working out what led to this reply…"):
             offsets = model.tokenize_pair(prompt, target)[0].offsets

@@ -54,6 +54,7 @@ REVIEWER = "reviewer"
 WORKBENCH = "workbench_state"
 COMPARE = "compare_state"
 EVALUATE = "evaluate_state"
+REVIEW = "review_state"
 
 
 @dataclass
@@ -97,6 +98,16 @@ class EvaluateState:
     deletion: dict = field(default_factory=dict)  # "evaluation:variant:row" -> Deletion shares
 
 
+@dataclass
+class ReviewState:
+    """The blind review pages' state that is not a widget's value."""
+
+    at: dict = field(default_factory=dict)  # (review uid, reviewer key) -> index of the item shown
+    message: str | None = None  # why the last answer was not saved, shown once
+    created: tuple[int, str] | None = None  # (evaluation id, uid) of the review this session made
+    why: dict = field(default_factory=dict)  # heatmap key -> (start, end, text) clicked in a reply
+
+
 def _page(key: str, kind: type):
     found = st.session_state.get(key)
     if not isinstance(found, kind):
@@ -117,7 +128,11 @@ def evaluate() -> EvaluateState:
     return _page(EVALUATE, EvaluateState)
 
 
-PAGE_KEYS = {WORKBENCH: WorkbenchState, COMPARE: CompareState, EVALUATE: EvaluateState}
+def review() -> ReviewState:
+    return _page(REVIEW, ReviewState)
+
+
+PAGE_KEYS = {WORKBENCH: WorkbenchState, COMPARE: CompareState, EVALUATE: EvaluateState, REVIEW: ReviewState}
 
 
 # ---- widget keys --------------------------------------------------------------------------------
@@ -240,9 +255,6 @@ EVAL_LIST_OPEN = "eval-list-open"  # child_key(EVAL_LIST_OPEN, evaluation id)
 EVAL_LIST_DELETE = "eval-list-del"  # child_key(EVAL_LIST_DELETE, evaluation id)
 
 # Blind review (issue 24): the reviewer's page, its results and the form that makes a review
-REVIEW_AT = "review_at"  # (review uid, reviewer key) -> the index of the item the reviewer is on
-REVIEW_MESSAGE = "review_message"  # why the last answer was not saved, shown once
-REVIEW_CREATED = "review_created"  # (evaluation id, uid) of the review this session just made
 REVIEW_FORM = "review-form"
 REVIEW_FIRST = "review_first"
 REVIEW_SECOND = "review_second"
@@ -257,7 +269,6 @@ REVIEW_BACK = "review-back"
 REVIEW_NEXT = "review-next"
 REVIEW_WHY = "review_why"  # which output to explain, once the answer is given
 REVIEW_WHY_HEATMAP = "review_why_heatmap"  # child_key(REVIEW_WHY_HEATMAP, "item:side")
-REVIEW_WHY_SELECTION = "review_why_selection"  # heatmap key -> (start, end, text) clicked in the reply
 REVIEW_CSV = "review-csv"
 REVIEW_JSONL = "review-jsonl"
 REVIEW_HTML = "review-html"
@@ -321,10 +332,6 @@ DEFAULTS = {
     RUN_IDS: {},
     RECORDED_SALIENCE: set(),
     REVIEWER: "",
-    REVIEW_AT: {},
-    REVIEW_MESSAGE: None,
-    REVIEW_CREATED: None,
-    REVIEW_WHY_SELECTION: {},
     EVAL_SOURCES: ["Sample: fewshot-mistake", "Sample: fewshot-fixed"],
     EVAL_DATA_SOURCE: "menu_recommendations.csv",
     EVAL_EXPECTED: "expected",
