@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from components import state
+from components.blind_review import panes_form
 from components.comparison import (
     Pane,
     add_variant,
@@ -535,6 +536,7 @@ def _compare(model, presenting: bool) -> None:
     if len(panes) < 2:
         st.info("Pin or add a second variant to see the differences.")
     _exports(panes, caption, signed, scale, intensity, method, granularity, model.name, differences)
+    panes_form([pane.variant for pane in panes])
     _permalink()
 
 

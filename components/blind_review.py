@@ -19,8 +19,10 @@ from components.workspace import browser_id, load_into_workbench, workspace
 from components.workspace.connection import write
 from salience import review as rv
 from salience.errors import InputError
+from salience.variant import Variant
 from workspace.evaluations import StoredEvaluation
 from workspace.reviews import (
+    ItemDraft,
     StoredReview,
     create_review,
     delete_review,
@@ -165,6 +167,71 @@ def _inputs(values: dict[str, str]) -> str:
         f"**{plain_markdown(name.replace('_', ' ').strip().capitalize())}:** {plain_markdown(value)}"
         for name, value in values.items()
     )
+
+
+def panes_form(variants: list[Variant]) -> None:
+    """On Compare: ask reviewers to compare the replies of two panes (one item), blind."""
+    ready = [v for v in variants if (v.output or "").strip()]
+    if len(ready) < 2:
+        return
+    created = state.review().created
+    with st.expander("Ask reviewers to compare two of these replies (blind)", expanded=bool(created)):
+        if created and created[0] == 0:
+            st.success("Review created. Send this link to your reviewers:", icon="✅")
+            st.code(link(created[1]), language=None)
+            st.page_link(REVIEW_PAGE, label="Open the review", query_params={"r": created[1]})
+        names = [v.name for v in ready]
+        with st.form(key=state.REVIEW_FORM, border=False):
+            cols = st.columns(2)
+            first = cols[0].selectbox(
+                "First", range(len(names)), 0, names.__getitem__, key=state.REVIEW_FIRST
+            )
+            second = cols[1].selectbox(
+                "Second", range(len(names)), 1, names.__getitem__, key=state.REVIEW_SECOND
+            )
+            name = st.text_input(
+                "Review name", placeholder=f"{names[0]} vs {names[1]}", key=state.REVIEW_NAME
+            )
+            instructions = st.text_area(
+                "Instructions for reviewers",
+                DEFAULT_INSTRUCTIONS,
+                max_chars=2_000,
+                height=68,
+                key=state.REVIEW_INSTRUCTIONS,
+            )
+            cols = st.columns(2)
+            ask_reason = cols[0].checkbox(
+                "Ask for a reason (optional for reviewers)", key=state.REVIEW_ASK_REASON
+            )
+            per_item = cols[1].number_input("Reviewers per item", 1, 20, 2, key=state.REVIEW_PER_ITEM)
+            submitted = st.form_submit_button("Create review")
+        if not submitted:
+            return
+        a, b = ready[first], ready[second]
+        opened = workspace()
+        try:
+            if first == second:
+                raise InputError("Choose two different replies to compare.")
+            if opened is None:
+                raise InputError("The workspace is not available; the review cannot be saved now.")
+            shared = {
+                k: v for k, v in a.variables.items() if b.variables.get(k) == v
+            }  # never what tells them apart
+            item = ItemDraft(shared, (a.output or "", b.output or ""), (dict(a.variables), dict(b.variables)))
+            _, uid = create_review(
+                opened,
+                name.strip() or f"{a.name} vs {b.name}",
+                ({"name": a.name, "template": a.template}, {"name": b.name, "template": b.template}),
+                [item],
+                instructions,
+                ask_reason,
+                int(per_item),
+            )
+        except InputError as error:
+            st.error(str(error), icon="⚠️")
+            return
+        state.review().created = (0, uid)
+        st.rerun()
 
 
 # ---- the reviewer's page ------------------------------------------------------------------------
