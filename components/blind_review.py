@@ -47,9 +47,11 @@ ANSWER_WORDS = {
 }
 DEFAULT_INSTRUCTIONS = "Which reply would you send to this customer?"
 _CSS = """<style>
+[data-testid="stMainBlockContainer"] {padding-top: 2.5rem}
 .st-key-review-instructions p {font-size: 1.35rem; font-weight: 600}
 .st-key-review-inputs p, .st-key-review-side-A p, .st-key-review-side-B p {font-size: 1.2rem; line-height: 1.5}
 .st-key-review-side-A h3, .st-key-review-side-B h3 {font-size: 1.6rem}
+.st-key-review-answers button {padding-left: .6rem; padding-right: .6rem}
 .st-key-review-answers button p {font-size: 1.1rem}
 </style>"""
 
@@ -316,7 +318,8 @@ def reviewer_view(
         positions[at_key] = next((n for n, item in enumerate(queue) if item.id not in mine), len(queue))
     at = min(positions[at_key], len(queue))
     done = sum(item.id in mine for item in queue)
-    st.progress(done / len(queue), text=f"You have answered {done} of {len(queue)}")
+    where = f"Item {at + 1} of {len(queue)} · " if at < len(queue) else ""
+    st.progress(done / len(queue), text=f"{where}You have answered {done} of {len(queue)}")
     if at >= len(queue):
         st.success(f"You have answered all {len(queue)} items. Thank you!", icon="✅")
         st.button(
@@ -326,7 +329,6 @@ def reviewer_view(
     item = queue[at]
     left = review.left(item.id, reviewer)
     given = mine.get(item.id)
-    st.markdown(f"**Item {at + 1} of {len(queue)}**")
     with st.container(key="review-inputs", border=True):
         st.markdown(_inputs(item.inputs) or "(no inputs)")
     sides = (item.outputs[left], item.outputs[1 - left])
@@ -340,7 +342,7 @@ def reviewer_view(
         if reason_key not in st.session_state and given is not None:
             st.session_state[reason_key] = given.reason
         st.text_area("Why? (optional)", key=reason_key, max_chars=rv.MAX_REASON, height=68)
-    with st.container(key="review-answers", horizontal=True):
+    with st.container(key="review-answers", horizontal=True, gap="small"):
         for button, label, shortcut in BUTTONS:
             chosen = given is not None and given.button == button
             st.button(
