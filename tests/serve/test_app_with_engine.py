@@ -100,8 +100,10 @@ def test_generate_and_explain_through_the_engine_equal_in_process(engine_app, en
     ]
     assert {key[5] for key, _ in explained} >= {None}, "the whole output, then the clicked part"
     assert any(key[5] is not None for key, _ in explained)
-    for (_, _, precision, prompt, target, span, methods), result in explained:
-        here = local_model.salience(prompt, target, char_span=span, methods=methods, precision=precision)
+    for (_, _, precision, prompt, target, span, methods, segments), result in explained:
+        here = local_model.salience(
+            prompt, target, char_span=span, methods=methods, precision=precision, segments=segments
+        )
         assert result.tokens == here.tokens and result.target_token_span == here.target_token_span
         for method in methods:
             np.testing.assert_array_equal(result.scores[method], here.scores[method], err_msg=method)
@@ -111,6 +113,7 @@ def test_deletion_runs_on_the_engine(engine_app):
     from components.deletion import runner
 
     app = generate(engine_app)
+    next(r for r in app.radio if r.label == "Method").set_value("grad_l2").run()  # the line speaks
     next(s for s in app.selectbox if s.label == "Granularity").set_value("sentences").run()
     deadline = time.monotonic() + 120
     while not any("Deletion check:" in m.value for m in app.markdown):
