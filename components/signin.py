@@ -111,7 +111,7 @@ def _sign_in_page() -> None:
     problem = st.session_state.get(SIGN_IN_PROBLEM)
     if problem:
         st.error(problem, icon="🔒")
-    st.button("Sign in", type="primary", on_click=_start_sign_in, key="sign_in")
+    st.button("Sign in", type="primary", on_click=_start_sign_in, key=state.SIGN_IN)
 
 
 def _refused_page(email: str) -> None:
@@ -121,7 +121,7 @@ def _refused_page(email: str) -> None:
         "Ask an admin to add it, or sign in with another account.",
         icon="🔒",
     )
-    st.button("Sign out", on_click=st.logout, key="sign_out_refused")
+    st.button("Sign out", on_click=st.logout, key=state.SIGN_OUT_REFUSED)
 
 
 def _only(render: Callable[[], None]) -> NoReturn:
@@ -159,4 +159,4 @@ def identity_sidebar(identity: Identity | None) -> None:
     with st.sidebar:
         role = " · admin" if identity.admin else ""
         st.caption(f"Signed in as {plain_markdown(identity.name)} ({plain_markdown(identity.email)}){role}")
-        st.button("Sign out", on_click=st.logout, key="sign_out")
+        st.button("Sign out", on_click=st.logout, key=state.SIGN_OUT)

@@ -274,6 +274,9 @@ REVIEW_JSONL = "review-jsonl"
 REVIEW_HTML = "review-html"
 REVIEW_OPEN = "review-open"  # child_key(REVIEW_OPEN, "item:variant")
 REVIEW_LIST_DELETE = "review-list-del"  # child_key(REVIEW_LIST_DELETE, review id)
+SIGN_IN = "sign_in"  # the sign-in page's button
+SIGN_OUT = "sign_out"  # the sidebar's sign-out
+SIGN_OUT_REFUSED = "sign_out_refused"  # sign-out on the page that refuses an account
 
 SESSION_KEYS = frozenset(
     {
