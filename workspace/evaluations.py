@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from salience.errors import InputError
 from salience.evaluate import CellResult, Plan, plan_from_json, plan_to_json
+from workspace.owners import Author, Person, check_may_change
 from workspace.schema import Evaluation, EvaluationCell, now
 from workspace.store import Workspace
 
@@ -29,6 +30,7 @@ class EvaluationRow:
     done: int
     variants: tuple[str, ...]
     created_at: datetime
+    author: Author = Author()
 
 
 @dataclass(frozen=True)
@@ -51,8 +53,14 @@ class StoredEvaluation:
 
 
 def create_evaluation(
-    workspace: Workspace, name: str, plan: Plan, options: dict | None = None, browser_id: str | None = None
+    workspace: Workspace,
+    name: str,
+    plan: Plan,
+    options: dict | None = None,
+    browser_id: str | None = None,
+    by: Author | None = None,
 ) -> int:
+    """Store a new evaluation (running); ``by``: who started it. Returns its id."""
     name = (name or "").strip() or "Evaluation"  # kept whole, however long
     with workspace._write() as session, session.begin():
         evaluation = Evaluation(
@@ -62,6 +70,7 @@ def create_evaluation(
             status="running",
             total=plan.size,
             browser_id=browser_id,
+            **(by or Author()).columns(),
         )
         session.add(evaluation)
         session.flush()
@@ -159,12 +168,21 @@ def evaluations(workspace: Workspace, search: str = "", limit: int = 200) -> lis
                     int(count),
                     names,
                     evaluation.created_at,
+                    Author(evaluation.author, evaluation.author_sub, evaluation.author_email),
                 )
             )
     return rows
 
 
-def delete_evaluation(workspace: Workspace, evaluation_id: int) -> None:
+def delete_evaluation(workspace: Workspace, evaluation_id: int, person: Person | None = None) -> None:
+    """Delete an evaluation and its cells: allowed to its author and to admins (``person`` None:
+    personal mode, anyone); InputError with the reason otherwise."""
     with workspace._write() as session, session.begin():
+        evaluation = session.get(Evaluation, evaluation_id)
+        if evaluation is None:
+            return
+        check_may_change(
+            person, "evaluation", evaluation.author_sub, evaluation.author, evaluation.author_email
+        )
         session.execute(delete(EvaluationCell).where(EvaluationCell.evaluation_id == evaluation_id))
         session.execute(delete(Evaluation).where(Evaluation.id == evaluation_id))

@@ -29,7 +29,7 @@ from pydantic import (
 
 from salience.errors import InputError
 from salience.types import MAX_SEED, MAX_TOP_K, PAGE_MAX_NEW_TOKENS, TEMPERATURE_RANGE, TOP_P_RANGE
-from workspace.schema import UID_LENGTH
+from workspace.schema import MAX_EMAIL, MAX_SUB, UID_LENGTH
 from workspace.snapshots import check_id, encode
 
 MAX_INTEGER = 2**31 - 1  # the databases' INTEGER
@@ -37,6 +37,7 @@ MAX_ID = 2**63 - 1
 MAX_REVIEWER = 200  # the notes table's reviewer column
 MAX_REPORTED = 20  # bad rows listed before "... and N more"
 _SUBJECT = re.compile(r"^(Input|String|List|Dictionary|Tuple|Object|Value) should")  # pydantic's wording
+IDENTITY_FIELDS = ("author_sub", "author_email")  # an author's user id (OIDC sub) and e-mail
 KINDS = ("template_version", "run", "salience", "comparison", "note", "review", "verdict")
 _UID = re.compile(rf"[0-9a-f]{{{UID_LENGTH}}}")
 
@@ -137,6 +138,13 @@ class _Identified(_Record):
     uid: Uid | None = None
 
 
+class _Authored(_Identified):
+    """A record that keeps who made it, as the sign-in gave it (left out in personal mode)."""
+
+    author_sub: Short(MAX_SUB) | None = None
+    author_email: Short(MAX_EMAIL) | None = None
+
+
 class SettingsRecord(BaseModel):
     """Generation settings, within the workbench's widgets' bounds."""
 
@@ -158,7 +166,7 @@ class SettingsRecord(BaseModel):
         return value
 
 
-class VersionRecord(_Identified):
+class VersionRecord(_Authored):
     kind: Literal["template_version"]
     id: Id
     template: Name
@@ -167,7 +175,7 @@ class VersionRecord(_Identified):
     author: Text200 | None = None
 
 
-class RunRecord(_Identified):
+class RunRecord(_Authored):
     kind: Literal["run"]
     id: Id
     template_version_id: Id | None = None
@@ -181,6 +189,7 @@ class RunRecord(_Identified):
     tokens: Count = 0
     seconds: Seconds = 0.0
     first_token_seconds: Seconds = 0.0
+    author: Text200 | None = None
 
 
 class SalienceRecordIn(_Identified):
@@ -243,7 +252,7 @@ class ComparisonRecord(_Record):
         return _snapshot_id(self.state)
 
 
-class NoteRecord(_Identified):
+class NoteRecord(_Authored):
     kind: Literal["note"]
     id: Id
     run_id: Id | None = None
@@ -292,7 +301,7 @@ class ReviewItemRecord(BaseModel):
     passed: Annotated[list[bool | None], Field(min_length=2, max_length=2)] = [None, None]
 
 
-class ReviewRecord(_Identified):
+class ReviewRecord(_Authored):
     """A blind review with the items it shows (the outputs kept as they were shown)."""
 
     kind: Literal["review"]
@@ -304,6 +313,7 @@ class ReviewRecord(_Identified):
     variants: Annotated[list[ReviewVariantRecord], Field(min_length=2, max_length=2)]
     options: JsonObject = {}
     items: Annotated[list[ReviewItemRecord], Field(min_length=1, max_length=MAX_REVIEW_ITEMS)]
+    author: Text200 | None = None
 
     @model_validator(mode="after")
     def _positions_unique(self) -> ReviewRecord:
@@ -313,7 +323,7 @@ class ReviewRecord(_Identified):
         return self
 
 
-class VerdictRecord(_Identified):
+class VerdictRecord(_Authored):
     """A reviewer's answer on the item at ``item`` (its position) of the review ``review_id``."""
 
     kind: Literal["verdict"]
@@ -452,5 +462,12 @@ def _duplicates(records: list[tuple[int, Record]]) -> list[str]:
 
 
 def dumped(record: Record) -> dict:
-    """The record's content as JSON-ready data (what a fingerprint is computed from: not its ids)."""
-    return record.model_dump(mode="json", exclude={"id", "uid"})
+    """The record's content as JSON-ready data (what a fingerprint is computed from: not its ids).
+    Authors left out are not part of it: a record from personal mode, or from a file exported
+    before authors were recorded, keeps the fingerprint it had."""
+    data = record.model_dump(mode="json", exclude={"id", "uid"})
+    added = IDENTITY_FIELDS if isinstance(record, VersionRecord) else ("author", *IDENTITY_FIELDS)
+    for field_name in added:  # (a version's author name was always part of it)
+        if field_name in data and data[field_name] is None:
+            del data[field_name]
+    return data

@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from salience import review as rv
 from salience.errors import InputError
 from workspace.evaluations import StoredEvaluation
+from workspace.owners import Author, Person, check_may_change
 from workspace.schema import Evaluation, Review, ReviewItem, Verdict, now
 from workspace.store import MAX_NAME, Workspace, _name
 
@@ -90,6 +91,7 @@ class ReviewRow:
     reviewers: int
     variants: tuple[str, ...]
     created_at: datetime
+    author: Author = Author()
 
 
 def items_from_evaluation(
@@ -125,9 +127,10 @@ def create_review(
     evaluation_id: int | None = None,
     options: dict | None = None,
     seed: int | None = None,
+    by: Author | None = None,
 ) -> tuple[int, str]:
     """Store a review and its items (shuffled: reviewers do not judge in the data's order);
-    returns its id and its uid (the reviewers' link)."""
+    returns its id and its uid (the reviewers' link). ``by``: who made it."""
     name = _name(name, "review name")
     if not items:
         raise InputError(
@@ -152,6 +155,7 @@ def create_review(
             evaluation_id=evaluation_id,
             variants=[{"name": str(v["name"]), "template": str(v.get("template", ""))} for v in variants],
             options=dict(options or {}),
+            **(by or Author()).columns(),
         )
         session.add(review)
         session.flush()
@@ -238,6 +242,7 @@ def give_verdict(
     choice: str,
     left: int,
     reason: str = "",
+    by: Author | None = None,
 ) -> str:
     """Commit a reviewer's verdict now: "added", or "changed" when it replaces their earlier one
     on this item (the side it was shown on stays as first recorded)."""
@@ -268,6 +273,8 @@ def give_verdict(
                         choice=choice,
                         left=left,
                         reason=reason,
+                        author_sub=by.sub if by else None,
+                        author_email=by.email if by else None,
                     )
                 )
             return "added"
@@ -308,13 +315,20 @@ def reviews(workspace: Workspace, limit: int = 200) -> list[ReviewRow]:
                 int(people),
                 tuple(str(v.get("name", "?")) for v in review.variants or ()),
                 review.created_at,
+                Author(review.author, review.author_sub, review.author_email),
             )
             for review, n_items, n_verdicts, people in session.execute(query)
         ]
 
 
-def delete_review(workspace: Workspace, review_id: int) -> None:
+def delete_review(workspace: Workspace, review_id: int, person: Person | None = None) -> None:
+    """Delete a review with its items and verdicts: allowed to its author and to admins
+    (``person`` None: personal mode, anyone); InputError with the reason otherwise."""
     with workspace._write() as session, session.begin():
+        review = session.get(Review, review_id)
+        if review is None:
+            return
+        check_may_change(person, "review", review.author_sub, review.author, review.author_email)
         session.execute(delete(Verdict).where(Verdict.review_id == review_id))
         session.execute(delete(ReviewItem).where(ReviewItem.review_id == review_id))
         session.execute(delete(Review).where(Review.id == review_id))

@@ -30,6 +30,10 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 IMPORTED = "fingerprint of an imported row's content: importing it again adds nothing (store.import_jsonl)"
+AUTHOR_SUB = "who made the record: the sign-in's stable user id (OIDC sub); None in personal mode"
+AUTHOR_EMAIL = "who made the record: the sign-in's e-mail; None in personal mode"
+MAX_SUB = 255  # OIDC: a sub is at most 255 ASCII characters
+MAX_EMAIL = 320
 IDENTITY = "the record's own id, given when it is born and kept by export and import (32 hex digits)"
 UID_LENGTH = 32
 _ESCAPED = "\ue000b64:"  # a private-use marker: text that PostgreSQL could not store as is
@@ -55,6 +59,18 @@ def _name_key_default(context) -> str:
 
 def _uid_column() -> Mapped[str]:
     return mapped_column(String(UID_LENGTH), default=new_uid, unique=True, doc=IDENTITY)
+
+
+def _sub_column() -> Mapped[str | None]:
+    return mapped_column(String(MAX_SUB), nullable=True, doc=AUTHOR_SUB)
+
+
+def _email_column() -> Mapped[str | None]:
+    return mapped_column(String(MAX_EMAIL), nullable=True, doc=AUTHOR_EMAIL)
+
+
+def _author_column() -> Mapped[str | None]:
+    return mapped_column(String(200), nullable=True)  # the display name, as shown when it was made
 
 
 class ExactText(TypeDecorator):
@@ -118,6 +134,8 @@ class TemplateVersion(Base):
     text: Mapped[str] = mapped_column(ExactText)
     variables: Mapped[dict] = mapped_column(JSON, default=dict)
     author: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    author_sub: Mapped[str | None] = _sub_column()
+    author_email: Mapped[str | None] = _email_column()
     browser_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     import_key: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True, doc=IMPORTED)
     uid: Mapped[str] = _uid_column()
@@ -142,6 +160,9 @@ class Run(Base):
     tokens: Mapped[int] = mapped_column(Integer, default=0)
     seconds: Mapped[float] = mapped_column(default=0.0)
     first_token_seconds: Mapped[float] = mapped_column(default=0.0)
+    author: Mapped[str | None] = _author_column()
+    author_sub: Mapped[str | None] = _sub_column()
+    author_email: Mapped[str | None] = _email_column()
     browser_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     import_key: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True, doc=IMPORTED)
     uid: Mapped[str] = _uid_column()
@@ -191,6 +212,8 @@ class Note(Base):
         ForeignKey("comparisons.id", ondelete="CASCADE"), nullable=True, index=True
     )
     reviewer: Mapped[str] = mapped_column(String(200))
+    author_sub: Mapped[str | None] = _sub_column()
+    author_email: Mapped[str | None] = _email_column()
     rating: Mapped[int | None] = mapped_column(Integer, nullable=True)
     text: Mapped[str] = mapped_column(ExactText, default="")
     import_key: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True, doc=IMPORTED)
@@ -219,6 +242,9 @@ class Evaluation(Base):
     options: Mapped[dict] = mapped_column(JSON, default=dict)  # model, settings, target, batch size
     status: Mapped[str] = mapped_column(String(20), default="running")  # running, cancelled, finished
     total: Mapped[int] = mapped_column(Integer, default=0)
+    author: Mapped[str | None] = _author_column()
+    author_sub: Mapped[str | None] = _sub_column()
+    author_email: Mapped[str | None] = _email_column()
     browser_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now, index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
@@ -254,6 +280,9 @@ class Review(Base):
     evaluation_id: Mapped[int | None] = mapped_column(Integer, nullable=True)  # no link: it may go
     variants: Mapped[list] = mapped_column(JSON)  # [{"name", "template"}, {"name", "template"}]
     options: Mapped[dict] = mapped_column(JSON, default=dict)  # the evaluation's generation settings
+    author: Mapped[str | None] = _author_column()
+    author_sub: Mapped[str | None] = _sub_column()
+    author_email: Mapped[str | None] = _email_column()
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now, index=True)
 
 
@@ -284,6 +313,8 @@ class Verdict(Base):
     item_id: Mapped[int] = mapped_column(ForeignKey("review_items.id", ondelete="CASCADE"), index=True)
     reviewer: Mapped[str] = mapped_column(String(200))
     reviewer_key: Mapped[str] = mapped_column(String(200))  # salience.review.reviewer_key
+    author_sub: Mapped[str | None] = _sub_column()
+    author_email: Mapped[str | None] = _email_column()
     choice: Mapped[str] = mapped_column(String(10))  # first, second, same, neither
     left: Mapped[int] = mapped_column(Integer)  # the variant shown on the left
     reason: Mapped[str] = mapped_column(ExactText, default="")

@@ -21,6 +21,7 @@ from salience.methods import REGISTRY
 from salience.types import Generation, GenerationSettings, SalienceResult
 from workspace import records as rec
 from workspace.database import is_read_only, open_database
+from workspace.owners import Author, Person, check_may_change
 from workspace.schema import (
     UID_LENGTH,
     Browser,
@@ -64,6 +65,7 @@ class RunRow:
     stop_reason: str
     rating: int  # sum of thumbs (+1/−1)
     notes: int
+    author: Author = Author()
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,7 @@ class NoteRow:
     created_at: datetime
     run_id: int | None = None
     comparison_id: str | None = None
+    author: Author = Author()
 
 
 @dataclass(frozen=True)
@@ -225,8 +228,10 @@ class Workspace:
         variables: dict[str, str],
         author: str | None = None,
         browser_id: str | None = None,
+        by: Author | None = None,
     ) -> int:
-        """Add a version unless it equals the template's newest one; returns the version id."""
+        """Add a version unless it equals the template's newest one; returns the version id.
+        ``by``: the signed-in author (its name replaces ``author``)."""
         name = _name(name, "template name")
         with self._write() as session, session.begin():
             template = _template(session, name)
@@ -242,8 +247,8 @@ class Workspace:
                 template_id=template.id,
                 text=text,
                 variables=dict(variables),
-                author=author,
                 browser_id=browser_id,
+                **(by or Author(author)).columns(),
             )
             session.add(version)
             session.flush()
@@ -290,7 +295,9 @@ class Workspace:
         variables: dict[str, str] | None = None,
         version_id: int | None = None,
         browser_id: str | None = None,
+        by: Author | None = None,
     ) -> int:
+        """Store a generation; ``by``: who ran it (signed in: name, user id and e-mail)."""
         with self._write() as session, session.begin():
             run = Run(
                 template_version_id=version_id,
@@ -305,6 +312,7 @@ class Workspace:
                 seconds=float(generation.seconds),
                 first_token_seconds=float(generation.first_token_seconds),
                 browser_id=browser_id,
+                **(by or Author()).columns(),
             )
             session.add(run)
             session.flush()
@@ -422,6 +430,7 @@ class Workspace:
                     run.stop_reason,
                     int(rating or 0),
                     int(notes or 0),
+                    Author(run.author, run.author_sub, run.author_email),
                 )
                 for run, template, rating, notes in session.execute(self._run_query(terms or RunFilter()))
             ]
@@ -431,6 +440,19 @@ class Workspace:
         if not found:
             raise InputError(f"There is no run {run_id}.")
         return found[0]
+
+    def delete_run(self, run_id: int, person: Person | None = None) -> None:
+        """Delete a run with its explanations and notes: allowed to its author and to admins
+        (``person`` None: personal mode, anyone); InputError with the reason otherwise."""
+        with self._write() as session, session.begin():
+            run = session.get(Run, run_id) if _row_id(run_id) else None
+            if run is None:
+                raise InputError(f"There is no run {run_id}; it may have been deleted.")
+            check_may_change(person, "run", run.author_sub, run.author, run.author_email)
+            for model in (SalienceRecord, Note):
+                for row in session.scalars(select(model).where(model.run_id == run_id)):
+                    session.delete(row)
+            session.delete(run)
 
     def models(self) -> list[str]:
         with self._read() as session:
@@ -445,9 +467,11 @@ class Workspace:
         rating: int | None = None,
         run_id: int | None = None,
         comparison_id: str | None = None,
+        by: Author | None = None,
     ) -> int:
-        """A reviewer's thumbs (+1/−1) and/or note on a run or a comparison."""
-        reviewer = _name(reviewer, "reviewer name", MAX_NAME)
+        """A reviewer's thumbs (+1/−1) and/or note on a run or a comparison; ``by``: the signed-in
+        author (its name is the reviewer's)."""
+        reviewer = _name((by.name if by and by.name else None) or reviewer, "reviewer name", MAX_NAME)
         if rating not in (None, 1, -1):
             raise InputError("A rating is thumbs up (+1) or thumbs down (−1).")
         if (run_id is None) == (comparison_id is None):
@@ -459,8 +483,13 @@ class Workspace:
                 raise InputError(f"There is no run {run_id}.")
             if comparison_id is not None and session.get(Comparison, comparison_id) is None:
                 raise InputError(f"There is no saved comparison {comparison_id}.")
+            author = Author(reviewer, by.sub, by.email) if by else Author(reviewer)
             note = Note(
-                reviewer=reviewer, text=text, rating=rating, run_id=run_id, comparison_id=comparison_id
+                text=text,
+                rating=rating,
+                run_id=run_id,
+                comparison_id=comparison_id,
+                **author.columns("reviewer"),
             )
             session.add(note)
             session.flush()
@@ -474,7 +503,16 @@ class Workspace:
             if comparison_id is not None:
                 query = query.where(Note.comparison_id == comparison_id)
             return [
-                NoteRow(n.id, n.reviewer, n.rating, n.text, n.created_at, n.run_id, n.comparison_id)
+                NoteRow(
+                    n.id,
+                    n.reviewer,
+                    n.rating,
+                    n.text,
+                    n.created_at,
+                    n.run_id,
+                    n.comparison_id,
+                    Author(n.reviewer, n.author_sub, n.author_email),
+                )
                 for n in session.scalars(query)
             ]
 
@@ -735,6 +773,11 @@ def _streamed_scalars(session: Session, query: Select):
     return _streamed(session, query).scalars()
 
 
+def _who(row, *columns: str) -> dict:
+    """The row's author columns that are set (a record made in personal mode exports as before)."""
+    return {column: getattr(row, column) for column in columns if getattr(row, column) is not None}
+
+
 def _version_record(version: TemplateVersion, name: str) -> dict:
     return {
         "kind": "template_version",
@@ -744,6 +787,7 @@ def _version_record(version: TemplateVersion, name: str) -> dict:
         "text": version.text,
         "variables": version.variables,
         "author": version.author,
+        **_who(version, *rec.IDENTITY_FIELDS),
         "created_at": version.created_at.isoformat(),
     }
 
@@ -764,6 +808,7 @@ def _run_record(run: Run) -> dict:
         "tokens": run.tokens,
         "seconds": run.seconds,
         "first_token_seconds": run.first_token_seconds,
+        **_who(run, "author", *rec.IDENTITY_FIELDS),
         "created_at": run.created_at.isoformat(),
     }
 
@@ -803,6 +848,7 @@ def _note_record(note: Note) -> dict:
         "reviewer": note.reviewer,
         "rating": note.rating,
         "text": note.text,
+        **_who(note, *rec.IDENTITY_FIELDS),
         "created_at": note.created_at.isoformat(),
     }
 
@@ -829,6 +875,7 @@ def _review_record(review: Review, items: list[ReviewItem]) -> dict:
             }
             for item in items
         ],
+        **_who(review, "author", *rec.IDENTITY_FIELDS),
         "created_at": review.created_at.isoformat(),
     }
 
@@ -844,6 +891,7 @@ def _verdict_record(verdict: Verdict, position: int) -> dict:
         "choice": verdict.choice,
         "left": verdict.left,
         "reason": verdict.reason,
+        **_who(verdict, *rec.IDENTITY_FIELDS),
         "created_at": verdict.created_at.isoformat(),
         "updated_at": verdict.updated_at.isoformat(),
     }
@@ -985,6 +1033,7 @@ class _Importer:
                 text=record.text,
                 variables=dict(record.variables),
                 author=record.author,
+                **_identity(record),
             ),
         )
 
@@ -1007,6 +1056,8 @@ class _Importer:
                 tokens=record.tokens,
                 seconds=record.seconds,
                 first_token_seconds=record.first_token_seconds,
+                author=record.author,
+                **_identity(record),
             ),
         )
 
@@ -1058,6 +1109,7 @@ class _Importer:
                 text=record.text,
                 run_id=run_id,
                 comparison_id=comparison_id,
+                **_identity(record),
             ),
         )
 
@@ -1078,6 +1130,8 @@ class _Importer:
                 per_item=record.per_item,
                 variants=[variant.model_dump() for variant in record.variants],
                 options=dict(record.options),
+                author=record.author,
+                **_identity(record),
             )
             if record.created_at is not None:
                 review.created_at = record.created_at
@@ -1135,6 +1189,7 @@ class _Importer:
             choice=record.choice,
             left=record.left,
             reason=record.reason,
+            **_identity(record),
         )
         if record.created_at is not None:
             verdict.created_at = record.created_at
@@ -1143,6 +1198,11 @@ class _Importer:
         self.session.add(verdict)
         self.session.flush()
         self.added["verdict"] += 1
+
+
+def _identity(record: rec.Record) -> dict:
+    """The author's user id and e-mail a record carries (kept as exported)."""
+    return {field_name: getattr(record, field_name) for field_name in rec.IDENTITY_FIELDS}
 
 
 _MODELS = {"template_version": TemplateVersion, "run": Run, "salience": SalienceRecord, "note": Note}

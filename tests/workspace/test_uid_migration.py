@@ -159,5 +159,5 @@ def test_the_uid_revision_follows_the_evaluations_revision():
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     scripts = ScriptDirectory.from_config(config)
-    assert scripts.get_heads() == [MIGRATION]
+    assert len(scripts.get_heads()) == 1  # later revisions follow it in one line
     assert scripts.get_revision(MIGRATION).down_revision == "0004"
