@@ -571,7 +571,7 @@ def redundancy_note(follow: Follow, rendered: RenderedPrompt | None) -> None:
         where = places[index]
         return f"“{excerpt(plan_.segments[index].text, 60)}”" + (f" ({where})" if where else "")
 
-    line = redundancy_sentence(named(found[0]), named(found[1]), redundancy.together)
+    line = redundancy_sentence(named(found[0]), named(found[1]), max(redundancy.alone), redundancy.together)
     st.markdown(f"🔁 **Two parts each give the answer.** {plain_markdown(line)}")
 
 

@@ -230,14 +230,19 @@ def times_less_likely(nats: float) -> str:
     factor = math.exp(min(nats, 700.0))
     if factor >= 1000:
         return "more than a thousand times less likely"
+    if factor < 1.5:
+        return "hardly less likely"
     if factor >= 10:
         return f"about {round(factor, -1 if factor >= 100 else 0):.0f} times less likely"
     return f"about {factor:.1f} times less likely".replace(".0 times", " times")
 
 
-def redundancy_sentence(first: str, second: str, together: float) -> str:
-    """The reading of two parts that each suffice (`salience.occlusion.Redundancy`)."""
+def redundancy_sentence(first: str, second: str, alone: float, together: float) -> str:
+    """The reading of two parts that each give the answer (`salience.occlusion.Redundancy`):
+    ``alone`` is the larger of their single deletions, ``together`` both at once (nats)."""
+    one = times_less_likely(max(alone, 0.0))
+    one = "leaves the selection " + one if one.startswith("hardly") else "makes the selection at most " + one
     return (
-        f"{first} and {second} each give the answer: removing either one alone changes little, "
-        f"removing both makes the selection {times_less_likely(together)}."
+        f"{first} and {second} each give the answer: removing just one {one}, removing both makes it "
+        f"{times_less_likely(together)}."
     )

@@ -100,8 +100,9 @@ def test_agreement_line_and_what_if_i_delete_this(browser, workbench_url):
     screenshot(page, "workbench-what-if", focus=result)
 
     page.set_viewport_size({"width": 1440, "height": 900})
-    page.get_by_text("Advanced", exact=True).first.click()
-    page.get_by_text("Deletion — what removing it does").click()
+    advanced = page.get_by_test_id("stExpander").filter(has=page.get_by_text("Segment score"))
+    advanced.locator("summary").click()  # the methods other than the default
+    advanced.get_by_text("Deletion — what removing it does").click()
     expect(status(page)).to_contain_text("· Deletion ·", timeout=LONG)
     wait_idle(page)
     expect(page.get_by_test_id("heatmap-legend")).to_contain_text("supported")

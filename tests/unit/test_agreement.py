@@ -152,8 +152,10 @@ def test_redundancy_is_said_in_plain_words():
     assert times_less_likely(3.7) == "about 40 times less likely"
     assert times_less_likely(1.0) == "about 2.7 times less likely"
     assert times_less_likely(12.0) == "more than a thousand times less likely"
-    line = redundancy_sentence("“Tom lives in Paris.”", "“Tom's home is Paris.”", 2.3)
+    assert times_less_likely(0.1) == "hardly less likely"
+    line = redundancy_sentence("“Tom lives in Paris.”", "“Tom's home is Paris.”", 0.2, 2.3)
+    assert "at most about 20 times" in redundancy_sentence("a", "b", 3.0, 9.0)
     assert line == (
-        "“Tom lives in Paris.” and “Tom's home is Paris.” each give the answer: removing either one alone "
-        "changes little, removing both makes the selection about 10 times less likely."
+        "“Tom lives in Paris.” and “Tom's home is Paris.” each give the answer: removing just one leaves the "
+        "selection hardly less likely, removing both makes it about 10 times less likely."
     )
