@@ -572,7 +572,7 @@ def redundancy_note(follow: Follow, rendered: RenderedPrompt | None) -> None:
         return f"“{excerpt(plan_.segments[index].text, 60)}”" + (f" ({where})" if where else "")
 
     line = redundancy_sentence(named(found[0]), named(found[1]), max(redundancy.alone), redundancy.together)
-    st.markdown(f"🔁 **Two parts each give the answer.** {plain_markdown(line)}")
+    st.markdown(f"🔁 **Two parts back each other up.** {plain_markdown(line)}")
 
 
 def _quiet_check(follow: Follow, many: str, rendered: RenderedPrompt | None) -> None:

@@ -243,6 +243,6 @@ def redundancy_sentence(first: str, second: str, alone: float, together: float) 
     one = times_less_likely(max(alone, 0.0))
     one = "leaves the selection " + one if one.startswith("hardly") else "makes the selection at most " + one
     return (
-        f"{first} and {second} each give the answer: removing just one {one}, removing both makes it "
+        f"{first} and {second} back each other up: removing just one {one}, removing both makes it "
         f"{times_less_likely(together)}."
     )

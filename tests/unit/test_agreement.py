@@ -156,6 +156,6 @@ def test_redundancy_is_said_in_plain_words():
     line = redundancy_sentence("“Tom lives in Paris.”", "“Tom's home is Paris.”", 0.2, 2.3)
     assert "at most about 20 times" in redundancy_sentence("a", "b", 3.0, 9.0)
     assert line == (
-        "“Tom lives in Paris.” and “Tom's home is Paris.” each give the answer: removing just one leaves the "
+        "“Tom lives in Paris.” and “Tom's home is Paris.” back each other up: removing just one leaves the "
         "selection hardly less likely, removing both makes it about 10 times less likely."
     )
