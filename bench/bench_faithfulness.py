@@ -347,9 +347,11 @@ def click_speed(model, precision: str, repeats: int = 5) -> dict:
                 run()
                 seconds[method].append(time.perf_counter() - began)
         timings = {method: statistics.median(values) for method, values in seconds.items()}
+        checked = runs["deletion_estimate"]().diagnostics["deletion_estimate"]["checked"]
         report[name] = {
             "tokens": len(tokens),
             "segments": len(deletable_segments(spans, first)),
+            "deletion_estimate checked (token spans)": checked,
             **{f"{m} s": round(v, 3) for m, v in timings.items()},
             **{
                 f"{m} / grad_l2": round(v / timings["grad_l2"], 2)
@@ -401,13 +403,15 @@ def main() -> None:
     parser.add_argument("--granularities", default="sentences,lines,slots")
     parser.add_argument("--ig", action="store_true", help="section 4 also runs Integrated Gradients")
     parser.add_argument("--click-speed", action="store_true", help="only the click timings")
+    parser.add_argument("--precisions", default="bfloat16,float32", help="of the click timings")
+    parser.add_argument("--repeats", type=int, default=5, help="clicks per method (median)")
     args = parser.parse_args()
     model = load_model("embedded")
     report: dict = {}
     if args.click_speed or args.estimates:
         if args.click_speed:
-            for precision in ("bfloat16", "float32"):
-                report[f"click {precision}"] = click_speed(model, precision)
+            for precision in args.precisions.split(","):
+                report[f"click {precision}"] = click_speed(model, precision, args.repeats)
                 print(precision, json.dumps(report[f"click {precision}"], indent=1), flush=True)
         if args.estimates:
             estimates(model, args, report)
