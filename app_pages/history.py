@@ -14,6 +14,7 @@ from components.evaluation import saved_list
 from components.heatmap import heatmap
 from components.review import review_box
 from components.sidebar import model_sidebar
+from components.signin import current_identity, may_delete
 from components.widgets import ENGINEER_DETAILS, STOP_REASONS, plain_markdown
 from components.workspace import autosaved, load_into_workbench, workspace
 from salience.compare import output_diff
@@ -155,9 +156,10 @@ def _run_detail(opened: Workspace, run: RunRow) -> None:
     st.divider()
     st.subheader(f"Run {run.id} · {plain_markdown(run.template or 'no template')}")
     stopped = STOP_REASONS.get(run.stop_reason, "")
+    by = f" · by {plain_markdown(run.author.name)}" if run.author.sub and run.author.name else ""
     st.caption(
         f"{run.created_at.astimezone():%Y-%m-%d %H:%M:%S} · {plain_markdown(run.model)} · written in "
-        f"{plain_duration(run.seconds)}" + (f" · {stopped}" if stopped else "")
+        f"{plain_duration(run.seconds)}" + (f" · {stopped}" if stopped else "") + by
     )
     with st.expander(ENGINEER_DETAILS):
         st.caption(
@@ -172,6 +174,7 @@ def _run_detail(opened: Workspace, run: RunRow) -> None:
         else:
             load_into_workbench(run.template or template.template, template.text, run.variables, run.settings)
         st.switch_page(WORKBENCH)
+    _delete_run_button(opened, run)
     saved = opened.salience_for_run(run.id)
     if not saved:
         cols = st.columns(2)
@@ -183,6 +186,26 @@ def _run_detail(opened: Workspace, run: RunRow) -> None:
     else:
         _saved_heatmap(saved)
     review_box(opened, run_id=run.id)
+
+
+def _delete_run_button(opened: Workspace, run: RunRow) -> None:
+    """Delete the run (its explanations and notes too): its author and admins may; others see the
+    button greyed out with the reason."""
+    allowed, reason = may_delete(run.author, "run")
+    if st.button(
+        "Delete run",
+        key=state.child_key(state.HISTORY_DELETE_RUN, run.id),
+        disabled=not allowed,
+        help=plain_markdown(reason) if reason else "Deletes this run, its explanations and its notes.",
+    ):
+        try:
+            opened.delete_run(run.id, current_identity())
+        except InputError as error:
+            st.error(str(error), icon="⚠️")
+            return
+        st.query_params.pop(RUN_QUERY, None)
+        st.session_state.pop(state.HISTORY_TABLE, None)  # the selection would point at another run
+        st.rerun()
 
 
 def _saved_heatmap(saved) -> None:
@@ -321,6 +344,13 @@ def _transfer_tab(opened: Workspace) -> None:
         "application/json",
         help="Templates and versions, runs, explanations, comparisons and notes; one JSON object per line.",
     )
+    identity = current_identity()
+    if identity is not None and not identity.admin:
+        st.caption(
+            "Only admins can import here: an export says who made each record, so an import could "
+            "put records under anyone's name."
+        )
+        return
     upload = st.file_uploader(
         "Import a workspace export (JSONL)",
         type=["jsonl", "json", "txt"],

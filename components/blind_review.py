@@ -13,7 +13,7 @@ import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
 from components import state
-from components.signin import current_identity
+from components.signin import current_author, current_identity, may_delete
 from components.widgets import ENGINEER_DETAILS, plain_markdown
 from components.workspace import browser_id, load_into_workbench, workspace
 from components.workspace.connection import write
@@ -150,6 +150,7 @@ def _create(
                 "max_new_tokens": stored.options.get("max_new_tokens"),
                 "stop_sequences": stored.options.get("stop_sequences"),
             },
+            by=current_author(),
         )
     except InputError as error:
         st.error(str(error), icon="⚠️")
@@ -228,6 +229,7 @@ def panes_form(variants: list[Variant]) -> None:
                 instructions,
                 ask_reason,
                 int(per_item),
+                by=current_author(),
             )
         except InputError as error:
             st.error(str(error), icon="⚠️")
@@ -270,7 +272,8 @@ def _answer(review: StoredReview, item_id: int, reviewer: str, button: str, left
             raise InputError(
                 "Your answer could not be saved: the workspace is not available. Try again shortly."
             )
-        give_verdict(opened, review.id, item_id, reviewer, rv.choice_for(button, left), left, reason)
+        choice = rv.choice_for(button, left)
+        give_verdict(opened, review.id, item_id, reviewer, choice, left, reason, current_author())
     except InputError as error:
         state.review().message = str(error)
         return
@@ -575,6 +578,12 @@ def review_list() -> None:
         )
         cols[1].page_link(REVIEW_PAGE, label="Reviewer's page", query_params={"r": row.uid})
         cols[2].page_link(REVIEW_PAGE, label="Results", query_params={"r": row.uid, "view": "results"})
-        if cols[3].button("Delete", key=state.child_key(state.REVIEW_LIST_DELETE, row.id)):
-            delete_review(opened, row.id)
+        allowed, reason = may_delete(row.author, "review")
+        if cols[3].button(
+            "Delete",
+            key=state.child_key(state.REVIEW_LIST_DELETE, row.id),
+            disabled=not allowed,
+            help=plain_markdown(reason) if reason else None,
+        ):
+            delete_review(opened, row.id, current_identity())
             st.rerun()

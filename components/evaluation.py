@@ -12,6 +12,7 @@ import streamlit as st
 
 from components import state
 from components.session_work import stop_check
+from components.signin import current_author, current_identity, may_delete
 from components.widgets import ENGINEER_DETAILS, plain_markdown
 from components.workspace import browser_id, load_into_workbench, workspace
 from salience.compare import TargetChoice
@@ -284,7 +285,7 @@ def start(
     }
     name = " vs ".join(v.name for v in plan.variants) + f" · {len(plan.dataset.rows)} rows"
     page = state.evaluate()
-    page.open_id = create_evaluation(opened, name, plan, options, browser_id())
+    page.open_id = create_evaluation(opened, name, plan, options, browser_id(), current_author())
     page.message = None
 
 
@@ -596,16 +597,23 @@ def saved_list(open_page: str | None = None) -> None:
         return
     for row in found[:30]:
         cols = st.columns([6, 2, 1, 1])
+        by = f" · by {plain_markdown(row.author.name)}" if row.author.sub and row.author.name else ""
         cols[0].markdown(
-            f"**{plain_markdown(row.name)}**  \n{row.created_at.astimezone():%Y-%m-%d %H:%M} · {row.done}/{row.total} · {row.status}"
+            f"**{plain_markdown(row.name)}**  \n{row.created_at.astimezone():%Y-%m-%d %H:%M} · {row.done}/{row.total} · {row.status}{by}"
         )
         if cols[2].button("Open", key=state.child_key(state.EVAL_LIST_OPEN, row.id)):
             state.evaluate().open_id = row.id
             if open_page:
                 st.switch_page(open_page)
             st.rerun()
-        if cols[3].button("Delete", key=state.child_key(state.EVAL_LIST_DELETE, row.id)):
-            delete_evaluation(opened, row.id)
+        allowed, reason = may_delete(row.author, "evaluation")
+        if cols[3].button(
+            "Delete",
+            key=state.child_key(state.EVAL_LIST_DELETE, row.id),
+            disabled=not allowed,
+            help=plain_markdown(reason) if reason else None,
+        ):
+            delete_evaluation(opened, row.id, current_identity())
             if state.evaluate().open_id == row.id:
                 state.evaluate().open_id = None
             st.rerun()

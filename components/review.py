@@ -6,6 +6,7 @@ import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
 from components import state
+from components.signin import current_author
 from components.widgets import plain_markdown
 from salience.errors import InputError
 from workspace.store import Workspace
@@ -31,7 +32,9 @@ def review_box(opened: Workspace, run_id: int | None = None, comparison_id: str 
         if st.form_submit_button("Save note", disabled=not reviewer):
             thumbs = None if rating is None else (1 if rating == 1 else -1)
             try:
-                opened.add_note(reviewer, text, thumbs, run_id=run_id, comparison_id=comparison_id)
+                opened.add_note(
+                    reviewer, text, thumbs, run_id=run_id, comparison_id=comparison_id, by=current_author()
+                )
             except InputError as error:
                 st.error(str(error), icon="⚠️")
             except SQLAlchemyError as error:

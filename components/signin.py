@@ -21,6 +21,7 @@ import streamlit as st
 from components import state
 from components.exposure import sign_in_configured
 from components.widgets import plain_markdown
+from workspace.owners import Author, may_change, read_only_reason
 
 SIGN_IN_PROBLEM = "sign_in_problem"
 PAGES = Path(__file__).resolve().parent.parent / "app_pages"  # each page's url_path is its file's stem
@@ -76,6 +77,21 @@ def current_identity() -> Identity | None:
     if not sign_in_configured() or not st.user.is_logged_in:
         return None
     return identity_from_claims(st.user.to_dict(), _access().get("admins", ()))
+
+
+def current_author() -> Author | None:
+    """Who makes a record now: the signed-in person's name, user id and e-mail; None in personal
+    mode (records then keep the typed name only, as before)."""
+    identity = current_identity()
+    return None if identity is None else Author.of(identity)
+
+
+def may_delete(author: Author, what: str) -> tuple[bool, str]:
+    """Whether the signed-in person may delete a record made by ``author`` (its author and admins
+    may; personal mode: anyone), and the plain reason when not."""
+    if may_change(current_identity(), author.sub):
+        return True, ""
+    return False, read_only_reason(what, author.name, author.email)
 
 
 def _provider_answers() -> bool:

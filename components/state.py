@@ -223,6 +223,7 @@ HISTORY_VERSION_B = "history_version_b"
 HISTORY_DIFF_TEMPLATE = "history_diff_template"
 HISTORY_HEATMAP = "history_heatmap"
 HISTORY_RESTORE = "restore"  # child_key(HISTORY_RESTORE, version id): "Restore … into the workbench"
+HISTORY_DELETE_RUN = "history-delete-run"  # child_key(HISTORY_DELETE_RUN, run id)
 NOTE_TEXT = "note_text"  # + "_" + the run or comparison
 NOTE_RATING = "note_rating"  # + "_" + the run or comparison
 

@@ -13,6 +13,7 @@ import json
 import streamlit as st
 
 from components import state
+from components.signin import current_author
 from components.workspace.connection import FAILED, browser_id, write
 from salience.templates import TemplateError, parse_template
 from salience.types import Generation, GenerationSettings, SalienceResult
@@ -37,10 +38,10 @@ def template_version() -> int | None:
         return known[1]  # None while it waits for the database
     name = state.workbench().loaded_sample or UNTITLED
     author = st.session_state.get(state.REVIEWER) or None
-    browser = browser_id()
+    browser, by = browser_id(), current_author()
 
     def save(opened) -> int:
-        version = opened.save_template_version(name, template, values, author=author, browser_id=browser)
+        version = opened.save_template_version(name, template, values, author, browser, by)
         current = st.session_state.get(state.TEMPLATE_VERSION)
         if current is None or current[0] == key:
             st.session_state[state.TEMPLATE_VERSION] = (key, version)
@@ -53,10 +54,10 @@ def template_version() -> int | None:
 
 def variant_version(name: str, template: str, values: dict[str, str]) -> int | None:
     """Save a compare-page variant's template as a version of the template named after it."""
-    author, browser = st.session_state.get(state.REVIEWER) or None, browser_id()
+    author, browser, by = st.session_state.get(state.REVIEWER) or None, browser_id(), current_author()
     version = write(
         f"the variant '{name}'",
-        lambda opened: opened.save_template_version(name, template, values, author, browser),
+        lambda opened: opened.save_template_version(name, template, values, author, browser, by),
     )
     return None if version is FAILED else version
 
@@ -81,14 +82,14 @@ def remember_run(
         return run_ids[key]
     waiting = st.session_state.get(state.TEMPLATE_VERSION)
     waiting_key = waiting[0] if version_id is None and waiting and waiting[1] is None else None
-    browser = browser_id()
+    browser, by = browser_id(), current_author()
 
     def save(opened) -> int:
         linked = version_id
         if linked is None and waiting_key:
             written = st.session_state.get(state.TEMPLATE_VERSION)
             linked = written[1] if written and written[0] == waiting_key else None
-        run_id = opened.record_run(generation, model, precision, settings, variables, linked, browser)
+        run_id = opened.record_run(generation, model, precision, settings, variables, linked, browser, by)
         st.session_state[state.RUN_IDS][key] = run_id
         return run_id
 

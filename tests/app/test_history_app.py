@@ -98,3 +98,24 @@ def test_import_on_history_lists_each_bad_row_and_imports_a_good_file_once(tiny_
     assert not opened.exception, opened.exception
     assert opened.session_state[state.TEMPLATE] == "Say {{hi}}"
     assert opened.session_state[state.MAX_NEW_TOKENS] == 9
+
+
+def test_without_sign_in_anyone_deletes_a_run_as_before(tiny_app_env, data_dir):
+    """Personal mode: the run's Delete button is on, and deleting takes its notes with it."""
+    saved = Workspace.open(f"sqlite:///{data_dir / 'workspace.sqlite3'}")
+    run_id = saved.record_run(
+        Generation("Q:", " A", (1, 2), "max_new_tokens", 0.5, 0.1), "m", "float32", GenerationSettings()
+    )
+    saved.add_note("Ana", "keep?", run_id=run_id)
+    saved.close()
+    history = open_history({"run": str(run_id)})
+    delete = history.button(key=state.child_key(state.HISTORY_DELETE_RUN, run_id))
+    assert not delete.disabled
+    delete.click()
+    history.run()
+    assert not history.exception, history.exception
+    saved = Workspace.open(f"sqlite:///{data_dir / 'workspace.sqlite3'}")
+    try:
+        assert saved.runs() == [] and saved.notes() == []
+    finally:
+        saved.close()

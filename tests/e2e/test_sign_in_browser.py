@@ -5,7 +5,9 @@ What each test tries: a visitor who has not signed in (a browser on a shared ``?
 plain HTTP client) gets the sign-in page only and none of the workspace; a forged session cookie
 counts as not signed in; an account from a domain not on the allow-list is refused; a signed-in
 person sees the workbench with their name as the reviewer (not typed) and can sign out; a
-provider that is down at sign-in time gives a clear refusal, no traceback.
+provider that is down at sign-in time gives a clear refusal, no traceback; Bob cannot delete
+Alice's run or evaluation (the buttons are greyed out) but can delete his own, and Alice, an admin,
+deletes Bob's.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -61,8 +64,43 @@ def provider(tmp_path_factory):
         log.close()
 
 
-def seed_workspace(data: Path) -> int:
-    """A saved run whose prompt no one signed out may ever see; its id."""
+@dataclass(frozen=True)
+class Seeded:
+    """What the workspace holds before the browsers come: ids of runs and evaluations."""
+
+    run: int  # the secret run (imported: no author, an admin's to delete)
+    alice_run: int
+    bob_run: int
+    alice_evaluation: int
+    bob_evaluation: int
+    bob_draft: int
+
+
+def _person(user: dict):
+    from workspace.owners import Author
+
+    return Author(user["name"], user["sub"], user["email"])
+
+
+def _authored(opened, who) -> tuple[int, int, int]:
+    """A run and two evaluations made by ``who`` as the app would store them."""
+    from salience.evaluate import Check, parse_data, plan_evaluation
+    from salience.types import Generation, GenerationSettings
+    from salience.variant import Variant
+    from workspace.evaluations import create_evaluation
+
+    generation = Generation(f"{who.name}'s prompt", " ok", (1, 2), "max_new_tokens", 0.5, 0.1)
+    run = opened.record_run(generation, "embedded", "float32", GenerationSettings(max_new_tokens=8), by=who)
+    plan = plan_evaluation(
+        [Variant("a", "L {x}"), Variant("b", "I {x}")], parse_data("x\n1\n"), [Check("contains", "y")]
+    )
+    first = create_evaluation(opened, f"{who.sub} evaluation", plan, by=who)
+    second = create_evaluation(opened, f"{who.sub} draft", plan, by=who)
+    return run, first, second
+
+
+def seed_workspace(data: Path) -> Seeded:
+    """A saved run whose prompt no one signed out may ever see, and Alice's and Bob's records."""
     from workspace.store import Workspace
 
     data.mkdir(parents=True, exist_ok=True)
@@ -93,7 +131,10 @@ def seed_workspace(data: Path) -> int:
             "created_at": when,
         }
         opened.import_jsonl("".join(json.dumps(r) + "\n" for r in (version, run)))
-        return opened.runs()[0].id
+        secret = opened.runs()[0].id
+        alice_run, alice_evaluation, _ = _authored(opened, _person(USERS[0]))
+        bob_run, bob_evaluation, bob_draft = _authored(opened, _person(USERS[1]))
+        return Seeded(secret, alice_run, bob_run, alice_evaluation, bob_evaluation, bob_draft)
     finally:
         opened.close()
 
@@ -107,7 +148,7 @@ def team_app(provider, tmp_path_factory, spm_proto):
     folder = tmp_path_factory.mktemp("team")
     model = folder / "tiny.gguf"
     write_gguf(tiny_gemma3(spm_proto, seed=3, window=4096), spm_proto, model)
-    run_id = seed_workspace(folder / "data")
+    seeded = seed_workspace(folder / "data")
     secrets = folder / "secrets.toml"
     secrets.write_text(
         "[auth]\n"
@@ -124,7 +165,7 @@ def team_app(provider, tmp_path_factory, spm_proto):
     env.pop("GEMMA_WORKBENCH_ENGINE", None)
     process, url = start_app(ROOT / "app.py", env=env, args=("--secrets.files", str(secrets)))
     try:
-        yield url, run_id
+        yield url, seeded
     finally:
         stop_app(process)
 
@@ -148,7 +189,8 @@ def sign_in_as(page: Page, url: str, sub: str) -> None:
 
 
 def test_a_visitor_not_signed_in_gets_only_the_sign_in_page(team_app, page):
-    url, run_id = team_app
+    url, seeded = team_app
+    run_id = seeded.run
     page.goto(f"{url}/history?run={run_id}")
     expect(sign_in_button(page)).to_be_visible(timeout=60_000)
     page.wait_for_timeout(1500)  # anything else would have arrived by now
@@ -159,14 +201,16 @@ def test_a_visitor_not_signed_in_gets_only_the_sign_in_page(team_app, page):
 
 
 def test_a_plain_http_client_gets_no_workspace(team_app):
-    url, run_id = team_app
+    url, seeded = team_app
+    run_id = seeded.run
     with urllib.request.urlopen(f"{url}/history?run={run_id}", timeout=10) as answer:
         body = answer.read().decode("utf-8", "replace")
     assert SECRET_PROMPT not in body and "workbench-client-secret" not in body
 
 
 def test_a_forged_session_cookie_counts_as_not_signed_in(team_app, page):
-    url, run_id = team_app
+    url, seeded = team_app
+    run_id = seeded.run
     host = url.split("//", 1)[1].split(":")[0]
     page.context.add_cookies(
         [{"name": "_streamlit_user", "value": "forged-" + "x" * 40, "domain": host, "path": "/"}]
@@ -177,7 +221,8 @@ def test_a_forged_session_cookie_counts_as_not_signed_in(team_app, page):
 
 
 def test_a_domain_not_on_the_allow_list_is_refused(team_app, page):
-    url, run_id = team_app
+    url, seeded = team_app
+    run_id = seeded.run
     sign_in_as(page, url, "mallory-003")
     expect(page.get_by_text("is not on this workbench's allow-list")).to_be_visible(timeout=60_000)
     page.goto(f"{url}/history?run={run_id}")
@@ -187,7 +232,8 @@ def test_a_domain_not_on_the_allow_list_is_refused(team_app, page):
 
 
 def test_signed_in_the_workbench_opens_with_the_name_from_the_sign_in(team_app, page):
-    url, run_id = team_app
+    url, seeded = team_app
+    run_id = seeded.run
     sign_in_as(page, url, "alice-001")
     sidebar = page.get_by_test_id("stSidebar")
     expect(sidebar.get_by_text("Signed in as Alice Admin (alice@example.org) · admin")).to_be_visible(
@@ -258,3 +304,49 @@ def test_a_50_mb_upload_is_refused_by_the_box(team_app, page):
     expect(box).to_contain_text("File must be 5.0MB or smaller", timeout=30_000)
     assert "Traceback" not in page.locator("body").inner_text()
     screenshot(page, "upload-refused", focus=page.get_by_text("Sample prompt").first)
+
+
+def _delete_evaluation_button(page: Page, evaluation_id: int):
+    return page.locator(f".st-key-eval-list-del-{evaluation_id} button").first
+
+
+def _open_evaluations(page: Page, url: str) -> None:
+    page.goto(f"{url}/history")
+    page.get_by_role("tab", name="Evaluations").click(timeout=120_000)
+
+
+def test_one_person_cannot_delete_anothers_run_or_evaluation(team_app, page):
+    url, seeded = team_app
+    sign_in_as(page, url, "bob-002")
+    page.goto(f"{url}/history?run={seeded.alice_run}")
+    delete_run = page.get_by_role("button", name="Delete run")
+    expect(delete_run).to_be_disabled(timeout=120_000)  # Alice's run: read-only for Bob
+    _open_evaluations(page, url)
+    expect(_delete_evaluation_button(page, seeded.alice_evaluation)).to_be_disabled(timeout=60_000)
+    expect(page.get_by_text("alice-001 evaluation")).to_be_visible()
+    own = _delete_evaluation_button(page, seeded.bob_draft)
+    expect(own).to_be_enabled()  # his own
+    own.click()
+    expect(page.locator(f".st-key-eval-list-del-{seeded.bob_draft}")).to_have_count(0, timeout=60_000)
+    expect(_delete_evaluation_button(page, seeded.alice_evaluation)).to_be_disabled()
+    screenshot(page, "signin-read-only-evaluation")
+    page.get_by_role("tab", name="Import / export").click()  # an import could claim any author
+    expect(page.get_by_text("Only admins can import here")).to_be_visible(timeout=30_000)
+
+
+def test_an_admin_deletes_anothers_run_and_evaluation(team_app, page):
+    url, seeded = team_app
+    sign_in_as(page, url, "alice-001")
+    page.goto(f"{url}/history?run={seeded.bob_run}")
+    expect(page.get_by_text("by <b>Bob</b>").first).to_be_visible(timeout=120_000)  # the author, as text
+    delete_run = page.get_by_role("button", name="Delete run")
+    expect(delete_run).to_be_enabled()
+    delete_run.click()
+    expect(page.get_by_role("button", name="Delete run")).to_have_count(0, timeout=60_000)
+    page.goto(f"{url}/history?run={seeded.bob_run}")
+    expect(page.get_by_text(f"There is no run '{seeded.bob_run}'")).to_be_visible(timeout=60_000)
+    _open_evaluations(page, url)
+    theirs = _delete_evaluation_button(page, seeded.bob_evaluation)
+    expect(theirs).to_be_enabled(timeout=60_000)
+    theirs.click()
+    expect(page.locator(f".st-key-eval-list-del-{seeded.bob_evaluation}")).to_have_count(0, timeout=60_000)
