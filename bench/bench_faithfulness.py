@@ -43,7 +43,7 @@ import salience  # noqa: E402,F401
 from salience.agreement import spearman  # noqa: E402
 from salience.faithfulness import (  # noqa: E402
     CaseScores,
-    evaluate_copy_case,
+    copy_case_scores,
     make_cases,
     score_segments,
     summarize,
@@ -62,27 +62,12 @@ GRADIENT_METHODS = ("grad_l2", "grad_dot_input", "integrated_gradients")
 CI_SUBSET = 12  # the real-model test runs the first cases of the same suite
 
 
-def restricted(case: CaseScores, keep: list[int]) -> CaseScores:
-    """The same case with segments limited to ``keep`` (the fact sentences)."""
-    index = [i for i in keep if i < len(case.oracle)]
-    used = index.index(case.used) if case.used in index else None
-    return CaseScores(
-        case.name,
-        [case.segments[i] for i in index],
-        {name: values[index] for name, values in case.scores.items()},
-        case.oracle[index],
-        used,
-        case.extra,
-    )
-
-
 def copy_suite(model, count: int, methods, **options) -> list[CaseScores]:
     scored = []
     for number, case in enumerate(make_cases(count, seed=0)):
         began = time.perf_counter()
-        result = evaluate_copy_case(model, case, methods, **options)
-        facts = list(range(len(case.facts)))  # facts come first, one sentence each
-        scored.append(restricted(result, facts))
+        result = copy_case_scores(model, case, methods, **options)
+        scored.append(result)
         print(
             f"  case {number + 1:2d}/{count} {case.kind:<8} {time.perf_counter() - began:5.1f}s "
             f"log p {result.extra['log_prob']:+.2f}",

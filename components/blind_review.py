@@ -92,31 +92,28 @@ def create_form(stored: StoredEvaluation) -> None:
                 format_func=lambda r: f"Row {r + 1}: " + " · ".join(plan.dataset.rows[r].values())[:60],
                 key=state.REVIEW_ROWS,
             )
-            name = st.text_input(
-                "Review name", placeholder=f"{names[0]} vs {names[1]}", key=state.REVIEW_NAME
-            )
-            instructions = st.text_area(
-                "Instructions for reviewers",
-                DEFAULT_INSTRUCTIONS,
-                max_chars=2_000,
-                height=68,
-                key=state.REVIEW_INSTRUCTIONS,
-            )
-            cols = st.columns(2)
-            ask_reason = cols[0].checkbox(
-                "Ask for a reason (optional for reviewers)", key=state.REVIEW_ASK_REASON
-            )
-            per_item = cols[1].number_input(
-                "Reviewers per item",
-                1,
-                20,
-                2,
-                key=state.REVIEW_PER_ITEM,
-                help="How many people judge each item.",
-            )
+            name, instructions, ask_reason, per_item = _review_fields(names)
             submitted = st.form_submit_button("Create review")
         if submitted:
             _create(stored, first, second, chosen, name, instructions, ask_reason, int(per_item))
+
+
+def _review_fields(names: list[str]) -> tuple[str, str, bool, int]:
+    """The review's name, instructions, whether to ask for a reason and reviewers per item (inside a form)."""
+    name = st.text_input("Review name", placeholder=f"{names[0]} vs {names[1]}", key=state.REVIEW_NAME)
+    instructions = st.text_area(
+        "Instructions for reviewers",
+        DEFAULT_INSTRUCTIONS,
+        max_chars=2_000,
+        height=68,
+        key=state.REVIEW_INSTRUCTIONS,
+    )
+    cols = st.columns(2)
+    ask_reason = cols[0].checkbox("Ask for a reason (optional for reviewers)", key=state.REVIEW_ASK_REASON)
+    per_item = cols[1].number_input(
+        "Reviewers per item", 1, 20, 2, key=state.REVIEW_PER_ITEM, help="How many people judge each item."
+    )
+    return name, instructions, ask_reason, int(per_item)
 
 
 def _create(
@@ -192,21 +189,7 @@ def panes_form(variants: list[Variant]) -> None:
             second = cols[1].selectbox(
                 "Second", range(len(names)), 1, names.__getitem__, key=state.REVIEW_SECOND
             )
-            name = st.text_input(
-                "Review name", placeholder=f"{names[0]} vs {names[1]}", key=state.REVIEW_NAME
-            )
-            instructions = st.text_area(
-                "Instructions for reviewers",
-                DEFAULT_INSTRUCTIONS,
-                max_chars=2_000,
-                height=68,
-                key=state.REVIEW_INSTRUCTIONS,
-            )
-            cols = st.columns(2)
-            ask_reason = cols[0].checkbox(
-                "Ask for a reason (optional for reviewers)", key=state.REVIEW_ASK_REASON
-            )
-            per_item = cols[1].number_input("Reviewers per item", 1, 20, 2, key=state.REVIEW_PER_ITEM)
+            name, instructions, ask_reason, per_item = _review_fields(names)
             submitted = st.form_submit_button("Create review")
         if not submitted:
             return

@@ -530,17 +530,9 @@ def agreement(
             f"Deletion removed each of the {len(candidates)} prompt {many} in turn and measured how much "
             f"less likely the selection became; the top {found.k} of each method are compared by position."
         )
-        with st.expander(ENGINEER_DETAILS):
-            st.caption(
-                "Ranked by size of score (|score|), so the check never claims a direction"
-                + (
-                    f"; Spearman rank correlation {found.correlation:+.2f}"
-                    if found.correlation is not None
-                    else ""
-                )
-                + (f"; Deletion took {seconds:.1f} s" if isinstance(seconds, int | float) else "")
-                + "."
-            )
+        _check_details(
+            "Ranked by size of score (|score|), so the check never claims a direction", found, seconds
+        )
         if follow.chosen != DELETION:
             st.button(
                 "Show Deletion colours",
@@ -553,7 +545,8 @@ def agreement(
 
 
 def redundancy_note(follow: Follow, rendered: RenderedPrompt | None) -> None:
-    """One line when the check found two parts that each give the answer (both score little alone)."""
+    """One line when the check found two parts that back each other up (together they matter far
+    more than each alone)."""
     result, plan_ = follow.result, follow.plan
     pair = result.diagnostics.get(DELETION, {}).get("pair")
     if not pair:
@@ -563,14 +556,7 @@ def redundancy_note(follow: Follow, rendered: RenderedPrompt | None) -> None:
     found = [spans.index(tuple(span)) for span in pair["segments"] if tuple(span) in spans]
     if not redundancy.redundant or len(found) != 2:
         return
-    places = describe_segments(
-        plan_.segments, result.text, result.prompt_length, rendered.slots if rendered else ()
-    )
-
-    def named(index: int) -> str:
-        where = places[index]
-        return f"“{excerpt(plan_.segments[index].text, 60)}”" + (f" ({where})" if where else "")
-
+    named = _namer(plan_, result, rendered)
     line = redundancy_sentence(named(found[0]), named(found[1]), max(redundancy.alone), redundancy.together)
     st.markdown(f"🔁 **Two parts back each other up.** {plain_markdown(line)}")
 
@@ -604,14 +590,7 @@ def _quiet_check(follow: Follow, many: str, rendered: RenderedPrompt | None) -> 
         for method in (DEFAULT_METHOD, DELETION)
     ]
     found = compare_top(scores[0], scores[1], plan_.targets)
-    places = describe_segments(
-        plan_.segments, result.text, result.prompt_length, rendered.slots if rendered else ()
-    )
-
-    def named(index: int) -> str:
-        where = places[index]
-        return f"“{excerpt(plan_.segments[index].text, 60)}”" + (f" ({where})" if where else "")
-
+    named = _namer(plan_, result, rendered)
     line = (
         f"Deleting each of the {len(plan_.targets)} prompt {many} in turn shows that "
         f"{named(found.deletion_top[0])} matters most, not {named(found.gradient_top[0])} as first "
@@ -624,9 +603,14 @@ def _quiet_check(follow: Follow, many: str, rendered: RenderedPrompt | None) -> 
     )
     st.markdown(f"🔄 **A closer check moved the strongest part.** {plain_markdown(line)}")
     seconds = result.diagnostics.get(DELETION, {}).get("seconds")
+    _check_details("First colours: the Deletion estimate; check: Deletion of every segment", found, seconds)
+
+
+def _check_details(what: str, found, seconds) -> None:
+    """The check's numbers for engineers: rank correlation and how long Deletion took."""
     with st.expander(ENGINEER_DETAILS):
         st.caption(
-            "First colours: the Deletion estimate; check: Deletion of every segment"
+            what
             + (
                 f"; Spearman rank correlation {found.correlation:+.2f}"
                 if found.correlation is not None
@@ -635,6 +619,19 @@ def _quiet_check(follow: Follow, many: str, rendered: RenderedPrompt | None) -> 
             + (f"; Deletion took {seconds:.1f} s" if isinstance(seconds, int | float) else "")
             + "."
         )
+
+
+def _namer(plan_: Plan, result: SalienceResult, rendered: RenderedPrompt | None) -> Callable[[int], str]:
+    """Names a plan's segment for a sentence: its text and where it sits in the prompt."""
+    places = describe_segments(
+        plan_.segments, result.text, result.prompt_length, rendered.slots if rendered else ()
+    )
+
+    def named(index: int) -> str:
+        where = places[index]
+        return f"“{excerpt(plan_.segments[index].text, 60)}”" + (f" ({where})" if where else "")
+
+    return named
 
 
 # ---- "What if I delete this?" -------------------------------------------------------------

@@ -248,3 +248,23 @@ def evaluate_copy_case(model, case: CopyCase, methods: Sequence[str], precision:
         used=used_segment(case, segments),
         extra={"log_prob": result.target_log_prob, "diagnostics": result.diagnostics},
     )
+
+
+def restricted(case: CaseScores, keep: list[int]) -> CaseScores:
+    """The same case with segments limited to ``keep`` (e.g. a copy case's fact sentences)."""
+    index = [i for i in keep if i < len(case.oracle)]
+    used = index.index(case.used) if case.used in index else None
+    return CaseScores(
+        case.name,
+        [case.segments[i] for i in index],
+        {name: values[index] for name, values in case.scores.items()},
+        case.oracle[index],
+        used,
+        case.extra,
+    )
+
+
+def copy_case_scores(model, case: CopyCase, methods: Sequence[str], **options) -> CaseScores:
+    """`evaluate_copy_case` ranked over the case's fact sentences only (they come first): deleting
+    the question or the ``Answer:`` cue always matters and says nothing about which fact is used."""
+    return restricted(evaluate_copy_case(model, case, methods, **options), list(range(len(case.facts))))

@@ -16,3 +16,14 @@ def button(app, label):
 
 def text_area(app, label):
     return next(t for t in app.text_area if t.label == label)
+
+
+def pin(app, sample: str | None = None):
+    """Generate on the workbench (after picking ``sample``) and send the output to Compare."""
+    if sample:
+        next(s for s in app.selectbox if s.label == "Sample prompt").set_value(sample)
+        run(app)
+    button(app, "Generate").click()
+    run(app)
+    button(app, "📌 Send to compare").click()
+    return run(app)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from apptest_helpers import button, run
+from apptest_helpers import button, pin, run
 from streamlit.testing.v1 import AppTest
 
 from components import state
@@ -13,16 +13,6 @@ from salience.methods import DEFAULT_METHOD, get_method
 APP = str(__import__("pathlib").Path(__file__).resolve().parents[2] / "app.py")
 
 COMPARE = "app_pages/compare.py"
-
-
-def pin(app, sample: str | None = None):
-    if sample:
-        next(s for s in app.selectbox if s.label == "Sample prompt").set_value(sample)
-        run(app)
-    button(app, "Generate").click()
-    run(app)
-    button(app, "📌 Send to compare").click()
-    return run(app)
 
 
 @pytest.fixture
@@ -69,7 +59,9 @@ def test_linked_controls_and_one_scale(compared, monkeypatch):
     shared = next(h.proto.body for h in compared.get("html") if "shared-legend" in h.proto.body)
     assert panes[0]["legend_note"].split(" · ")[0] in shared
     assert compared.session_state[state.COMPARE_CONTROLS.method] == "grad_dot_input"
-    assert compared.session_state[state.WORKBENCH_CONTROLS.method] == DEFAULT_METHOD  # the workbench keeps its own
+    assert (
+        compared.session_state[state.WORKBENCH_CONTROLS.method] == DEFAULT_METHOD
+    )  # the workbench keeps its own
     caption = next(m.value for m in compared.markdown if m.value.startswith("**Explaining"))
     assert f"· {get_method('grad_dot_input').label} ·" in caption
 

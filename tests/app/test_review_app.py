@@ -3,7 +3,7 @@ replies, and only the values both panes share shown as inputs (never what tells 
 
 from __future__ import annotations
 
-from apptest_helpers import button, run
+from apptest_helpers import button, pin, run
 
 from components import state
 from workspace.reviews import load_review, reviews
@@ -12,19 +12,9 @@ from workspace.store import Workspace
 COMPARE = "app_pages/compare.py"
 
 
-def _pin(app, sample: str | None = None):
-    if sample:
-        next(s for s in app.selectbox if s.label == "Sample prompt").set_value(sample)
-        run(app)
-    button(app, "Generate").click()
-    run(app)
-    button(app, "📌 Send to compare").click()
-    return run(app)
-
-
 def test_a_review_from_two_compare_panes(app, data_dir):
-    _pin(app)
-    _pin(app, "fewshot-fixed")
+    pin(app)
+    pin(app, "fewshot-fixed")
     app.switch_page(COMPARE)
     run(app)
     variants = app.session_state[state.COMPARE].variants

@@ -7,7 +7,7 @@ docs/FAITHFULNESS.md); a change that makes a method less faithful than that fail
 import numpy as np
 import pytest
 
-from salience.faithfulness import CaseScores, evaluate_copy_case, make_cases, summarize
+from salience.faithfulness import copy_case_scores, make_cases, summarize
 from salience.occlusion import deletable_segments, deletion_scores
 from salience.samples import find_sample
 from salience.segments import make_segments
@@ -21,20 +21,10 @@ MEASURED_SPEARMAN = {"grad_l2": 0.52}
 
 @pytest.fixture(scope="module")
 def scored(real_model):
-    results = []
-    for case in make_cases(CASES, seed=0):
-        result = evaluate_copy_case(real_model, case, ("grad_l2", "grad_dot_input"))
-        keep = list(range(len(case.facts)))
-        results.append(
-            CaseScores(
-                result.name,
-                result.segments[: len(keep)],
-                {name: values[keep] for name, values in result.scores.items()},
-                result.oracle[keep],
-                result.used,
-            )
-        )
-    return results
+    return [
+        copy_case_scores(real_model, case, ("grad_l2", "grad_dot_input"))
+        for case in make_cases(CASES, seed=0)
+    ]
 
 
 def test_deletion_finds_the_fact_the_answer_copies(scored):

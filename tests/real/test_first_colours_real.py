@@ -6,7 +6,7 @@ minus a margin of two cases; a change that makes the default colours less faithf
 import numpy as np
 import pytest
 
-from salience.faithfulness import CaseScores, evaluate_copy_case, make_cases, score_segments, summarize
+from salience.faithfulness import CaseScores, copy_case_scores, make_cases, score_segments, summarize
 from salience.methods import DEFAULT_METHOD, DELETION
 from salience.realistic import make_realistic_cases
 
@@ -19,20 +19,11 @@ MEASURED_SPEARMAN = {"copy": 0.76, "realistic": 0.84}
 
 @pytest.fixture(scope="module")
 def copy_scored(real_model):
-    results = []
-    for case in make_cases(COPY_CASES, seed=0):
-        result = evaluate_copy_case(real_model, case, (DEFAULT_METHOD,), precision="bfloat16")
-        keep = list(range(len(case.facts)))  # the fact sentences, as the benchmark ranks them
-        results.append(
-            CaseScores(
-                result.name,
-                result.segments[: len(keep)],
-                {name: values[keep] for name, values in result.scores.items()},
-                result.oracle[keep],
-                result.used,
-            )
-        )
-    return results
+    # Ranked over the fact sentences, as the benchmark ranks them.
+    return [
+        copy_case_scores(real_model, case, (DEFAULT_METHOD,), precision="bfloat16")
+        for case in make_cases(COPY_CASES, seed=0)
+    ]
 
 
 @pytest.fixture(scope="module")
