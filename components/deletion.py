@@ -345,9 +345,9 @@ class Follow:
         return self.chosen == DEFAULT_METHOD
 
 
-def _top_moved(result: SalienceResult, plan_: Plan, rendered: RenderedPrompt | None) -> bool:
-    """Whether Deletion's strongest prompt segment differs from the first colours' (same segments)."""
-    views = [
+def _first_and_check(result: SalienceResult, plan_: Plan, rendered: RenderedPrompt | None):
+    """`compare_top` of the first colours and Deletion over the plan's segments (or None)."""
+    scores = [
         heatmap_view(
             result.text,
             result.offsets,
@@ -357,10 +357,15 @@ def _top_moved(result: SalienceResult, plan_: Plan, rendered: RenderedPrompt | N
             result,
             rendered,
             plan_.pattern,
-        )
+        ).scores
         for method in (DEFAULT_METHOD, DELETION)
     ]
-    found = compare_top(views[0].scores, views[1].scores, plan_.targets)
+    return compare_top(scores[0], scores[1], plan_.targets)
+
+
+def _top_moved(result: SalienceResult, plan_: Plan, rendered: RenderedPrompt | None) -> bool:
+    """Whether Deletion's strongest prompt segment differs from the first colours' (same segments)."""
+    found = _first_and_check(result, plan_, rendered)
     return found is not None and not found.top_match
 
 
@@ -576,20 +581,7 @@ def _quiet_check(follow: Follow, many: str, rendered: RenderedPrompt | None) -> 
     if not follow.switched:
         return
     plan_, result = follow.plan, follow.result
-    scores = [
-        heatmap_view(
-            result.text,
-            result.offsets,
-            result.prompt_length,
-            plan_.granularity,
-            method,
-            result,
-            rendered,
-            plan_.pattern,
-        ).scores
-        for method in (DEFAULT_METHOD, DELETION)
-    ]
-    found = compare_top(scores[0], scores[1], plan_.targets)
+    found = _first_and_check(result, plan_, rendered)
     named = _namer(plan_, result, rendered)
     line = (
         f"Deleting each of the {len(plan_.targets)} prompt {many} in turn shows that "
