@@ -13,7 +13,7 @@ from app_runs import rerun_after
 from app_server import ROOT, start_app, stop_app
 from page_checks import assert_clean, assert_plain_words, screenshot
 from playwright.sync_api import Page, expect
-from workbench_page import LONG, visit, wait_idle
+from workbench_page import LONG, STARTING, visit, wait_idle
 
 from salience.evaluate import parse_data, plan_evaluation, score
 from salience.review import position_bias
@@ -251,6 +251,10 @@ def test_a_review_is_made_from_an_evaluation_and_listed_on_history(browser, tiny
     url, _ = tiny_server
     page = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
     visit(page, f"{url}/evaluate")
+    # While the model loads and warms up, a status fragment reruns every second; a form submitted
+    # in that window can be lost on a busy machine (seen once in a fresh-clone run): start after it.
+    expect(page.get_by_text(STARTING)).to_have_count(0, timeout=LONG)
+    wait_idle(page)
     page.get_by_role("tab", name="Saved evaluations").click()
     rerun_after(
         page,
