@@ -72,10 +72,12 @@ def test_cli_explain_json(tmp_path):
     n = len(payload["tokens"])
     assert payload["tokens"][0] == "<bos>"
     scores = payload["scores"]
-    assert len(payload["offsets"]) == len(scores["grad_l2"]) == len(scores["grad_dot_input"]) == n
+    assert payload["methods"] == ["deletion_estimate"]  # the page's first colours, by default
+    assert len(payload["offsets"]) == len(scores["deletion_estimate"]) == n
     start, end = payload["target_token_span"]
-    assert end == n and not any(scores["grad_l2"][start:])
-    assert all(np.isfinite(scores["grad_dot_input"]))
+    assert end == n and not any(scores["deletion_estimate"][start:])
+    assert all(np.isfinite(scores["deletion_estimate"]))
+    assert payload["diagnostics"]["deletion_estimate"]["checked"]  # some sentences deleted for real
 
 
 def test_runs_of_spaces_use_gemmas_whitespace_pieces(real_model):
