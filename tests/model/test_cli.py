@@ -31,7 +31,15 @@ def test_explain_without_a_method_computes_the_pages_default(tmp_path, capsys, t
     prompt = tmp_path / "prompt.txt"
     prompt.write_text("Taste-likes: Cheese. Taste-dislikes: Fish.\nRecommendation:")
     status, out, err = run(
-        capsys, "explain", "--model", tiny_spec, "--prompt-file", str(prompt), "--target", " Avoid it.", "--json"
+        capsys,
+        "explain",
+        "--model",
+        tiny_spec,
+        "--prompt-file",
+        str(prompt),
+        "--target",
+        " Avoid it.",
+        "--json",
     )
     assert status == 0, err
     payload = json.loads(out)
