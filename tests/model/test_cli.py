@@ -26,21 +26,19 @@ def run(capsys, *args):
     return status, out, err
 
 
+def explain(capsys, tmp_path, spec, prompt: str, target: str, *options):
+    """``explain --json`` on a prompt written to a file; (status, stdout, stderr)."""
+    path = tmp_path / "prompt.txt"
+    path.write_text(prompt)
+    return run(
+        capsys, "explain", "--model", spec, "--prompt-file", str(path), "--target", target, "--json", *options
+    )
+
+
 def test_explain_without_a_method_computes_the_pages_default(tmp_path, capsys, tiny_spec):
     """No --method: the Deletion estimate over sentences, named first in the JSON's methods."""
-    prompt = tmp_path / "prompt.txt"
-    prompt.write_text("Taste-likes: Cheese. Taste-dislikes: Fish.\nRecommendation:")
-    status, out, err = run(
-        capsys,
-        "explain",
-        "--model",
-        tiny_spec,
-        "--prompt-file",
-        str(prompt),
-        "--target",
-        " Avoid it.",
-        "--json",
-    )
+    prompt = "Taste-likes: Cheese. Taste-dislikes: Fish.\nRecommendation:"
+    status, out, err = explain(capsys, tmp_path, tiny_spec, prompt, " Avoid it.")
     assert status == 0, err
     payload = json.loads(out)
     assert payload["methods"][0] == DEFAULT_METHOD == "deletion_estimate"
@@ -244,22 +242,17 @@ def test_missing_local_preset(capsys, tmp_path):
 
 
 def test_explain_occlusion_carries_segment_scores(tmp_path, capsys, tiny_spec):
-    prompt = tmp_path / "p.txt"
-    prompt.write_text("Tom lives in Paris. Anna has a bike.\nWhere does Tom live?")
-    status, out, err = run(
+    prompt = "Tom lives in Paris. Anna has a bike.\nWhere does Tom live?"
+    status, out, err = explain(
         capsys,
-        "explain",
-        "--model",
+        tmp_path,
         tiny_spec,
-        "--prompt-file",
-        str(prompt),
-        "--target",
+        prompt,
         " Paris.",
         "--method",
         "occlusion",
         "--granularity",
         "sentences",
-        "--json",
         "--quiet",
     )
     assert status == 0, err
