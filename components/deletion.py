@@ -1,9 +1,10 @@
 """Deletion beside the first colours: a background run, the agreement line, "What if I delete this?".
 
 After a click the first colours (the Deletion estimate, `DEFAULT_METHOD`) are drawn at once;
-Deletion (one model pass per prompt segment) follows as a check on a worker thread owned by
-`DeletionRunner`, a process-wide
-object like the model registry. The page polls it with ``st.fragment(run_every=…)``
+Deletion (one model pass per prompt segment) follows as a check on a bounded pool of worker
+threads owned by `DeletionRunner`, a process-wide object like the model registry. Its model
+calls are background work (`salience.model_lock.background_work`): a click waiting for the
+model goes before them, and several sessions' Deletions take turns batch by batch. The page polls it with ``st.fragment(run_every=…)``
 only while a run is under way, so the page never waits on it. Each browser session
 owns at most one run: asking for other inputs (a new selection, target or prompt)
 cancels the old run between two of its batches, so a click never waits on a stale
@@ -44,6 +45,7 @@ from salience.compare import output_diff
 from salience.describe import describe_segments
 from salience.errors import CancelledError, InputError, WorkbenchError
 from salience.methods import DEFAULT_METHOD, DELETION, get_method
+from salience.model_lock import background_work
 from salience.occlusion import MAX_DELETION_SEGMENTS, Redundancy
 from salience.segments import Segment
 from salience.templates import RenderedPrompt
@@ -53,6 +55,9 @@ from salience.views import heatmap_view, ranking
 from salience.whatif import counterpart
 
 KEPT_RESULTS = 128
+# At most this many sessions' Deletions run at once (taking turns on the model batch by batch);
+# more wait for a worker. Each session has at most one run, so one session cannot fill the pool.
+DELETION_WORKERS = 4
 POLL_SECONDS = 0.5
 FALLBACK_GRANULARITY = "sentences"
 COMPARED_WITH = DEFAULT_METHOD  # the first colours, shown while a chosen Deletion computes
@@ -92,10 +97,11 @@ class DeletionJob:
 
 
 class DeletionRunner:
-    """A worker thread for Deletion runs, at most one run per owner (browser session), and a cache."""
+    """A bounded pool of worker threads for Deletion runs, at most one run per owner (browser
+    session), and a cache of finished results."""
 
-    def __init__(self) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deletion")
+    def __init__(self, workers: int = DELETION_WORKERS) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deletion")
         self._lock = threading.Lock()
         self._jobs: dict[str, DeletionJob] = {}
         self._results: OrderedDict[tuple, SalienceResult] = OrderedDict()
@@ -156,7 +162,8 @@ class DeletionRunner:
         try:
             if job.cancelled():
                 raise CancelledError("Deletion was cancelled before it started.")
-            result = compute(progress, job.cancelled)
+            with background_work():  # a click waiting for the model goes first
+                result = compute(progress, job.cancelled)
         except BaseException as error:  # noqa: BLE001 - handed to the page through the future
             job.future.set_exception(error)
             return

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -20,6 +19,7 @@ from salience.methods import (
     GradientContext,
     get_method,
 )
+from salience.model_lock import ModelLock
 from salience.occlusion import deletion_scores, redundancy
 from salience.tokenizing import OffsetTokenizer
 from salience.types import Generation, GenerationSettings, Provenance, SalienceResult, Tokenization
@@ -134,7 +134,7 @@ class LanguageModel(TextCalls):
         end_of_turn = self.tokenizer.token_id("<end_of_turn>")
         if end_of_turn is not None:
             self.stop_token_ids.add(end_of_turn)
-        self._lock = threading.RLock()
+        self._lock = ModelLock()  # clicks before background Deletion batches, each in arrival order
 
     def _check_precision(self, precision: str) -> str:
         if precision not in PRECISIONS:
