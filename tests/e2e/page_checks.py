@@ -99,6 +99,11 @@ def settle(page: Page, timeout: float = 180.0) -> None:
     raise AssertionError(f"the page kept changing for {timeout:.0f}s")
 
 
+def next_frame(page: Page) -> None:
+    """Until the browser has laid out and painted the page twice more (after a resize or scroll)."""
+    page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r())))")
+
+
 def page_height(page: Page) -> int:
     return int(page.evaluate(_HEIGHT_JS))
 
@@ -171,19 +176,19 @@ def screenshot(page: Page, name: str, focus: Locator | None = None) -> list[Path
     saved = []
     for width, height in SIZES:
         page.set_viewport_size({"width": width, "height": height})
-        page.wait_for_timeout(700)  # let columns and the heatmap lay out again
+        next_frame(page)  # columns and the heatmap lay out again
         settle(page)
         if focus is not None:
             focus.evaluate("e => e.scrollIntoView({block: 'start'})")
-            page.wait_for_timeout(300)
+            next_frame(page)
         path = SCREENS / f"{name}-{width}x{height}.png"
         page.screenshot(path=str(path))
         full = min(max(page_height(page), height), MAX_PAGE_HEIGHT)
         page.set_viewport_size({"width": width, "height": full})
-        page.wait_for_timeout(500)
+        next_frame(page)
         settle(page)
         page.screenshot(path=str(SCREENS / f"{name}-{width}x{height}-full.png"))
         saved += [path, SCREENS / f"{name}-{width}x{height}-full.png"]
     page.set_viewport_size(original or {"width": SIZES[0][0], "height": SIZES[0][1]})
-    page.wait_for_timeout(300)
+    next_frame(page)
     return saved

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 from app_runs import rerun_after
-from page_checks import assert_plain_words, screenshot
+from page_checks import assert_plain_words, next_frame, screenshot
 from playwright.sync_api import expect
 from workbench_page import (
     ARTIFACTS,
@@ -38,9 +38,9 @@ def shoot(page, name: str) -> None:
     SCREENS.mkdir(parents=True, exist_ok=True)
     for width, height in ((1440, 900), (1024, 768)):
         page.set_viewport_size({"width": width, "height": height})
-        page.wait_for_timeout(400)
+        next_frame(page)
         page.evaluate(SCROLL_TO_AGREEMENT)
-        page.wait_for_timeout(300)
+        next_frame(page)
         page.screenshot(path=str(SCREENS / f"{name}-{width}x{height}.png"))
 
 

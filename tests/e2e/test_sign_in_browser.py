@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 from app_server import ROOT, free_port, start_app, stop_app
-from page_checks import SCREENS, screenshot
+from page_checks import SCREENS, screenshot, settle
 from playwright.sync_api import Page, expect
 
 SECRET_PROMPT = "Quarterly numbers, confidential: revenue 4.2M"
@@ -193,7 +193,7 @@ def test_a_visitor_not_signed_in_gets_only_the_sign_in_page(team_app, page):
     run_id = seeded.run
     page.goto(f"{url}/history?run={run_id}")
     expect(sign_in_button(page)).to_be_visible(timeout=60_000)
-    page.wait_for_timeout(1500)  # anything else would have arrived by now
+    settle(page)  # Streamlit is idle and the page has stopped changing: nothing else will arrive
     text = page.locator("body").inner_text()
     assert SECRET_PROMPT not in text and "Workbench" not in text and "History" not in text
     assert page.get_by_test_id("stSidebarNavLink").count() == 0
