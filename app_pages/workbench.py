@@ -20,11 +20,11 @@ from components.widgets import (
     template_editor,
 )
 from components.workspace import autosaved
-from salience.compare import MAX_VARIANTS
-from salience.errors import WorkbenchError
-from salience.methods import get_method
-from salience.model import LanguageModel
-from salience.views import chart_rows, find_selection, heatmap_view, legend_words, readout, slot_table
+from salience.attribution.methods import get_method
+from salience.core.errors import WorkbenchError
+from salience.model.language_model import LanguageModel
+from salience.prompts.variant_comparison import MAX_VARIANTS
+from salience.report.views import chart_rows, find_selection, heatmap_view, legend_words, readout, slot_table
 
 # Side by side when both halves get ~23rem; stacked (editor, then output) on narrower screens such
 # as 1024 px with the sidebar open, instead of squeezing labels and select boxes.

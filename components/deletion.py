@@ -30,7 +30,7 @@ from components.diff_view import diff_html
 from components.model_resource import registry
 from components.session_work import page_id, session_alive, session_id, stop_check
 from components.widgets import ENGINEER_DETAILS, plain_markdown
-from salience.agreement import (
+from salience.attribution.agreement import (
     SEGMENT_GRANULARITIES,
     agreement_line,
     compare_top,
@@ -40,17 +40,17 @@ from salience.agreement import (
     unit_names,
     without_segment,
 )
-from salience.compare import output_diff
-from salience.describe import describe_segments
-from salience.errors import CancelledError, InputError, WorkbenchError
-from salience.methods import DEFAULT_METHOD, DELETION, get_method
-from salience.occlusion import MAX_DELETION_SEGMENTS, Redundancy
-from salience.segments import Segment
-from salience.templates import RenderedPrompt
-from salience.text import excerpt, plain_duration
-from salience.types import GenerationSettings, SalienceResult
-from salience.views import heatmap_view, ranking
-from salience.whatif import counterpart
+from salience.attribution.methods import DEFAULT_METHOD, DELETION, get_method
+from salience.attribution.occlusion import MAX_DELETION_SEGMENTS, Redundancy
+from salience.core.errors import CancelledError, InputError, WorkbenchError
+from salience.core.text import excerpt, plain_duration
+from salience.core.types import GenerationSettings, SalienceResult
+from salience.prompts.describe import describe_segments
+from salience.prompts.segments import Segment
+from salience.prompts.templates import RenderedPrompt
+from salience.prompts.variant_comparison import output_diff
+from salience.report.views import heatmap_view, ranking
+from salience.report.whatif import counterpart
 
 KEPT_RESULTS = 128
 POLL_SECONDS = 0.5

@@ -27,8 +27,8 @@ from pydantic import (
     model_validator,
 )
 
-from salience.errors import InputError
-from salience.types import MAX_SEED, MAX_TOP_K, PAGE_MAX_NEW_TOKENS, TEMPERATURE_RANGE, TOP_P_RANGE
+from salience.core.errors import InputError
+from salience.core.types import MAX_SEED, MAX_TOP_K, PAGE_MAX_NEW_TOKENS, TEMPERATURE_RANGE, TOP_P_RANGE
 from workspace.schema import MAX_EMAIL, MAX_SUB, UID_LENGTH
 from workspace.snapshots import check_id, encode
 

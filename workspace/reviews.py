@@ -12,8 +12,8 @@ from datetime import datetime
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
-from salience import review as rv
-from salience.errors import InputError
+from salience.core.errors import InputError
+from salience.evaluation import review_stats as rv
 from workspace.evaluations import StoredEvaluation
 from workspace.owners import Author, Person, check_may_change
 from workspace.schema import Evaluation, Review, ReviewItem, Verdict, now

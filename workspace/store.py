@@ -16,9 +16,9 @@ from sqlalchemy import Engine, Select, and_, exists, func, or_, select
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from salience.errors import InputError
-from salience.methods import REGISTRY
-from salience.types import Generation, GenerationSettings, SalienceResult
+from salience.attribution.methods import REGISTRY
+from salience.core.errors import InputError
+from salience.core.types import Generation, GenerationSettings, SalienceResult
 from workspace import records as rec
 from workspace.database import is_read_only, open_database
 from workspace.owners import Author, Person, check_may_change
@@ -1157,7 +1157,7 @@ class _Importer:
 
     def _add_verdict(self, record: rec.VerdictRecord) -> None:
         """A verdict already here (its uid, or this reviewer's answer on the item) is kept as is."""
-        from salience.review import reviewer_key
+        from salience.evaluation.review_stats import reviewer_key
 
         review_id, _ = self.rows[("review", record.review_id)]
         item_id = self.session.scalar(

@@ -1,0 +1,3 @@
+"""The shared vocabulary of the engine: user-facing errors, plain result types, text helpers.
+
+Pure Python; imports nothing else from the engine. See docs/DESIGN.md (the package map)."""

@@ -1,0 +1,4 @@
+"""Prompts: templates and their slots, variants, sample prompts, segments, roll-up by slot,
+plain-words places, prompt-variant comparison and the generated realistic prompt set.
+
+Pure Python; may import `salience.core` only."""

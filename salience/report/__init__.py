@@ -1,0 +1,4 @@
+"""Reports: display-ready views, the one colour palette, plain-line readings ("what if I
+delete this?"), exports (HTML, PNG, CSV, JSON) and the explain payload.
+
+May import `salience.model`, `salience.attribution`, `salience.prompts` and `salience.core`."""
