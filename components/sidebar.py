@@ -31,7 +31,7 @@ from components.signin import current_identity
 from components.widgets import plain_markdown
 from components.workspace import RETRY_SECONDS, browser_id, pending_count, save_now, workspace
 from components.workspace.connection import write
-from salience.model.language_model import PRECISIONS
+from salience.model.decoding import PRECISIONS
 from salience.model.loader import KAGGLE_PRESETS
 
 CHOICES = {

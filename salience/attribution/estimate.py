@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from salience.attribution.occlusion import _score_rows, deletable_segments
+from salience.attribution.occlusion import deletable_segments, score_rows
 
 DEFAULT_CONFIRMED = 3  # the highest estimates considered for an exact check, in order
 # Exact checks may cost this share of the backward pass they follow (`pass_cost`), so a click on
@@ -112,7 +112,7 @@ def _log_probs_without(forward, ids, target_start, target_end, rows, cache) -> n
         for index, suffix in enumerate(suffixes):
             groups.setdefault(len(suffix), []).append(index)
         for group in groups.values():
-            values[group] = _score_rows(
+            values[group] = score_rows(
                 [suffixes[i] for i in group],
                 [target_start - rows[i][1] for i in group],
                 target,
@@ -124,7 +124,7 @@ def _log_probs_without(forward, ids, target_start, target_end, rows, cache) -> n
                 contextlib.nullcontext(),
             )
     else:
-        values = _score_rows(
+        values = score_rows(
             [ids[:start] + ids[end:target_end] for start, end in rows],
             [target_start - (end - start) - 1 for start, end in rows],
             target,

@@ -152,7 +152,7 @@ def _run(batches, total, compute, progress, cancelled, lock) -> None:
             progress(min(done, total), total)
 
 
-def _score_rows(sequences, first_rows, target, run_batch, progress, cancelled, lock) -> np.ndarray:
+def score_rows(sequences, first_rows, target, run_batch, progress, cancelled, lock) -> np.ndarray:
     """Target log-probability of each token sequence, in size-bounded batches (longest first).
 
     ``first_rows[i]`` is where sequence i's hidden state predicting the first target token
@@ -182,7 +182,7 @@ def _shared_prefix(forward, ids, target_start, target_end, rows, progress, cance
     suffixes = [[ids[start - 1], *ids[end:target_end]] for start, end in rows]
     with lock:
         cache = forward.prefix_cache(ids[: max(prefix_lengths)])
-    return _score_rows(
+    return score_rows(
         suffixes,
         [target_start - end for _, end in rows],
         ids[target_start:target_end],
@@ -196,7 +196,7 @@ def _shared_prefix(forward, ids, target_start, target_end, rows, progress, cance
 
 
 def _full_sequences(forward, ids, target_start, target_end, rows, progress, cancelled, lock) -> np.ndarray:
-    return _score_rows(
+    return score_rows(
         [ids[:start] + ids[end:] for start, end in rows],
         [target_start - (end - start) - 1 for start, end in rows],
         ids[target_start:target_end],
@@ -240,7 +240,7 @@ def delete_pair(forward, ids, target_start, target_end, first, second, lock=None
             cache = forward.prefix_cache(ids[: a_start - 1])
         suffix = [ids[a_start - 1], *ids[a_end:b_start], *ids[b_end:target_end]]
         return float(
-            _score_rows(
+            score_rows(
                 [suffix],
                 [target_start - a_start - removed],
                 target,
@@ -254,7 +254,7 @@ def delete_pair(forward, ids, target_start, target_end, first, second, lock=None
         )
     sequence = ids[:a_start] + ids[a_end:b_start] + ids[b_end:target_end]
     return float(
-        _score_rows(
+        score_rows(
             [sequence],
             [target_start - removed - 1],
             target,

@@ -20,6 +20,7 @@ from salience.attribution.methods import (
     IG_BASELINES,
     REGISTRY,
 )
+from salience.cli.open_model import open_model, progress_line
 from salience.core.errors import InputError, WorkbenchError
 from salience.core.text import unescape
 from salience.prompts.segments import GRANULARITIES
@@ -131,37 +132,6 @@ def _check_span(span: tuple[int, int], prompt: str, target: str) -> None:
         )
 
 
-def _progress(message: str, fraction: float) -> None:
-    print(f"[{fraction:4.0%}] {message}", file=sys.stderr, flush=True)
-
-
-def _engine(args) -> str | None:
-    """The engine URL from --engine or $GEMMA_WORKBENCH_ENGINE (None: run the model here)."""
-    from salience.serving.remote import check_url, engine_url
-
-    url = getattr(args, "engine", None) or engine_url()
-    return check_url(url) if url else None
-
-
-def _load(args):
-    url = _engine(args)
-    if url is not None:  # the model runs on the engine: no TensorFlow in this process
-        from salience.serving.remote import connect
-
-        model = connect(url, progress=_progress if not args.quiet else None)
-        model.precision = model._check_precision(args.precision)
-        return model
-    from salience.model.loader import import_tensorflow_quietly, load_model
-
-    import_tensorflow_quietly()  # its C++ start-up notices would come before any error line
-
-    model = load_model(args.model, progress=_progress if not args.quiet else None)
-    model.precision = model._check_precision(args.precision)
-    if model.notice:  # e.g. a damaged cache that was rebuilt: said even with --quiet
-        print(f"note: {model.notice}", file=sys.stderr, flush=True)
-    return model
-
-
 def _check_prompt(text: str, what: str) -> None:
     if not text:
         raise InputError(f"The {what} is empty: type some text first.")
@@ -185,7 +155,7 @@ def cmd_generate(args) -> int:
     prompt = _read_text(args.prompt_file, "prompt")
     _check_prompt(prompt, "prompt")
     settings = _settings(args)
-    model = _load(args)
+    model = open_model(args)
     if args.json:
         result = model.generate(prompt, settings)
         print(
@@ -234,7 +204,7 @@ def cmd_explain(args) -> int:
             raise InputError("--var only applies with --template-file.")
         request = ExplainRequest(_read_text(args.prompt_file, "prompt"), target, **options)
     _check_request(request)
-    payload = explain_request(request, _load(args))
+    payload = explain_request(request, open_model(args))
     report = payload.pop("report")
     print(json.dumps(payload, ensure_ascii=False) if args.json else report)
     return 0
@@ -255,7 +225,7 @@ def _check_request(request) -> None:
 def cmd_prepare(args) -> int:
     from salience.model.embedded import ensure_embedded_preset
 
-    path = ensure_embedded_preset(progress=None if args.quiet else _progress)
+    path = ensure_embedded_preset(progress=None if args.quiet else progress_line)
     print(path)
     return 0
 

@@ -85,9 +85,9 @@ def cmd_evaluate(args) -> int:
         max_new_tokens=args.max_new_tokens, stop_sequences=tuple(unescape(s) for s in args.stop)
     )
     target = TargetChoice("anchor", args.why) if args.why else None
-    from salience.cli.commands import _load
+    from salience.cli.open_model import open_model
 
-    model = _load(args)
+    model = open_model(args)
     results = []
     for cell in run_evaluation(plan, model, settings, batch_size=args.batch_size, target=target):
         results.append(cell)

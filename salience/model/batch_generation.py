@@ -22,25 +22,44 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
 from salience.core.errors import InputError
 from salience.core.types import Generation, GenerationSettings
+from salience.model.decoding import (
+    MAX_NEW_TOKENS_LIMIT,
+    MIN_CACHE_BUCKET,
+    check_text,
+    choose_token,
+    first_stop,
+)
 from salience.model.forward import GemmaForward, bucket, tf
-
-if TYPE_CHECKING:
-    from salience.model.language_model import LanguageModel
+from salience.model.tokenizing import OffsetTokenizer
 
 MAX_BATCH_SIZE = 64
 DEFAULT_BATCH_SIZE = 8
 CANCELLED = "cancelled"
 
 
+class DecodingModel(Protocol):
+    """What batched decoding needs of a model (`LanguageModel` has it): its token ids for a
+    prompt, a forward pass, the stop tokens, the tokenizer, and the lock that serializes calls."""
+
+    stop_token_ids: set[int]
+    tokenizer: OffsetTokenizer
+    lock: AbstractContextManager
+
+    def prompt_ids(self, prompt: str, settings: GenerationSettings, label: str = "") -> list[int]: ...
+
+    def forward_for(self, precision: str | None = None) -> GemmaForward: ...
+
+
 def generate_batch(
-    model: LanguageModel,
+    model: DecodingModel,
     prompts: Sequence[str],
     settings: GenerationSettings | None = None,
     precision: str | None = None,
@@ -70,8 +89,6 @@ def generate_batch(
     before any decoding. The model's lock is held one step at a time.
     ``share_prefix=False`` runs every row's whole prompt (for tests and benchmarks).
     """
-    from salience.model.language_model import MAX_NEW_TOKENS_LIMIT, check_text
-
     settings = settings or GenerationSettings()
     prompts = list(prompts)
     if not prompts:
@@ -150,10 +167,8 @@ class _Row:
         )
 
 
-def _decode(model: LanguageModel, decoder: BatchDecoder, rows: list[_Row], settings, cancelled, share_prefix):
+def _decode(model: DecodingModel, decoder: BatchDecoder, rows: list[_Row], settings, cancelled, share_prefix):
     """Decode one batch; yields each row as it finishes (cancelled rows last)."""
-    from salience.model.language_model import MIN_CACHE_BUCKET, _choose, _first_stop
-
     started = time.perf_counter()
     longest = max(len(row.ids) for row in rows)
     # The start all rows share (a template's) runs once; each row keeps at least one token.
@@ -164,7 +179,7 @@ def _decode(model: LanguageModel, decoder: BatchDecoder, rows: list[_Row], setti
     for b, row in enumerate(rows):
         token_ids[b, pads[b] :] = row.ids[shared:]
     cache_length = bucket(longest + settings.max_new_tokens, MIN_CACHE_BUCKET)
-    with model._lock:
+    with model.lock:
         logits, cache = decoder.prefill(token_ids, pads, cache_length, rows[0].ids[:shared])
     first_token_seconds = time.perf_counter() - started
     active = list(rows)
@@ -173,14 +188,14 @@ def _decode(model: LanguageModel, decoder: BatchDecoder, rows: list[_Row], setti
         tokens: list[int] = []
         keep: list[int] = []
         for b, row in enumerate(active):
-            token = _choose(values[b], settings, row.rng)
+            token = choose_token(values[b], settings, row.rng)
             row.first_token_seconds = first_token_seconds
             if token in model.stop_token_ids:
                 row.stop_reason = "end_of_text"
             else:
                 row.new_ids.append(token)
                 row.text = model.tokenizer.decode(row.new_ids)
-                cut = _first_stop(row.text, row.stops)
+                cut = first_stop(row.text, row.stops)
                 if cut is not None:
                     row.text = row.text[:cut]
                     row.stop_reason = "stop_sequence"
@@ -200,7 +215,7 @@ def _decode(model: LanguageModel, decoder: BatchDecoder, rows: list[_Row], setti
             cache, pads = decoder.select(cache, pads, keep)
             active = [active[b] for b in keep]
         column = longest + step
-        with model._lock:
+        with model.lock:
             logits, cache = decoder.step(np.array(tokens, np.int32), pads, shared, column, cache)
     for row in active:
         row.stop_reason = CANCELLED

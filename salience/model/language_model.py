@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -21,72 +21,20 @@ from salience.attribution.methods import (
 from salience.attribution.occlusion import deletion_scores, redundancy
 from salience.core.errors import CancelledError, ContextLengthError, InputError
 from salience.core.types import Generation, GenerationSettings, Provenance, SalienceResult, Tokenization
+from salience.model.batch_generation import generate_batch
+from salience.model.decoding import (
+    CPU_TOKEN_LIMIT,
+    MAX_NEW_TOKENS_LIMIT,
+    MIN_CACHE_BUCKET,
+    PRECISIONS,
+    TextCalls,
+    check_text,
+    choose_token,
+    first_stop,
+    without_partial_stop,
+)
 from salience.model.forward import GemmaForward, backbone_copy, bucket, causal_lm_at, model_family
 from salience.model.tokenizing import OffsetTokenizer
-
-CHAT_TEMPLATE = "<start_of_turn>user\n{prompt}<end_of_turn>\n<start_of_turn>model\n"
-MIN_CACHE_BUCKET = 128
-MAX_NEW_TOKENS_LIMIT = 4096
-# Beyond this many tokens a CPU takes minutes and attention needs gigabytes; refuse
-# with a clear message rather than freeze the app (the model's context is larger).
-CPU_TOKEN_LIMIT = 4096
-PRECISIONS = ("bfloat16", "float32")
-
-
-def check_text(text: str, what: str) -> None:
-    """Reject empty text and text that is not valid Unicode."""
-    if not text:
-        raise InputError(f"The {what} is empty: type some text first.")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as error:
-        raise InputError(
-            f"The {what} contains invalid Unicode at character {error.start}; remove it and retry."
-        ) from None
-
-
-class TextCalls:
-    """Tokenizing and prompt formatting: what a model answers without running it. Shared by
-    `LanguageModel` and the engine's client (`salience.serving.remote`), so both count tokens alike.
-    Needs ``tokenizer`` (an `OffsetTokenizer`), ``max_context`` and ``model_context``."""
-
-    tokenizer: OffsetTokenizer
-    max_context: int
-    model_context: int
-
-    def prompt_ids(self, prompt: str, settings: GenerationSettings, label: str = "") -> list[int]:
-        """The formatted prompt's token ids; a `ContextLengthError` when it leaves no room for
-        ``settings.max_new_tokens`` (``label``, e.g. "Row 3", starts the message)."""
-        ids = list(self.tokenize(self.format_prompt(prompt, settings)).ids)
-        budget = len(ids) + settings.max_new_tokens
-        if budget > self.max_context:
-            subject = f"{label}: the prompt" if label else "The prompt"
-            raise ContextLengthError(
-                f"{subject} has {len(ids)} tokens; with {settings.max_new_tokens} new tokens that is "
-                f"{budget}, over the limit of {self.max_context} {self._limit_reason()}. "
-                f"Shorten the prompt by {budget - self.max_context} tokens or ask for fewer new tokens."
-            )
-        return ids
-
-    def _limit_reason(self) -> str:
-        if self.max_context < self.model_context:
-            return f"tokens this workbench runs on a CPU (the model itself reads {self.model_context:,})"
-        return "tokens of this model's context"
-
-    def tokenize(self, text: str, add_bos: bool = True) -> Tokenization:
-        """Tokens of ``text`` with character offsets (with ``<bos>`` first by default)."""
-        return self.tokenizer.tokenize(text, add_bos=add_bos)
-
-    def tokenize_pair(self, prompt: str, target: str) -> tuple[Tokenization, int]:
-        """Tokens of ``<bos> prompt`` then ``target`` (tokenized apart, as generation
-        appends it), offsets into ``prompt + target``; also the index of the first target token."""
-        head = self.tokenizer.tokenize(prompt, add_bos=True)
-        tail = self.tokenizer.tokenize(target, offset=len(prompt))
-        joined = Tokenization(head.ids + tail.ids, head.tokens + tail.tokens, head.offsets + tail.offsets)
-        return joined, len(head)
-
-    def format_prompt(self, prompt: str, settings: GenerationSettings) -> str:
-        return CHAT_TEMPLATE.format(prompt=prompt) if settings.chat_template else prompt
 
 
 class LanguageModel(TextCalls):
@@ -134,7 +82,7 @@ class LanguageModel(TextCalls):
         end_of_turn = self.tokenizer.token_id("<end_of_turn>")
         if end_of_turn is not None:
             self.stop_token_ids.add(end_of_turn)
-        self._lock = threading.RLock()
+        self.lock = threading.RLock()  # one call at a time on the weights (batched decoding too)
 
     def _check_precision(self, precision: str) -> str:
         if precision not in PRECISIONS:
@@ -150,7 +98,7 @@ class LanguageModel(TextCalls):
     def forward_for(self, precision: str | None = None) -> GemmaForward:
         """The compiled forward passes at a precision (built on first use)."""
         precision = self._check_precision(precision or self.precision)
-        with self._lock:
+        with self.lock:
             if precision not in self._forwards:
                 source = next(iter(self._forwards.values())).backbone
                 self._forwards[precision] = GemmaForward(backbone_copy(source, precision), self.family)
@@ -177,14 +125,14 @@ class LanguageModel(TextCalls):
         cache_length = bucket(len(ids) + settings.max_new_tokens, MIN_CACHE_BUCKET)
         forward = self.forward_for(precision)
         started = time.perf_counter()
-        with self._lock:
+        with self.lock:
             logits, cache = forward.prefill(ids, cache_length)
         first_token_seconds = 0.0
         new_ids: list[int] = []
         text = ""
         stop_reason = "max_new_tokens"
         for step in range(settings.max_new_tokens):
-            token = _choose(logits.numpy(), settings, rng)
+            token = choose_token(logits.numpy(), settings, rng)
             if step == 0:
                 first_token_seconds = time.perf_counter() - started
             if token in self.stop_token_ids:
@@ -192,15 +140,15 @@ class LanguageModel(TextCalls):
                 break
             new_ids.append(token)
             text = self.tokenizer.decode(new_ids)
-            cut = _first_stop(text, stops)
+            cut = first_stop(text, stops)
             if cut is not None:
                 text = text[:cut]
                 stop_reason = "stop_sequence"
                 break
             if step + 1 < settings.max_new_tokens:
-                with self._lock:
+                with self.lock:
                     logits, cache = forward.step(token, len(ids) + step, cache)
-            visible = _without_partial_stop(text, stops)
+            visible = without_partial_stop(text, stops)
             yield Generation(
                 prompt, visible, tuple(new_ids), "running", time.perf_counter() - started, first_token_seconds
             )
@@ -228,8 +176,6 @@ class LanguageModel(TextCalls):
     ) -> list[Generation]:
         """Decode many prompts ``batch_size`` rows at a time; one `Generation` per prompt,
         in order, each as `generate` gives it alone (see `salience.model.batch_generation`)."""
-        from salience.model.batch_generation import generate_batch
-
         return generate_batch(
             self,
             prompts,
@@ -302,7 +248,7 @@ class LanguageModel(TextCalls):
                     segments,
                     progress=progress,
                     cancelled=cancelled,
-                    lock=self._lock,
+                    lock=self.lock,
                 )
                 scores[method.name] = deletion.per_token(len(tokens))
                 diagnostics[method.name] = {
@@ -313,7 +259,7 @@ class LanguageModel(TextCalls):
                 if cancelled is not None and cancelled():
                     raise CancelledError("Deletion was cancelled.")
                 # Two parts that each give the answer score near zero alone: delete the top two together.
-                pair = redundancy(forward, tokens.ids, start, end, deletion, lock=self._lock)
+                pair = redundancy(forward, tokens.ids, start, end, deletion, lock=self.lock)
                 if pair is not None:
                     diagnostics[method.name]["pair"] = {
                         "segments": [list(deletion.segments[i]) for i in pair.pair],
@@ -321,7 +267,7 @@ class LanguageModel(TextCalls):
                         "together": round(pair.together, 4),
                     }
                 log_prob = deletion.log_prob
-        with self._lock:
+        with self.lock:
             # Pad to the whole target's width: other spans of this output reuse the graph.
             width = max(end - start, len(tokens) - first_target)
             context = GradientContext(
@@ -414,37 +360,3 @@ class LanguageModel(TextCalls):
         if not covered:
             raise InputError(f"Span {begin}:{finish} covers no token; pick a span with text in it.")
         return covered[0], covered[-1] + 1
-
-
-def _choose(logits: np.ndarray, settings: GenerationSettings, rng: np.random.Generator) -> int:
-    if settings.greedy:
-        return int(np.argmax(logits))
-    scaled = logits.astype(np.float64) / settings.temperature
-    if settings.top_k:
-        keep = np.argpartition(scaled, -settings.top_k)[-settings.top_k :]
-    else:
-        keep = np.arange(scaled.shape[0])
-    order = keep[np.argsort(scaled[keep])[::-1]]
-    probs = np.exp(scaled[order] - scaled[order[0]])
-    probs /= probs.sum()
-    if settings.top_p is not None and 0 < settings.top_p < 1:
-        cutoff = int(np.searchsorted(np.cumsum(probs), settings.top_p)) + 1
-        order, probs = order[:cutoff], probs[:cutoff] / probs[:cutoff].sum()
-    return int(rng.choice(order, p=probs))
-
-
-def _first_stop(text: str, stops: Iterable[str]) -> int | None:
-    found = [index for index in (text.find(stop) for stop in stops) if index >= 0]
-    return min(found) if found else None
-
-
-def _without_partial_stop(text: str, stops: Sequence[str]) -> str:
-    """Hold back a tail that might become a stop sequence, and half-decoded bytes."""
-    text = text.rstrip("\ufffd")
-    hold = 0
-    for stop in stops:
-        for size in range(min(len(stop) - 1, len(text)), 0, -1):
-            if text.endswith(stop[:size]):
-                hold = max(hold, size)
-                break
-    return text[: len(text) - hold] if hold else text

@@ -32,7 +32,7 @@ import requests
 from salience.attribution.methods import DEFAULT_IG_BASELINE, DEFAULT_IG_STEPS, DEFAULT_METHODS
 from salience.core.errors import CancelledError, InputError, ModelLoadError
 from salience.core.types import Generation, GenerationSettings, SalienceResult
-from salience.model.language_model import MAX_NEW_TOKENS_LIMIT, PRECISIONS, TextCalls, check_text
+from salience.model.decoding import MAX_NEW_TOKENS_LIMIT, PRECISIONS, TextCalls, check_text
 from salience.model.tokenizing import OffsetTokenizer
 from salience.serving import wire
 from salience.serving.access import auth_headers

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from salience.core.errors import ContextLengthError, InputError
 from salience.core.types import GenerationSettings
-from salience.model.language_model import _without_partial_stop
+from salience.model.decoding import without_partial_stop as _without_partial_stop
 
 PROMPT = "Recommendation: Avoid. Taste"
 
