@@ -14,7 +14,7 @@ from components.widgets import plain_markdown
 from salience.attribution.methods import DELETION
 from salience.core.errors import WorkbenchError
 from salience.core.types import GenerationSettings, SalienceResult
-from salience.model.language_model import LanguageModel
+from salience.model.engine import EngineCalls
 from salience.prompts.segments import normalize
 from salience.prompts.templates import RenderedPrompt, TemplateError, parse_template
 from salience.prompts.variant import Variant
@@ -133,7 +133,7 @@ class Pane:
         return self.rendered.text if self.rendered else ""
 
 
-def _generate_missing(model: LanguageModel, settings: GenerationSettings, precision: str) -> None:
+def _generate_missing(model: EngineCalls, settings: GenerationSettings, precision: str) -> None:
     for variant in variants():
         if variant.output is not None:
             continue
@@ -149,7 +149,7 @@ def _generate_missing(model: LanguageModel, settings: GenerationSettings, precis
 
 
 def explain(
-    model: LanguageModel,
+    model: EngineCalls,
     settings: GenerationSettings,
     precision: str,
     choice: TargetChoice,

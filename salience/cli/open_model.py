@@ -38,14 +38,14 @@ def open_model(args):
         from salience.serving.remote import connect
 
         model = connect(url, progress=progress_line if not args.quiet else None)
-        model.precision = model._check_precision(args.precision)
+        model.precision = model.check_precision(args.precision)
         return model
     from salience.model.loader import import_tensorflow_quietly, load_model
 
     import_tensorflow_quietly()  # its C++ start-up notices would come before any error line
 
     model = load_model(args.model, progress=progress_line if not args.quiet else None)
-    model.precision = model._check_precision(args.precision)
+    model.precision = model.check_precision(args.precision)
     if model.notice:  # e.g. a damaged cache that was rebuilt: said even with --quiet
         print(f"note: {model.notice}", file=sys.stderr, flush=True)
     return model

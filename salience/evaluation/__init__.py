@@ -2,3 +2,8 @@
 statistics of blind side-by-side reviews (`review_stats`).
 
 May import every subpackage below it: report, model, attribution, prompts, core."""
+
+__all__ = [  # the public modules; importing the package imports none of them
+    "review_stats",
+    "runs",
+]

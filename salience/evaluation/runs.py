@@ -361,7 +361,17 @@ def plan_evaluation(
     checks: Sequence[Check] = (),
     expected_column: str | None = None,
 ) -> Plan:
-    """Validate everything that can be validated without the model; errors name what to fix."""
+    """Validate everything that can be validated without the model; errors name what to fix.
+
+    Args:
+        variants: the prompt variants to compare (templates with default values).
+        dataset: the table of inputs (`parse_data`, `load_data`).
+        checks: the checks each output is scored with (`parse_check`).
+        expected_column: the column holding each row's expected output, if any.
+
+    Returns:
+        A `Plan`: the rendered prompts per (row, variant), with warnings and notes.
+    """
     if not variants:
         raise InputError("Choose at least one template variant to evaluate.")
     if len(variants) > MAX_VARIANTS:
@@ -739,7 +749,24 @@ def run_evaluation(
     cancelled: Callable[[], bool] | None = None,
 ) -> Iterator[CellResult]:
     """Yield a CellResult for every (row, variant) not in ``done``, in batches; a row whose prompt
-    the model rejects (too long) gets an error result instead of stopping the run."""
+    the model rejects (too long) gets an error result instead of stopping the run.
+
+    Args:
+        plan: the validated variants, rows and checks (`plan_evaluation`).
+        model: a `LanguageModel` or the engine's `RemoteModel` (any `EngineCalls`).
+        settings: the `GenerationSettings` every cell is generated with.
+        done: (row, variant) cells already run (a resumed run skips them).
+        batch_size: rows decoded together.
+        target: which part of each output the "why" shares explain (None: no shares).
+        cancelled: polled between batches; True ends the run after the current batch.
+
+    Returns:
+        An iterator of `CellResult`, one per cell as it finishes (save each as it comes).
+
+    Example:
+        >>> plan = plan_evaluation([variant], parse_data("name\\nAda\\n"), [parse_check("contains:Ada")])  # doctest: +SKIP
+        >>> results = list(run_evaluation(plan, model, GenerationSettings(max_new_tokens=16)))  # doctest: +SKIP
+    """
     skip = set(done)
     pending = [
         (r, v) for v in range(len(plan.variants)) for r in range(len(plan.dataset.rows)) if (r, v) not in skip

@@ -5,14 +5,11 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
 from salience.attribution.methods import (
-    DEFAULT_IG_BASELINE,
-    DEFAULT_IG_STEPS,
-    DEFAULT_METHODS,
     DELETION,
     IG_BASELINES,
     GradientContext,
@@ -33,11 +30,12 @@ from salience.model.decoding import (
     first_stop,
     without_partial_stop,
 )
+from salience.model.engine import Cancelled, Progress, SalienceCalls, SalienceRequest
 from salience.model.forward import GemmaForward, backbone_copy, bucket, causal_lm_at, model_family
 from salience.model.tokenizing import OffsetTokenizer
 
 
-class LanguageModel(TextCalls):
+class LanguageModel(TextCalls, SalienceCalls):
     """A loaded Gemma model with the calls the workbench needs. Thread-safe.
 
     ``precision`` picks the compute dtype: ``bfloat16`` (default; about twice as fast
@@ -67,7 +65,7 @@ class LanguageModel(TextCalls):
         self.model_context = max_context
         self.max_context = min(max_context, CPU_TOKEN_LIMIT)
         self.family = model_family(causal_lm)
-        self.precision = self._check_precision(precision)
+        self.precision = self.check_precision(precision)
         if only:
             self.precisions = (self.precision,)
             # Another dtype's backbone is copied and not kept: it is garbage once the caller drops
@@ -84,7 +82,8 @@ class LanguageModel(TextCalls):
             self.stop_token_ids.add(end_of_turn)
         self.lock = threading.RLock()  # one call at a time on the weights (batched decoding too)
 
-    def _check_precision(self, precision: str) -> str:
+    def check_precision(self, precision: str) -> str:
+        """``precision`` if this model computes in it; else an `InputError` saying which it does."""
         if precision not in PRECISIONS:
             raise InputError(f"Unknown precision '{precision}'; choose one of: {', '.join(PRECISIONS)}.")
         if precision not in self.precisions:
@@ -97,7 +96,7 @@ class LanguageModel(TextCalls):
 
     def forward_for(self, precision: str | None = None) -> GemmaForward:
         """The compiled forward passes at a precision (built on first use)."""
-        precision = self._check_precision(precision or self.precision)
+        precision = self.check_precision(precision or self.precision)
         with self.lock:
             if precision not in self._forwards:
                 source = next(iter(self._forwards.values())).backbone
@@ -166,53 +165,50 @@ class LanguageModel(TextCalls):
         prompts: Sequence[str],
         settings: GenerationSettings | None = None,
         precision: str | None = None,
-        *,
-        batch_size: int = 8,
-        stop_sequences: Sequence[Sequence[str]] | None = None,
-        seeds: Sequence[int | None] | None = None,
-        progress: Callable[[int, int], None] | None = None,
-        cancelled: Callable[[], bool] | None = None,
-        on_row: Callable[[int, Generation], None] | None = None,
+        **options,
     ) -> list[Generation]:
         """Decode many prompts ``batch_size`` rows at a time; one `Generation` per prompt,
-        in order, each as `generate` gives it alone (see `salience.model.batch_generation`)."""
-        return generate_batch(
-            self,
-            prompts,
-            settings,
-            precision,
-            batch_size=batch_size,
-            stop_sequences=stop_sequences,
-            seeds=seeds,
-            progress=progress,
-            cancelled=cancelled,
-            on_row=on_row,
-        )
+        in order, each as `generate` gives it alone (`EngineCalls.generate_batch`).
+
+        Args:
+            prompts, settings, precision: as `EngineCalls.generate_batch`.
+            **options: its keyword options (``batch_size``, ``stop_sequences``, ``seeds``,
+                ``progress``, ``cancelled``, ``on_row``), defined once in
+                `salience.model.batch_generation.generate_batch`.
+
+        Returns:
+            One `Generation` per prompt, in input order.
+        """
+        return generate_batch(self, prompts, settings, precision, **options)
 
     # ---- salience ----------------------------------------------------------
-    def salience(
+    def salience_for(
         self,
-        prompt: str,
-        target: str,
-        char_span: tuple[int, int] | None = None,
-        token_span: tuple[int, int] | None = None,
-        methods: Sequence[str] = DEFAULT_METHODS,
-        integrated_steps: int = DEFAULT_IG_STEPS,
-        precision: str | None = None,
+        request: SalienceRequest,
         *,
-        segments: Sequence[tuple[int, int]] | None = None,
-        integrated_baseline: str = DEFAULT_IG_BASELINE,
-        progress: Callable[[int, int], None] | None = None,
-        cancelled: Callable[[], bool] | None = None,
+        progress: Progress | None = None,
+        cancelled: Cancelled | None = None,
     ) -> SalienceResult:
-        """Score every token of prompt+target for how it drove the target span.
+        """Score every token of prompt+target for how it drove the target span (`Engine.salience_for`).
 
-        ``char_span`` is a character span in ``prompt + target``; ``token_span`` a
+        ``request.char_span`` is a character span in ``prompt + target``; ``token_span`` a
         token span over the returned tokens. Without either, the whole target.
         Deletion (``occlusion``) needs ``segments``: token spans to delete one at a
         time (those before the target start count); each token carries its segment's
         score. ``progress``/``cancelled`` report on and stop a long Deletion.
+
+        Args:
+            request: the prompt, target, span, methods and their settings.
+            progress: called with ``(done, total)`` as Deletion deletes segments.
+            cancelled: polled during Deletion; True stops it with `CancelledError`.
+
+        Returns:
+            A `SalienceResult`: one score per token for each method, in ``request.methods``' order.
         """
+        prompt, target, methods = request.prompt, request.target, request.methods
+        char_span, token_span, segments = request.char_span, request.token_span, request.segments
+        integrated_steps, integrated_baseline = request.integrated_steps, request.integrated_baseline
+        precision = request.precision
         check_text(prompt, "prompt")
         check_text(target, "target")
         chosen = [get_method(name) for name in methods]

@@ -442,6 +442,20 @@ def load_model(
     the model holds ``precision``'s weights and nothing else — a preset is built and read
     straight in that dtype, with the same values as the copy — and a call at the other
     precision gets an `InputError` (for a server replica that serves one precision).
+
+    Args:
+        spec: a preset name, ``gguf:PATH``, a KerasHub preset directory, or None (the embedded
+            Gemma 3 270M).
+        progress: called with ``(message, fraction)`` as the load goes.
+        precision: "bfloat16" or "float32".
+        only: hold only ``precision``'s weights.
+
+    Returns:
+        The loaded `LanguageModel` (an `EngineCalls`).
+
+    Example:
+        >>> model = load_model(None)  # doctest: +SKIP
+        >>> model.generate("Keras is").text  # doctest: +SKIP
     """
     if precision not in PRECISIONS:
         raise InputError(f"Unknown precision '{precision}'; choose one of: {', '.join(PRECISIONS)}.")

@@ -2,3 +2,14 @@
 plain-words places, prompt-variant comparison and the generated realistic prompt set.
 
 Pure Python; may import `salience.core` only."""
+
+__all__ = [  # the public modules; importing the package imports none of them
+    "describe",
+    "realistic",
+    "rollup",
+    "samples",
+    "segments",
+    "templates",
+    "variant",
+    "variant_comparison",
+]

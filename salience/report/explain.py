@@ -23,7 +23,7 @@ from salience.prompts.segments import aggregate, make_segments
 from salience.prompts.templates import RenderedPrompt, parse_template, render
 
 if TYPE_CHECKING:
-    from salience.model.language_model import LanguageModel
+    from salience.model.engine import EngineCalls
 
 
 def segment_payload(
@@ -136,8 +136,22 @@ class ExplainRequest:
         return cls(rendered.text, target, rendered=rendered, **options)
 
 
-def explain_request(request: ExplainRequest, model: LanguageModel) -> dict:
-    """Run ``explain`` on a loaded model; returns the JSON payload (with a text report)."""
+def explain_request(request: ExplainRequest, model: EngineCalls) -> dict:
+    """Run ``explain`` on a loaded model; returns the JSON payload (with a text report).
+
+    Args:
+        request: the prompt (or rendered template), target, span, methods and granularity.
+        model: a `LanguageModel` or the engine's `RemoteModel` (any `EngineCalls`).
+
+    Returns:
+        The payload ``python -m salience explain --json`` prints: tokens, offsets, scores per
+        method, segments with their scores, the per-slot roll-up, diagnostics and a text report.
+
+    Example:
+        >>> payload = explain_request(ExplainRequest("Taste-likes: Cheese.", " Avoid."), model)  # doctest: +SKIP
+        >>> payload["methods"]  # doctest: +SKIP
+        ['deletion_estimate']
+    """
     prompt, target, rendered = request.prompt, request.target, request.rendered
     segments = None
     if any(get_method(name).aggregation for name in request.methods):  # Deletion and its estimate

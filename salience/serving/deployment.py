@@ -30,9 +30,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response, StreamingResponse
 from ray import serve
 
-from salience.attribution.methods import DEFAULT_IG_BASELINE, DEFAULT_IG_STEPS, DEFAULT_METHODS
 from salience.core.errors import InputError, ModelLoadError, WorkbenchError
 from salience.core.types import GenerationSettings, SalienceResult
+from salience.model.engine import SalienceRequest
 from salience.serving import wire
 from salience.serving.access import AccessPolicy, Gate, Limits, Refused, digest, server_tokens
 
@@ -154,10 +154,6 @@ def _settings(data: dict) -> GenerationSettings:
         raise InputError(f"Bad generation settings: {error}.") from None
 
 
-def _span(value) -> tuple[int, int] | None:
-    return None if value is None else (int(value[0]), int(value[1]))
-
-
 class Engine:
     """One replica: a loaded model and its HTTP handlers (wrapped by `deployment`)."""
 
@@ -197,7 +193,7 @@ class Engine:
             log.info("warm-up skipped: %s", error)
 
     def _precision(self, data: dict) -> str:
-        return self.model._check_precision(data.get("precision") or self.model.precision)
+        return self.model.check_precision(data.get("precision") or self.model.precision)
 
     # ---- answers ---------------------------------------------------------------------------
     def info(self) -> dict:
@@ -267,21 +263,11 @@ class Engine:
 
     def salience(self, data: dict) -> Iterator[bytes]:
         precision = self._precision(data)
-        segments = data.get("segments")
 
         def work(emit, cancelled) -> dict:
-            result: SalienceResult = self.model.salience(
-                str(data.get("prompt", "")),
-                str(data.get("target", "")),
-                char_span=_span(data.get("char_span")),
-                token_span=_span(data.get("token_span")),
-                methods=tuple(data.get("methods") or DEFAULT_METHODS),
-                integrated_steps=int(data.get("integrated_steps") or DEFAULT_IG_STEPS),
-                precision=precision,
-                segments=[(int(a), int(b)) for a, b in segments] if segments is not None else None,
-                integrated_baseline=str(data.get("integrated_baseline") or DEFAULT_IG_BASELINE),
-                progress=lambda done, total: emit({"progress": [done, total]}),
-                cancelled=cancelled,
+            request = SalienceRequest.from_json(data, precision)
+            result: SalienceResult = self.model.salience_for(
+                request, progress=lambda done, total: emit({"progress": [done, total]}), cancelled=cancelled
             )
             return result.to_json()
 

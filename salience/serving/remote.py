@@ -25,14 +25,14 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import requests
 
-from salience.attribution.methods import DEFAULT_IG_BASELINE, DEFAULT_IG_STEPS, DEFAULT_METHODS
 from salience.core.errors import CancelledError, InputError, ModelLoadError
 from salience.core.types import Generation, GenerationSettings, SalienceResult
 from salience.model.decoding import MAX_NEW_TOKENS_LIMIT, PRECISIONS, TextCalls, check_text
+from salience.model.engine import Cancelled, Progress, SalienceCalls, SalienceRequest
 from salience.model.tokenizing import OffsetTokenizer
 from salience.serving import wire
 from salience.serving.access import auth_headers
@@ -95,7 +95,7 @@ class _Retry(Exception):
     """A fault of the deployment, worth another try (the reason is the message)."""
 
 
-class RemoteModel(TextCalls):
+class RemoteModel(TextCalls, SalienceCalls):
     """A model served by an engine deployment; thread-safe (one HTTP session per thread)."""
 
     def __init__(self, url: str, info: dict, retries: int = RETRIES):
@@ -149,7 +149,8 @@ class RemoteModel(TextCalls):
         self.replicas = int(info.get("replicas") or 0)
         return self.info
 
-    def _check_precision(self, precision: str | None) -> str:
+    def check_precision(self, precision: str | None) -> str:
+        """``precision`` (None: the engine's own) if the engine serves it; else an `InputError`."""
         precision = precision or self.precision
         if precision not in PRECISIONS:
             raise InputError(f"Unknown precision '{precision}'; choose one of: {', '.join(PRECISIONS)}.")
@@ -246,7 +247,7 @@ class RemoteModel(TextCalls):
         payload = {
             "prompt": prompt,
             "settings": settings.to_json(),
-            "precision": self._check_precision(precision),
+            "precision": self.check_precision(precision),
         }
         for event in self._events("/generate", payload):
             yield Generation.from_json(event.get("partial") or event["final"])
@@ -267,7 +268,7 @@ class RemoteModel(TextCalls):
         """`LanguageModel.generate_batch` on the engine: the rows go out ``batch_size`` at a
         time, one request per replica at once, so a large batch spreads over every replica."""
         settings = settings or GenerationSettings()
-        precision = self._check_precision(precision)
+        precision = self.check_precision(precision)
         prompts = list(prompts)
         for index, prompt in enumerate(prompts):  # every row's problem named before any work
             check_text(prompt, f"prompt of row {index + 1}")
@@ -321,35 +322,26 @@ class RemoteModel(TextCalls):
             for prompt, result in zip(prompts, results)
         ]
 
-    def salience(
+    def salience_for(
         self,
-        prompt: str,
-        target: str,
-        char_span: tuple[int, int] | None = None,
-        token_span: tuple[int, int] | None = None,
-        methods: Sequence[str] = DEFAULT_METHODS,
-        integrated_steps: int = DEFAULT_IG_STEPS,
-        precision: str | None = None,
+        request: SalienceRequest,
         *,
-        segments: Sequence[tuple[int, int]] | None = None,
-        integrated_baseline: str = DEFAULT_IG_BASELINE,
-        progress: Callable[[int, int], None] | None = None,
-        cancelled: Callable[[], bool] | None = None,
+        progress: Progress | None = None,
+        cancelled: Cancelled | None = None,
     ) -> SalienceResult:
-        """`LanguageModel.salience` on the engine (Deletion reports its progress as it goes)."""
-        check_text(prompt, "prompt")
-        check_text(target, "target")
-        payload = {
-            "prompt": prompt,
-            "target": target,
-            "char_span": list(char_span) if char_span is not None else None,
-            "token_span": list(token_span) if token_span is not None else None,
-            "methods": list(methods),
-            "integrated_steps": integrated_steps,
-            "precision": self._check_precision(precision),
-            "segments": [list(span) for span in segments] if segments is not None else None,
-            "integrated_baseline": integrated_baseline,
-        }
+        """`LanguageModel.salience_for` on the engine (Deletion reports its progress as it goes).
+
+        Args:
+            request: the prompt, target, span, methods and their settings.
+            progress: called with ``(done, total)`` as the engine's Deletion deletes segments.
+            cancelled: polled while waiting; True stops the request.
+
+        Returns:
+            The engine's `SalienceResult` for ``request``.
+        """
+        check_text(request.prompt, "prompt")
+        check_text(request.target, "target")
+        payload = replace(request, precision=self.check_precision(request.precision)).to_json()
         for event in self._events("/salience", payload, cancelled):
             if "progress" in event and progress is not None:
                 progress(*event["progress"])
@@ -427,7 +419,20 @@ def connect(
     wait: float = START_WAIT_SECONDS,
 ) -> RemoteModel:
     """The model an engine serves, waiting (up to ``wait`` s) for replicas still loading.
-    Raises `EngineUnavailable` or `ModelLoadError` with one line when it cannot connect."""
+    Raises `EngineUnavailable` or `ModelLoadError` with one line when it cannot connect.
+
+    Args:
+        url: the engine's address (``http://HOST:PORT``).
+        progress: called with ``(message, fraction)`` while replicas are still loading.
+        wait: the most seconds to wait for them.
+
+    Returns:
+        A `RemoteModel` (an `EngineCalls`): every call goes over HTTP to the engine.
+
+    Example:
+        >>> model = connect("http://127.0.0.1:8300")  # doctest: +SKIP
+        >>> sorted(model.salience("Taste-likes: Cheese.", " Avoid.").scores)  # doctest: +SKIP
+    """
     url = check_url(url)
     session = requests.Session()
     session.headers.update(auth_headers())
