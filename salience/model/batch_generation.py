@@ -51,7 +51,7 @@ class DecodingModel(Protocol):
 
     stop_token_ids: set[int]
     tokenizer: OffsetTokenizer
-    lock: AbstractContextManager
+    _lock: AbstractContextManager  # the model's own lock (held one decoding step at a time)
 
     def prompt_ids(self, prompt: str, settings: GenerationSettings, label: str = "") -> list[int]: ...
 
@@ -179,7 +179,7 @@ def _decode(model: DecodingModel, decoder: BatchDecoder, rows: list[_Row], setti
     for b, row in enumerate(rows):
         token_ids[b, pads[b] :] = row.ids[shared:]
     cache_length = bucket(longest + settings.max_new_tokens, MIN_CACHE_BUCKET)
-    with model.lock:
+    with model._lock:
         logits, cache = decoder.prefill(token_ids, pads, cache_length, rows[0].ids[:shared])
     first_token_seconds = time.perf_counter() - started
     active = list(rows)
@@ -215,7 +215,7 @@ def _decode(model: DecodingModel, decoder: BatchDecoder, rows: list[_Row], setti
             cache, pads = decoder.select(cache, pads, keep)
             active = [active[b] for b in keep]
         column = longest + step
-        with model.lock:
+        with model._lock:
             logits, cache = decoder.step(np.array(tokens, np.int32), pads, shared, column, cache)
     for row in active:
         row.stop_reason = CANCELLED

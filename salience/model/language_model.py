@@ -80,7 +80,7 @@ class LanguageModel(TextCalls, SalienceCalls):
         end_of_turn = self.tokenizer.token_id("<end_of_turn>")
         if end_of_turn is not None:
             self.stop_token_ids.add(end_of_turn)
-        self.lock = threading.RLock()  # one call at a time on the weights (batched decoding too)
+        self._lock = threading.RLock()
 
     def check_precision(self, precision: str) -> str:
         """``precision`` if this model computes in it; else an `InputError` saying which it does."""
@@ -97,7 +97,7 @@ class LanguageModel(TextCalls, SalienceCalls):
     def forward_for(self, precision: str | None = None) -> GemmaForward:
         """The compiled forward passes at a precision (built on first use)."""
         precision = self.check_precision(precision or self.precision)
-        with self.lock:
+        with self._lock:
             if precision not in self._forwards:
                 source = next(iter(self._forwards.values())).backbone
                 self._forwards[precision] = GemmaForward(backbone_copy(source, precision), self.family)
@@ -124,7 +124,7 @@ class LanguageModel(TextCalls, SalienceCalls):
         cache_length = bucket(len(ids) + settings.max_new_tokens, MIN_CACHE_BUCKET)
         forward = self.forward_for(precision)
         started = time.perf_counter()
-        with self.lock:
+        with self._lock:
             logits, cache = forward.prefill(ids, cache_length)
         first_token_seconds = 0.0
         new_ids: list[int] = []
@@ -145,7 +145,7 @@ class LanguageModel(TextCalls, SalienceCalls):
                 stop_reason = "stop_sequence"
                 break
             if step + 1 < settings.max_new_tokens:
-                with self.lock:
+                with self._lock:
                     logits, cache = forward.step(token, len(ids) + step, cache)
             visible = without_partial_stop(text, stops)
             yield Generation(
@@ -244,7 +244,7 @@ class LanguageModel(TextCalls, SalienceCalls):
                     segments,
                     progress=progress,
                     cancelled=cancelled,
-                    lock=self.lock,
+                    lock=self._lock,
                 )
                 scores[method.name] = deletion.per_token(len(tokens))
                 diagnostics[method.name] = {
@@ -255,7 +255,7 @@ class LanguageModel(TextCalls, SalienceCalls):
                 if cancelled is not None and cancelled():
                     raise CancelledError("Deletion was cancelled.")
                 # Two parts that each give the answer score near zero alone: delete the top two together.
-                pair = redundancy(forward, tokens.ids, start, end, deletion, lock=self.lock)
+                pair = redundancy(forward, tokens.ids, start, end, deletion, lock=self._lock)
                 if pair is not None:
                     diagnostics[method.name]["pair"] = {
                         "segments": [list(deletion.segments[i]) for i in pair.pair],
@@ -263,7 +263,7 @@ class LanguageModel(TextCalls, SalienceCalls):
                         "together": round(pair.together, 4),
                     }
                 log_prob = deletion.log_prob
-        with self.lock:
+        with self._lock:
             # Pad to the whole target's width: other spans of this output reuse the graph.
             width = max(end - start, len(tokens) - first_target)
             context = GradientContext(
