@@ -36,16 +36,16 @@ from components.widgets import (
     salience_controls,
 )
 from components.workspace import autosaved, workspace
-from salience.compare import MAX_VARIANTS, movement, output_diff, part_diff, readable_order
-from salience.errors import WorkbenchError
-from salience.export import ExportDocument, ExportPane, legend_html, to_csv, to_html, to_json, to_png
-from salience.methods import get_method
-from salience.samples import load_samples
-from salience.segments import regex_starts
-from salience.templates import TemplateError, parse_template
-from salience.text import excerpt
-from salience.variant import Variant
-from salience.views import readout
+from salience.attribution.methods import get_method
+from salience.core.errors import WorkbenchError
+from salience.core.text import excerpt
+from salience.prompts.samples import load_samples
+from salience.prompts.segments import regex_starts
+from salience.prompts.templates import TemplateError, parse_template
+from salience.prompts.variant import Variant
+from salience.prompts.variant_comparison import MAX_VARIANTS, movement, output_diff, part_diff, readable_order
+from salience.report.export import ExportDocument, ExportPane, legend_html, to_csv, to_html, to_json, to_png
+from salience.report.views import readout
 
 PRESENTATION_CSS = """<style>
 [data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], header[data-testid="stHeader"]

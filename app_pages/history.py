@@ -17,12 +17,12 @@ from components.sidebar import model_sidebar
 from components.signin import current_identity, may_delete
 from components.widgets import ENGINEER_DETAILS, STOP_REASONS, plain_markdown
 from components.workspace import autosaved, load_into_workbench, workspace
-from salience.compare import output_diff
-from salience.errors import InputError
-from salience.methods import get_method
-from salience.segments import GRANULARITIES
-from salience.text import escape_braces, excerpt, plain_duration
-from salience.views import heatmap_view, readout
+from salience.attribution.methods import get_method
+from salience.core.errors import InputError
+from salience.core.text import escape_braces, excerpt, plain_duration
+from salience.prompts.segments import GRANULARITIES
+from salience.prompts.variant_comparison import output_diff
+from salience.report.views import heatmap_view, readout
 from workspace.store import MAX_IMPORT_BYTES, RunFilter, RunRow, Workspace, import_summary
 
 RATINGS = {"any": "Any rating", "up": "👍 rated up", "down": "👎 rated down", "unrated": "Not rated"}

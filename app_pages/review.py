@@ -9,7 +9,7 @@ from components import state
 from components.blind_review import results_view, reviewer_view
 from components.review_why import explain
 from components.workspace import autosaved, workspace
-from salience.errors import InputError
+from salience.core.errors import InputError
 from workspace.reviews import find_review, load_review
 
 

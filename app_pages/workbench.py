@@ -20,11 +20,11 @@ from components.widgets import (
     template_editor,
 )
 from components.workspace import autosaved
-from salience.compare import MAX_VARIANTS
-from salience.errors import WorkbenchError
-from salience.methods import get_method
-from salience.model import LanguageModel
-from salience.views import chart_rows, find_selection, heatmap_view, legend_words, readout, slot_table
+from salience.attribution.methods import get_method
+from salience.core.errors import WorkbenchError
+from salience.model.engine import EngineCalls
+from salience.prompts.variant_comparison import MAX_VARIANTS
+from salience.report.views import chart_rows, find_selection, heatmap_view, legend_words, readout, slot_table
 
 # Side by side when both halves get ~23rem; stacked (editor, then output) on narrower screens such
 # as 1024 px with the sidebar open, instead of squeezing labels and select boxes.
@@ -51,7 +51,7 @@ def _on_select(prompt_length: int, text: str) -> None:
     page.selection = (start - prompt_length, end - prompt_length, text[start:end])
 
 
-def _generate(model: LanguageModel, prompt: str, settings, precision: str, placeholder) -> None:
+def _generate(model: EngineCalls, prompt: str, settings, precision: str, placeholder) -> None:
     final = None
     try:
         for final in registry().stream(model, prompt, settings, precision):
@@ -164,7 +164,7 @@ def _pending_generate(model, clicked: bool, starting, output_area) -> bool:
     return clicked
 
 
-def _view(model: LanguageModel, rendered, settings, generate_clicked: bool, output_area) -> None:
+def _view(model: EngineCalls, rendered, settings, generate_clicked: bool, output_area) -> None:
     precision = st.session_state[state.PRECISION]
     prompt = rendered.text
     shown = _output(model, prompt, settings, precision, generate_clicked, output_area)
@@ -287,7 +287,7 @@ def _selected_span(model, rendered, target: str, method, granularity, pattern, a
     return granularity, pattern, span
 
 
-def _offsets(model: LanguageModel, prompt: str, target: str):
+def _offsets(model: EngineCalls, prompt: str, target: str):
     return model.tokenize_pair(prompt, target)[0].offsets
 
 

@@ -24,10 +24,10 @@ import salience  # noqa: E402,F401  (configures Keras and TensorFlow before they
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from salience.forward import sequence_bucket  # noqa: E402
-from salience.loading import load_model  # noqa: E402
-from salience.samples import find_sample  # noqa: E402
-from salience.types import GenerationSettings  # noqa: E402
+from salience.model.forward import sequence_bucket  # noqa: E402
+from salience.model.loader import load_model  # noqa: E402
+from salience.prompts.samples import find_sample  # noqa: E402
+from salience.core.types import GenerationSettings  # noqa: E402
 
 TARGET_TOKENS = 16
 NEW_TOKENS = 64

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_faithfulness.py [--cases 60] [--json out.json]
 
-1. A generated suite of copy-from-context cases (salience/faithfulness.py) plus the
+1. A generated suite of copy-from-context cases (salience/attribution/faithfulness.py) plus the
    sample prompts. Per method: top-1 = the fact used (ground truth by construction),
    top-1 = Deletion's top (the oracle, float32), Spearman with the Deletion scores,
    comprehensiveness (log p drop when deleting the method's top segment) against a
@@ -17,7 +17,7 @@
    segment) and against full batched forwards without prefix sharing, same precision.
 4. Every method (the gradient ones, the attention-mask gradient, the Deletion estimate)
    on three sets at sentence, line and template-slot granularity: the copy suite, the
-   sample prompts and a generated realistic set (salience/realistic.py), against the
+   sample prompts and a generated realistic set (salience/prompts/realistic.py), against the
    float32 Deletion oracle; and the time of one click (warm) against Grad L2's in the
    same run, on fewshot-mistake and a ~1,000-token prompt (``--click-speed``).
 
@@ -40,23 +40,23 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import salience  # noqa: E402,F401
-from salience.agreement import spearman  # noqa: E402
-from salience.faithfulness import (  # noqa: E402
+from salience.attribution.agreement import spearman  # noqa: E402
+from salience.attribution.faithfulness import (  # noqa: E402
     CaseScores,
     copy_case_scores,
     make_cases,
     score_segments,
     summarize,
 )
-from salience.forward import GemmaForward  # noqa: E402
-from salience.loading import load_model  # noqa: E402
-from salience.methods import DELETION, ESTIMATE_METHODS  # noqa: E402
-from salience.occlusion import deletable_segments, deletion_scores  # noqa: E402
-from salience.realistic import make_realistic_cases  # noqa: E402
-from salience.realistic import used_segment as realistic_used_segment  # noqa: E402
-from salience.samples import load_samples  # noqa: E402
-from salience.segments import make_segments  # noqa: E402
-from salience.types import GenerationSettings  # noqa: E402
+from salience.attribution.methods import DELETION, ESTIMATE_METHODS  # noqa: E402
+from salience.attribution.occlusion import deletable_segments, deletion_scores  # noqa: E402
+from salience.core.types import GenerationSettings  # noqa: E402
+from salience.model.forward import GemmaForward  # noqa: E402
+from salience.model.loader import load_model  # noqa: E402
+from salience.prompts.realistic import make_realistic_cases  # noqa: E402
+from salience.prompts.realistic import used_segment as realistic_used_segment  # noqa: E402
+from salience.prompts.samples import load_samples  # noqa: E402
+from salience.prompts.segments import make_segments  # noqa: E402
 
 GRADIENT_METHODS = ("grad_l2", "grad_dot_input", "integrated_gradients")
 CI_SUBSET = 12  # the real-model test runs the first cases of the same suite
@@ -281,7 +281,7 @@ def long_prompt(lines: int = 56, seed: int = 3) -> tuple[str, str]:
     """A ~1,000-token prompt (store notes: facts and house rules, two a line) and its reference target."""
     import random
 
-    from salience.realistic import FILLER_LINES, TIERS
+    from salience.prompts.realistic import FILLER_LINES, TIERS
 
     rng = random.Random(seed)
     facts = [fact for case in make_cases(lines, seed=seed) for fact in case.facts]
@@ -296,7 +296,7 @@ def click_speed(model, precision: str, repeats: int = 5) -> dict:
     """Seconds for one click (warm; the methods take turns, median of ``repeats``) per method, and
     the ratio to Grad L2 in the same run: fewshot-mistake (its greedy output, sentences) and a
     ~1,000-token prompt (lines; Deletion itself only on fewshot-mistake)."""
-    from salience.estimate import deletion_estimate
+    from salience.attribution.estimate import deletion_estimate
 
     example = next(e for e in load_samples() if e.name == "fewshot-mistake")
     prompt = example.render().text

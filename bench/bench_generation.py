@@ -27,11 +27,11 @@ sys.path.insert(0, str(ROOT))
 
 import salience  # noqa: E402,F401  (configures Keras and TensorFlow before they load)
 
-from salience.batch_generation import generate_batch  # noqa: E402
-from salience.loading import load_model  # noqa: E402
-from salience.samples import find_sample  # noqa: E402
-from salience.templates import render  # noqa: E402
-from salience.types import GenerationSettings  # noqa: E402
+from salience.model.batch_generation import generate_batch  # noqa: E402
+from salience.model.loader import load_model  # noqa: E402
+from salience.prompts.samples import find_sample  # noqa: E402
+from salience.prompts.templates import render  # noqa: E402
+from salience.core.types import GenerationSettings  # noqa: E402
 
 DATA = ROOT / "data" / "eval" / "menu_recommendations.csv"
 

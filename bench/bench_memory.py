@@ -61,9 +61,9 @@ def child(mode: str) -> None:
 
     mark("start")
     import salience  # noqa: F401  (configures Keras and TensorFlow before they load)
-    from salience.loading import import_tensorflow_quietly, load_model
-    from salience.samples import find_sample
-    from salience.types import GenerationSettings
+    from salience.model.loader import import_tensorflow_quietly, load_model
+    from salience.prompts.samples import find_sample
+    from salience.core.types import GenerationSettings
 
     import_tensorflow_quietly()
     import keras_hub  # noqa: F401

@@ -35,10 +35,10 @@ sys.path.insert(0, str(ROOT / "tests"))
 import salience  # noqa: E402,F401  (configures Keras and TensorFlow before they load)
 
 from engine_server import running_engine  # noqa: E402
-from salience.remote import connect  # noqa: E402
-from salience.samples import find_sample  # noqa: E402
-from salience.templates import render  # noqa: E402
-from salience.types import GenerationSettings  # noqa: E402
+from salience.serving.remote import connect  # noqa: E402
+from salience.prompts.samples import find_sample  # noqa: E402
+from salience.prompts.templates import render  # noqa: E402
+from salience.core.types import GenerationSettings  # noqa: E402
 
 PRECISION = "bfloat16"
 ROW_SETTINGS = GenerationSettings(max_new_tokens=16)
@@ -46,9 +46,9 @@ PEAK_CODE = """
 import resource, sys
 sys.path.insert(0, {root!r})
 import salience
-from salience.loading import load_model
-from salience.samples import find_sample
-from salience.types import GenerationSettings
+from salience.model.loader import load_model
+from salience.prompts.samples import find_sample
+from salience.core.types import GenerationSettings
 model = load_model({spec!r})
 prompt = find_sample("fewshot-mistake").render().text
 generation = model.generate(prompt, GenerationSettings(max_new_tokens=16), precision="bfloat16")
@@ -113,7 +113,7 @@ def main() -> None:
     parser.add_argument("--model", default="embedded")
     parser.add_argument("--repeats", type=int, default=10)
     args = parser.parse_args()
-    from salience.loading import load_model
+    from salience.model.loader import load_model
 
     prompt = find_sample("fewshot-mistake").render().text
     model = load_model(args.model)

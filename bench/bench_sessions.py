@@ -31,12 +31,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from components.deletion import DELETION_WORKERS, DeletionRunner  # noqa: E402
-from salience.loading import load_model  # noqa: E402
-from salience.methods import DEFAULT_METHOD, DELETION  # noqa: E402
-from salience.model_lock import ModelLock  # noqa: E402
-from salience.samples import load_samples  # noqa: E402
-from salience.segments import make_segments  # noqa: E402
-from salience.types import GenerationSettings  # noqa: E402
+from salience.attribution.methods import DEFAULT_METHOD, DELETION  # noqa: E402
+from salience.core.types import GenerationSettings  # noqa: E402
+from salience.model.loader import load_model  # noqa: E402
+from salience.model.lock import ModelLock  # noqa: E402
+from salience.prompts.samples import load_samples  # noqa: E402
+from salience.prompts.segments import make_segments  # noqa: E402
 
 PRECISION = "bfloat16"
 

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from salience.types import Generation, GenerationSettings, SalienceResult  # noqa: E402
+from salience.core.types import Generation, GenerationSettings, SalienceResult  # noqa: E402
 from workspace.store import RunFilter, Workspace  # noqa: E402
 
 SETTINGS = GenerationSettings(max_new_tokens=48, stop_sequences=("\n\n",))

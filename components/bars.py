@@ -12,8 +12,8 @@ from collections.abc import Sequence
 
 import jinja2
 
-from salience.palette import colour
-from salience.views import Legend
+from salience.report.palette import colour
+from salience.report.views import Legend
 
 POSITIVE = colour(0.85, True)
 NEGATIVE = colour(-0.85, True)
@@ -40,7 +40,7 @@ border-right:1px solid #ccc;background:linear-gradient(#999,#999) 50% 0/1px 100%
 
 
 def segment_bars_html(rows: Sequence[dict], legend: Legend, test_id: str = "top-segments") -> str:
-    """``rows`` from `salience.views.chart_rows`, strongest first; ``legend`` names the colours.
+    """``rows`` from `salience.report.views.chart_rows`, strongest first; ``legend`` names the colours.
 
     Negative bars grow left from the middle line, positive ones right (signed scales)."""
     if not rows:

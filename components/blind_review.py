@@ -1,6 +1,6 @@
 """Blind side-by-side review: the form that makes a review from an evaluation, the reviewer's
 page (one item at a time, sides randomised and recorded, keys 1–4), its results and the list on
-History. The statistics live in ``salience.review``; storage in ``workspace.reviews``."""
+History. The statistics live in ``salience.evaluation.review_stats``; storage in ``workspace.reviews``."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from components.signin import current_author, current_identity, may_delete
 from components.widgets import ENGINEER_DETAILS, plain_markdown
 from components.workspace import browser_id, load_into_workbench, workspace
 from components.workspace.connection import write
-from salience import review as rv
-from salience.errors import InputError
-from salience.variant import Variant
+from salience.core.errors import InputError
+from salience.evaluation import review_stats as rv
+from salience.prompts.variant import Variant
 from workspace.evaluations import StoredEvaluation
 from workspace.reviews import (
     ItemDraft,

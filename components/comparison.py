@@ -11,15 +11,21 @@ from components import state, workspace
 from components.deletion import click_segments, compare_scores, gradient_methods
 from components.model_resource import registry
 from components.widgets import plain_markdown
-from salience.compare import MAX_VARIANTS, ResolvedTarget, TargetChoice, resolve_target, shared_scale
-from salience.errors import WorkbenchError
-from salience.methods import DELETION
-from salience.model import LanguageModel
-from salience.segments import normalize
-from salience.templates import RenderedPrompt, TemplateError, parse_template
-from salience.types import GenerationSettings, SalienceResult
-from salience.variant import Variant
-from salience.views import HeatmapView, heatmap_view
+from salience.attribution.methods import DELETION
+from salience.core.errors import WorkbenchError
+from salience.core.types import GenerationSettings, SalienceResult
+from salience.model.engine import EngineCalls
+from salience.prompts.segments import normalize
+from salience.prompts.templates import RenderedPrompt, TemplateError, parse_template
+from salience.prompts.variant import Variant
+from salience.prompts.variant_comparison import (
+    MAX_VARIANTS,
+    ResolvedTarget,
+    TargetChoice,
+    resolve_target,
+    shared_scale,
+)
+from salience.report.views import HeatmapView, heatmap_view
 
 
 def variants() -> list[Variant]:
@@ -127,7 +133,7 @@ class Pane:
         return self.rendered.text if self.rendered else ""
 
 
-def _generate_missing(model: LanguageModel, settings: GenerationSettings, precision: str) -> None:
+def _generate_missing(model: EngineCalls, settings: GenerationSettings, precision: str) -> None:
     for variant in variants():
         if variant.output is not None:
             continue
@@ -143,7 +149,7 @@ def _generate_missing(model: LanguageModel, settings: GenerationSettings, precis
 
 
 def explain(
-    model: LanguageModel,
+    model: EngineCalls,
     settings: GenerationSettings,
     precision: str,
     choice: TargetChoice,

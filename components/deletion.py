@@ -3,7 +3,7 @@
 After a click the first colours (the Deletion estimate, `DEFAULT_METHOD`) are drawn at once;
 Deletion (one model pass per prompt segment) follows as a check on a bounded pool of worker
 threads owned by `DeletionRunner`, a process-wide object like the model registry. Its model
-calls are background work (`salience.model_lock.background_work`): a click waiting for the
+calls are background work (`salience.model.lock.background_work`): a click waiting for the
 model goes before them, and several sessions' Deletions take turns batch by batch. The page polls it with ``st.fragment(run_every=…)``
 only while a run is under way, so the page never waits on it. Each browser session
 owns at most one run: asking for other inputs (a new selection, target or prompt)
@@ -31,7 +31,7 @@ from components.diff_view import diff_html
 from components.model_resource import registry
 from components.session_work import page_id, session_alive, session_id, stop_check
 from components.widgets import ENGINEER_DETAILS, plain_markdown
-from salience.agreement import (
+from salience.attribution.agreement import (
     SEGMENT_GRANULARITIES,
     agreement_line,
     compare_top,
@@ -41,18 +41,18 @@ from salience.agreement import (
     unit_names,
     without_segment,
 )
-from salience.compare import output_diff
-from salience.describe import describe_segments
-from salience.errors import CancelledError, InputError, WorkbenchError
-from salience.methods import DEFAULT_METHOD, DELETION, get_method
-from salience.model_lock import background_work
-from salience.occlusion import MAX_DELETION_SEGMENTS, Redundancy
-from salience.segments import Segment
-from salience.templates import RenderedPrompt
-from salience.text import excerpt, plain_duration
-from salience.types import GenerationSettings, SalienceResult
-from salience.views import heatmap_view, ranking
-from salience.whatif import counterpart
+from salience.attribution.methods import DEFAULT_METHOD, DELETION, get_method
+from salience.attribution.occlusion import MAX_DELETION_SEGMENTS, Redundancy
+from salience.core.errors import CancelledError, InputError, WorkbenchError
+from salience.core.text import excerpt, plain_duration
+from salience.core.types import GenerationSettings, SalienceResult
+from salience.model.lock import background_work
+from salience.prompts.describe import describe_segments
+from salience.prompts.segments import Segment
+from salience.prompts.templates import RenderedPrompt
+from salience.prompts.variant_comparison import output_diff
+from salience.report.views import heatmap_view, ranking
+from salience.report.whatif import counterpart
 
 KEPT_RESULTS = 128
 # At most this many sessions' Deletions run at once (taking turns on the model batch by batch);

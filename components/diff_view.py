@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import jinja2
 
-from salience.compare import OutputDiff
+from salience.prompts.variant_comparison import OutputDiff
 
 _DIFF = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined).from_string(
     '<div data-testid="{{ test_id }}" style="font-family:ui-monospace,monospace;white-space:pre-wrap;'

@@ -1,5 +1,5 @@
 """The Evaluate page's pieces: variant picker, data table, checks, the run loop, results, chart,
-exports and the list of saved evaluations. The maths lives in ``salience.evaluate``; every
+exports and the list of saved evaluations. The maths lives in ``salience.evaluation.runs``; every
 finished row is committed to the workspace (``workspace.evaluations``) as it completes."""
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ from components.session_work import stop_check
 from components.signin import current_author, current_identity, may_delete
 from components.widgets import ENGINEER_DETAILS, plain_markdown
 from components.workspace import browser_id, load_into_workbench, workspace
-from salience.compare import TargetChoice
-from salience.errors import InputError, WorkbenchError
-from salience.evaluate import (
+from salience.core.errors import InputError, WorkbenchError
+from salience.core.text import plain_duration, unescape
+from salience.core.types import GenerationSettings
+from salience.evaluation.runs import (
     CHECK_KINDS,
     CHECK_WORDS,
     MAX_VARIANTS,
@@ -37,10 +38,9 @@ from salience.evaluate import (
     share_rows,
     summarize,
 )
-from salience.samples import load_samples
-from salience.text import plain_duration, unescape
-from salience.types import GenerationSettings
-from salience.variant import Variant
+from salience.prompts.samples import load_samples
+from salience.prompts.variant import Variant
+from salience.prompts.variant_comparison import TargetChoice
 from workspace.evaluations import (
     StoredEvaluation,
     create_evaluation,

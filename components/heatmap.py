@@ -10,8 +10,8 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from salience.palette import legend_gradient, paint
-from salience.views import legend_words
+from salience.report.palette import legend_gradient, paint
+from salience.report.views import legend_words
 
 _CSS = """
 .hm-root { font-family: var(--st-font, sans-serif); }
@@ -60,7 +60,7 @@ export default function(component) {
   scale.className = "hm-scale";
   const bar = document.createElement("span");
   bar.className = "hm-bar";
-  bar.style.background = data.gradient;  // colours come computed from salience.palette
+  bar.style.background = data.gradient;  // colours come computed from salience.report.palette
   const low = document.createElement("span");
   low.className = "hm-end low";
   low.textContent = `← ${data.legend_low}`;

@@ -10,7 +10,7 @@ The app starts the default model this way on the first script run of the process
 The app's default model spec is the engine the app is pointed at (``--engine URL`` or
 ``$GEMMA_WORKBENCH_ENGINE``), else ``$WORKBENCH_MODEL`` (default ``embedded``); tests point the
 latter at a tiny GGUF file that they write themselves. An engine's "model" is a
-`salience.remote.RemoteModel`: connecting to it loads nothing here and imports no TensorFlow
+`salience.serving.remote.RemoteModel`: connecting to it loads nothing here and imports no TensorFlow
 (the engine warms its own replicas), and its health — replica count, or why it stopped
 answering — is re-asked in the background at most every `HEALTH_SECONDS`.
 """
@@ -35,13 +35,13 @@ from pathlib import Path
 import streamlit as st
 
 from components.session_work import stop_check
-from salience.agreement import deletion_targets, token_spans
-from salience.errors import CancelledError, ModelLoadError, WorkbenchError
-from salience.methods import DEFAULT_METHOD, DELETION
-from salience.remote import ENGINE_ENV, EngineUnavailable, engine_url, is_engine_spec
-from salience.samples import find_sample
-from salience.segments import make_segments
-from salience.types import Generation, GenerationSettings, SalienceResult
+from salience.attribution.agreement import deletion_targets, token_spans
+from salience.attribution.methods import DEFAULT_METHOD, DELETION
+from salience.core.errors import CancelledError, ModelLoadError, WorkbenchError
+from salience.core.types import Generation, GenerationSettings, SalienceResult
+from salience.prompts.samples import find_sample
+from salience.prompts.segments import make_segments
+from salience.serving.remote import ENGINE_ENV, EngineUnavailable, engine_url, is_engine_spec
 
 MODEL_ENV = "WORKBENCH_MODEL"
 # "off" disables the result cache (benchmarks use it to time real work on repeated inputs).
@@ -202,7 +202,7 @@ class EngineHealth:
 
 
 def _timings_path() -> Path:
-    from salience.embedded import cache_root
+    from salience.model.embedded import cache_root
 
     return cache_root() / TIMINGS_FILE
 
@@ -235,7 +235,7 @@ def _expected(spec: str) -> tuple[float, float]:
     if load is None:
         load = GUESS_LOAD
         if spec == "embedded":
-            from salience.embedded import is_complete, preset_dir
+            from salience.model.embedded import is_complete, preset_dir
 
             load = GUESS_LOAD if is_complete(preset_dir()) else GUESS_CONVERT
     warm = known.get("warm", GUESS_WARM)
@@ -291,7 +291,7 @@ class ModelRegistry:
             return
         if after_first_draw:
             self._first_draw.wait(FIRST_DRAW_WAIT)
-        from salience.loading import load_model, skip_random_init
+        from salience.model.loader import load_model, skip_random_init
 
         def progress(message: str, fraction: float) -> None:
             start.message = message
@@ -324,7 +324,7 @@ class ModelRegistry:
 
     def _connect(self, start: _Start) -> None:
         """An engine's model: wait (with its message) while its replicas load; nothing to warm."""
-        from salience.remote import connect
+        from salience.serving.remote import connect
 
         def progress(message: str, fraction: float) -> None:
             start.message = message
@@ -434,7 +434,7 @@ class ModelRegistry:
         the background) and the first Integrated Gradients need, on the default sample
         (and cache its answer and explanation). The salience graph is traced for the
         sample's sequence bucket; decoding and Deletion graphs take any length."""
-        from salience.loading import skip_random_init
+        from salience.model.loader import skip_random_init
 
         _exit_hook_first()  # TensorFlow has registered its own exit handlers by now
 

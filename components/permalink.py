@@ -13,7 +13,7 @@ import streamlit as st
 from components import state
 from components.workspace.codec import capture, restore
 from components.workspace.connection import workspace
-from salience.errors import InputError
+from salience.core.errors import InputError
 from workspace.snapshots import FileSnapshotStore, SnapshotNotFound, SnapshotStore, data_root
 
 QUERY_KEY = "c"

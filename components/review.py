@@ -8,7 +8,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from components import state
 from components.signin import current_author
 from components.widgets import plain_markdown
-from salience.errors import InputError
+from salience.core.errors import InputError
 from workspace.store import Workspace
 
 

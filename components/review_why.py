@@ -11,11 +11,11 @@ from components.heatmap import heatmap
 from components.model_resource import LOADING, registry
 from components.sidebar import loading_notice
 from components.widgets import plain_markdown
-from salience import methods
-from salience.errors import WorkbenchError
-from salience.review import ReviewItem
-from salience.templates import parse_template, render
-from salience.views import find_selection, heatmap_view, readout
+from salience.attribution import methods
+from salience.core.errors import WorkbenchError
+from salience.evaluation.review_stats import ReviewItem
+from salience.prompts.templates import parse_template, render
+from salience.report.views import find_selection, heatmap_view, readout
 from workspace.reviews import StoredReview
 
 HINT = "Click any part of the reply to see what in the request led to it."

@@ -31,8 +31,8 @@ from components.signin import current_identity
 from components.widgets import plain_markdown
 from components.workspace import RETRY_SECONDS, browser_id, pending_count, save_now, workspace
 from components.workspace.connection import write
-from salience.loading import KAGGLE_PRESETS
-from salience.model import PRECISIONS
+from salience.model.decoding import PRECISIONS
+from salience.model.loader import KAGGLE_PRESETS
 
 CHOICES = {
     "Gemma 3 270M (offline)": "embedded",

@@ -21,9 +21,9 @@ from typing import Any
 
 import streamlit as st
 
-from salience import methods
-from salience.types import Generation
-from salience.variant import Variant
+from salience.attribution import methods
+from salience.core.types import Generation
+from salience.prompts.variant import Variant
 
 # ---- session-wide (model and workspace) ---------------------------------------------------------
 MODEL_SPEC = "model_spec"
@@ -79,7 +79,9 @@ class WorkbenchState:
 class CompareState:
     """The Compare page's state that is not a widget's value."""
 
-    variants: list[Variant] = field(default_factory=list)  # at most salience.compare.MAX_VARIANTS
+    variants: list[Variant] = field(
+        default_factory=list
+    )  # at most salience.prompts.variant_comparison.MAX_VARIANTS
     png: tuple[str, bytes] | None = None  # (hash of the HTML export, PNG bytes) once rendered
     presenting: bool = False
     present_index: int = 0

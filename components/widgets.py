@@ -8,13 +8,10 @@ import re
 import streamlit as st
 
 from components import state
-from salience.errors import InputError
-from salience.methods import DEFAULT_METHOD, DELETION, REGISTRY
-from salience.samples import load_samples, parse_jsonl
-from salience.segments import AGGREGATIONS, GRANULARITIES
-from salience.templates import RenderedPrompt, TemplateError, parse_template, render
-from salience.text import unescape
-from salience.types import (
+from salience.attribution.methods import DEFAULT_METHOD, DELETION, REGISTRY
+from salience.core.errors import InputError
+from salience.core.text import unescape
+from salience.core.types import (
     MAX_SEED,
     MAX_TOP_K,
     PAGE_MAX_NEW_TOKENS,
@@ -22,7 +19,10 @@ from salience.types import (
     TOP_P_RANGE,
     GenerationSettings,
 )
-from salience.variant import Variant
+from salience.prompts.samples import load_samples, parse_jsonl
+from salience.prompts.segments import AGGREGATIONS, GRANULARITIES
+from salience.prompts.templates import RenderedPrompt, TemplateError, parse_template, render
+from salience.prompts.variant import Variant
 
 MONOSPACE = """<style>
 .stTextArea textarea { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: .9rem; }
@@ -162,7 +162,7 @@ def template_editor() -> RenderedPrompt | None:
         type=["jsonl", "json", "txt"],
         key=state.UPLOADER,
         on_change=_on_upload,
-        max_upload_size=5,  # MB: salience.samples.MAX_FILE_BYTES
+        max_upload_size=5,  # MB: salience.prompts.samples.MAX_FILE_BYTES
         help="One JSON object per line: {'prompt': ..., 'target': ...} or {'template': ..., 'variables': {...}}.",
     )
     message = page.upload_message

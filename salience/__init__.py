@@ -2,11 +2,11 @@
 
 Importing the package selects the TensorFlow backend for Keras and quiets
 TensorFlow's start-up notices, so it must come before any `import keras`.
-Heavy imports (TensorFlow, KerasHub) happen in `salience.loading` and
-`salience.forward`; the template, segment and sample modules are pure Python.
+Heavy imports (TensorFlow, KerasHub) happen in `salience.model.loader` and
+`salience.model.forward`; the template, segment and sample modules are pure Python.
 """
 
-from salience.backend import configure
+from salience.model.backend import configure
 
 configure()
 

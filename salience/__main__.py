@@ -1,7 +1,7 @@
-"""``python -m salience``: see `salience.cli`."""
+"""``python -m salience``: see `salience.cli.commands`."""
 
 import sys
 
-from salience.cli import main
+from salience.cli.commands import main
 
 sys.exit(main())

@@ -34,7 +34,7 @@ def tiny_gemma3_lm(spm_proto):
     """A `LanguageModel` over a random 2-layer Gemma 3 (float32 by default)."""
     from tiny_models import tiny_gemma3
 
-    from salience.model import LanguageModel
+    from salience.model.language_model import LanguageModel
 
     return LanguageModel(tiny_gemma3(spm_proto), "tiny-gemma3", "test:tiny-gemma3", 256, precision="float32")
 
@@ -43,7 +43,7 @@ def tiny_gemma3_lm(spm_proto):
 def tiny_gemma_lm(spm_proto):
     from tiny_models import tiny_gemma
 
-    from salience.model import LanguageModel
+    from salience.model.language_model import LanguageModel
 
     return LanguageModel(tiny_gemma(spm_proto), "tiny-gemma", "test:tiny-gemma", 256, precision="float32")
 
@@ -51,7 +51,7 @@ def tiny_gemma_lm(spm_proto):
 @pytest.fixture(scope="session")
 def real_model():
     """The embedded Gemma 3 270M (built into the cache on first use)."""
-    from salience.loading import load_model
+    from salience.model.loader import load_model
 
     return load_model("embedded")
 

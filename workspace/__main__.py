@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from salience.errors import WorkbenchError
+from salience.core.errors import WorkbenchError
 from workspace.database import is_read_only
 from workspace.store import Workspace, import_summary
 

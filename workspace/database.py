@@ -20,7 +20,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from salience.errors import WorkbenchError
+from salience.core.errors import WorkbenchError
 from workspace.snapshots import data_root
 
 DATABASE_ENV = "DATABASE_URL"

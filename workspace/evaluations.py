@@ -10,8 +10,8 @@ from datetime import datetime
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from salience.errors import InputError
-from salience.evaluate import CellResult, Plan, plan_from_json, plan_to_json
+from salience.core.errors import InputError
+from salience.evaluation.runs import CellResult, Plan, plan_from_json, plan_to_json
 from workspace.owners import Author, Person, check_may_change
 from workspace.schema import Evaluation, EvaluationCell, now
 from workspace.store import Workspace

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from salience.errors import InputError
+from salience.core.errors import InputError
 
 
 class Person(Protocol):

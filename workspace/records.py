@@ -27,8 +27,9 @@ from pydantic import (
     model_validator,
 )
 
-from salience.errors import InputError
-from salience.types import MAX_SEED, MAX_TOP_K, PAGE_MAX_NEW_TOKENS, TEMPERATURE_RANGE, TOP_P_RANGE
+from salience.core.errors import InputError
+from salience.core.types import MAX_SEED, MAX_TOP_K, PAGE_MAX_NEW_TOKENS, TEMPERATURE_RANGE, TOP_P_RANGE
+from workspace.results import check_result  # the result format, as the store reads it
 from workspace.schema import MAX_EMAIL, MAX_SUB, UID_LENGTH
 from workspace.snapshots import check_id, encode
 
@@ -206,8 +207,6 @@ class SalienceRecordIn(_Identified):
     @field_validator("result")
     @classmethod
     def _readable_result(cls, value: dict) -> dict:
-        from workspace.store import check_result  # the store owns the result format
-
         check_result(value)
         return value
 

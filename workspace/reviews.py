@@ -12,12 +12,12 @@ from datetime import datetime
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
-from salience import review as rv
-from salience.errors import InputError
+from salience.core.errors import InputError
+from salience.evaluation import review_stats as rv
 from workspace.evaluations import StoredEvaluation
 from workspace.owners import Author, Person, check_may_change
 from workspace.schema import Evaluation, Review, ReviewItem, Verdict, now
-from workspace.store import MAX_NAME, Workspace, _name
+from workspace.store import MAX_NAME, Workspace, clean_name
 
 MAX_ITEMS = 2_000
 MAX_PER_ITEM = 20
@@ -131,7 +131,7 @@ def create_review(
 ) -> tuple[int, str]:
     """Store a review and its items (shuffled: reviewers do not judge in the data's order);
     returns its id and its uid (the reviewers' link). ``by``: who made it."""
-    name = _name(name, "review name")
+    name = clean_name(name, "review name")
     if not items:
         raise InputError(
             "Nothing to review: no row has an output from both variants yet. Run the evaluation first."
@@ -246,7 +246,7 @@ def give_verdict(
 ) -> str:
     """Commit a reviewer's verdict now: "added", or "changed" when it replaces their earlier one
     on this item (the side it was shown on stays as first recorded)."""
-    reviewer = _name(reviewer, "reviewer name", MAX_NAME)
+    reviewer = clean_name(reviewer, "reviewer name", MAX_NAME)
     if choice not in rv.CHOICES or left not in (0, 1):
         raise InputError("That answer is not one of the four offered.")
     if len(reason) > rv.MAX_REASON:

@@ -238,7 +238,7 @@ class Evaluation(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     uid: Mapped[str] = _uid_column()
     name: Mapped[str] = mapped_column(ExactText)
-    plan: Mapped[str] = mapped_column(ExactText)  # JSON: salience.evaluate.plan_to_json
+    plan: Mapped[str] = mapped_column(ExactText)  # JSON: salience.evaluation.runs.plan_to_json
     options: Mapped[dict] = mapped_column(JSON, default=dict)  # model, settings, target, batch size
     status: Mapped[str] = mapped_column(String(20), default="running")  # running, cancelled, finished
     total: Mapped[int] = mapped_column(Integer, default=0)
@@ -259,7 +259,7 @@ class EvaluationCell(Base):
     evaluation_id: Mapped[int] = mapped_column(ForeignKey("evaluations.id", ondelete="CASCADE"), index=True)
     row: Mapped[int] = mapped_column(Integer)
     variant: Mapped[int] = mapped_column(Integer)
-    result: Mapped[dict] = mapped_column(JSON)  # salience.evaluate.CellResult.to_json
+    result: Mapped[dict] = mapped_column(JSON)  # salience.evaluation.runs.CellResult.to_json
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
 
 
@@ -312,7 +312,7 @@ class Verdict(Base):
     review_id: Mapped[int] = mapped_column(ForeignKey("reviews.id", ondelete="CASCADE"), index=True)
     item_id: Mapped[int] = mapped_column(ForeignKey("review_items.id", ondelete="CASCADE"), index=True)
     reviewer: Mapped[str] = mapped_column(String(200))
-    reviewer_key: Mapped[str] = mapped_column(String(200))  # salience.review.reviewer_key
+    reviewer_key: Mapped[str] = mapped_column(String(200))  # salience.evaluation.review_stats.reviewer_key
     author_sub: Mapped[str | None] = _sub_column()
     author_email: Mapped[str | None] = _email_column()
     choice: Mapped[str] = mapped_column(String(10))  # first, second, same, neither

@@ -16,8 +16,8 @@ from typing import Protocol
 
 import regex
 
-from salience.errors import InputError
-from salience.types import Generation, GenerationSettings
+from salience.core.errors import InputError
+from salience.core.types import Generation, GenerationSettings
 
 DATA_ENV = "GEMMA_WORKBENCH_DATA"
 SNAPSHOT_VERSION = 1

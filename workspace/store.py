@@ -3,7 +3,6 @@ browser's last state, so concurrent writers never lose each other's rows."""
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 from collections.abc import Iterable, Iterator
@@ -11,17 +10,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-import numpy as np
 from sqlalchemy import Engine, Select, and_, exists, func, or_, select
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from salience.errors import InputError
-from salience.methods import REGISTRY
-from salience.types import Generation, GenerationSettings, SalienceResult
+from salience.core.errors import InputError
+from salience.core.types import Generation, GenerationSettings, SalienceResult
 from workspace import records as rec
 from workspace.database import is_read_only, open_database
 from workspace.owners import Author, Person, check_may_change
+from workspace.results import result_from_json, result_json
 from workspace.schema import (
     UID_LENGTH,
     Browser,
@@ -125,44 +123,6 @@ class RunFilter:
     ids: list[int] = field(default_factory=list)
 
 
-def result_from_json(data: dict, model: str = "", precision: str = "") -> SalienceResult:
-    """A stored ``SalienceResult.to_json()`` of any format version; the row's model and precision
-    fill the provenance of results saved before it was recorded."""
-    result = SalienceResult.from_json(data)
-    return dataclasses.replace(result, provenance=result.provenance.filled(model, precision))
-
-
-def result_json(result: SalienceResult, model: str, precision: str) -> dict:
-    """What a salience row stores: the current format, its provenance filled from the row."""
-    return dataclasses.replace(result, provenance=result.provenance.filled(model, precision)).to_json()
-
-
-def check_result(data: dict) -> SalienceResult:
-    """A stored explanation that the pages can draw; ValueError saying what is wrong."""
-    try:
-        result = result_from_json(data)
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as error:
-        raise ValueError(f"should be a saved explanation (bad or missing {error})") from None
-    count, length = len(result.tokens), len(result.text)
-    if not all(isinstance(token, str) for token in result.tokens):
-        raise ValueError("should have text tokens")
-    if len(result.offsets) != count or not all(0 <= a <= b <= length for a, b in result.offsets):
-        raise ValueError("should have one [start, end] offset inside the text per token")
-    if not 0 <= result.prompt_length <= length:
-        raise ValueError("should have a prompt_length inside the text")
-    start, end = result.target_token_span
-    if not 0 <= start < end <= count:
-        raise ValueError("should have a target_token_span inside the tokens")
-    if not result.scores:
-        raise ValueError("should hold the scores of at least one method")
-    for name, scores in result.scores.items():
-        if name not in REGISTRY:
-            raise ValueError(f"has scores of an unknown method ({', '.join(REGISTRY)} are known)")
-        if scores.shape != (count,) or not np.isfinite(scores).all():
-            raise ValueError("should have one finite score per token for each method")
-    return result
-
-
 def _row_id(value: int) -> int | None:
     """An id that a row can have, or None (a huge number from an address is no row)."""
     return value if 0 < value <= MAX_ROW_ID else None
@@ -179,7 +139,7 @@ def _template(session: Session, name: str) -> Template:
     return template
 
 
-def _name(text: str | None, what: str = "name", limit: int | None = None) -> str:
+def clean_name(text: str | None, what: str = "name", limit: int | None = None) -> str:
     """The name with its runs of spaces made one; refused (never cut) when empty or over ``limit``."""
     cleaned = " ".join((text or "").split())
     if not cleaned:
@@ -232,7 +192,7 @@ class Workspace:
     ) -> int:
         """Add a version unless it equals the template's newest one; returns the version id.
         ``by``: the signed-in author (its name replaces ``author``)."""
-        name = _name(name, "template name")
+        name = clean_name(name, "template name")
         with self._write() as session, session.begin():
             template = _template(session, name)
             latest = session.scalar(
@@ -471,7 +431,7 @@ class Workspace:
     ) -> int:
         """A reviewer's thumbs (+1/−1) and/or note on a run or a comparison; ``by``: the signed-in
         author (its name is the reviewer's)."""
-        reviewer = _name((by.name if by and by.name else None) or reviewer, "reviewer name", MAX_NAME)
+        reviewer = clean_name((by.name if by and by.name else None) or reviewer, "reviewer name", MAX_NAME)
         if rating not in (None, 1, -1):
             raise InputError("A rating is thumbs up (+1) or thumbs down (−1).")
         if (run_id is None) == (comparison_id is None):
@@ -544,7 +504,7 @@ class Workspace:
 
     def set_reviewer(self, browser_id: str, name: str) -> None:
         """Remember the browser's reviewer name ("" forgets it); over MAX_NAME is refused."""
-        reviewer = _name(name, "reviewer name", MAX_NAME) if name.strip() else None
+        reviewer = clean_name(name, "reviewer name", MAX_NAME) if name.strip() else None
         with self._write() as session, session.begin():
             browser = session.get(Browser, browser_id) or Browser(id=browser_id)
             browser.reviewer = reviewer
@@ -1029,7 +989,7 @@ class _Importer:
             record,
             key,
             lambda: TemplateVersion(
-                template_id=_template(self.session, _name(record.template, "template name")).id,
+                template_id=_template(self.session, clean_name(record.template, "template name")).id,
                 text=record.text,
                 variables=dict(record.variables),
                 author=record.author,
@@ -1104,7 +1064,7 @@ class _Importer:
             record,
             key,
             lambda: Note(
-                reviewer=_name(record.reviewer, "reviewer name", MAX_NAME),
+                reviewer=clean_name(record.reviewer, "reviewer name", MAX_NAME),
                 rating=record.rating,
                 text=record.text,
                 run_id=run_id,
@@ -1157,7 +1117,7 @@ class _Importer:
 
     def _add_verdict(self, record: rec.VerdictRecord) -> None:
         """A verdict already here (its uid, or this reviewer's answer on the item) is kept as is."""
-        from salience.review import reviewer_key
+        from salience.evaluation.review_stats import reviewer_key
 
         review_id, _ = self.rows[("review", record.review_id)]
         item_id = self.session.scalar(
@@ -1184,7 +1144,7 @@ class _Importer:
             uid=record.uid or _fingerprint(key_fields)[:UID_LENGTH],
             review_id=review_id,
             item_id=item_id,
-            reviewer=_name(record.reviewer, "reviewer name", MAX_NAME),
+            reviewer=clean_name(record.reviewer, "reviewer name", MAX_NAME),
             reviewer_key=key,
             choice=record.choice,
             left=record.left,

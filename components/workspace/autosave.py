@@ -19,7 +19,7 @@ from components.workspace import bridge
 from components.workspace.codec import browser_state, restore_browser_state
 from components.workspace.connection import FAILED, attempt, browser_id, flush, reason, workspace, write
 from components.workspace.saving import template_version
-from salience.errors import InputError, WorkbenchError
+from salience.core.errors import InputError, WorkbenchError
 
 
 def save_state() -> None:

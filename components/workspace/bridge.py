@@ -12,7 +12,7 @@ from collections.abc import Callable
 import streamlit as st
 
 from components import state
-from salience.templates import TemplateError, parse_template
+from salience.prompts.templates import TemplateError, parse_template
 
 COOKIE = "gw_browser"
 DRAFT_DEBOUNCE_MS = 700

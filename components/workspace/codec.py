@@ -6,8 +6,8 @@ from __future__ import annotations
 import streamlit as st
 
 from components import state
-from salience.errors import InputError
-from salience.variant import Variant
+from salience.core.errors import InputError
+from salience.prompts.variant import Variant
 from workspace.snapshots import generation_from_json, generation_to_json
 
 

@@ -18,7 +18,7 @@ import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
 from components import state
-from salience.errors import WorkbenchError
+from salience.core.errors import WorkbenchError
 from workspace.database import WorkspaceUnavailable, default_url, is_read_only, writable
 from workspace.store import Workspace
 

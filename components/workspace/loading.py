@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from components import state
-from salience.text import escape
+from salience.core.text import escape
 
 
 def load_into_workbench(name: str, template: str, variables: dict, settings: dict | None = None) -> None:

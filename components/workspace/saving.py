@@ -15,8 +15,8 @@ import streamlit as st
 from components import state
 from components.signin import current_author
 from components.workspace.connection import FAILED, browser_id, write
-from salience.templates import TemplateError, parse_template
-from salience.types import Generation, GenerationSettings, SalienceResult
+from salience.core.types import Generation, GenerationSettings, SalienceResult
+from salience.prompts.templates import TemplateError, parse_template
 
 UNTITLED = "untitled"
 

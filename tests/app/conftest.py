@@ -32,7 +32,7 @@ def app(tiny_gguf, monkeypatch):
 @pytest.fixture(autouse=True)
 def data_dir(tmp_path, monkeypatch):
     """Permalinks (and any user data) go to a fresh directory per test."""
-    from salience.embedded import CACHE_ENV
+    from salience.model.embedded import CACHE_ENV
     from workspace.snapshots import DATA_ENV
 
     monkeypatch.setenv(DATA_ENV, str(tmp_path / "data"))

@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 
 from components import state
 from components.model_resource import MODEL_ENV
-from salience.methods import DEFAULT_METHOD, get_method
+from salience.attribution.methods import DEFAULT_METHOD, get_method
 
 APP = str(__import__("pathlib").Path(__file__).resolve().parents[2] / "app.py")
 

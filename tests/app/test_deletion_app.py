@@ -10,7 +10,7 @@ from apptest_helpers import button
 
 from components import state
 from components.deletion import DeletionJob, progress_text, runner
-from salience.methods import DEFAULT_METHOD, DELETION
+from salience.attribution.methods import DEFAULT_METHOD, DELETION
 
 
 def select(app, label):
@@ -171,7 +171,7 @@ def test_one_sentence_prompt_has_nothing_to_compare(app):
 def test_a_new_request_cancels_the_running_one():
     import threading
 
-    from salience.errors import CancelledError
+    from salience.core.errors import CancelledError
 
     started = threading.Event()
 
@@ -230,7 +230,7 @@ def test_compare_panes_each_get_an_agreement_line_and_deletion_as_a_method(app):
 def test_only_runs_for_other_inputs_are_cancelled():
     import threading
 
-    from salience.errors import CancelledError
+    from salience.core.errors import CancelledError
 
     release = threading.Event()
 

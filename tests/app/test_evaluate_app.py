@@ -7,7 +7,7 @@ import pytest
 
 from components import state
 from components.evaluation import PASTE
-from salience.evaluate import MAX_ROWS
+from salience.evaluation.runs import MAX_ROWS
 
 EVALUATE = "app_pages/evaluate.py"
 

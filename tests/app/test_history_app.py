@@ -7,7 +7,7 @@ from streamlit.testing.v1 import AppTest
 
 from components import state
 from components.model_resource import MODEL_ENV
-from salience.types import Generation, GenerationSettings
+from salience.core.types import Generation, GenerationSettings
 from workspace.store import Workspace
 
 APP = str(__import__("pathlib").Path(__file__).resolve().parents[2] / "app.py")

@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from components import state
 from components.model_resource import MODEL_ENV
-from salience.samples import load_samples
+from salience.prompts.samples import load_samples
 from workspace.store import Workspace
 
 APP = str(__import__("pathlib").Path(__file__).resolve().parents[2] / "app.py")

@@ -21,9 +21,9 @@ APP = str(ROOT / "app.py")
 @pytest.fixture
 def slow_model(tiny_gguf, monkeypatch):
     """A fresh spec whose load waits for ``release`` and counts its calls; the tiny model behind it."""
-    import salience.loading
+    import salience.model.loader
 
-    real_load = salience.loading.load_model
+    real_load = salience.model.loader.load_model
     release = threading.Event()
     calls = []
 
@@ -33,7 +33,7 @@ def slow_model(tiny_gguf, monkeypatch):
         return real_load(f"gguf:{tiny_gguf}", progress)
 
     spec = f"gguf:/slow/{uuid.uuid4().hex}.gguf"
-    monkeypatch.setattr(salience.loading, "load_model", load)
+    monkeypatch.setattr(salience.model.loader, "load_model", load)
     monkeypatch.setenv(MODEL_ENV, spec)
     yield spec, release, calls
     release.set()
@@ -123,9 +123,7 @@ def test_a_failed_load_says_why_and_the_app_keeps_working(monkeypatch):
 
 def test_pages_import_without_tensorflow():
     """A page draws before TensorFlow has loaded: only the model's loader thread imports it (~2 s)."""
-    modules = (
-        "components.sidebar, components.widgets, components.deletion, components.comparison, salience.model"
-    )
+    modules = "components.sidebar, components.widgets, components.deletion, components.comparison, salience.model.language_model"
     code = f"import sys, {modules}; print('tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "False"
@@ -154,9 +152,9 @@ def test_warm_up_runs_every_step_when_nobody_asks(slow_model):
 
 def test_a_rebuilt_cache_is_said_in_the_sidebar(tiny_gguf, monkeypatch):
     """What the load had to do (a damaged cache rebuilt) reaches the page, not only the log."""
-    import salience.loading
+    import salience.model.loader
 
-    real_load = salience.loading.load_model
+    real_load = salience.model.loader.load_model
     said = "The model cache was damaged (model.weights.h5 changed) and has been rebuilt."
 
     def load(spec, progress=None):
@@ -165,7 +163,7 @@ def test_a_rebuilt_cache_is_said_in_the_sidebar(tiny_gguf, monkeypatch):
         return model
 
     spec = f"gguf:/rebuilt/{uuid.uuid4().hex}.gguf"
-    monkeypatch.setattr(salience.loading, "load_model", load)
+    monkeypatch.setattr(salience.model.loader, "load_model", load)
     monkeypatch.setenv(MODEL_ENV, spec)
     registry().start(spec)
     registry().wait_warm(spec, timeout=120)

@@ -11,8 +11,8 @@ from streamlit.testing.v1 import AppTest
 from components import state
 from components.model_resource import MODEL_ENV
 from components.widgets import plain_markdown
-from salience.compare import Variant
-from salience.types import Generation, GenerationSettings
+from salience.core.types import Generation, GenerationSettings
+from salience.prompts.variant_comparison import Variant
 from workspace.store import Workspace
 
 APP = str(__import__("pathlib").Path(__file__).resolve().parents[2] / "app.py")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from salience.errors import WorkbenchError
-from salience.export import CHROMIUM_ENV, ExportDocument, ExportPane, to_html, to_png
+from salience.core.errors import WorkbenchError
+from salience.report.export import CHROMIUM_ENV, ExportDocument, ExportPane, to_html, to_png
 
 CELLS = [
     {
@@ -67,7 +67,7 @@ def test_a_hung_page_ends_at_the_timeout(browser, monkeypatch):
     old ThreadPoolExecutor block waited for the hung Chromium thread whatever the timeout said)."""
     import time
 
-    from salience import export
+    from salience.report import export
 
     monkeypatch.setattr(export, "PNG_TIMEOUT_SECONDS", 4)
     began = time.monotonic()
@@ -79,7 +79,7 @@ def test_a_hung_page_ends_at_the_timeout(browser, monkeypatch):
 def test_a_hung_browser_launch_ends_at_the_timeout(tmp_path, monkeypatch):
     import time
 
-    from salience import export
+    from salience.report import export
 
     fake = tmp_path / "chromium"
     fake.write_text("#!/bin/sh\nexec sleep 600\n")

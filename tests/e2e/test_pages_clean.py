@@ -24,8 +24,8 @@ from workbench_page import (
     wait_idle,
 )
 
-from salience.compare import Variant
-from salience.samples import load_samples
+from salience.prompts.samples import load_samples
+from salience.prompts.variant_comparison import Variant
 from workspace.store import Workspace
 
 STORY = ("fewshot-mistake", "fewshot-fixed", "fewshot-constitution")
@@ -171,7 +171,7 @@ def test_what_counts_as_developer_text():
     dump = "DeltaGenerator(_root_container=0, _parent=None)\nadd_rows\tConcatenate a dataframe"
     assert len(developer_text(dump)) >= 2
     assert developer_text("Traceback (most recent call last):\n  KeyError: 'x'")
-    assert developer_text("<salience.types.Generation object at 0x7f3a2c1b>")
+    assert developer_text("<salience.core.types.Generation object at 0x7f3a2c1b>")
     assert developer_text("Reading:\nNone\n") and developer_text("Explaining “None”")
     assert developer_text("score: NaN")
     fine = "None of the examples mention cheese.\nRecommendation: Avoid.\nNo saved comparison 'ab'."

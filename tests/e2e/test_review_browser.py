@@ -15,10 +15,10 @@ from page_checks import assert_clean, assert_plain_words, screenshot
 from playwright.sync_api import Page, expect
 from workbench_page import LONG, STARTING, visit, wait_idle
 
-from salience.evaluate import parse_data, plan_evaluation, score
-from salience.review import position_bias
-from salience.samples import find_sample
-from salience.variant import Variant
+from salience.evaluation.review_stats import position_bias
+from salience.evaluation.runs import parse_data, plan_evaluation, score
+from salience.prompts.samples import find_sample
+from salience.prompts.variant import Variant
 from workspace.evaluations import create_evaluation, load_evaluation, record_cell
 from workspace.reviews import create_review, items_from_evaluation, load_review
 from workspace.store import Workspace

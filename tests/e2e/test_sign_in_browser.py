@@ -84,9 +84,9 @@ def _person(user: dict):
 
 def _authored(opened, who) -> tuple[int, int, int]:
     """A run and two evaluations made by ``who`` as the app would store them."""
-    from salience.evaluate import Check, parse_data, plan_evaluation
-    from salience.types import Generation, GenerationSettings
-    from salience.variant import Variant
+    from salience.core.types import Generation, GenerationSettings
+    from salience.evaluation.runs import Check, parse_data, plan_evaluation
+    from salience.prompts.variant import Variant
     from workspace.evaluations import create_evaluation
 
     generation = Generation(f"{who.name}'s prompt", " ok", (1, 2), "max_new_tokens", 0.5, 0.1)

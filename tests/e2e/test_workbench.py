@@ -115,7 +115,7 @@ def test_two_sessions_generate_at_once(browser, workbench_url):
         expect(heatmap_text).to_contain_text(f"Cheese number {number}")
         expect(heatmap_text).not_to_contain_text(f"Cheese number {1 - number}")
         expect(page.get_by_label("food_likes", exact=True)).to_have_value(f"Cheese number {number}")
-        # colours arrive computed by salience.palette: every prompt segment has an rgb() background
+        # colours arrive computed by salience.report.palette: every prompt segment has an rgb() background
         backgrounds = heatmap_text.locator(".hm-seg:not(.out)").evaluate_all(
             "spans => spans.map(s => s.style.backgroundColor)"
         )

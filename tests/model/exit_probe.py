@@ -8,7 +8,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import salience  # noqa: E402,F401  (configures Keras and TensorFlow first)
-import salience.loading  # noqa: E402
+import salience.model.loader  # noqa: E402
 from components import model_resource  # noqa: E402
 
 started = threading.Semaphore(0)
@@ -25,7 +25,7 @@ def load_model(spec, progress=None):
         graph(tf.random.normal([size, size]))
 
 
-salience.loading.load_model = load_model
+salience.model.loader.load_model = load_model
 model_resource._remember_timings = lambda spec, timings: None
 registry = model_resource.ModelRegistry()
 for name in ("a", "b", "c"):

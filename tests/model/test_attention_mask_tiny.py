@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from salience.estimate import cue_index, deletion_estimate, exact_deletion
-from salience.occlusion import deletable_segments, deletion_scores
-from salience.segments import make_segments
+from salience.attribution.estimate import cue_index, deletion_estimate, exact_deletion
+from salience.attribution.occlusion import deletable_segments, deletion_scores
+from salience.prompts.segments import make_segments
 
 MODELS = ["tiny_gemma3_lm", "tiny_gemma_lm"]
 PROMPT = (
@@ -138,7 +138,7 @@ def test_estimate_checks_the_cue_and_its_top_exactly(lm):
 def test_checks_stay_within_the_budget_cue_first(lm, monkeypatch):
     """The cue is checked first, then the highest estimates in order, while their cost (tokens
     through the model) fits half the backward pass, or the floor for a short prompt."""
-    import salience.estimate as estimate_module
+    import salience.attribution.estimate as estimate_module
 
     ids, first, spans = _case(lm)
     forward = lm.forward_for("float32")

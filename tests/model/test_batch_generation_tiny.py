@@ -3,10 +3,10 @@
 import pytest
 from tiny_models import tiny_gemma3
 
-from salience.batch_generation import CANCELLED, batch_decoder
-from salience.errors import ContextLengthError, InputError
-from salience.model import LanguageModel
-from salience.types import GenerationSettings
+from salience.core.errors import ContextLengthError, InputError
+from salience.core.types import GenerationSettings
+from salience.model.batch_generation import CANCELLED, batch_decoder
+from salience.model.language_model import LanguageModel
 
 # Different lengths (1 to ~40 tokens): longer than the tiny models' 8-token sliding window.
 PROMPTS = [
@@ -72,7 +72,7 @@ TEMPLATED = [TEMPLATE.format(v) for v in ("eggs", "Python", "3.5 euros for café
 @pytest.mark.parametrize("settings", [GREEDY, SAMPLED], ids=["greedy", "seeded"])
 def test_rows_of_one_template_share_its_prefix(lm, settings, share_prefix):
     """A template's common start (longer than the sliding window) runs once for the batch."""
-    from salience.batch_generation import generate_batch
+    from salience.model.batch_generation import generate_batch
 
     prompts = [*TEMPLATED, TEMPLATED[0]]  # a duplicate row: its whole prompt is shared but the last token
     batched = generate_batch(lm, prompts, settings, "float32", batch_size=8, share_prefix=share_prefix)

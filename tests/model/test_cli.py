@@ -7,8 +7,8 @@ import sys
 import pytest
 from tiny_models import tiny_gemma3, write_gguf
 
-from salience.cli import main
-from salience.methods import DEFAULT_METHOD
+from salience.attribution.methods import DEFAULT_METHOD
+from salience.cli.commands import main
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
 
@@ -292,12 +292,12 @@ def test_explain_occlusion_over_the_limit_is_one_line(tmp_path, capsys, tiny_spe
 @pytest.fixture
 def no_model_load(monkeypatch):
     """Fail the test if the CLI loads a model: input errors must come before the 20-30 s load."""
-    import salience.loading
+    import salience.model.loader
 
     def load_model(*args, **kwargs):
         raise AssertionError("the model was loaded before the input was checked")
 
-    monkeypatch.setattr(salience.loading, "load_model", load_model)
+    monkeypatch.setattr(salience.model.loader, "load_model", load_model)
 
 
 def run_args(capsys, *args):
@@ -394,16 +394,16 @@ def test_no_tensorflow_lines_before_the_error_line(tmp_path):
 
 
 def test_a_rebuilt_cache_is_said_even_with_quiet(tmp_path, capsys, tiny_spec, monkeypatch):
-    import salience.loading
+    import salience.model.loader
 
-    load = salience.loading.load_model
+    load = salience.model.loader.load_model
 
     def load_with_notice(spec, progress=None):
         model = load(spec, progress)
         model.notice = "The model cache was damaged: model.weights.h5 is truncated; it was rebuilt."
         return model
 
-    monkeypatch.setattr(salience.loading, "load_model", load_with_notice)
+    monkeypatch.setattr(salience.model.loader, "load_model", load_with_notice)
     prompt = tmp_path / "p.txt"
     prompt.write_text("Recommendation:")
     status, out, err = run_args(

@@ -3,8 +3,7 @@
 import numpy as np
 import pytest
 
-from salience.errors import CancelledError, InputError
-from salience.occlusion import (
+from salience.attribution.occlusion import (
     MAX_DELETION_SEGMENTS,
     Redundancy,
     deletable_segments,
@@ -12,7 +11,8 @@ from salience.occlusion import (
     deletion_scores,
     redundancy,
 )
-from salience.segments import make_segments
+from salience.core.errors import CancelledError, InputError
+from salience.prompts.segments import make_segments
 
 PROMPT = (
     "Tom lives in Paris. Anna keeps a red bicycle. The code word is seven.\n"
@@ -124,8 +124,8 @@ def test_target_inside_the_prompt_deletes_only_what_comes_before(tiny_gemma3_lm)
 
 def test_template_part_totals_do_not_grow_with_token_count(tiny_gemma3_lm):
     """A slot's Deletion total is the sum of its segments' scores (exact at the slots granularity)."""
-    from salience.templates import parse_template, render
-    from salience.views import slot_table
+    from salience.prompts.templates import parse_template, render
+    from salience.report.views import slot_table
 
     lm = tiny_gemma3_lm
     rendered = render(

@@ -5,9 +5,9 @@ import json
 import pytest
 from tiny_models import tiny_gemma3, write_gguf
 
-from salience.cli import main
-from salience.compare import TargetChoice
-from salience.evaluate import (
+from salience.cli.commands import main
+from salience.core.types import GenerationSettings
+from salience.evaluation.runs import (
     Check,
     parse_data,
     part_shares,
@@ -15,8 +15,8 @@ from salience.evaluate import (
     run_evaluation,
     share_rows,
 )
-from salience.types import GenerationSettings
-from salience.variant import Variant
+from salience.prompts.variant import Variant
+from salience.prompts.variant_comparison import TargetChoice
 
 SETTINGS = GenerationSettings(max_new_tokens=4)
 

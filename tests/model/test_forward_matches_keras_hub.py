@@ -1,4 +1,4 @@
-"""Our decoding path (salience.forward) re-implements KerasHub's cached call on layer internals;
+"""Our decoding path (salience.model.forward) re-implements KerasHub's cached call on layer internals;
 its logits must stay those of KerasHub's own `CausalLM`, so a KerasHub upgrade cannot drift."""
 
 import pytest
@@ -13,7 +13,7 @@ def test_cached_decoding_logits_match_keras_hub(request, name):
 def test_gemma2_soft_capped_decoding_matches_keras_hub(spm_proto):
     from tiny_models import tiny_gemma
 
-    from salience.model import LanguageModel
+    from salience.model.language_model import LanguageModel
 
     lm = LanguageModel(tiny_gemma(spm_proto, seed=1, soft_cap=3.0), "g2", "test:g2", 256, precision="float32")
     # Our path capped Gemma 2's final logits a second time (KerasHub's embedding caps them).

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from salience.errors import ContextLengthError, InputError
-from salience.model import _without_partial_stop
-from salience.types import GenerationSettings
+from salience.core.errors import ContextLengthError, InputError
+from salience.core.types import GenerationSettings
+from salience.model.decoding import without_partial_stop as _without_partial_stop
 
 PROMPT = "Recommendation: Avoid. Taste"
 
@@ -91,7 +91,7 @@ def test_partial_stop_is_held_back():
 
 
 def test_stop_sequences_are_unescaped():
-    from salience.text import unescape
+    from salience.core.text import unescape
 
     assert unescape(r"\n\n") == "\n\n"
     assert unescape(r"a\tb\\n é") == "a\tb\\n é"
@@ -100,7 +100,7 @@ def test_stop_sequences_are_unescaped():
 def test_cpu_limit_is_explained(spm_proto):
     from tiny_models import tiny_gemma3
 
-    from salience.model import CPU_TOKEN_LIMIT, LanguageModel
+    from salience.model.language_model import CPU_TOKEN_LIMIT, LanguageModel
 
     lm = LanguageModel(tiny_gemma3(spm_proto), "tiny", "test:tiny", 32768, precision="float32")
     assert lm.max_context == CPU_TOKEN_LIMIT and lm.model_context == 32768

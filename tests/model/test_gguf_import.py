@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from tiny_models import tiny_gemma3, write_gguf
 
-from salience import embedded
-from salience.errors import ModelLoadError
-from salience.gguf_import import convert_gguf
-from salience.loading import load_model
+from salience.core.errors import ModelLoadError
+from salience.model import embedded
+from salience.model.gguf_import import convert_gguf
+from salience.model.loader import load_model
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +18,7 @@ def source_model(spm_proto):
 def _logits(causal_lm, ids):
     import tensorflow as tf
 
-    from salience.forward import GemmaForward
+    from salience.model.forward import GemmaForward
 
     forward = GemmaForward(causal_lm.backbone, "gemma3")
     hidden = forward._hidden(forward.embed(tf.constant([ids])))
@@ -148,7 +148,7 @@ def _garble(path, size=4096):
 
 
 def test_damage_that_keeps_the_size_is_found_rebuilt_and_said(tiny_embedded):
-    from salience.loading import load_embedded
+    from salience.model.loader import load_embedded
 
     directory, builds = tiny_embedded
     weights = directory / "model.weights.h5"
@@ -165,7 +165,7 @@ def test_damage_that_keeps_the_size_is_found_rebuilt_and_said(tiny_embedded):
 
 
 def test_truncated_weights_are_rebuilt_and_called_damaged(tiny_embedded):
-    from salience.loading import load_embedded
+    from salience.model.loader import load_embedded
 
     directory, builds = tiny_embedded
     weights = directory / "model.weights.h5"
@@ -178,7 +178,7 @@ def test_truncated_weights_are_rebuilt_and_called_damaged(tiny_embedded):
 
 
 def test_a_load_error_keeps_an_intact_cache(tiny_embedded, monkeypatch):
-    from salience import loading
+    from salience.model import loader as loading
 
     directory, builds = tiny_embedded
 
@@ -192,7 +192,7 @@ def test_a_load_error_keeps_an_intact_cache(tiny_embedded, monkeypatch):
 
 
 def test_an_intact_cache_loads_without_a_notice(tiny_embedded):
-    from salience.loading import load_embedded
+    from salience.model.loader import load_embedded
 
     directory, builds = tiny_embedded
     assert load_embedded().notice is None and len(builds) == 1
@@ -201,7 +201,7 @@ def test_an_intact_cache_loads_without_a_notice(tiny_embedded):
 def test_a_cache_of_the_older_format_is_rebuilt(tiny_embedded):
     import json
 
-    from salience.loading import load_embedded
+    from salience.model.loader import load_embedded
 
     directory, builds = tiny_embedded
     marker = directory / embedded.MARKER

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from tiny_models import tiny_gemma
 
-from salience import loading
-from salience.errors import CredentialsError, ModelLoadError, UnsupportedModelError
+from salience.core.errors import CredentialsError, ModelLoadError, UnsupportedModelError
+from salience.model import loader as loading
 
 
 @pytest.fixture(scope="module")

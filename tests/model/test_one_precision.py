@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from tiny_models import tiny_gemma3
 
-from salience import loading
-from salience.errors import InputError
-from salience.model import LanguageModel
-from salience.types import GenerationSettings
+from salience.core.errors import InputError
+from salience.core.types import GenerationSettings
+from salience.model import loader as loading
+from salience.model.language_model import LanguageModel
 
 PROMPT, TARGET = "Taste-likes: Cheese. Suggest", " a quiche."
 SETTINGS = GenerationSettings(max_new_tokens=6)

@@ -7,9 +7,9 @@ import json
 
 import numpy as np
 
-from salience.methods import REGISTRY
-from salience.segments import make_segments
-from salience.types import SalienceResult
+from salience.attribution.methods import REGISTRY
+from salience.core.types import SalienceResult
+from salience.prompts.segments import make_segments
 
 PROMPT = "Tom lives in Paris. Anna keeps a red bicycle.\nQuestion: where does Tom live?\nAnswer:"
 TARGET = " Paris."

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from salience.errors import ContextLengthError, InputError, UnsupportedModelError
-from salience.forward import model_family
+from salience.core.errors import ContextLengthError, InputError, UnsupportedModelError
+from salience.model.forward import model_family
 
 MODELS = ["tiny_gemma3_lm", "tiny_gemma_lm"]
 PROMPT = "Taste-likes: Cheese.\nRecommendation:"

@@ -2,9 +2,9 @@
 
 import pytest
 
-from salience.samples import find_sample
-from salience.templates import render
-from salience.types import GenerationSettings
+from salience.core.types import GenerationSettings
+from salience.prompts.samples import find_sample
+from salience.prompts.templates import render
 
 ITEMS = ["Quiche Lorraine", "Chocolate fondant", "Chicken satay with peanut sauce"]
 # Rows finish at different steps: a blank line, the word "Recommendation", or the budget.

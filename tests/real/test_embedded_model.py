@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from salience.explain import segment_payload
-from salience.samples import find_sample
-from salience.types import GenerationSettings
+from salience.core.types import GenerationSettings
+from salience.prompts.samples import find_sample
+from salience.report.explain import segment_payload
 
 ROOT = Path(__file__).resolve().parents[2]
 

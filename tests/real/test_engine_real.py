@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from engine_server import running_engine
 
-from salience.remote import connect
-from salience.samples import find_sample
-from salience.types import GenerationSettings
+from salience.core.types import GenerationSettings
+from salience.prompts.samples import find_sample
+from salience.serving.remote import connect
 
 SETTINGS = GenerationSettings(max_new_tokens=16, stop_sequences=("\n\n",))
 

@@ -7,10 +7,10 @@ docs/FAITHFULNESS.md); a change that makes a method less faithful than that fail
 import numpy as np
 import pytest
 
-from salience.faithfulness import copy_case_scores, make_cases, summarize
-from salience.occlusion import deletable_segments, deletion_scores
-from salience.samples import find_sample
-from salience.segments import make_segments
+from salience.attribution.faithfulness import copy_case_scores, make_cases, summarize
+from salience.attribution.occlusion import deletable_segments, deletion_scores
+from salience.prompts.samples import find_sample
+from salience.prompts.segments import make_segments
 
 CASES = 12
 MARGIN = 2 / CASES

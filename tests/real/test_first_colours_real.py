@@ -6,9 +6,15 @@ minus a margin of two cases; a change that makes the default colours less faithf
 import numpy as np
 import pytest
 
-from salience.faithfulness import CaseScores, copy_case_scores, make_cases, score_segments, summarize
-from salience.methods import DEFAULT_METHOD, DELETION
-from salience.realistic import make_realistic_cases
+from salience.attribution.faithfulness import (
+    CaseScores,
+    copy_case_scores,
+    make_cases,
+    score_segments,
+    summarize,
+)
+from salience.attribution.methods import DEFAULT_METHOD, DELETION
+from salience.prompts.realistic import make_realistic_cases
 
 COPY_CASES = 12
 REALISTIC_CASES = 12

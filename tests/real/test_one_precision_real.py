@@ -5,10 +5,10 @@ import gc
 import numpy as np
 import pytest
 
-from salience.errors import InputError
-from salience.loading import load_model
-from salience.samples import find_sample
-from salience.types import GenerationSettings
+from salience.core.errors import InputError
+from salience.core.types import GenerationSettings
+from salience.model.loader import load_model
+from salience.prompts.samples import find_sample
 
 METHODS = ("grad_l2", "grad_dot_input")
 

@@ -24,7 +24,7 @@ def engine(engine_gguf):
 @pytest.fixture(scope="session")
 def local_model(engine_gguf):
     """The same tiny model loaded in this process, float32: what the engine must equal."""
-    from salience.loading import load_model
+    from salience.model.loader import load_model
 
     model = load_model(f"gguf:{engine_gguf}")
     model.precision = "float32"
@@ -33,6 +33,6 @@ def local_model(engine_gguf):
 
 @pytest.fixture(scope="session")
 def remote(engine):
-    from salience.remote import connect
+    from salience.serving.remote import connect
 
     return connect(engine.url)

@@ -22,11 +22,11 @@ from engine_server import free_port
 from components import state
 from components.model_resource import MODEL_ENV, registry
 from components.sidebar import USE_IN_PROCESS
-from salience.compare import TargetChoice
-from salience.evaluate import Check, parse_data, plan_evaluation, rows_per_chunk, run_evaluation
-from salience.remote import ENGINE_ENV
-from salience.types import GenerationSettings
-from salience.variant import Variant
+from salience.core.types import GenerationSettings
+from salience.evaluation.runs import Check, parse_data, plan_evaluation, rows_per_chunk, run_evaluation
+from salience.prompts.variant import Variant
+from salience.prompts.variant_comparison import TargetChoice
+from salience.serving.remote import ENGINE_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")
@@ -36,7 +36,7 @@ from apptest_helpers import button, run, text_area  # noqa: E402
 
 @pytest.fixture(autouse=True)
 def data_dir(tmp_path, monkeypatch):
-    from salience.embedded import CACHE_ENV
+    from salience.model.embedded import CACHE_ENV
     from workspace.snapshots import DATA_ENV
 
     monkeypatch.setenv(DATA_ENV, str(tmp_path / "data"))

@@ -19,10 +19,10 @@ import pytest
 import requests
 from process_load import cpu_seconds
 
-from salience import wire
-from salience.errors import CancelledError, ContextLengthError, InputError, ModelLoadError
-from salience.remote import EngineUnavailable, RemoteModel, connect
-from salience.types import GenerationSettings
+from salience.core.errors import CancelledError, ContextLengthError, InputError, ModelLoadError
+from salience.core.types import GenerationSettings
+from salience.serving import wire
+from salience.serving.remote import EngineUnavailable, RemoteModel, connect
 
 PROMPT = "Taste-likes: Cheese. Taste-dislikes: eggs.\nAnalyze a menu item in a restaurant.\nRecommendation:"
 SETTINGS = GenerationSettings(max_new_tokens=12)
@@ -222,8 +222,8 @@ def test_killing_a_replica_mid_request_loses_no_request(engine, local_model):
 
 def test_the_client_imports_no_tensorflow(engine):
     code = (
-        "import sys; from salience.remote import connect; "
-        f"m = connect({engine.url!r}); g = m.generate('Keras is', __import__('salience.types').types.GenerationSettings(max_new_tokens=3)); "
+        "import sys; from salience.serving.remote import connect; "
+        f"m = connect({engine.url!r}); g = m.generate('Keras is', __import__('salience.core.types').core.types.GenerationSettings(max_new_tokens=3)); "
         "r = m.salience('Keras is', g.text or ' a'); "
         "print('tensorflow' in sys.modules, 'keras' in sys.modules, 'ray' in sys.modules)"
     )
@@ -278,7 +278,7 @@ def test_the_cli_on_an_engine_loads_no_tensorflow(engine, tmp_path):
     prompt = tmp_path / "prompt.txt"
     prompt.write_text(PROMPT)
     code = (
-        "import sys; from salience.cli import main; "
+        "import sys; from salience.cli.commands import main; "
         f"status = main(['generate', '--prompt-file', {str(prompt)!r}, '--max-new-tokens', '3', "
         f"'--engine', {engine.url!r}, '--precision', 'float32', '--json', '--quiet']); "
         "print('tensorflow' in sys.modules, 'keras' in sys.modules, status)"
@@ -386,7 +386,7 @@ def test_remote_model_checks_the_protocol():
 
 def test_requests_while_replicas_load_wait_with_a_message(monkeypatch):
     """`connect` waits while the proxy answers 503/404 (replicas loading), saying so."""
-    from salience import remote as module
+    from salience.serving import remote as module
 
     answers = iter([module._Starting(503), module._Starting(404)])
     info = {"protocol": wire.PROTOCOL}

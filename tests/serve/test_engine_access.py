@@ -20,10 +20,10 @@ import pytest
 import requests
 from engine_server import ROOT, running_engine
 
-from salience.engine_access import TOKEN_ENV
-from salience.errors import EngineAccessError, InputError
-from salience.remote import connect
-from salience.types import GenerationSettings
+from salience.core.errors import EngineAccessError, InputError
+from salience.core.types import GenerationSettings
+from salience.serving.access import TOKEN_ENV
+from salience.serving.remote import connect
 
 TOKEN = "test-engine-token-5f2b9c1e0d7a4c3b"
 PROMPT = "Taste-likes: Cheese. Taste-dislikes: eggs.\nRecommendation:"

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import regex
 
-from salience.agreement import (
+from salience.attribution.agreement import (
     agreement_line,
     compare_top,
     deletion_targets,
@@ -13,8 +13,8 @@ from salience.agreement import (
     token_spans,
     without_segment,
 )
-from salience.errors import InputError
-from salience.segments import make_segments
+from salience.core.errors import InputError
+from salience.prompts.segments import make_segments
 
 TEXTS = {0: "Alice lives in Paris.", 1: "Bob likes tea.", 2: "Carol owns a cat.", 3: "Dan is tall."}
 
@@ -147,7 +147,7 @@ def test_deleting_every_token_of_a_prompt_is_the_empty_prompt_case():
 
 
 def test_redundancy_is_said_in_plain_words():
-    from salience.agreement import redundancy_sentence, times_less_likely
+    from salience.attribution.agreement import redundancy_sentence, times_less_likely
 
     assert times_less_likely(3.7) == "about 40 times less likely"
     assert times_less_likely(1.0) == "about 2.7 times less likely"

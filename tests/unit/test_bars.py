@@ -1,7 +1,7 @@
 """The top-segments bars: one per row, escaped labels, the legend's words and colours by sign."""
 
 from components.bars import NEGATIVE, POSITIVE, UNSIGNED, segment_bars_html
-from salience.views import legend_words
+from salience.report.views import legend_words
 
 
 def rows():

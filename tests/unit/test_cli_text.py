@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from salience.cli import main
+from salience.cli.commands import main
 
 ROOT = Path(__file__).resolve().parents[2]
 BAD = "a\udcff"  # what Python makes of the bytes b"a\xff" in an argument
@@ -19,12 +19,12 @@ BAD = "a\udcff"  # what Python makes of the bytes b"a\xff" in an argument
 
 @pytest.fixture
 def no_model_load(monkeypatch):
-    import salience.loading
+    import salience.model.loader
 
     def load_model(*args, **kwargs):
         raise AssertionError("the model was loaded before the input was checked")
 
-    monkeypatch.setattr(salience.loading, "load_model", load_model)
+    monkeypatch.setattr(salience.model.loader, "load_model", load_model)
 
 
 @pytest.fixture

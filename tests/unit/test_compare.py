@@ -7,7 +7,10 @@ import numpy as np
 import pytest
 import regex
 
-from salience.compare import (
+from salience.core.errors import InputError
+from salience.core.types import SalienceResult
+from salience.prompts.segments import sentence_spans
+from salience.prompts.variant_comparison import (
     TargetChoice,
     Variant,
     movement,
@@ -17,12 +20,9 @@ from salience.compare import (
     resolve_target,
     shared_scale,
 )
-from salience.errors import InputError
-from salience.export import ExportDocument, ExportPane, to_csv, to_html, to_json
-from salience.palette import colour
-from salience.segments import sentence_spans
-from salience.types import SalienceResult
-from salience.views import heatmap_view
+from salience.report.export import ExportDocument, ExportPane, to_csv, to_html, to_json
+from salience.report.palette import colour
+from salience.report.views import heatmap_view
 
 
 def word_offsets(text):

@@ -2,9 +2,9 @@
 
 import regex
 
-from salience.describe import Locator, describe_segments, numbered, ordinal
-from salience.segments import make_segments
-from salience.templates import content_label, humanize, render
+from salience.prompts.describe import Locator, describe_segments, numbered, ordinal
+from salience.prompts.segments import make_segments
+from salience.prompts.templates import content_label, humanize, render
 
 FEWSHOT = (
     "Rate a dish.\n\n"

@@ -1,7 +1,7 @@
 """The word diff box: user text escaped, insertions and deletions marked."""
 
 from components.diff_view import diff_html
-from salience.compare import output_diff
+from salience.prompts.variant_comparison import output_diff
 
 
 def test_diff_marks_insertions_and_deletions_and_escapes_text():

@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from salience.engine_access import (
+from salience.core.errors import InputError
+from salience.serving.access import (
     TOKEN_ENV,
     TOKEN_FILE_ENV,
     AccessPolicy,
@@ -19,7 +20,6 @@ from salience.engine_access import (
     read_token_file,
     server_tokens,
 )
-from salience.errors import InputError
 
 ALICE = "alice-token-0123456789abcdef"
 BOB = "bob-token-0123456789abcdef00"

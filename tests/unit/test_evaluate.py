@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from salience.errors import InputError
-from salience.evaluate import (
+from salience.core.errors import InputError
+from salience.evaluation.runs import (
     MAX_CELL_CHARS,
     MAX_ROWS,
     CellResult,
@@ -28,9 +28,9 @@ from salience.evaluate import (
     summarize,
     wilson_interval,
 )
-from salience.evaluate import export_csv as to_csv
-from salience.samples import find_sample
-from salience.variant import Variant
+from salience.evaluation.runs import export_csv as to_csv
+from salience.prompts.samples import find_sample
+from salience.prompts.variant import Variant
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
 MENU = Variant("menu", "Likes: {likes}\nItem: {item}\nRecommendation:")

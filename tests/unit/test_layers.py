@@ -9,26 +9,26 @@ from pathlib import Path
 
 import pytest
 
-from salience.errors import InputError
-from salience.explain import ExplainRequest
-from salience.methods import DEFAULT_METHOD
-from salience.text import escape, escape_braces, excerpt, unescape
+from salience.attribution.methods import DEFAULT_METHOD
+from salience.core.errors import InputError
+from salience.core.text import escape, escape_braces, excerpt, unescape
+from salience.report.explain import ExplainRequest
 
 ROOT = Path(__file__).resolve().parents[2]
 TF_FREE_MODULES = [
-    "salience.text",
-    "salience.templates",
-    "salience.segments",
-    "salience.rollup",
-    "salience.describe",
-    "salience.agreement",
-    "salience.views",
-    "salience.compare",
-    "salience.explain",
-    "salience.export",
-    "salience.samples",
-    "salience.palette",
-    "salience.cli",
+    "salience.core.text",
+    "salience.prompts.templates",
+    "salience.prompts.segments",
+    "salience.prompts.rollup",
+    "salience.prompts.describe",
+    "salience.attribution.agreement",
+    "salience.report.views",
+    "salience.prompts.variant_comparison",
+    "salience.report.explain",
+    "salience.report.export",
+    "salience.prompts.samples",
+    "salience.report.palette",
+    "salience.cli.commands",
 ]
 HEAVY = ("tensorflow", "keras", "keras_hub")
 
@@ -46,7 +46,7 @@ def test_text_and_analysis_modules_import_without_tensorflow():
 
 
 def test_cli_help_loads_no_tensorflow():
-    assert _loaded_after("from salience.cli import build_parser\nbuild_parser().format_help()") == []
+    assert _loaded_after("from salience.cli.commands import build_parser\nbuild_parser().format_help()") == []
     done = subprocess.run(
         [sys.executable, "-m", "salience", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
@@ -55,7 +55,9 @@ def test_cli_help_loads_no_tensorflow():
 
 def test_the_probe_sees_tensorflow_when_it_is_loaded():
     """The probe itself can fail: a module that imports TensorFlow is reported."""
-    assert "tensorflow" in _loaded_after("import salience.forward\nsalience.forward.tf.constant(1)")
+    assert "tensorflow" in _loaded_after(
+        "import salience.model.forward\nsalience.model.forward.tf.constant(1)"
+    )
 
 
 def test_escapes_round_trip():

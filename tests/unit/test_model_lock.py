@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from salience.model_lock import BACKGROUND, FOREGROUND, ModelLock, background_work, current_rank
+from salience.model.lock import BACKGROUND, FOREGROUND, ModelLock, background_work, current_rank
 
 
 def _wait_until(condition, timeout: float = 5.0) -> None:

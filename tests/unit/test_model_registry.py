@@ -20,7 +20,7 @@ class FakeModel:
 @pytest.fixture
 def slow_loads(monkeypatch):
     """load_model that blocks on 'slow' until released; any other spec loads at once."""
-    import salience.loading
+    import salience.model.loader
 
     release = threading.Event()
     entered = threading.Event()
@@ -31,7 +31,7 @@ def slow_loads(monkeypatch):
             assert release.wait(30), "the test never released the slow load"
         return FakeModel(spec)
 
-    monkeypatch.setattr(salience.loading, "load_model", load_model)
+    monkeypatch.setattr(salience.model.loader, "load_model", load_model)
     monkeypatch.setattr(model_resource, "_remember_timings", lambda spec, timings: None)
     yield entered, release
     release.set()
@@ -74,14 +74,14 @@ def test_result_look_ups_do_not_wait_on_model_bookkeeping():
 
 
 def test_status_carries_the_loads_notice(monkeypatch):
-    import salience.loading
+    import salience.model.loader
 
     def load_model(spec, progress=None):
         model = FakeModel(spec)
         model.notice = "The model cache was damaged: model.weights.h5 is truncated; it was rebuilt."
         return model
 
-    monkeypatch.setattr(salience.loading, "load_model", load_model)
+    monkeypatch.setattr(salience.model.loader, "load_model", load_model)
     monkeypatch.setattr(model_resource, "_remember_timings", lambda spec, timings: None)
     registry = ModelRegistry()
     registry.start("damaged", warm_up=False)

@@ -1,9 +1,9 @@
-"""One colour scale: salience.palette computes every cell's colour; the heatmap and exports only use it."""
+"""One colour scale: salience.report.palette computes every cell's colour; the heatmap and exports only use it."""
 
 import pytest
 
 from components import heatmap as heatmap_module
-from salience.palette import NEGATIVE_HEX, POSITIVE_HEX, colour, legend_gradient, paint, text_colour
+from salience.report.palette import NEGATIVE_HEX, POSITIVE_HEX, colour, legend_gradient, paint, text_colour
 
 
 def test_scale_ends_and_middle():

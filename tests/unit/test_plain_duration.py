@@ -2,7 +2,7 @@
 
 import pytest
 
-from salience.text import plain_duration
+from salience.core.text import plain_duration
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from salience.methods import REGISTRY
-from salience.types import RESULT_FORMAT_VERSION, Provenance, SalienceResult
+from salience.attribution.methods import REGISTRY
+from salience.core.types import RESULT_FORMAT_VERSION, Provenance, SalienceResult
 
 PROMPT = "Tom lives in Paris. Anna rides.\nWhere? "
 TARGET = "Paris"

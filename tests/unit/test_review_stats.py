@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from salience.review import (
+from salience.evaluation.review_stats import (
     ReviewItem,
     Verdict,
     agreement,

@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from salience.errors import InputError
-from salience.rollup import rollup, rollup_by_variable
-from salience.samples import SAMPLES_PATH, find_sample, load_samples, parse_jsonl, parse_record
-from salience.templates import render
+from salience.core.errors import InputError
+from salience.prompts.rollup import rollup, rollup_by_variable
+from salience.prompts.samples import SAMPLES_PATH, find_sample, load_samples, parse_jsonl, parse_record
+from salience.prompts.templates import render
 
 
 def test_rollup_totals_shares_and_means():

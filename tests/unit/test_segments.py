@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from salience.errors import InputError
-from salience.segments import GRANULARITIES, aggregate, make_segments, normalize, regex_starts
-from salience.templates import render
+from salience.core.errors import InputError
+from salience.prompts.segments import GRANULARITIES, aggregate, make_segments, normalize, regex_starts
+from salience.prompts.templates import render
 
 
 def char_tokens(text, size=3, bos=True):

@@ -10,7 +10,7 @@ import pytest
 
 from components import deletion, session_work
 from components.deletion import DeletionJob, DeletionRunner
-from salience.errors import CancelledError
+from salience.core.errors import CancelledError
 
 ENDED = "session-that-closed"
 

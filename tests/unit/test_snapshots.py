@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from salience.errors import InputError
+from salience.core.errors import InputError
 from workspace.snapshots import FileSnapshotStore, SnapshotNotFound, check_id
 
 

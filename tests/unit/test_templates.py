@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from salience.templates import TemplateError, parse_template, render
+from salience.prompts.templates import TemplateError, parse_template, render
 
 
 def test_variables_in_order_of_first_use():

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from salience.tokenizing import OffsetTokenizer
+from salience.model.tokenizing import OffsetTokenizer
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from salience.errors import InputError
-from salience.evaluate import MAX_FILE_BYTES, parse_data
-from salience.samples import parse_jsonl
+from salience.core.errors import InputError
+from salience.evaluation.runs import MAX_FILE_BYTES, parse_data
+from salience.prompts.samples import parse_jsonl
 from workspace.store import MAX_IMPORT_BYTES, Workspace
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from salience.errors import InputError
-from salience.evaluate import Check, Dataset, plan_evaluation, plan_from_json, plan_to_json
-from salience.samples import SAMPLES_PATH, load_samples, parse_jsonl
-from salience.variant import Variant
+from salience.core.errors import InputError
+from salience.evaluation.runs import Check, Dataset, plan_evaluation, plan_from_json, plan_to_json
+from salience.prompts.samples import SAMPLES_PATH, load_samples, parse_jsonl
+from salience.prompts.variant import Variant
 
 TEMPLATE = "Likes: {likes}\nItem: {item}\nRecommendation:"
 

@@ -3,10 +3,17 @@
 import numpy as np
 import regex
 
-from salience.segments import make_segments
-from salience.templates import render
-from salience.types import SalienceResult
-from salience.views import chart_rows, find_selection, heatmap_view, legend_words, readout, top_segments
+from salience.core.types import SalienceResult
+from salience.prompts.segments import make_segments
+from salience.prompts.templates import render
+from salience.report.views import (
+    chart_rows,
+    find_selection,
+    heatmap_view,
+    legend_words,
+    readout,
+    top_segments,
+)
 
 
 def tokens(text):
@@ -166,7 +173,7 @@ def test_switching_granularity_never_shrinks_the_selection():
 
 
 def test_legend_html_puts_words_at_their_ends_and_the_scale_in_details():
-    from salience.export import legend_html
+    from salience.report.export import legend_html
 
     page = legend_html("occlusion", True, 0.5, shared=True, test_id="shared-legend")
     low, high = page.index("← worked against"), page.index("supported (output less likely without it) →")

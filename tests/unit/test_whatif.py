@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from salience.whatif import counterpart, leading_label
+from salience.report.whatif import counterpart, leading_label
 
 OLD = " it has cheese in it, which you don't like.\nRecommendation: You have to try it."
 

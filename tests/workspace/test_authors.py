@@ -16,10 +16,10 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from old_rows import migrate as _alembic
 
-from salience.errors import InputError
-from salience.evaluate import Check, parse_data, plan_evaluation, score
-from salience.types import Generation, GenerationSettings
-from salience.variant import Variant
+from salience.core.errors import InputError
+from salience.core.types import Generation, GenerationSettings
+from salience.evaluation.runs import Check, parse_data, plan_evaluation, score
+from salience.prompts.variant import Variant
 from workspace.database import MIGRATIONS
 from workspace.evaluations import (
     create_evaluation,

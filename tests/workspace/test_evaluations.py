@@ -2,9 +2,9 @@
 
 import pytest
 
-from salience.errors import InputError
-from salience.evaluate import Check, parse_data, plan_evaluation, run_evaluation, score
-from salience.variant import Variant
+from salience.core.errors import InputError
+from salience.evaluation.runs import Check, parse_data, plan_evaluation, run_evaluation, score
+from salience.prompts.variant import Variant
 from workspace.evaluations import (
     create_evaluation,
     delete_evaluation,
@@ -37,7 +37,7 @@ class Model:
         self.calls = 0
 
     def generate(self, prompt, settings):
-        from salience.types import Generation
+        from salience.core.types import Generation
 
         self.calls += 1
         return Generation(

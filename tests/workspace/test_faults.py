@@ -11,7 +11,7 @@ import pytest
 from faults import assert_read_only, read_only
 from sqlalchemy.exc import OperationalError
 
-from salience.types import Generation, GenerationSettings
+from salience.core.types import Generation, GenerationSettings
 from workspace.database import WorkspaceUnavailable, is_read_only
 from workspace.store import Workspace
 

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete
 
-from salience.types import Generation, GenerationSettings, SalienceResult
+from salience.core.types import Generation, GenerationSettings, SalienceResult
 from workspace.schema import Base
 from workspace.store import Workspace
 
@@ -224,7 +224,7 @@ def test_an_old_export_without_uids_still_imports_and_is_recognised(two):
 
 
 def test_a_record_id_that_is_not_a_uid_is_refused_naming_the_form(two):
-    from salience.errors import InputError
+    from salience.core.errors import InputError
 
     workspace, _ = two
     line = {"kind": "run", "id": 1, "uid": "not-a-uid", "prompt": "p", "model": "m", "output": "o"}

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from salience.errors import InputError
-from salience.types import Generation, GenerationSettings, SalienceResult
+from salience.core.errors import InputError
+from salience.core.types import Generation, GenerationSettings, SalienceResult
 from workspace.store import RunFilter, Workspace
 
 ROOT = Path(__file__).resolve().parents[2]

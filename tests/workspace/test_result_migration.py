@@ -14,7 +14,7 @@ from alembic.script import ScriptDirectory
 from old_rows import insert_old_rows
 from old_rows import migrate as _alembic
 
-from salience.types import Provenance, SalienceResult
+from salience.core.types import Provenance, SalienceResult
 from workspace.database import MIGRATIONS
 from workspace.schema import SalienceRecord
 from workspace.store import Workspace

@@ -9,10 +9,10 @@ import threading
 import pytest
 import sqlalchemy as sa
 
-from salience.errors import InputError
-from salience.evaluate import Check, parse_data, plan_evaluation, score
-from salience.review import choice_for, summarize_review
-from salience.variant import Variant
+from salience.core.errors import InputError
+from salience.evaluation.review_stats import choice_for, summarize_review
+from salience.evaluation.runs import Check, parse_data, plan_evaluation, score
+from salience.prompts.variant import Variant
 from workspace.__main__ import main as workspace_cli
 from workspace.evaluations import create_evaluation, delete_evaluation, load_evaluation, record_cell
 from workspace.reviews import (

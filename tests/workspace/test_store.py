@@ -22,8 +22,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import event
 
-from salience.errors import InputError
-from salience.types import Generation, GenerationSettings, SalienceResult
+from salience.core.errors import InputError
+from salience.core.types import Generation, GenerationSettings, SalienceResult
 from workspace.database import WorkspaceUnavailable
 from workspace.schema import Base
 from workspace.snapshots import SnapshotNotFound
@@ -296,7 +296,7 @@ CRASHING_WRITER = textwrap.dedent(
     """
     import sys, time
     sys.path.insert(0, {root!r})
-    from salience.types import Generation, GenerationSettings
+    from salience.core.types import Generation, GenerationSettings
     from workspace.schema import Run
     from workspace.store import Workspace
     ws = Workspace.open({url!r})
