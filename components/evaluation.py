@@ -24,6 +24,7 @@ from salience.evaluate import (
     Check,
     Dataset,
     Plan,
+    batching_note,
     deletion_shares,
     export_csv,
     export_jsonl,
@@ -260,6 +261,7 @@ def settings_controls() -> tuple[GenerationSettings, int, TargetChoice | None]:
         disabled=not why,
         help="As on Compare: the line of each output that starts with this word; empty = the whole output.",
     )
+    st.caption(batching_note(st.session_state.get(state.PRECISION) or "bfloat16"))
     stops = tuple(unescape(part) for part in stop.split("|") if part)
     target = TargetChoice("anchor" if anchor.strip() else "output", anchor.strip()) if why else None
     return GenerationSettings(max_new_tokens=int(tokens), stop_sequences=stops), int(batch), target
@@ -390,6 +392,7 @@ def step(stored: StoredEvaluation, model) -> bool:
         batch_size=batch,
         target=target,
         cancelled=stop_check(),
+        precision=options.get("precision"),
     )
     for produced, cell in enumerate(cells, start=1):
         record_cell(opened, stored.id, cell)
