@@ -102,6 +102,11 @@ def test_an_unserved_precision_is_refused_by_name(spm_proto):
         lm.generate_batch(PROMPTS[:2], GREEDY, precision="float32")
     with pytest.raises(InputError, match="Unknown precision 'float16'"):
         lm.generate_batch(PROMPTS[:2], GREEDY, precision="float16")
+    # An evaluation stops before its first row, not with one error cell per row.
+    data = parse_data('{"text": "a"}\n{"text": "b"}', kind="jsonl")
+    plan = plan_evaluation([Variant("A", "{text}")], data, [Check("contains", "zzz")])
+    with pytest.raises(InputError, match="serves bfloat16 only"):
+        next(run_evaluation(plan, lm, GREEDY, batch_size=2, precision="float32"))
 
 
 @pytest.mark.parametrize("precision", PRECISIONS)

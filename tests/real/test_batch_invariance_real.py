@@ -8,8 +8,6 @@ from salience.samples import find_sample
 from salience.templates import render
 from salience.types import GenerationSettings
 
-pytestmark = pytest.mark.real_model
-
 SETTINGS = GenerationSettings(max_new_tokens=24)
 
 
