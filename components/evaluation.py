@@ -37,6 +37,7 @@ from salience.evaluate import (
     run_evaluation,
     share_rows,
     summarize,
+    unserved_precision,
 )
 from salience.samples import load_samples
 from salience.text import plain_duration, unescape
@@ -377,6 +378,10 @@ def step(stored: StoredEvaluation, model) -> bool:
         st.info("Waiting for the model to continue the evaluation.")
         return False
     options = stored.options
+    refused = unserved_precision(model, options.get("precision"))
+    if refused:
+        st.error(refused, icon="⚠️")
+        return False
     settings = GenerationSettings(
         max_new_tokens=int(options.get("max_new_tokens") or 40),
         stop_sequences=tuple(options.get("stop_sequences") or ()),

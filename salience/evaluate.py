@@ -627,6 +627,19 @@ def batching_note(precision: str) -> str:
     )
 
 
+def unserved_precision(model, precision: str | None) -> str | None:
+    """Why ``model`` cannot go on with an evaluation recorded at ``precision`` (None: it can).
+    Its rows are never generated at another precision: that would change their outputs."""
+    offered = tuple(getattr(model, "precisions", ()) or ())
+    if not precision or not offered or precision in offered:
+        return None
+    return (
+        f"This evaluation runs at {precision}, which the model in use does not serve (it serves "
+        f"{' and '.join(offered)}); its finished rows are kept. Continue it with a model or engine "
+        f"that serves {precision}, or start a new evaluation."
+    )
+
+
 def rows_per_chunk(model, batch_size: int) -> int:
     """Rows an evaluation runs together: ``batch_size`` per replica, so an engine's client sends
     one batch to every replica at once (in this process, ``batch_size``)."""

@@ -7,7 +7,14 @@ import pytest
 
 from salience.batch_generation import BATCHED_PRECISIONS, generate_batch
 from salience.errors import ContextLengthError, InputError
-from salience.evaluate import Check, generate_outputs, parse_data, plan_evaluation, run_evaluation
+from salience.evaluate import (
+    Check,
+    generate_outputs,
+    parse_data,
+    plan_evaluation,
+    run_evaluation,
+    unserved_precision,
+)
 from salience.model import PRECISIONS, LanguageModel
 from salience.types import GenerationSettings
 from salience.variant import Variant
@@ -107,6 +114,9 @@ def test_an_unserved_precision_is_refused_by_name(spm_proto):
     plan = plan_evaluation([Variant("A", "{text}")], data, [Check("contains", "zzz")])
     with pytest.raises(InputError, match="serves bfloat16 only"):
         next(run_evaluation(plan, lm, GREEDY, batch_size=2, precision="float32"))
+    # The Evaluate page says so instead of resuming a float32 evaluation at bfloat16.
+    assert "runs at float32, which the model in use does not serve" in unserved_precision(lm, "float32")
+    assert unserved_precision(lm, "bfloat16") is None and unserved_precision(lm, None) is None
 
 
 @pytest.mark.parametrize("precision", PRECISIONS)
