@@ -8,7 +8,7 @@ from salience.samples import find_sample
 from salience.templates import render
 from salience.types import GenerationSettings
 
-SETTINGS = GenerationSettings(max_new_tokens=24)
+SETTINGS = GenerationSettings(max_new_tokens=16)
 
 
 def _prompts() -> list[str]:
