@@ -78,6 +78,8 @@ def generate_batch(
     Bad input raises `InputError`/`ContextLengthError` naming the row (1-based)
     before any decoding. The model's lock is held one step at a time.
     ``share_prefix=False`` runs every row's whole prompt (for tests and benchmarks).
+    At a precision not in `BATCHED_PRECISIONS` (bfloat16) every row is its own batch of one,
+    decoded by ``model.stream``: the workbench's tokens, whatever ``batch_size`` says.
     """
     from salience.model import MAX_NEW_TOKENS_LIMIT, check_text
 
