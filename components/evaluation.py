@@ -25,6 +25,7 @@ from salience.evaluation.runs import (
     Check,
     Dataset,
     Plan,
+    batching_note,
     deletion_shares,
     export_csv,
     export_jsonl,
@@ -37,6 +38,7 @@ from salience.evaluation.runs import (
     run_evaluation,
     share_rows,
     summarize,
+    unserved_precision,
 )
 from salience.prompts.samples import load_samples
 from salience.prompts.variant import Variant
@@ -260,6 +262,7 @@ def settings_controls() -> tuple[GenerationSettings, int, TargetChoice | None]:
         disabled=not why,
         help="As on Compare: the line of each output that starts with this word; empty = the whole output.",
     )
+    st.caption(batching_note(st.session_state.get(state.PRECISION) or "bfloat16"))
     stops = tuple(unescape(part) for part in stop.split("|") if part)
     target = TargetChoice("anchor" if anchor.strip() else "output", anchor.strip()) if why else None
     return GenerationSettings(max_new_tokens=int(tokens), stop_sequences=stops), int(batch), target
@@ -375,6 +378,10 @@ def step(stored: StoredEvaluation, model) -> bool:
         st.info("Waiting for the model to continue the evaluation.")
         return False
     options = stored.options
+    refused = unserved_precision(model, options.get("precision"))
+    if refused:
+        st.error(refused, icon="⚠️")
+        return False
     settings = GenerationSettings(
         max_new_tokens=int(options.get("max_new_tokens") or 40),
         stop_sequences=tuple(options.get("stop_sequences") or ()),
@@ -390,6 +397,7 @@ def step(stored: StoredEvaluation, model) -> bool:
         batch_size=batch,
         target=target,
         cancelled=stop_check(),
+        precision=options.get("precision"),
     )
     for produced, cell in enumerate(cells, start=1):
         record_cell(opened, stored.id, cell)

@@ -621,6 +621,35 @@ def _replicas(model) -> int:
     return max(1, int(getattr(model, "replicas", 1) or 1))
 
 
+def batching_note(precision: str) -> str:
+    """What the batch size does at ``precision`` (the Evaluate page says it under the settings)."""
+    from salience.model.batch_generation import batches_exactly
+
+    if batches_exactly(precision):
+        return (
+            f"{precision}: rows are generated a batch at a time, and each row's output is the same at "
+            "any batch size as the workbench's for its prompt."
+        )
+    return (
+        f"{precision}: rows are generated one at a time, so each row's output is the workbench's for its "
+        "prompt (in batches, bfloat16 changed some rows' outputs). For batches, pick float32 under "
+        "Advanced in the sidebar: the same outputs at any batch size, and about twice as fast here."
+    )
+
+
+def unserved_precision(model, precision: str | None) -> str | None:
+    """Why ``model`` cannot go on with an evaluation recorded at ``precision`` (None: it can).
+    Its rows are never generated at another precision: that would change their outputs."""
+    offered = tuple(getattr(model, "precisions", ()) or ())
+    if not precision or not offered or precision in offered:
+        return None
+    return (
+        f"This evaluation runs at {precision}, which the model in use does not serve (it serves "
+        f"{' and '.join(offered)}); its finished rows are kept. Continue it with a model or engine "
+        f"that serves {precision}, or start a new evaluation."
+    )
+
+
 def rows_per_chunk(model, batch_size: int) -> int:
     """Rows an evaluation runs together: ``batch_size`` per replica, so an engine's client sends
     one batch to every replica at once (in this process, ``batch_size``)."""
@@ -633,21 +662,26 @@ def generate_outputs(
     settings,
     batch_size: int = 8,
     cancelled: Callable[[], bool] | None = None,
+    precision: str | None = None,
 ) -> list:
     """Generations for ``prompts`` in order, ``batch_size`` at a time when the model can batch
-    (an engine's client spreads those batches over its replicas). Once ``cancelled()`` says so,
+    (an engine's client spreads those batches over its replicas), at ``precision`` (None: the
+    model's). Each is the workbench's output for its prompt whatever the batch size (in
+    bfloat16 `generate_batch` decodes the rows one at a time). Once ``cancelled()`` says so,
     between two decoding steps, it stops with `CancelledError`."""
     batched = getattr(model, "generate_batch", None)
     if batched is not None and (batch_size > 1 or _replicas(model) > 1) and len(prompts) > 1:
-        generations = list(batched(list(prompts), settings, batch_size=batch_size, cancelled=cancelled))
+        generations = list(
+            batched(list(prompts), settings, precision, batch_size=batch_size, cancelled=cancelled)
+        )
     else:
         generations = []
         for prompt in prompts:
             if cancelled is None or not hasattr(model, "stream"):
-                generations.append(model.generate(prompt, settings))
+                generations.append(model.generate(prompt, settings, precision))
                 continue
             partial = None
-            for partial in model.stream(prompt, settings):  # noqa: B007 - the last one is the result
+            for partial in model.stream(prompt, settings, precision):  # noqa: B007 - the last one is the result
                 if cancelled():
                     break
             generations.append(partial)
@@ -747,6 +781,7 @@ def run_evaluation(
     batch_size: int = 8,
     target: TargetChoice | None = None,
     cancelled: Callable[[], bool] | None = None,
+    precision: str | None = None,
 ) -> Iterator[CellResult]:
     """Yield a CellResult for every (row, variant) not in ``done``, in batches; a row whose prompt
     the model rejects (too long) gets an error result instead of stopping the run.
@@ -759,6 +794,8 @@ def run_evaluation(
         batch_size: rows decoded together.
         target: which part of each output the "why" shares explain (None: no shares).
         cancelled: polled between batches; True ends the run after the current batch.
+        precision: the compute precision of every cell (None: the model's). One the model does
+            not serve stops the run with its `InputError` before anything is generated.
 
     Returns:
         An iterator of `CellResult`, one per cell as it finishes (save each as it comes).
@@ -767,6 +804,8 @@ def run_evaluation(
         >>> plan = plan_evaluation([variant], parse_data("name\\nAda\\n"), [parse_check("contains:Ada")])  # doctest: +SKIP
         >>> results = list(run_evaluation(plan, model, GenerationSettings(max_new_tokens=16)))  # doctest: +SKIP
     """
+    if precision is not None and hasattr(model, "check_precision"):
+        model.check_precision(precision)
     skip = set(done)
     pending = [
         (r, v) for v in range(len(plan.variants)) for r in range(len(plan.dataset.rows)) if (r, v) not in skip
@@ -780,14 +819,16 @@ def run_evaluation(
         rendered = [plan.rendered(r, v) for r, v in chunk]
         began = time.perf_counter()
         try:
-            generations = generate_outputs(model, [p.text for p in rendered], settings, batch_size, cancelled)
+            generations = generate_outputs(
+                model, [p.text for p in rendered], settings, batch_size, cancelled, precision
+            )
         except CancelledError:
             return
         except InputError:
             generations = []
             for prompt in rendered:
                 try:
-                    generations.append(model.generate(prompt.text, settings))
+                    generations.append(model.generate(prompt.text, settings, precision))
                 except InputError as error:
                     generations.append(error)
         each = (time.perf_counter() - began) / max(1, len(chunk))

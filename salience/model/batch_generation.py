@@ -16,14 +16,20 @@ The blocks are KerasHub's Gemma and Gemma 3 decoder blocks run from their parts
 tokens are the same as `LanguageModel.generate` gives it alone (tests check this).
 Sampling draws from one generator per row, seeded as ``generate`` seeds it, so a
 row's output does not depend on which other rows share its batch.
+
+Only float32 is batched (`BATCHED_PRECISIONS`). In bfloat16 the batch changed outputs:
+the matrix products and attention sums round to bfloat16 after reductions whose blocking
+depends on how many rows and columns share them, so near-ties flipped (measured: 1, 2 and
+4 of 12 rows differed from ``generate`` at batch sizes 1, 3 and 8; see docs/PERFORMANCE.md).
+There every row is decoded alone on ``generate``'s own path: the same tokens, slower.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
@@ -43,12 +49,17 @@ from salience.model.tokenizing import OffsetTokenizer
 MAX_BATCH_SIZE = 64
 DEFAULT_BATCH_SIZE = 8
 CANCELLED = "cancelled"
+# Precisions whose batched tokens equal `LanguageModel.generate`'s for every batch size (measured
+# and tested); in any other a batch's rows are decoded one at a time.
+BATCHED_PRECISIONS = ("float32",)
 
 
 class DecodingModel(Protocol):
     """What batched decoding needs of a model (`LanguageModel` has it): its token ids for a
-    prompt, a forward pass, the stop tokens, the tokenizer, and the lock that serializes calls."""
+    prompt, a forward pass, the stop tokens, the tokenizer, the lock that serializes calls, and
+    its own one-prompt decoding (`stream`, for precisions that are not batched)."""
 
+    precision: str  # its default compute precision
     stop_token_ids: set[int]
     tokenizer: OffsetTokenizer
     _lock: AbstractContextManager  # the model's own lock (held one decoding step at a time)
@@ -56,6 +67,10 @@ class DecodingModel(Protocol):
     def prompt_ids(self, prompt: str, settings: GenerationSettings, label: str = "") -> list[int]: ...
 
     def forward_for(self, precision: str | None = None) -> GemmaForward: ...
+
+    def stream(
+        self, prompt: str, settings: GenerationSettings | None = None, precision: str | None = None
+    ) -> Iterator[Generation]: ...
 
 
 def generate_batch(
@@ -88,6 +103,8 @@ def generate_batch(
     Bad input raises `InputError`/`ContextLengthError` naming the row (1-based)
     before any decoding. The model's lock is held one step at a time.
     ``share_prefix=False`` runs every row's whole prompt (for tests and benchmarks).
+    At a precision not in `BATCHED_PRECISIONS` (bfloat16) every row is its own batch of one,
+    decoded by ``model.stream``: the workbench's tokens, whatever ``batch_size`` says.
     """
     settings = settings or GenerationSettings()
     prompts = list(prompts)
@@ -117,12 +134,26 @@ def generate_batch(
         ids = model.prompt_ids(prompt, settings, label)
         stops = settings.stop_sequences if stop_sequences is None else tuple(stop_sequences[index])
         seed = settings.seed if seeds is None else seeds[index]
-        rows.append(_Row(index, prompt, ids, tuple(s for s in stops if s), np.random.default_rng(seed)))
+        rows.append(_Row(index, prompt, ids, tuple(s for s in stops if s), np.random.default_rng(seed), seed))
 
     forward = model.forward_for(precision)
-    decoder = batch_decoder(forward)
     results: list[Generation | None] = [None] * count
     done = 0
+    if not batches_exactly(precision or model.precision):
+        for position, row in enumerate(rows):
+            _decode_alone(model, row, settings, precision, cancelled)
+            results[row.index] = row.generation
+            if row.stop_reason == CANCELLED:
+                for rest in rows[position + 1 :]:
+                    results[rest.index] = Generation(rest.prompt, "", (), CANCELLED, 0.0, 0.0)
+                break
+            done += 1
+            if on_row is not None:
+                on_row(row.index, row.generation)
+            if progress is not None:
+                progress(done, count)
+        return [result for result in results if result is not None]
+    decoder = batch_decoder(forward)
     # Similar lengths share a batch: less padding.
     order = sorted(rows, key=lambda row: len(row.ids))
     for first in range(0, count, batch_size):
@@ -142,6 +173,29 @@ def generate_batch(
     return [result for result in results if result is not None]
 
 
+def batches_exactly(precision: str) -> bool:
+    """Whether rows at ``precision`` are decoded in batches (their tokens do not depend on the
+    batch there); at any other precision `generate_batch` decodes them one at a time."""
+    return precision in BATCHED_PRECISIONS
+
+
+def _decode_alone(model: DecodingModel, row: _Row, settings, precision, cancelled) -> None:
+    """Decode one row on `LanguageModel.stream`'s path (the workbench's), with its own stop
+    sequences and seed; ``cancelled()`` is polled between tokens."""
+    own = replace(settings, stop_sequences=row.stops, seed=row.seed)
+    started = time.perf_counter()
+    final = None
+    for final in model.stream(row.prompt, own, precision):  # noqa: B007 - the last one is the result
+        if final.stop_reason == "running" and cancelled is not None and cancelled():
+            break
+    assert final is not None  # stream yields at least its final generation
+    row.new_ids = list(final.token_ids)
+    row.text = final.text
+    row.stop_reason = CANCELLED if final.stop_reason == "running" else final.stop_reason
+    row.seconds = time.perf_counter() - started
+    row.first_token_seconds = final.first_token_seconds
+
+
 @dataclass
 class _Row:
     index: int
@@ -149,6 +203,7 @@ class _Row:
     ids: list[int]
     stops: tuple[str, ...]
     rng: np.random.Generator
+    seed: int | None = None
     new_ids: list[int] = field(default_factory=list)
     text: str = ""
     stop_reason: str = ""

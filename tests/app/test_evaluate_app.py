@@ -104,3 +104,11 @@ def test_run_saves_each_row_and_reopens(page):
     run(page)
     assert page.session_state[state.EVALUATE].open_id is None
     assert any("No saved evaluations yet." in c.value for c in page.caption)
+
+
+def test_the_batch_size_note_follows_the_precision(page):
+    """bfloat16 rows run one at a time (batches changed outputs there); float32 batches."""
+    assert any("bfloat16: rows are generated one at a time" in c.value for c in page.caption)
+    page.session_state[state.PRECISION] = "float32"
+    run(page)
+    assert any("float32: rows are generated a batch at a time" in c.value for c in page.caption)

@@ -36,7 +36,7 @@ class Model:
     def __init__(self):
         self.calls = 0
 
-    def generate(self, prompt, settings):
+    def generate(self, prompt, settings, precision=None):
         from salience.core.types import Generation
 
         self.calls += 1
