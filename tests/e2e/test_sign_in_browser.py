@@ -300,7 +300,7 @@ def test_a_50_mb_upload_is_refused_by_the_box(team_app, page):
     expect(box).to_be_visible(timeout=120_000)
     expect(box).to_contain_text("5MB per file")
     big = {"name": "big.jsonl", "mimeType": "application/json", "buffer": b'{"prompt": "x"}\n' * 3_200_000}
-    box.locator("input[type=file]").set_input_files(big)
+    box.locator("input[type=file]").set_input_files(big, timeout=120_000)  # 50 MB through the browser
     expect(box).to_contain_text("File must be 5.0MB or smaller", timeout=30_000)
     assert "Traceback" not in page.locator("body").inner_text()
     screenshot(page, "upload-refused", focus=page.get_by_text("Sample prompt").first)
