@@ -33,6 +33,7 @@ from ray import serve
 from salience.core.errors import InputError, ModelLoadError, WorkbenchError
 from salience.core.types import GenerationSettings, SalienceResult
 from salience.model.engine import SalienceRequest
+from salience.model.lock import background_work
 from salience.serving import wire
 from salience.serving.access import AccessPolicy, Gate, Limits, Refused, digest, server_tokens
 
@@ -41,6 +42,7 @@ APP_NAME = "gemma-salience"
 DEPLOYMENT = "engine"
 DEFAULT_PORT = 8300
 DEADLINE = "_deadline"  # set by the engine on each request's data: when its time limit ends
+BACKGROUND_WORK = "_background"  # set by the engine: the client asked for background priority
 WARM_UP_PROMPT = "Taste-likes: cheese. Taste-dislikes: eggs.\nRecommendation:"
 
 api = FastAPI(title="Gemma salience engine", docs_url=None, redoc_url=None)
@@ -71,11 +73,14 @@ def _json(value) -> Response:
 
 
 def _events(
-    work: Callable[[Callable[[dict], None], Callable[[], bool]], dict], deadline: float | None = None
+    work: Callable[[Callable[[dict], None], Callable[[], bool]], dict],
+    deadline: float | None = None,
+    background: bool = False,
 ) -> Iterator[bytes]:
     """JSON lines from ``work(emit, cancelled)`` running in its own thread: what it emits, then
     ``{"final": its result}`` or ``{"error": …}``. A client that goes away cancels the work, and
-    so does the ``deadline`` (`time.monotonic`), even when nobody reads the answer any more."""
+    so does the ``deadline`` (`time.monotonic`), even when nobody reads the answer any more.
+    ``background`` work waits for the model behind every waiting foreground call."""
     events: queue.Queue = queue.Queue()
     gone = threading.Event()
     done = object()
@@ -85,7 +90,8 @@ def _events(
 
     def run() -> None:
         try:
-            events.put({"final": work(events.put, cancelled)})
+            with background_work() if background else contextlib.nullcontext():
+                events.put({"final": work(events.put, cancelled)})
         except BaseException as error:  # every failure becomes the stream's last line
             if not isinstance(error, WorkbenchError):
                 log.exception("engine stream failed")
@@ -259,7 +265,7 @@ class Engine:
             )
             return {"generations": [g.to_json() for g in generations]}
 
-        return _events(work, data.get(DEADLINE))
+        return _events(work, data.get(DEADLINE), data.get(BACKGROUND_WORK, False))
 
     def salience(self, data: dict) -> Iterator[bytes]:
         precision = self._precision(data)
@@ -271,7 +277,7 @@ class Engine:
             )
             return result.to_json()
 
-        return _events(work, data.get(DEADLINE))
+        return _events(work, data.get(DEADLINE), data.get(BACKGROUND_WORK, False))
 
 
 def _within(
@@ -348,6 +354,7 @@ class EngineDeployment(Engine):
             seconds = self.gate.limits.request_seconds
             release = self.gate.acquire(client, hold_seconds=seconds)
             data[DEADLINE] = time.monotonic() + seconds
+            data[BACKGROUND_WORK] = request.headers.get(wire.PRIORITY_HEADER) == wire.BACKGROUND
             # The first step (checks, prefill) runs off the event loop, so one replica serves
             # several requests at once (the model's lock orders their work).
             lines = await asyncio.to_thread(handler, data)

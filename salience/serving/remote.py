@@ -33,6 +33,7 @@ from salience.core.errors import CancelledError, InputError, ModelLoadError
 from salience.core.types import Generation, GenerationSettings, SalienceResult
 from salience.model.decoding import MAX_NEW_TOKENS_LIMIT, PRECISIONS, TextCalls, check_text
 from salience.model.engine import Cancelled, Progress, SalienceCalls, SalienceRequest
+from salience.model.lock import BACKGROUND, current_rank
 from salience.model.tokenizing import OffsetTokenizer
 from salience.serving import wire
 from salience.serving.access import auth_headers
@@ -199,7 +200,7 @@ class RemoteModel(TextCalls, SalienceCalls):
             response = self._session().post(
                 self.url + path,
                 data=body,
-                headers={"Content-Type": "application/json", wire.MODEL_HEADER: self.spec},
+                headers={"Content-Type": "application/json", wire.MODEL_HEADER: self.spec, **_priority()},
                 stream=True,
                 timeout=(CONNECT_SECONDS, READ_SECONDS),
             )
@@ -356,6 +357,11 @@ def _reason(error: BaseException) -> str:
     if isinstance(error, requests.Timeout):
         return "timed out"
     return f"{type(error).__name__}: {error}"
+
+
+def _priority() -> dict[str, str]:
+    """The priority header of a call made as background work (empty in the foreground)."""
+    return {wire.PRIORITY_HEADER: wire.BACKGROUND} if current_rank() == BACKGROUND else {}
 
 
 def _is_engine_error(response: requests.Response) -> bool:

@@ -18,6 +18,10 @@ NDJSON = "application/x-ndjson"
 # split into requests of a few rows): a larger one is refused with a clear line.
 MAX_REQUEST_BYTES = 8 * 2**20
 MODEL_HEADER = "X-Engine-Model"  # the model spec the client expects the engine to serve
+# "background" on a request made inside `salience.model.lock.background_work()` (the app's
+# Deletion check after a click): on the engine, a waiting foreground call goes before it.
+PRIORITY_HEADER = "X-Engine-Priority"
+BACKGROUND = "background"
 # A streamed answer sends {"tick": n} when it has had nothing else to say for this long: the
 # client gets a moment to give up (its page closed), and the engine learns that it is gone.
 TICK = "tick"
