@@ -57,11 +57,15 @@ def real_model():
 
 
 def pytest_collection_modifyitems(config, items):
+    """Folders mark their tests: tests/real → real_model, tests/e2e → browser; both are slow
+    (the fast loop, ``-m "not slow"``, leaves them out with any test marked slow by hand)."""
     for item in items:
         if "/real/" in str(item.fspath):
             item.add_marker(pytest.mark.real_model)
         if "/e2e/" in str(item.fspath):
             item.add_marker(pytest.mark.browser)
+        if item.get_closest_marker("real_model") or item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.slow)
 
 
 os.environ.setdefault("STREAMLIT_BROWSER_GATHER_USAGE_STATS", "false")
