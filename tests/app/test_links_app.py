@@ -3,12 +3,14 @@ afterwards, in the same session or after a refresh, still has its prompt. AppTes
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from apptest_helpers import run
 from streamlit.testing.v1 import AppTest
 
 from components import state
-from components.model_resource import MODEL_ENV
+from components.model_resource import MODEL_ENV, registry
 from salience.prompts.samples import load_samples
 from workspace.store import Workspace
 
@@ -16,7 +18,11 @@ APP = str(__import__("pathlib").Path(__file__).resolve().parents[2] / "app.py")
 
 
 def session(page: str, query: dict | None = None) -> AppTest:
-    """A new session of the same browser (its cookie), opened on ``page``."""
+    """A new session of the same browser (its cookie), opened on ``page`` once the model is warm
+    (the app loads it in the background; alone, this test would otherwise meet it loading)."""
+    spec = os.environ.get(MODEL_ENV)
+    if spec:
+        registry().wait_warm(spec, timeout=300)
     test = AppTest.from_file(APP, default_timeout=180)
     test.session_state[state.BROWSER_ID] = "browser-1"
     for key, value in (query or {}).items():
