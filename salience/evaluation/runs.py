@@ -191,7 +191,20 @@ def parse_jsonl_rows(text: str) -> Dataset:
 
 
 def parse_data(content: str | bytes, name: str = "the data", kind: str | None = None) -> Dataset:
-    """CSV, TSV or JSONL from a file's bytes or pasted text; ``kind`` is 'csv' or 'jsonl' or guessed."""
+    """CSV, TSV or JSONL from a file's bytes or pasted text.
+
+    Args:
+        content: the text, or a file's bytes (UTF-8, or UTF-16 with a byte-order mark).
+        name: what to call it in errors.
+        kind: "csv" or "jsonl"; None: JSONL when it starts with ``{``, else CSV.
+
+    Returns:
+        The `Dataset` (columns and rows of text); `InputError` saying what to fix otherwise.
+
+    Example:
+    >>> parse_data("dish,price\\nsoup,4\\n").columns
+    ('dish', 'price')
+    """
     text = decode_bytes(content, name) if isinstance(content, bytes) else content
     if len(text) > MAX_FILE_BYTES:
         raise InputError(
@@ -203,6 +216,17 @@ def parse_data(content: str | bytes, name: str = "the data", kind: str | None = 
 
 
 def load_data(path: str | Path) -> Dataset:
+    """`parse_data` of a file, its kind told by its suffix (.csv/.tsv, .jsonl/.ndjson/.json).
+
+    Args:
+        path: the data file.
+
+    Returns:
+        The `Dataset`; `InputError` when the file is missing, unreadable or malformed.
+
+    Example:
+    >>> dataset = load_data("rows.csv")  # doctest: +SKIP
+    """
     path = Path(path)
     try:
         content = path.read_bytes()
@@ -307,7 +331,19 @@ class Check:
 
 
 def parse_check(spec: str) -> Check:
-    """``KIND:VALUE`` as on the command line; ``KIND/i:VALUE`` ignores case; ``json`` has no value."""
+    """A check as written on the command line.
+
+    Args:
+        spec: ``KIND:VALUE`` (a kind of `CHECK_KINDS`); ``KIND/i:VALUE`` ignores case; ``json``
+            has no value.
+
+    Returns:
+        The `Check`; `InputError` naming the kinds when ``spec`` is not one.
+
+    Example:
+    >>> parse_check("contains/i:avoid").label
+    'contains “avoid” (any case)'
+    """
     kind, sep, value = spec.partition(":")
     kind = kind.strip().lower()
     ignore_case = kind.endswith("/i")
@@ -371,6 +407,11 @@ def plan_evaluation(
 
     Returns:
         A `Plan`: the rendered prompts per (row, variant), with warnings and notes.
+
+    Example:
+    >>> plan = plan_evaluation([Variant("A", "Describe {dish}.")], parse_data("dish\\nsoup\\n"))
+    >>> plan.rendered(0, 0).text
+    'Describe soup.'
     """
     _check_variant_names(variants)
     used: set[str] = set()
@@ -574,6 +615,18 @@ class VariantSummary:
 
 
 def summarize(plan: Plan, results: Iterable[CellResult]) -> list[VariantSummary]:
+    """Each variant's pass rate over the cells run so far.
+
+    Args:
+        plan: the evaluation's plan.
+        results: the `CellResult` values so far (any order).
+
+    Returns:
+        One `VariantSummary` per variant, in the plan's order (passed, total, rate, Wilson interval).
+
+    Example:
+    >>> [s.describe() for s in summarize(plan, results)]  # doctest: +SKIP
+    """
     by_variant: dict[int, list[CellResult]] = {i: [] for i in range(len(plan.variants))}
     for result in results:
         by_variant[result.variant].append(result)

@@ -264,6 +264,10 @@ class EngineCalls(Protocol):
 
         Returns:
             One `Generation` per prompt, in input order, each as `generate` gives it alone.
+
+        Example:
+            >>> rows = model.generate_batch(["Soup:", "Salad:"], batch_size=2)  # doctest: +SKIP
+            >>> [row.stop_reason for row in rows]  # doctest: +SKIP
         """
         ...
 
@@ -308,5 +312,9 @@ class EngineCalls(Protocol):
 
         Returns:
             A `SalienceResult` for ``request``.
+
+        Example:
+            >>> request = SalienceRequest("Taste-likes: Cheese.", " Avoid.", methods=("grad_l2",))
+            >>> result = model.salience_for(request)  # doctest: +SKIP
         """
         ...
