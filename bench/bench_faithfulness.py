@@ -375,22 +375,8 @@ def estimates(model, args, report: dict) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", type=int, default=60)
-    parser.add_argument("--json", help="write all numbers here")
-    parser.add_argument("--ig-cases", type=int, default=24, help="cases that also run Integrated Gradients")
-    parser.add_argument("--skip-speed", action="store_true")
-    parser.add_argument("--speed-only", action="store_true")
-    parser.add_argument(
-        "--estimates", action="store_true", help="only section 4: every method on copy, samples, realistic"
-    )
-    parser.add_argument("--realistic", type=int, default=36, help="cases of the realistic set")
-    parser.add_argument("--granularities", default="sentences,lines,slots")
-    parser.add_argument("--ig", action="store_true", help="section 4 also runs Integrated Gradients")
-    parser.add_argument("--click-speed", action="store_true", help="only the click timings")
-    parser.add_argument("--precisions", default="bfloat16,float32", help="of the click timings")
-    parser.add_argument("--repeats", type=int, default=5, help="clicks per method (median)")
-    args = parser.parse_args()
+    """Run the sections the options choose on the embedded model; print tables, write ``--json``."""
+    args = _parser().parse_args()
     model = load_model("embedded")
     report: dict = {}
     if args.click_speed or args.estimates:
@@ -411,7 +397,34 @@ def main() -> None:
             print(precision, report[f"speed {precision}"], flush=True)
     if args.speed_only:
         return
+    _faithfulness(model, args, report)
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2, default=float))
 
+
+def _parser() -> argparse.ArgumentParser:
+    """The benchmark's options."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", type=int, default=60)
+    parser.add_argument("--json", help="write all numbers here")
+    parser.add_argument("--ig-cases", type=int, default=24, help="cases that also run Integrated Gradients")
+    parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--speed-only", action="store_true")
+    parser.add_argument(
+        "--estimates", action="store_true", help="only section 4: every method on copy, samples, realistic"
+    )
+    parser.add_argument("--realistic", type=int, default=36, help="cases of the realistic set")
+    parser.add_argument("--granularities", default="sentences,lines,slots")
+    parser.add_argument("--ig", action="store_true", help="section 4 also runs Integrated Gradients")
+    parser.add_argument("--click-speed", action="store_true", help="only the click timings")
+    parser.add_argument("--precisions", default="bfloat16,float32", help="of the click timings")
+    parser.add_argument("--repeats", type=int, default=5, help="clicks per method (median)")
+    return parser
+
+
+def _faithfulness(model, args, report: dict) -> None:
+    """Sections 1-3: the copy-from-context cases, Integrated Gradients' baselines, the sample
+    prompts, Deletion in bfloat16, the scale probe and model randomization."""
     print(f"== {args.cases} copy-from-context cases (float32)", flush=True)
     copies = copy_suite(model, args.cases, ("grad_l2", "grad_dot_input"))
     print(
@@ -434,6 +447,27 @@ def main() -> None:
     gaps = [c.extra["diagnostics"]["integrated_gradients"]["completeness_gap"] for c in integrated]
     gaps_before = [c.extra["diagnostics"]["integrated_gradients"]["completeness_gap"] for c in before]
 
+    _print_tables(args, copies, samples, copy_rows, before_row, subset_rows, sample_rows, deletion_bf16)
+    _print_gaps(gaps, gaps_before)
+    report["scale_probe"] = scale_probe(model)
+    print(
+        "Change in log p of the answer when the used fact's embeddings are scaled / it is deleted:",
+        report["scale_probe"],
+    )
+    report["randomization"] = randomization(model)
+    print("Model randomization (mean Spearman trained vs re-initialised):", report["randomization"])
+    report["copy"] = [row.__dict__ for row in copy_rows]
+    report["before_ig"] = before_row.__dict__
+    report["subset"] = [row.__dict__ for row in subset_rows]
+    report["samples"] = [row.__dict__ for row in sample_rows]
+    report["deletion_bf16"] = [row.__dict__ for row in deletion_bf16]
+    report["ig_gap"] = {"default": float(np.median(gaps)), "mean32": float(np.median(gaps_before))}
+
+
+def _print_tables(
+    args, copies, samples, copy_rows, before_row, subset_rows, sample_rows, deletion_bf16
+) -> None:
+    """Sections 1-3's tables."""
     print()
     print(table(copy_rows, f"Copy-from-context, {len(copies)} cases (float32)"))
     print()
@@ -454,26 +488,15 @@ def main() -> None:
     )
     print()
     print(table(sample_rows, f"Sample prompts ({len(samples)}), sentences"))
+
+
+def _print_gaps(gaps: list[float], gaps_before: list[float]) -> None:
+    """Integrated Gradients' completeness gaps, default and from the mean embedding."""
     print()
     print(
         f"IG completeness gap, median (90th pct): default (zero, 16 steps) {np.median(gaps):.3f} ({np.percentile(gaps, 90):.3f}); "
         f"mean baseline, 32 steps {np.median(gaps_before):.3f} ({np.percentile(gaps_before, 90):.3f})"
     )
-    report["scale_probe"] = scale_probe(model)
-    print(
-        "Change in log p of the answer when the used fact's embeddings are scaled / it is deleted:",
-        report["scale_probe"],
-    )
-    report["randomization"] = randomization(model)
-    print("Model randomization (mean Spearman trained vs re-initialised):", report["randomization"])
-    report["copy"] = [row.__dict__ for row in copy_rows]
-    report["before_ig"] = before_row.__dict__
-    report["subset"] = [row.__dict__ for row in subset_rows]
-    report["samples"] = [row.__dict__ for row in sample_rows]
-    report["deletion_bf16"] = [row.__dict__ for row in deletion_bf16]
-    report["ig_gap"] = {"default": float(np.median(gaps)), "mean32": float(np.median(gaps_before))}
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2, default=float))
 
 
 if __name__ == "__main__":

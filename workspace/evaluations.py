@@ -60,7 +60,22 @@ def create_evaluation(
     browser_id: str | None = None,
     by: Author | None = None,
 ) -> int:
-    """Store a new evaluation (running); ``by``: who started it. Returns its id."""
+    """Store a new evaluation, status "running".
+
+    Args:
+        workspace: the open `Workspace`.
+        name: its name ("" : "Evaluation"; kept whole, however long).
+        plan: the validated `Plan` (`salience.evaluation.runs.plan_evaluation`).
+        options: the run's options (batch size, precision, …) to resume it with.
+        browser_id: the browser that started it.
+        by: who started it.
+
+    Returns:
+        The new evaluation's id (`record_cell` adds its cells as they finish).
+
+    Example:
+    >>> evaluation_id = create_evaluation(workspace, "Menu A/B", plan, {"batch_size": 8})  # doctest: +SKIP
+    """
     name = (name or "").strip() or "Evaluation"  # kept whole, however long
     with workspace._write() as session, session.begin():
         evaluation = Evaluation(
@@ -78,7 +93,20 @@ def create_evaluation(
 
 
 def record_cell(workspace: Workspace, evaluation_id: int, cell: CellResult) -> bool:
-    """Commit one finished cell now; False when it was already stored (a resumed duplicate)."""
+    """Commit one finished cell now.
+
+    Args:
+        workspace: the open `Workspace`.
+        evaluation_id: the evaluation it belongs to (`InputError` once it is deleted).
+        cell: the finished `CellResult`.
+
+    Returns:
+        True, or False when that (row, variant) was already stored (a resumed duplicate).
+
+    Example:
+    >>> for cell in run_evaluation(plan, model, settings):  # doctest: +SKIP
+    ...     record_cell(workspace, evaluation_id, cell)
+    """
     try:
         with workspace._write() as session, session.begin():
             session.add(
@@ -96,6 +124,16 @@ def record_cell(workspace: Workspace, evaluation_id: int, cell: CellResult) -> b
 
 
 def set_status(workspace: Workspace, evaluation_id: int, status: str) -> None:
+    """Set an evaluation's status (nothing happens when it no longer exists).
+
+    Args:
+        workspace: the open `Workspace`.
+        evaluation_id: the evaluation's id.
+        status: one of `STATUSES` ("running", "cancelled", "finished"); any other is an `InputError`.
+
+    Example:
+    >>> set_status(workspace, evaluation_id, "finished")  # doctest: +SKIP
+    """
     if status not in STATUSES:
         raise InputError(f"Unknown evaluation status '{status}'.")
     with workspace._write() as session, session.begin():
@@ -106,6 +144,20 @@ def set_status(workspace: Workspace, evaluation_id: int, status: str) -> None:
 
 
 def load_evaluation(workspace: Workspace, evaluation_id: int) -> StoredEvaluation:
+    """An evaluation with its plan and every cell stored so far.
+
+    Args:
+        workspace: the open `Workspace`.
+        evaluation_id: the evaluation's id.
+
+    Returns:
+        A `StoredEvaluation` (its ``done`` cells are what a resumed run skips); `InputError` when
+        there is no such evaluation or its plan no longer validates.
+
+    Example:
+    >>> stored = load_evaluation(workspace, evaluation_id)  # doctest: +SKIP
+    >>> rest = run_evaluation(stored.plan, model, settings, done=stored.done)  # doctest: +SKIP
+    """
     with workspace._read() as session:
         evaluation = session.get(Evaluation, evaluation_id)
         if evaluation is None:
@@ -132,7 +184,20 @@ def load_evaluation(workspace: Workspace, evaluation_id: int) -> StoredEvaluatio
 
 
 def evaluations(workspace: Workspace, search: str = "", limit: int = 200) -> list[EvaluationRow]:
-    """Newest first; ``search`` matches the name or a variant's name or template."""
+    """The evaluations, newest first, for the History list.
+
+    Args:
+        workspace: the open `Workspace`.
+        search: matches the name or a variant's name or template ("": all).
+        limit: the most listed.
+
+    Returns:
+        One `EvaluationRow` per evaluation, with how many of its cells are done.
+
+    Example:
+    >>> [row.name for row in evaluations(workspace, search="menu")]  # doctest: +SKIP
+    ['Menu A/B']
+    """
     done = (
         select(EvaluationCell.evaluation_id, func.count().label("done"))
         .group_by(EvaluationCell.evaluation_id)
@@ -175,8 +240,21 @@ def evaluations(workspace: Workspace, search: str = "", limit: int = 200) -> lis
 
 
 def delete_evaluation(workspace: Workspace, evaluation_id: int, person: Person | None = None) -> None:
-    """Delete an evaluation and its cells: allowed to its author and to admins (``person`` None:
-    personal mode, anyone); InputError with the reason otherwise."""
+    """Delete an evaluation and its cells (nothing happens when it no longer exists).
+
+    Allowed to its author and to admins (``person`` None: personal mode, anyone).
+
+    Args:
+        workspace: the open `Workspace`.
+        evaluation_id: the evaluation's id.
+        person: who asks (`workspace.owners.Person`).
+
+    Raises:
+        InputError: ``person`` may not delete it (the message says why).
+
+    Example:
+    >>> delete_evaluation(workspace, evaluation_id)  # doctest: +SKIP
+    """
     with workspace._write() as session, session.begin():
         evaluation = session.get(Evaluation, evaluation_id)
         if evaluation is None:

@@ -97,7 +97,19 @@ class ReviewRow:
 def items_from_evaluation(
     stored: StoredEvaluation, first: int, second: int, rows: Sequence[int] | None = None
 ) -> list[ItemDraft]:
-    """One item per chosen row (all by default) where both variants have an output."""
+    """One review item per chosen row (all by default) where both variants have an output.
+
+    Args:
+        stored: the evaluation (`workspace.evaluations.load_evaluation`).
+        first, second: the two variants compared (indexes into its plan; they must differ).
+        rows: the rows to review (None: every row).
+
+    Returns:
+        One `ItemDraft` per row with an output (no error) from both variants, in row order.
+
+    Example:
+    >>> drafts = items_from_evaluation(load_evaluation(workspace, evaluation_id), 0, 1)  # doctest: +SKIP
+    """
     plan = stored.plan
     count = len(plan.variants)
     if not (0 <= first < count and 0 <= second < count) or first == second:
@@ -129,21 +141,28 @@ def create_review(
     seed: int | None = None,
     by: Author | None = None,
 ) -> tuple[int, str]:
-    """Store a review and its items (shuffled: reviewers do not judge in the data's order);
-    returns its id and its uid (the reviewers' link). ``by``: who made it."""
+    """Store a blind review and its items, shuffled (reviewers do not judge in the data's order).
+
+    Args:
+        workspace: the open `Workspace`.
+        name: the review's name.
+        variants: the two variants' ``{"name", "template"}`` (different names).
+        items: the items (`items_from_evaluation`), 1 to `MAX_ITEMS`.
+        instructions: shown to reviewers (at most `MAX_INSTRUCTIONS` characters).
+        ask_reason: ask each reviewer for a reason.
+        per_item: reviewers asked per item (1 to `MAX_PER_ITEM`).
+        evaluation_id, options: the evaluation it came from and how it was made.
+        seed: the shuffle's seed (None: random).
+        by: who made it.
+
+    Returns:
+        Its id and its uid (the reviewers' link); `InputError` for any option out of range.
+
+    Example:
+    >>> review_id, uid = create_review(workspace, "Menu", (a, b), drafts, per_item=3)  # doctest: +SKIP
+    """
     name = clean_name(name, "review name")
-    if not items:
-        raise InputError(
-            "Nothing to review: no row has an output from both variants yet. Run the evaluation first."
-        )
-    if len(items) > MAX_ITEMS:
-        raise InputError(f"A review can have at most {MAX_ITEMS:,} items; choose fewer rows.")
-    if not 1 <= per_item <= MAX_PER_ITEM:
-        raise InputError(f"Ask 1 to {MAX_PER_ITEM} reviewers per item.")
-    if len(instructions) > MAX_INSTRUCTIONS:
-        raise InputError(f"The instructions can have at most {MAX_INSTRUCTIONS:,} characters.")
-    if rv.reviewer_key(str(variants[0]["name"])) == rv.reviewer_key(str(variants[1]["name"])):
-        raise InputError("The two variants need different names.")
+    _check_review(variants, items, instructions, per_item)
     order = list(range(len(items)))
     random.Random(seed).shuffle(order)
     with workspace._write() as session, session.begin():
@@ -160,24 +179,55 @@ def create_review(
         session.add(review)
         session.flush()
         for position, index in enumerate(order):
-            item = items[index]
-            session.add(
-                ReviewItem(
-                    review_id=review.id,
-                    position=position,
-                    row=item.row,
-                    inputs=dict(item.inputs),
-                    values=[dict(item.values[0]), dict(item.values[1])],
-                    output_first=item.outputs[0],
-                    output_second=item.outputs[1],
-                    passed=list(item.passed),
-                )
-            )
+            session.add(_item_row(review.id, position, items[index]))
         return review.id, review.uid
 
 
+def _check_review(
+    variants: tuple[dict, dict], items: Sequence[ItemDraft], instructions: str, per_item: int
+) -> None:
+    """A review's items, reviewers per item, instructions and variant names, checked before it is stored."""
+    if not items:
+        raise InputError(
+            "Nothing to review: no row has an output from both variants yet. Run the evaluation first."
+        )
+    if len(items) > MAX_ITEMS:
+        raise InputError(f"A review can have at most {MAX_ITEMS:,} items; choose fewer rows.")
+    if not 1 <= per_item <= MAX_PER_ITEM:
+        raise InputError(f"Ask 1 to {MAX_PER_ITEM} reviewers per item.")
+    if len(instructions) > MAX_INSTRUCTIONS:
+        raise InputError(f"The instructions can have at most {MAX_INSTRUCTIONS:,} characters.")
+    if rv.reviewer_key(str(variants[0]["name"])) == rv.reviewer_key(str(variants[1]["name"])):
+        raise InputError("The two variants need different names.")
+
+
+def _item_row(review_id: int, position: int, item: ItemDraft) -> ReviewItem:
+    """The database row of a review's item at ``position`` (its place in the shuffled order)."""
+    return ReviewItem(
+        review_id=review_id,
+        position=position,
+        row=item.row,
+        inputs=dict(item.inputs),
+        values=[dict(item.values[0]), dict(item.values[1])],
+        output_first=item.outputs[0],
+        output_second=item.outputs[1],
+        passed=list(item.passed),
+    )
+
+
 def find_review(workspace: Workspace, key: str) -> int:
-    """A review's id from its link's ``r`` (its uid); InputError when there is none."""
+    """A review's id from its link's ``r`` (its uid).
+
+    Args:
+        workspace: the open `Workspace`.
+        key: the uid as found in the link (case and spaces ignored).
+
+    Returns:
+        The review's id; `InputError` when there is no such review here.
+
+    Example:
+    >>> review_id = find_review(workspace, st.query_params["r"])  # doctest: +SKIP
+    """
     key = (key or "").strip().lower()
     with workspace._read() as session:
         found = session.scalar(select(Review.id).where(Review.uid == key)) if len(key) <= 64 else None
@@ -189,6 +239,18 @@ def find_review(workspace: Workspace, key: str) -> int:
 
 
 def load_review(workspace: Workspace, review_id: int) -> StoredReview:
+    """A review with its items (in shuffled order) and every verdict.
+
+    Args:
+        workspace: the open `Workspace`.
+        review_id: the review's id.
+
+    Returns:
+        A `StoredReview`; `InputError` when there is no such review.
+
+    Example:
+    >>> queue = load_review(workspace, review_id).queue("Ada")  # doctest: +SKIP
+    """
     with workspace._read() as session:
         review = session.get(Review, review_id)
         if review is None:
@@ -244,47 +306,84 @@ def give_verdict(
     reason: str = "",
     by: Author | None = None,
 ) -> str:
-    """Commit a reviewer's verdict now: "added", or "changed" when it replaces their earlier one
-    on this item (the side it was shown on stays as first recorded)."""
+    """Commit a reviewer's verdict now.
+
+    Args:
+        workspace: the open `Workspace`.
+        review_id, item_id: the item judged (`InputError` once it is deleted).
+        reviewer: the reviewer's name (at most `MAX_NAME` characters).
+        choice: one of the four answers (`salience.evaluation.review_stats.CHOICES`).
+        left: the side (0 or 1) the first variant was shown on.
+        reason: why (at most ``MAX_REASON`` characters).
+        by: the signed-in reviewer.
+
+    Returns:
+        "added", or "changed" when it replaces their earlier verdict on this item (the side it was
+        shown on stays as first recorded).
+
+    Example:
+    >>> give_verdict(workspace, review_id, item_id, "Ada", choice, left=0)  # doctest: +SKIP
+    'added'
+    """
     reviewer = clean_name(reviewer, "reviewer name", MAX_NAME)
     if choice not in rv.CHOICES or left not in (0, 1):
         raise InputError("That answer is not one of the four offered.")
     if len(reason) > rv.MAX_REASON:
         raise InputError(f"The reason has {len(reason):,} characters; it can have at most {rv.MAX_REASON:,}.")
     key = rv.reviewer_key(reviewer)
+    fields = dict(
+        review_id=review_id,
+        item_id=item_id,
+        reviewer=reviewer,
+        reviewer_key=key,
+        choice=choice,
+        left=left,
+        reason=reason,
+        author_sub=by.sub if by else None,
+        author_email=by.email if by else None,
+    )
     for _attempt in range(3):  # a second tab of the same reviewer may insert in between
         try:
-            with workspace._write() as session, session.begin():
-                item = session.get(ReviewItem, item_id)
-                if item is None or item.review_id != review_id:
-                    raise InputError("This item is no longer part of the review; it may have been deleted.")
-                found = session.scalar(
-                    select(Verdict).where(Verdict.item_id == item_id, Verdict.reviewer_key == key)
-                )
-                if found is not None:
-                    found.choice, found.reason, found.updated_at = choice, reason, now()
-                    return "changed"
-                session.add(
-                    Verdict(
-                        review_id=review_id,
-                        item_id=item_id,
-                        reviewer=reviewer,
-                        reviewer_key=key,
-                        choice=choice,
-                        left=left,
-                        reason=reason,
-                        author_sub=by.sub if by else None,
-                        author_email=by.email if by else None,
-                    )
-                )
-            return "added"
+            return _store_verdict(workspace, fields)
         except IntegrityError:
             continue
     raise InputError("The answer could not be saved; try again.")
 
 
+def _store_verdict(workspace: Workspace, fields: dict) -> str:
+    """One try at committing a verdict (a new row each try): "added", or "changed" when the
+    reviewer already judged the item (then only the choice and reason change)."""
+    verdict = Verdict(**fields)
+    with workspace._write() as session, session.begin():
+        item = session.get(ReviewItem, verdict.item_id)
+        if item is None or item.review_id != verdict.review_id:
+            raise InputError("This item is no longer part of the review; it may have been deleted.")
+        found = session.scalar(
+            select(Verdict).where(
+                Verdict.item_id == verdict.item_id, Verdict.reviewer_key == verdict.reviewer_key
+            )
+        )
+        if found is not None:
+            found.choice, found.reason, found.updated_at = verdict.choice, verdict.reason, now()
+            return "changed"
+        session.add(verdict)
+    return "added"
+
+
 def reviews(workspace: Workspace, limit: int = 200) -> list[ReviewRow]:
-    """Newest first, with their numbers of items, verdicts and reviewers."""
+    """The reviews, newest first, for the History list.
+
+    Args:
+        workspace: the open `Workspace`.
+        limit: the most listed.
+
+    Returns:
+        One `ReviewRow` per review, with its numbers of items, verdicts and reviewers.
+
+    Example:
+    >>> [row.name for row in reviews(workspace)]  # doctest: +SKIP
+    ['Menu']
+    """
     items = select(ReviewItem.review_id, func.count().label("n")).group_by(ReviewItem.review_id).subquery()
     given = (
         select(
@@ -322,8 +421,21 @@ def reviews(workspace: Workspace, limit: int = 200) -> list[ReviewRow]:
 
 
 def delete_review(workspace: Workspace, review_id: int, person: Person | None = None) -> None:
-    """Delete a review with its items and verdicts: allowed to its author and to admins
-    (``person`` None: personal mode, anyone); InputError with the reason otherwise."""
+    """Delete a review with its items and verdicts (nothing happens when it no longer exists).
+
+    Allowed to its author and to admins (``person`` None: personal mode, anyone).
+
+    Args:
+        workspace: the open `Workspace`.
+        review_id: the review's id.
+        person: who asks (`workspace.owners.Person`).
+
+    Raises:
+        InputError: ``person`` may not delete it (the message says why).
+
+    Example:
+    >>> delete_review(workspace, review_id)  # doctest: +SKIP
+    """
     with workspace._write() as session, session.begin():
         review = session.get(Review, review_id)
         if review is None:

@@ -140,7 +140,20 @@ def _template(session: Session, name: str) -> Template:
 
 
 def clean_name(text: str | None, what: str = "name", limit: int | None = None) -> str:
-    """The name with its runs of spaces made one; refused (never cut) when empty or over ``limit``."""
+    """The name with its runs of spaces made one; refused (never cut) when empty or over ``limit``.
+
+    Args:
+        text: the name as typed (None counts as empty).
+        what: what the name names, for the error ("template name", "reviewer name").
+        limit: the most characters allowed (None: any number).
+
+    Returns:
+        The cleaned name; `InputError` when it is empty or too long.
+
+    Example:
+    >>> clean_name("  Menu   prompt ")
+    'Menu prompt'
+    """
     cleaned = " ".join((text or "").split())
     if not cleaned:
         raise InputError(f"The {what} is empty.")
@@ -160,10 +173,26 @@ class Workspace:
 
     @classmethod
     def open(cls, url: str | None = None) -> Workspace:
+        """Open the workspace database, created and migrated to the newest schema when needed.
+
+        Args:
+            url: a SQLAlchemy URL (``sqlite:///…`` or ``postgresql://…``); None: ``$DATABASE_URL``,
+                else ``workspace.sqlite3`` in the data folder.
+
+        Returns:
+            A `Workspace` on it (``notice`` says anything the user should know, e.g. read-only);
+            `WorkspaceUnavailable` with a readable reason when it cannot be opened.
+
+        Example:
+        >>> workspace = Workspace.open("sqlite:///workspace.sqlite3")  # doctest: +SKIP
+        >>> workspace.template_names()  # doctest: +SKIP
+        []
+        """
         opened = open_database(url)
         return cls(opened.engine, opened.url, opened.notice)
 
     def close(self) -> None:
+        """Close the database's connections (the workspace is not used after this)."""
         self.engine.dispose()
 
     @property
@@ -191,7 +220,21 @@ class Workspace:
         by: Author | None = None,
     ) -> int:
         """Add a version unless it equals the template's newest one; returns the version id.
-        ``by``: the signed-in author (its name replaces ``author``)."""
+
+        Args:
+            name: the template's name (spaces cleaned; `InputError` when empty).
+            text: the template text with its ``{variables}``.
+            variables: each variable's value when it was saved.
+            author: the author's name in personal mode.
+            browser_id: the browser that saved it.
+            by: the signed-in author (its name replaces ``author``).
+
+        Returns:
+            The new version's id, or the newest version's id when nothing changed.
+
+        Example:
+        >>> version_id = workspace.save_template_version("Menu", "Describe {dish}.", {"dish": "soup"})  # doctest: +SKIP
+        """
         name = clean_name(name, "template name")
         with self._write() as session, session.begin():
             template = _template(session, name)
@@ -215,11 +258,31 @@ class Workspace:
             return version.id
 
     def template_names(self) -> list[str]:
+        """Every template's name, in alphabetical order.
+
+        Returns:
+            The names (a template exists once it has a saved version).
+
+        Example:
+        >>> workspace.template_names()  # doctest: +SKIP
+        ['Menu']
+        """
         with self._read() as session:
             return list(session.scalars(select(Template.name).order_by(Template.name)))
 
     def versions(self, name: str) -> list[VersionRow]:
-        """Versions of a template, newest first."""
+        """Versions of a template, newest first.
+
+        Args:
+            name: the template's name (an unknown name has no versions).
+
+        Returns:
+            One `VersionRow` per saved version.
+
+        Example:
+        >>> [v.id for v in workspace.versions("Menu")]  # doctest: +SKIP
+        [3, 1]
+        """
         with self._read() as session:
             rows = session.execute(
                 select(TemplateVersion, Template.name)
@@ -233,6 +296,18 @@ class Workspace:
             ]
 
     def version(self, version_id: int) -> VersionRow:
+        """One template version by id.
+
+        Args:
+            version_id: the id `save_template_version` returned.
+
+        Returns:
+            Its `VersionRow`; `InputError` when there is no such version.
+
+        Example:
+        >>> workspace.version(3).text  # doctest: +SKIP
+        'Describe {dish}.'
+        """
         with self._read() as session:
             row = session.execute(
                 select(TemplateVersion, Template.name)
@@ -257,7 +332,23 @@ class Workspace:
         browser_id: str | None = None,
         by: Author | None = None,
     ) -> int:
-        """Store a generation; ``by``: who ran it (signed in: name, user id and e-mail)."""
+        """Store a generation (a run) with what produced it.
+
+        Args:
+            generation: the `Generation` (prompt, output, stop reason, timings).
+            model: the model's spec; precision: the compute precision it ran in.
+            settings: the `GenerationSettings` it was generated with.
+            variables: the template variables' values (None: none).
+            version_id: the template version it was rendered from, if any.
+            browser_id: the browser that ran it.
+            by: who ran it (signed in: name, user id and e-mail).
+
+        Returns:
+            The new run's id.
+
+        Example:
+        >>> run_id = workspace.record_run(generation, "embedded", "bfloat16", settings)  # doctest: +SKIP
+        """
         with self._write() as session, session.begin():
             run = Run(
                 template_version_id=version_id,
@@ -288,6 +379,21 @@ class Workspace:
         span: tuple[int, int] | None,
         run_id: int | None = None,
     ) -> int:
+        """Store a salience result (in the stored result format, `workspace.results`).
+
+        Args:
+            result: the `SalienceResult` to keep.
+            model, precision: the model's spec and the precision it ran in.
+            prompt, target: the texts it explains.
+            span: the character span of the target it explains (None: the whole target).
+            run_id: the run whose output it explains, if any.
+
+        Returns:
+            The new record's id.
+
+        Example:
+        >>> workspace.record_salience(result, "embedded", "bfloat16", prompt, target, None, run_id)  # doctest: +SKIP
+        """
         with self._write() as session, session.begin():
             record = SalienceRecord(
                 run_id=run_id,
@@ -306,6 +412,18 @@ class Workspace:
             return record.id
 
     def salience_for_run(self, run_id: int) -> list[StoredSalience]:
+        """The salience results stored for a run, oldest first.
+
+        Args:
+            run_id: the run's id.
+
+        Returns:
+            One `StoredSalience` per record (an unknown run has none).
+
+        Example:
+        >>> [s.span for s in workspace.salience_for_run(run_id)]  # doctest: +SKIP
+        [None, (40, 52)]
+        """
         with self._read() as session:
             records = session.scalars(
                 select(SalienceRecord).where(SalienceRecord.run_id == run_id).order_by(SalienceRecord.id)
@@ -372,7 +490,17 @@ class Workspace:
         return query.order_by(Run.id.desc()).limit(terms.limit)
 
     def runs(self, terms: RunFilter | None = None) -> list[RunRow]:
-        """Runs matching the filter, newest first (at most ``terms.limit``)."""
+        """Runs matching the filter, newest first (at most ``terms.limit``).
+
+        Args:
+            terms: a `RunFilter` (None: every run, up to its default limit).
+
+        Returns:
+            One `RunRow` per run, with its template's name, thumbs total and note count.
+
+        Example:
+        >>> workspace.runs(RunFilter(text="soup", rating="up"))  # doctest: +SKIP
+        """
         with self._read() as session:
             return [
                 RunRow(
@@ -396,14 +524,37 @@ class Workspace:
             ]
 
     def run(self, run_id: int) -> RunRow:
+        """One run by id.
+
+        Args:
+            run_id: the run's id.
+
+        Returns:
+            Its `RunRow`; `InputError` when there is no such run.
+
+        Example:
+        >>> workspace.run(run_id).output  # doctest: +SKIP
+        """
         found = self.runs(RunFilter(ids=[run_id], limit=1)) if _row_id(run_id) else []
         if not found:
             raise InputError(f"There is no run {run_id}.")
         return found[0]
 
     def delete_run(self, run_id: int, person: Person | None = None) -> None:
-        """Delete a run with its explanations and notes: allowed to its author and to admins
-        (``person`` None: personal mode, anyone); InputError with the reason otherwise."""
+        """Delete a run with its explanations and notes.
+
+        Allowed to its author and to admins (``person`` None: personal mode, anyone).
+
+        Args:
+            run_id: the run's id.
+            person: who asks (`workspace.owners.Person`).
+
+        Raises:
+            InputError: no such run, or ``person`` may not delete it (the message says why).
+
+        Example:
+        >>> workspace.delete_run(run_id)  # doctest: +SKIP
+        """
         with self._write() as session, session.begin():
             run = session.get(Run, run_id) if _row_id(run_id) else None
             if run is None:
@@ -415,6 +566,15 @@ class Workspace:
             session.delete(run)
 
     def models(self) -> list[str]:
+        """Every model that has a run, in alphabetical order.
+
+        Returns:
+            The model specs (``embedded``, ``kaggle:…``, …).
+
+        Example:
+        >>> workspace.models()  # doctest: +SKIP
+        ['embedded']
+        """
         with self._read() as session:
             return list(session.scalars(select(Run.model).distinct().order_by(Run.model)))
 
@@ -429,8 +589,22 @@ class Workspace:
         comparison_id: str | None = None,
         by: Author | None = None,
     ) -> int:
-        """A reviewer's thumbs (+1/−1) and/or note on a run or a comparison; ``by``: the signed-in
-        author (its name is the reviewer's)."""
+        """A reviewer's thumbs (+1/−1) and/or note on a run or a comparison.
+
+        Args:
+            reviewer: the reviewer's name (personal mode).
+            text: the note ("" with a rating: thumbs only).
+            rating: +1, −1 or None.
+            run_id, comparison_id: what the note is on; exactly one of them.
+            by: the signed-in author (its name is the reviewer's).
+
+        Returns:
+            The new note's id; `InputError` when the note is empty, the rating is not ±1, or the
+            run or comparison does not exist.
+
+        Example:
+        >>> workspace.add_note("Ada", "too long", rating=-1, run_id=run_id)  # doctest: +SKIP
+        """
         reviewer = clean_name((by.name if by and by.name else None) or reviewer, "reviewer name", MAX_NAME)
         if rating not in (None, 1, -1):
             raise InputError("A rating is thumbs up (+1) or thumbs down (−1).")
@@ -456,6 +630,19 @@ class Workspace:
             return note.id
 
     def notes(self, run_id: int | None = None, comparison_id: str | None = None) -> list[NoteRow]:
+        """Notes, oldest first: on one run, one comparison, or (neither given) all.
+
+        Args:
+            run_id: only this run's notes.
+            comparison_id: only this saved comparison's notes.
+
+        Returns:
+            One `NoteRow` per note.
+
+        Example:
+        >>> [n.text for n in workspace.notes(run_id=run_id)]  # doctest: +SKIP
+        ['too long']
+        """
         with self._read() as session:
             query = select(Note).order_by(Note.id)
             if run_id is not None:
@@ -477,7 +664,15 @@ class Workspace:
             ]
 
     def noted_runs(self) -> list[dict]:
-        """One row per note on a run, with the run it is about (for the team's CSV)."""
+        """One row per note on a run, with the run it is about (for the team's CSV).
+
+        Returns:
+            Plain dicts (run, when, template, model, prompt, output, reviewer, rating, note,
+            noted_at), by run then note.
+
+        Example:
+        >>> rows = workspace.noted_runs()  # doctest: +SKIP
+        """
         with self._read() as session:
             rows = session.execute(
                 select(Note, Run, Template.name)
@@ -503,7 +698,15 @@ class Workspace:
             ]
 
     def set_reviewer(self, browser_id: str, name: str) -> None:
-        """Remember the browser's reviewer name ("" forgets it); over MAX_NAME is refused."""
+        """Remember the browser's reviewer name ("" forgets it).
+
+        Args:
+            browser_id: the browser's id.
+            name: the reviewer's name; over `MAX_NAME` characters is refused (`InputError`).
+
+        Example:
+        >>> workspace.set_reviewer(browser_id, "Ada")  # doctest: +SKIP
+        """
         reviewer = clean_name(name, "reviewer name", MAX_NAME) if name.strip() else None
         with self._write() as session, session.begin():
             browser = session.get(Browser, browser_id) or Browser(id=browser_id)
@@ -512,6 +715,18 @@ class Workspace:
             session.add(browser)
 
     def reviewer(self, browser_id: str) -> str | None:
+        """The reviewer name this browser last set.
+
+        Args:
+            browser_id: the browser's id.
+
+        Returns:
+            The name, or None when none is remembered.
+
+        Example:
+        >>> workspace.reviewer(browser_id)  # doctest: +SKIP
+        'Ada'
+        """
         with self._read() as session:
             browser = session.get(Browser, browser_id)
             return browser.reviewer if browser else None
@@ -519,6 +734,15 @@ class Workspace:
     # A browser's last state ------------------------------------------------------------
 
     def save_state(self, browser_id: str, state: dict) -> None:
+        """Keep a browser's last state (replacing the one before), to restore on its next visit.
+
+        Args:
+            browser_id: the browser's id.
+            state: JSON-ready values.
+
+        Example:
+        >>> workspace.save_state(browser_id, {"template": "Describe {dish}."})  # doctest: +SKIP
+        """
         data = json.dumps(state, ensure_ascii=False, sort_keys=True)
         with self._write() as session, session.begin():
             browser = session.get(Browser, browser_id) or Browser(id=browser_id)
@@ -527,6 +751,18 @@ class Workspace:
             session.add(browser)
 
     def load_state(self, browser_id: str) -> dict | None:
+        """A browser's last state.
+
+        Args:
+            browser_id: the browser's id.
+
+        Returns:
+            The state `save_state` kept, or None when there is none (or it cannot be read).
+
+        Example:
+        >>> workspace.load_state(browser_id)  # doctest: +SKIP
+        {'template': 'Describe {dish}.'}
+        """
         with self._read() as session:
             browser = session.get(Browser, browser_id)
             if browser is None or not browser.state:
@@ -539,6 +775,17 @@ class Workspace:
     # Saved comparisons (the permalink store) -------------------------------------------
 
     def save(self, snapshot: dict) -> str:
+        """Save a comparison (the permalink store); saving the same snapshot again changes nothing.
+
+        Args:
+            snapshot: the comparison's JSON-ready state (`workspace.snapshots.encode`).
+
+        Returns:
+            Its id, derived from its content (the link's ``?c=`` value).
+
+        Example:
+        >>> snapshot_id = workspace.save({"variants": [...]})  # doctest: +SKIP
+        """
         snapshot_id, data = encode(snapshot)
         with self._write() as session, session.begin():
             if session.get(Comparison, snapshot_id) is None:
@@ -546,6 +793,18 @@ class Workspace:
         return snapshot_id
 
     def load(self, snapshot_id: str) -> dict:
+        """A saved comparison by id.
+
+        Args:
+            snapshot_id: the id `save` returned.
+
+        Returns:
+            The snapshot; `SnapshotNotFound` when this server has none by that id, `InputError`
+            when the id is malformed.
+
+        Example:
+        >>> workspace.load(snapshot_id)["variants"]  # doctest: +SKIP
+        """
         snapshot_id = check_id(snapshot_id)
         with self._read() as session:
             comparison = session.get(Comparison, snapshot_id)
@@ -557,7 +816,18 @@ class Workspace:
             return decode(comparison.state.encode(), snapshot_id)
 
     def comparisons(self, limit: int = 200) -> list[ComparisonRow]:
-        """Saved comparisons, newest first, with their variant names and note counts."""
+        """Saved comparisons, newest first, with their variant names and note counts.
+
+        Args:
+            limit: the most comparisons listed.
+
+        Returns:
+            One `ComparisonRow` per comparison.
+
+        Example:
+        >>> [c.variants for c in workspace.comparisons(limit=10)]  # doctest: +SKIP
+        [('A', 'B')]
+        """
         note_count = select(func.count(Note.id)).where(Note.comparison_id == Comparison.id).scalar_subquery()
         with self._read() as session:
             rows = session.execute(
@@ -582,6 +852,17 @@ class Workspace:
 
         Rows are filtered in SQL and streamed (``yield_per``), so an export of a large
         workspace never holds all its runs in memory.
+
+        Args:
+            run_ids: only these runs (with their versions, explanations and notes); None: everything,
+                comparisons and reviews included.
+            notes_only: only runs that have notes.
+
+        Returns:
+            An iterator of records (`workspace.records` reads them back).
+
+        Example:
+        >>> kinds = {record["kind"] for record in workspace.export_records()}  # doctest: +SKIP
         """
         chosen = _chosen_runs(run_ids, notes_only)
         with self._read() as session:
@@ -623,6 +904,17 @@ class Workspace:
                     yield _verdict_record(verdict, position)
 
     def export_jsonl(self, run_ids: Iterable[int] | None = None, notes_only: bool = False) -> str:
+        """`export_records` as JSON Lines text, one record a line.
+
+        Args:
+            run_ids, notes_only: as `export_records`.
+
+        Returns:
+            The text (`import_jsonl` reads it back).
+
+        Example:
+        >>> Path("export.jsonl").write_text(workspace.export_jsonl())  # doctest: +SKIP
+        """
         return "".join(
             json.dumps(record, ensure_ascii=False) + "\n"
             for record in self.export_records(run_ids, notes_only)
@@ -636,6 +928,17 @@ class Workspace:
         written. A record already here is skipped: one with the same uid (its own, or one it was
         imported with), or, for files without uids, the same content (its fingerprint). So
         importing a workspace's own export, or a file twice, adds nothing.
+
+        Args:
+            text: the JSONL text, or its bytes (UTF-8, a byte-order mark allowed), at most
+                `MAX_IMPORT_BYTES`.
+
+        Returns:
+            `ImportCounts`: records added and records skipped, by kind (`import_summary` words them).
+
+        Example:
+        >>> import_summary(workspace.import_jsonl(Path("export.jsonl").read_bytes()))  # doctest: +SKIP
+        'Imported 1 run, 2 notes.'
         """
         if len(text) > MAX_IMPORT_BYTES:  # refused before any parsing
             raise InputError(
@@ -700,7 +1003,18 @@ def _counted(counts: dict[str, int]) -> str:
 
 
 def import_summary(counts: ImportCounts) -> str:
-    """'Imported 1 run. 2 records were already in the workspace and were skipped (1 run, 1 note).'"""
+    """What an import did, in one sentence.
+
+    Args:
+        counts: what `Workspace.import_jsonl` returned.
+
+    Returns:
+        For example 'Imported 1 run. 2 records were already in the workspace and skipped (1 run, 1 note).'
+
+    Example:
+    >>> import_summary(ImportCounts({"run": 1}, {}))
+    'Imported 1 run.'
+    """
     added = _counted(counts.added)
     text = f"Imported {added}." if added else "Nothing new to import."
     skipped = counts.skipped

@@ -152,6 +152,20 @@ def _settings(args):
 
 
 def cmd_generate(args) -> int:
+    """``python -m salience generate``: continue a prompt, streamed to stdout (or one JSON object).
+
+    Args:
+        args: the parsed ``generate`` namespace (``--prompt-file``, the generation settings and
+            the model options).
+
+    Returns:
+        The exit status, 0; a user error raises ``InputError`` (status 2 in ``main``).
+
+    Example:
+    ```
+    python -m salience generate --prompt-file prompt.txt --max-new-tokens 32 --json
+    ```
+    """
     prompt = _read_text(args.prompt_file, "prompt")
     _check_prompt(prompt, "prompt")
     settings = _settings(args)
@@ -183,6 +197,21 @@ def cmd_generate(args) -> int:
 
 
 def cmd_explain(args) -> int:
+    """``python -m salience explain``: which parts of the prompt drove a target, as a text
+    report or one JSON object (the payload of ``salience.report.explain.explain_request``).
+
+    Args:
+        args: the parsed ``explain`` namespace (prompt or template, target, span, methods,
+            granularity and the model options).
+
+    Returns:
+        The exit status, 0; a user error raises ``InputError`` (status 2 in ``main``).
+
+    Example:
+    ```
+    python -m salience explain --prompt-file prompt.txt --target " Paris." --granularity words
+    ```
+    """
     from salience.report.explain import ExplainRequest, explain_request
 
     target = args.target if args.target is not None else _read_text(args.target_file, "target")
@@ -223,6 +252,19 @@ def _check_request(request) -> None:
 
 
 def cmd_prepare(args) -> int:
+    """``python -m salience prepare``: build the embedded model cache and print its folder.
+
+    Args:
+        args: the parsed ``prepare`` namespace (``--quiet`` hides the progress lines).
+
+    Returns:
+        The exit status, 0.
+
+    Example:
+    ```
+    python -m salience prepare --quiet
+    ```
+    """
     from salience.model.embedded import ensure_embedded_preset
 
     path = ensure_embedded_preset(progress=None if args.quiet else progress_line)
@@ -231,6 +273,19 @@ def cmd_prepare(args) -> int:
 
 
 def cmd_serve(args) -> int:
+    """``python -m salience serve``: run the engine on Ray Serve until Ctrl+C.
+
+    Args:
+        args: the parsed ``serve`` namespace (model, Ray resources, HTTP address, access and limits).
+
+    Returns:
+        The exit status of ``salience.serving.deployment.serve_forever``.
+
+    Example:
+    ```
+    python -m salience serve --replicas 2 --port 8300 --token-file tokens.txt
+    ```
+    """
     from salience.serving.access import Limits
     from salience.serving.deployment import ServeOptions, serve_forever
 
@@ -259,26 +314,51 @@ def cmd_serve(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m salience`` argument parser: one subcommand per ``cmd_*`` function.
+
+    Returns:
+        An ``argparse.ArgumentParser`` whose parsed namespace carries ``handler``, the
+        ``cmd_*`` function to call with it.
+
+    Example:
+    >>> args = build_parser().parse_args(["prepare", "--quiet"])
+    >>> args.handler is cmd_prepare
+    True
+    """
     parser = _Parser(
         prog="python -m salience",
         description="Generate with Gemma and explain which parts of a prompt drove the output.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
+    _add_generate(commands)
+    _add_explain(commands)
+    _add_prepare(commands)
+    _add_serve(commands)
 
-    def model_options(sub):
-        sub.add_argument(
-            "--model", default="embedded", help="embedded (default), kaggle:PRESET, preset:DIR or gguf:FILE"
-        )
-        sub.add_argument("--precision", default="bfloat16", choices=("bfloat16", "float32"))
-        sub.add_argument(
-            "--engine",
-            metavar="URL",
-            help="run the model on an engine deployment (python -m salience serve) instead of here; "
-            "default: $GEMMA_WORKBENCH_ENGINE",
-        )
-        sub.add_argument("--json", action="store_true", help="print one JSON object")
-        sub.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    from salience.cli.evaluate_command import add_parser as add_evaluate
 
+    add_evaluate(commands, _model_options)
+    return parser
+
+
+def _model_options(sub: argparse.ArgumentParser) -> None:
+    """The options every model-running subcommand shares: which model, where it runs, how it reports."""
+    sub.add_argument(
+        "--model", default="embedded", help="embedded (default), kaggle:PRESET, preset:DIR or gguf:FILE"
+    )
+    sub.add_argument("--precision", default="bfloat16", choices=("bfloat16", "float32"))
+    sub.add_argument(
+        "--engine",
+        metavar="URL",
+        help="run the model on an engine deployment (python -m salience serve) instead of here; "
+        "default: $GEMMA_WORKBENCH_ENGINE",
+    )
+    sub.add_argument("--json", action="store_true", help="print one JSON object")
+    sub.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+
+def _add_generate(commands) -> None:
+    """``generate``: the prompt file and the generation settings."""
     generate = commands.add_parser("generate", help="continue a prompt")
     generate.add_argument("--prompt-file", required=True, help="UTF-8 text file, or - for stdin")
     generate.add_argument(
@@ -296,9 +376,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     generate.add_argument("--seed", type=_number(int, "--seed", 0, 2**63 - 1))
     generate.add_argument("--chat", action="store_true", help="wrap the prompt in Gemma chat turns")
-    model_options(generate)
+    _model_options(generate)
     generate.set_defaults(handler=cmd_generate)
 
+
+def _add_explain(commands) -> None:
+    """``explain``: where the prompt and target come from, then the salience options."""
     explain = commands.add_parser("explain", help="salience of prompt tokens for a target")
     source = explain.add_mutually_exclusive_group(required=True)
     source.add_argument("--prompt-file", help="UTF-8 text file, or - for stdin")
@@ -310,6 +393,24 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--target", help="target text that follows the prompt")
     target.add_argument("--target-file", help="file with the target text")
     explain.add_argument("--span", help="character span START:END in prompt+target (default: whole target)")
+    _add_method_options(explain)
+    explain.add_argument(
+        "--granularity",
+        default="sentences",
+        choices=GRANULARITIES,
+        help="the segments that are scored and listed (default: sentences, as on the page)",
+    )
+    explain.add_argument("--regex", help="pattern marking segment starts (granularity regex)")
+    explain.add_argument("--aggregate", default="sum", choices=("sum", "mean", "max"))
+    explain.add_argument(
+        "--top", type=_number(int, "--top", 1), default=10, help="segments listed in the text report"
+    )
+    _model_options(explain)
+    explain.set_defaults(handler=cmd_explain)
+
+
+def _add_method_options(explain: argparse.ArgumentParser) -> None:
+    """``explain``'s salience methods and the integrated-gradients settings."""
     explain.add_argument(
         "--method",
         action="append",
@@ -330,24 +431,17 @@ def build_parser() -> argparse.ArgumentParser:
         choices=IG_BASELINES,
         help="integrated gradients: where the path starts for prompt tokens (default: zero embeddings)",
     )
-    explain.add_argument(
-        "--granularity",
-        default="sentences",
-        choices=GRANULARITIES,
-        help="the segments that are scored and listed (default: sentences, as on the page)",
-    )
-    explain.add_argument("--regex", help="pattern marking segment starts (granularity regex)")
-    explain.add_argument("--aggregate", default="sum", choices=("sum", "mean", "max"))
-    explain.add_argument(
-        "--top", type=_number(int, "--top", 1), default=10, help="segments listed in the text report"
-    )
-    model_options(explain)
-    explain.set_defaults(handler=cmd_explain)
 
+
+def _add_prepare(commands) -> None:
+    """``prepare``: build the embedded model cache."""
     prepare = commands.add_parser("prepare", help="build the embedded model cache now (idempotent)")
     prepare.add_argument("--quiet", action="store_true")
     prepare.set_defaults(handler=cmd_prepare)
 
+
+def _add_serve(commands) -> None:
+    """``serve``: the model, the Ray resources, the HTTP address, then access and limits."""
     serve = commands.add_parser(
         "serve",
         help="run the engine as a Ray Serve deployment that apps and CLIs share (--engine URL)",
@@ -375,11 +469,6 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=_number(int, "--port", 1, 65535), default=8300)
     _add_access_options(serve)
     serve.set_defaults(handler=cmd_serve)
-
-    from salience.cli.evaluate_command import add_parser as add_evaluate
-
-    add_evaluate(commands, model_options)
-    return parser
 
 
 def _add_access_options(serve: argparse.ArgumentParser) -> None:
@@ -420,7 +509,18 @@ def _add_access_options(serve: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns the exit status."""
+    """Run the CLI.
+
+    Args:
+        argv: the arguments after ``python -m salience`` (default: ``sys.argv[1:]``).
+
+    Returns:
+        The exit status: 0, or 2 after a one-line error on stderr for any user error.
+
+    Example:
+    >>> main(["prepare", "--quiet"])  # doctest: +SKIP
+    0
+    """
     args = build_parser().parse_args(argv)
     try:
         _check_text_options(args)

@@ -54,25 +54,50 @@ def _unique_names(variants):
 
 
 def cmd_evaluate(args) -> int:
-    from salience.core.text import unescape
-    from salience.core.types import GenerationSettings
-    from salience.evaluation.runs import (
-        load_data,
-        parse_check,
-        plan_evaluation,
-        report_json,
-        run_evaluation,
-        summarize,
-        text_report,
-    )
-    from salience.prompts.variant_comparison import TargetChoice
+    """``python -m salience evaluate``: run template variants over a table of inputs with checks,
+    printing a text report (or one JSON object) and each row's progress on stderr.
 
+    Args:
+        args: the parsed ``evaluate`` namespace (``--template-file`` variants, ``--data``,
+            ``--check``, ``--fail-under`` and the model options).
+
+    Returns:
+        The exit status: 0, or ``EXIT_BELOW_THRESHOLD`` when a variant's pass rate is under
+        ``--fail-under``; a user error raises ``InputError`` (status 2 in ``main``).
+
+    Example:
+    ```
+    python -m salience evaluate --template-file a.txt --template-file b.txt --data rows.csv \\
+        --check contains:Paris --fail-under 0.8
+    ```
+    """
+    from salience.evaluation.runs import report_json, text_report
+
+    _check_numbers(args)
+    plan = _plan(args)
+    results = _run(args, plan)
+    print(
+        json.dumps(report_json(plan, results), ensure_ascii=False)
+        if args.json
+        else text_report(plan, results)
+    )
+    return _threshold_status(args, plan, results)
+
+
+def _check_numbers(args) -> None:
+    """The numeric options argparse leaves unbounded, checked before any file is read."""
     if args.fail_under is not None and not 0.0 <= args.fail_under <= 1.0:
         raise InputError(f"--fail-under is a pass rate between 0 and 1, got {args.fail_under}.")
     if not 1 <= args.batch_size <= 64:
         raise InputError(f"--batch-size must be between 1 and 64, got {args.batch_size}.")
     if not 1 <= args.max_new_tokens <= 1024:
         raise InputError(f"--max-new-tokens must be between 1 and 1024, got {args.max_new_tokens}.")
+
+
+def _plan(args):
+    """The evaluation plan from the variants, the data and the checks; its warnings and notes on stderr."""
+    from salience.evaluation.runs import load_data, parse_check, plan_evaluation
+
     variants = _unique_names([_variant(spec, i) for i, spec in enumerate(args.template_file, start=1)])
     checks = [parse_check(spec) for spec in args.check]
     plan = plan_evaluation(variants, load_data(args.data), checks, args.expected_column)
@@ -81,6 +106,16 @@ def cmd_evaluate(args) -> int:
             print(f"warning: {warning}", file=sys.stderr)
         for note in plan.notes:
             print(f"note: {note}", file=sys.stderr)
+    return plan
+
+
+def _run(args, plan) -> list:
+    """Every cell of ``plan`` run on the model, each one's pass or FAIL on stderr as it finishes."""
+    from salience.core.text import unescape
+    from salience.core.types import GenerationSettings
+    from salience.evaluation.runs import run_evaluation
+    from salience.prompts.variant_comparison import TargetChoice
+
     settings = GenerationSettings(
         max_new_tokens=args.max_new_tokens, stop_sequences=tuple(unescape(s) for s in args.stop)
     )
@@ -101,11 +136,13 @@ def cmd_evaluate(args) -> int:
                 file=sys.stderr,
                 flush=True,
             )
-    print(
-        json.dumps(report_json(plan, results), ensure_ascii=False)
-        if args.json
-        else text_report(plan, results)
-    )
+    return results
+
+
+def _threshold_status(args, plan, results) -> int:
+    """0, or ``EXIT_BELOW_THRESHOLD`` (naming the variants on stderr) when one passes under --fail-under."""
+    from salience.evaluation.runs import summarize
+
     if args.fail_under is not None:
         below = [s for s in summarize(plan, results) if s.rate < args.fail_under]
         if below:

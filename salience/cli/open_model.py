@@ -32,6 +32,9 @@ def open_model(args):
 
     Returns:
         A `RemoteModel` or a `LanguageModel`; both answer the `Engine` calls.
+
+    Example:
+        >>> model = open_model(build_parser().parse_args(["generate", "--prompt-file", "p.txt"]))  # doctest: +SKIP
     """
     url = engine_from_args(args)
     if url is not None:  # the model runs on the engine: no TensorFlow in this process

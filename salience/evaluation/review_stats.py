@@ -532,8 +532,15 @@ def report_html(
 ) -> str:
     """A self-contained HTML report (no scripts, no outside files)."""
     summary = summarize_review(names, items, verdicts)
-    by_id = {item.id: item for item in items}
-    grouped = _by_item(verdicts)
+    parts = _html_win_rates(name, instructions, summary)
+    parts += _html_agreement(names, summary)
+    parts += _html_items(names, items, verdicts, summary)
+    parts.append("</table></body></html>")
+    return "".join(parts)
+
+
+def _html_win_rates(name: str, instructions: str, summary: ReviewSummary) -> list[str]:
+    """The report's head, title and counts, and the win-rate table's rows."""
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
         "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; style-src 'unsafe-inline'\">",
@@ -555,8 +562,13 @@ def report_html(
             f"<td>{_percent(w.rate)}</td><td>{_percent(low)} – {_percent(high)}</td>"
             f"<td>{w.neither} ({_percent(w.neither_rate)})</td></tr>"
         )
+    return parts
+
+
+def _html_agreement(names: Sequence[str], summary: ReviewSummary) -> list[str]:
+    """Agreement, position bias and the per-reviewer table."""
     a = summary.agreement
-    parts += [
+    parts = [
         "</table><h2>Agreement</h2>",
         f"<p>Cohen's kappa: {_number(a.kappa)} · Krippendorff's alpha: {_number(a.alpha)} "
         f"({a.items} items judged by two or more reviewers). {escape(a.words)}</p>",
@@ -572,13 +584,22 @@ def report_html(
             f"<td>{_percent(row['left_win_rate'])}</td></tr>"
         )
     parts.append("</table>")
+    return parts
+
+
+def _html_items(
+    names: Sequence[str], items: Sequence[ReviewItem], verdicts: Sequence[Verdict], summary: ReviewSummary
+) -> list[str]:
+    """The flagged items' numbers, then every item (flagged first) with its outputs and verdicts."""
+    by_id = {item.id: item for item in items}
+    grouped = _by_item(verdicts)
     flagged = [
         ("Reviewers disagree", summary.disagreements),
         ("Reviewers and the checks disagree", summary.conflicts),
     ]
     listed = list(dict.fromkeys(summary.disagreements + summary.conflicts))
     rest = sorted((i.id for i in items if i.id not in set(listed)), key=lambda i: by_id[i].position)
-    parts.append("<h2>Items</h2>")
+    parts = ["<h2>Items</h2>"]
     for title, ids in flagged:
         parts.append(
             f"<p><b>{escape(title)}:</b> {', '.join(str(by_id[i].position + 1) for i in ids if i in by_id) or 'none'}</p>"
@@ -600,5 +621,4 @@ def report_html(
             f"<tr><td>{item.position + 1}</td><td>{inputs}</td><td><pre>{escape(item.outputs[0])}</pre></td>"
             f"<td><pre>{escape(item.outputs[1])}</pre></td><td>{given or '–'}</td></tr>"
         )
-    parts.append("</table></body></html>")
-    return "".join(parts)
+    return parts

@@ -191,7 +191,20 @@ def parse_jsonl_rows(text: str) -> Dataset:
 
 
 def parse_data(content: str | bytes, name: str = "the data", kind: str | None = None) -> Dataset:
-    """CSV, TSV or JSONL from a file's bytes or pasted text; ``kind`` is 'csv' or 'jsonl' or guessed."""
+    """CSV, TSV or JSONL from a file's bytes or pasted text.
+
+    Args:
+        content: the text, or a file's bytes (UTF-8, or UTF-16 with a byte-order mark).
+        name: what to call it in errors.
+        kind: "csv" or "jsonl"; None: JSONL when it starts with ``{``, else CSV.
+
+    Returns:
+        The `Dataset` (columns and rows of text); `InputError` saying what to fix otherwise.
+
+    Example:
+    >>> parse_data("dish,price\\nsoup,4\\n").columns
+    ('dish', 'price')
+    """
     text = decode_bytes(content, name) if isinstance(content, bytes) else content
     if len(text) > MAX_FILE_BYTES:
         raise InputError(
@@ -203,6 +216,17 @@ def parse_data(content: str | bytes, name: str = "the data", kind: str | None = 
 
 
 def load_data(path: str | Path) -> Dataset:
+    """`parse_data` of a file, its kind told by its suffix (.csv/.tsv, .jsonl/.ndjson/.json).
+
+    Args:
+        path: the data file.
+
+    Returns:
+        The `Dataset`; `InputError` when the file is missing, unreadable or malformed.
+
+    Example:
+    >>> dataset = load_data("rows.csv")  # doctest: +SKIP
+    """
     path = Path(path)
     try:
         content = path.read_bytes()
@@ -307,7 +331,19 @@ class Check:
 
 
 def parse_check(spec: str) -> Check:
-    """``KIND:VALUE`` as on the command line; ``KIND/i:VALUE`` ignores case; ``json`` has no value."""
+    """A check as written on the command line.
+
+    Args:
+        spec: ``KIND:VALUE`` (a kind of `CHECK_KINDS`); ``KIND/i:VALUE`` ignores case; ``json``
+            has no value.
+
+    Returns:
+        The `Check`; `InputError` naming the kinds when ``spec`` is not one.
+
+    Example:
+    >>> parse_check("contains/i:avoid").label
+    'contains “avoid” (any case)'
+    """
     kind, sep, value = spec.partition(":")
     kind = kind.strip().lower()
     ignore_case = kind.endswith("/i")
@@ -371,7 +407,38 @@ def plan_evaluation(
 
     Returns:
         A `Plan`: the rendered prompts per (row, variant), with warnings and notes.
+
+    Example:
+    >>> plan = plan_evaluation([Variant("A", "Describe {dish}.")], parse_data("dish\\nsoup\\n"))
+    >>> plan.rendered(0, 0).text
+    'Describe soup.'
     """
+    _check_variant_names(variants)
+    used: set[str] = set()
+    warnings: list[str] = []
+    for variant in variants:
+        from_data, own = _variant_columns(variant, dataset)
+        if own:
+            listed = ", ".join(repr(n) for n in own)
+            warnings.append(
+                f"The data has no column {listed}: variant '{variant.name}' uses its own value there "
+                "in every row. Add the column if it should vary."
+            )
+        used.update(from_data)
+    notes = _expected_column_notes(dataset, expected_column, checks)
+    if expected_column:
+        used.add(expected_column)
+    notes += _data_notes(dataset, used, expected_column)
+    checks = tuple(checks)
+    if expected_column and not any(check.kind == "expected" for check in checks):
+        checks = (*checks, Check("expected"))
+    if not checks:
+        notes.append("No checks: every output passes. Add a check (e.g. contains:Avoid) to score outputs.")
+    return Plan(tuple(variants), dataset, checks, expected_column, tuple(notes), tuple(warnings))
+
+
+def _check_variant_names(variants: Sequence[Variant]) -> None:
+    """One to `MAX_VARIANTS` variants, each with a name of its own."""
     if not variants:
         raise InputError("Choose at least one template variant to evaluate.")
     if len(variants) > MAX_VARIANTS:
@@ -382,48 +449,48 @@ def plan_evaluation(
             raise InputError("Every variant needs a name.")
         if names.count(name) > 1:
             raise InputError(f"Two variants are named '{name}'; rename one.")
+
+
+def _variant_columns(variant: Variant, dataset: Dataset) -> tuple[list[str], list[str]]:
+    """A variant's variables taken from the data and those it fills itself; errors when the
+    template is broken, has no variables, or takes nothing from the data."""
     columns = set(dataset.columns)
-    used: set[str] = set()
+    try:
+        parsed = parse_template(variant.template)
+    except TemplateError as error:
+        raise InputError(f"Variant '{variant.name}': {error}") from None
+    if not parsed.variables:
+        raise InputError(
+            f"Variant '{variant.name}' has no {{variables}}: every row would get the same prompt. "
+            "Put a field such as {menu_item} where the data's values go."
+        )
+    missing = [name for name in parsed.variables if name not in columns and name not in variant.variables]
+    if missing:
+        listed = ", ".join(f"'{name}'" for name in missing)
+        raise InputError(
+            f"Variant '{variant.name}' needs the column{'s' if len(missing) > 1 else ''} {listed}, which the "
+            f"data lacks (its columns: {', '.join(dataset.columns)}). Add or rename a column."
+        )
+    from_data = [name for name in parsed.variables if name in columns]
+    if not from_data:
+        raise InputError(
+            f"Variant '{variant.name}' takes none of its variables from the data, so every row would get "
+            f"the same prompt; add a column named {' or '.join(repr(n) for n in parsed.variables)}."
+        )
+    return from_data, [name for name in parsed.variables if name not in columns]
+
+
+def _expected_column_notes(
+    dataset: Dataset, expected_column: str | None, checks: Sequence[Check]
+) -> list[str]:
+    """The expected-answer column exists (when chosen, or when a check needs it); a note on its blank rows."""
     notes: list[str] = []
-    warnings: list[str] = []
-    for variant in variants:
-        try:
-            parsed = parse_template(variant.template)
-        except TemplateError as error:
-            raise InputError(f"Variant '{variant.name}': {error}") from None
-        if not parsed.variables:
-            raise InputError(
-                f"Variant '{variant.name}' has no {{variables}}: every row would get the same prompt. "
-                "Put a field such as {menu_item} where the data's values go."
-            )
-        missing = [name for name in parsed.variables if name not in columns and name not in variant.variables]
-        if missing:
-            listed = ", ".join(f"'{name}'" for name in missing)
-            raise InputError(
-                f"Variant '{variant.name}' needs the column{'s' if len(missing) > 1 else ''} {listed}, which the "
-                f"data lacks (its columns: {', '.join(dataset.columns)}). Add or rename a column."
-            )
-        from_data = [name for name in parsed.variables if name in columns]
-        if not from_data:
-            raise InputError(
-                f"Variant '{variant.name}' takes none of its variables from the data, so every row would get "
-                f"the same prompt; add a column named {' or '.join(repr(n) for n in parsed.variables)}."
-            )
-        own = [name for name in parsed.variables if name not in columns]
-        if own:
-            listed = ", ".join(repr(n) for n in own)
-            warnings.append(
-                f"The data has no column {listed}: variant '{variant.name}' uses its own value there "
-                "in every row. Add the column if it should vary."
-            )
-        used.update(from_data)
     if expected_column:
-        if expected_column not in columns:
+        if expected_column not in dataset.columns:
             raise InputError(
                 f"The expected-answer column '{expected_column}' is not in the data "
                 f"(its columns: {', '.join(dataset.columns)})."
             )
-        used.add(expected_column)
         blank = [n for n, row in enumerate(dataset.rows, start=1) if not row[expected_column].strip()]
         if blank:
             notes.append(
@@ -433,6 +500,12 @@ def plan_evaluation(
         raise InputError(
             "The check 'contains the row's expected value' needs an expected-answer column; choose one."
         )
+    return notes
+
+
+def _data_notes(dataset: Dataset, used: set[str], expected_column: str | None) -> list[str]:
+    """Notes on the data: unused columns, blank cells in used ones, cells that look like formulas."""
+    notes: list[str] = []
     extra = [column for column in dataset.columns if column not in used]
     if extra:
         notes.append(
@@ -449,12 +522,7 @@ def plan_evaluation(
     if formulas:
         where = ", ".join(f"row {n} '{c}'" for n, c in formulas[:5])
         notes.append(f"Cells starting with '=' ({where}) are used as plain text, never as formulas.")
-    checks = tuple(checks)
-    if expected_column and not any(check.kind == "expected" for check in checks):
-        checks = (*checks, Check("expected"))
-    if not checks:
-        notes.append("No checks: every output passes. Add a check (e.g. contains:Avoid) to score outputs.")
-    return Plan(tuple(variants), dataset, checks, expected_column, tuple(notes), tuple(warnings))
+    return notes
 
 
 # ---- results ----------------------------------------------------------------------------------
@@ -547,6 +615,18 @@ class VariantSummary:
 
 
 def summarize(plan: Plan, results: Iterable[CellResult]) -> list[VariantSummary]:
+    """Each variant's pass rate over the cells run so far.
+
+    Args:
+        plan: the evaluation's plan.
+        results: the `CellResult` values so far (any order).
+
+    Returns:
+        One `VariantSummary` per variant, in the plan's order (passed, total, rate, Wilson interval).
+
+    Example:
+    >>> [s.describe() for s in summarize(plan, results)]  # doctest: +SKIP
+    """
     by_variant: dict[int, list[CellResult]] = {i: [] for i in range(len(plan.variants))}
     for result in results:
         by_variant[result.variant].append(result)
@@ -818,57 +898,82 @@ def run_evaluation(
         chunk = pending[start : start + size]
         rendered = [plan.rendered(r, v) for r, v in chunk]
         began = time.perf_counter()
-        try:
-            generations = generate_outputs(
-                model, [p.text for p in rendered], settings, batch_size, cancelled, precision
-            )
-        except CancelledError:
+        generations = _chunk_generations(model, rendered, settings, batch_size, cancelled, precision)
+        if generations is None:
             return
-        except InputError:
-            generations = []
-            for prompt in rendered:
-                try:
-                    generations.append(model.generate(prompt.text, settings, precision))
-                except InputError as error:
-                    generations.append(error)
         each = (time.perf_counter() - began) / max(1, len(chunk))
         explained: dict[int, dict[str, float] | None] = {}
         if target is not None and _replicas(model) > 1:  # explain the chunk on every replica at once
-            rows = [i for i, g in enumerate(generations) if not isinstance(g, InputError)]
-            with ThreadPoolExecutor(_replicas(model), thread_name_prefix="evaluation") as pool:
-                found = pool.map(
-                    _row_shares,
-                    [model] * len(rows),
-                    [rendered[i] for i in rows],
-                    [generations[i].text for i in rows],
-                    [target] * len(rows),
-                )
-                explained = dict(zip(rows, found))
-        for index, ((row, variant), prompt, generation) in enumerate(zip(chunk, rendered, generations)):
-            if isinstance(generation, InputError):
-                yield CellResult(
-                    row,
-                    variant,
-                    "",
-                    tuple(False for _ in plan.checks),
-                    (),
-                    each,
-                    None,
-                    f"Row {row + 1}: {generation}",
-                )
-                continue
-            cell = score(plan, row, variant, generation.text, each)
-            if target is not None:
-                if cancelled is not None and cancelled():
-                    return
-                if index in explained:
-                    shares = explained[index]
-                else:
-                    shares = _row_shares(model, prompt, generation.text, target)
-                cell = CellResult(
-                    cell.row, cell.variant, cell.output, cell.checks, cell.details, cell.seconds, shares
-                )
-            yield cell
+            explained = _explain_on_replicas(model, rendered, generations, target)
+        stopped = yield from _chunk_cells(
+            plan, model, chunk, rendered, generations, each, target, cancelled, explained
+        )
+        if stopped:
+            return
+
+
+def _chunk_generations(model, rendered, settings, batch_size, cancelled, precision) -> list | None:
+    """One chunk's outputs, batched; when the batch is rejected, each prompt alone (a rejected
+    prompt's `InputError` in its place). None when the run is cancelled."""
+    try:
+        return generate_outputs(model, [p.text for p in rendered], settings, batch_size, cancelled, precision)
+    except CancelledError:
+        return None
+    except InputError:
+        generations = []
+        for prompt in rendered:
+            try:
+                generations.append(model.generate(prompt.text, settings, precision))
+            except InputError as error:
+                generations.append(error)
+        return generations
+
+
+def _explain_on_replicas(
+    model, rendered, generations, target: TargetChoice
+) -> dict[int, dict[str, float] | None]:
+    """The "why" shares of a chunk's generated rows, one row per replica at once, by row index."""
+    rows = [i for i, g in enumerate(generations) if not isinstance(g, InputError)]
+    with ThreadPoolExecutor(_replicas(model), thread_name_prefix="evaluation") as pool:
+        found = pool.map(
+            _row_shares,
+            [model] * len(rows),
+            [rendered[i] for i in rows],
+            [generations[i].text for i in rows],
+            [target] * len(rows),
+        )
+        return dict(zip(rows, found))
+
+
+def _chunk_cells(plan, model, chunk, rendered, generations, each, target, cancelled, explained):
+    """Yield a chunk's scored cells (with shares when ``target`` is set); returns True when the run
+    was cancelled part-way (the caller stops)."""
+    for index, ((row, variant), prompt, generation) in enumerate(zip(chunk, rendered, generations)):
+        if isinstance(generation, InputError):
+            yield CellResult(
+                row,
+                variant,
+                "",
+                tuple(False for _ in plan.checks),
+                (),
+                each,
+                None,
+                f"Row {row + 1}: {generation}",
+            )
+            continue
+        cell = score(plan, row, variant, generation.text, each)
+        if target is not None:
+            if cancelled is not None and cancelled():
+                return True
+            if index in explained:
+                shares = explained[index]
+            else:
+                shares = _row_shares(model, prompt, generation.text, target)
+            cell = CellResult(
+                cell.row, cell.variant, cell.output, cell.checks, cell.details, cell.seconds, shares
+            )
+        yield cell
+    return False
 
 
 def mean_shares(results: Iterable[CellResult], variant: int, passed: bool | None = None) -> dict[str, float]:
@@ -1014,11 +1119,17 @@ def plan_from_json(data: Mapping) -> Plan:
 def report_html(plan: Plan, results: Sequence[CellResult], title: str = "Prompt evaluation") -> str:
     """A self-contained HTML report (no scripts): summary with intervals, flips, mean part shares
     as bars (all rows, passing, failing) and every row's outputs."""
+    parts = _html_head(plan, title)
+    parts += _html_pass_rates(plan, results)
+    parts += _html_shares(plan, results)
+    parts += _html_rows(plan, results)
+    return "".join(parts)
+
+
+def _html_head(plan: Plan, title: str) -> list[str]:
+    """The report's head, style, title and what was run, up to the pass-rate table's header."""
     from html import escape as esc
 
-    summaries = summarize(plan, results)
-    found = flips(plan, results)
-    by_key = {(c.row, c.variant): c for c in results}
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
         "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; style-src 'unsafe-inline'\">",
@@ -1033,6 +1144,16 @@ def report_html(plan: Plan, results: Sequence[CellResult], title: str = "Prompt 
         f"{esc('; '.join(c.label for c in plan.checks) or 'none')}.</p>",
         "<h2>Pass rates</h2><table><tr><th>Variant</th><th>Passed</th><th>Rate</th><th>95% interval (Wilson)</th></tr>",
     ]
+    return parts
+
+
+def _html_pass_rates(plan: Plan, results: Sequence[CellResult]) -> list[str]:
+    """The pass-rate rows (closing the table) and the flipped rows."""
+    from html import escape as esc
+
+    summaries = summarize(plan, results)
+    found = flips(plan, results)
+    parts: list[str] = []
     for s in summaries:
         parts.append(
             f"<tr><td>{esc(s.name)}</td><td>{s.passed} / {s.total}</td><td>{s.rate:.0%}</td>"
@@ -1043,6 +1164,14 @@ def report_html(plan: Plan, results: Sequence[CellResult], title: str = "Prompt 
         parts.append("<ul>" + "".join(f"<li>{esc(f.describe(plan))}</li>" for f in found) + "</ul>")
     else:
         parts.append("<p>No row flips between the variants.</p>")
+    return parts
+
+
+def _html_shares(plan: Plan, results: Sequence[CellResult]) -> list[str]:
+    """Each variant's mean part shares as bars (all rows, passing, failing); nothing without shares."""
+    from html import escape as esc
+
+    parts: list[str] = []
     if any(c.shares for c in results):
         parts.append("<h2>Why: each template part's mean share of the salience</h2>")
         for index, variant in enumerate(plan.variants):
@@ -1063,6 +1192,15 @@ def report_html(plan: Plan, results: Sequence[CellResult], title: str = "Prompt 
                 )
                 parts.append(f"<tr><td>{esc(part)}</td>{cells}</tr>")
             parts.append("</table>")
+    return parts
+
+
+def _html_rows(plan: Plan, results: Sequence[CellResult]) -> list[str]:
+    """Every row's values and each variant's verdict and output (or "not run")."""
+    from html import escape as esc
+
+    by_key = {(c.row, c.variant): c for c in results}
+    parts: list[str] = []
     parts.append("<h2>Rows</h2><table><tr><th>Row</th><th>Values</th>")
     parts.extend(f"<th>{esc(v.name)}</th>" for v in plan.variants)
     parts.append("</tr>")
@@ -1082,4 +1220,4 @@ def report_html(plan: Plan, results: Sequence[CellResult], title: str = "Prompt 
             )
         parts.append("</tr>")
     parts.append("</table></body></html>")
-    return "".join(parts)
+    return parts

@@ -108,6 +108,23 @@ def generate_batch(
     """
     settings = settings or GenerationSettings()
     prompts = list(prompts)
+    _check_options(prompts, settings, batch_size, stop_sequences, seeds)
+    rows = _rows(model, prompts, settings, stop_sequences, seeds)
+    forward = model.forward_for(precision)
+    report = _Report(len(rows), on_row, progress)
+    if not batches_exactly(precision or model.precision):
+        return _decode_each_alone(model, rows, settings, precision, cancelled, report)
+    return _decode_in_batches(model, forward, rows, settings, batch_size, cancelled, share_prefix, report)
+
+
+def _check_options(
+    prompts: list,
+    settings: GenerationSettings,
+    batch_size: int,
+    stop_sequences: Sequence[Sequence[str]] | None,
+    seeds: Sequence[int | None] | None,
+) -> None:
+    """`generate_batch`'s options, checked before any prompt is tokenized."""
     if not prompts:
         raise InputError("No prompts to generate from: give at least one.")
     if (
@@ -122,6 +139,16 @@ def generate_batch(
     for name, values in (("stop_sequences", stop_sequences), ("seeds", seeds)):
         if values is not None and len(values) != count:
             raise InputError(f"{name} has {len(values)} entries for {count} prompts; give one per prompt.")
+
+
+def _rows(
+    model: DecodingModel,
+    prompts: list,
+    settings: GenerationSettings,
+    stop_sequences: Sequence[Sequence[str]] | None,
+    seeds: Sequence[int | None] | None,
+) -> list[_Row]:
+    """One `_Row` per prompt (its ids, stop sequences and generator); errors name the row, 1-based."""
     rows: list[_Row] = []
     for index, prompt in enumerate(prompts):
         label = f"Row {index + 1}"
@@ -135,37 +162,69 @@ def generate_batch(
         stops = settings.stop_sequences if stop_sequences is None else tuple(stop_sequences[index])
         seed = settings.seed if seeds is None else seeds[index]
         rows.append(_Row(index, prompt, ids, tuple(s for s in stops if s), np.random.default_rng(seed), seed))
+    return rows
 
-    forward = model.forward_for(precision)
-    results: list[Generation | None] = [None] * count
-    done = 0
-    if not batches_exactly(precision or model.precision):
-        for position, row in enumerate(rows):
-            _decode_alone(model, row, settings, precision, cancelled)
-            results[row.index] = row.generation
-            if row.stop_reason == CANCELLED:
-                for rest in rows[position + 1 :]:
-                    results[rest.index] = Generation(rest.prompt, "", (), CANCELLED, 0.0, 0.0)
-                break
-            done += 1
-            if on_row is not None:
-                on_row(row.index, row.generation)
-            if progress is not None:
-                progress(done, count)
-        return [result for result in results if result is not None]
+
+@dataclass
+class _Report:
+    """Counts finished rows and tells ``on_row`` and ``progress`` about each."""
+
+    count: int
+    on_row: Callable[[int, Generation], None] | None
+    progress: Callable[[int, int], None] | None
+    done: int = 0
+
+    def finished(self, row: _Row) -> None:
+        self.done += 1
+        if self.on_row is not None:
+            self.on_row(row.index, row.generation)
+        if self.progress is not None:
+            self.progress(self.done, self.count)
+
+
+def _decode_each_alone(
+    model: DecodingModel,
+    rows: list[_Row],
+    settings: GenerationSettings,
+    precision: str | None,
+    cancelled: Callable[[], bool] | None,
+    report: _Report,
+) -> list[Generation]:
+    """Every row on ``model.stream``, one after another (a precision that is not batched)."""
+    results: list[Generation | None] = [None] * len(rows)
+    for position, row in enumerate(rows):
+        _decode_alone(model, row, settings, precision, cancelled)
+        results[row.index] = row.generation
+        if row.stop_reason == CANCELLED:
+            for rest in rows[position + 1 :]:
+                results[rest.index] = Generation(rest.prompt, "", (), CANCELLED, 0.0, 0.0)
+            break
+        report.finished(row)
+    return [result for result in results if result is not None]
+
+
+def _decode_in_batches(
+    model: DecodingModel,
+    forward: GemmaForward,
+    rows: list[_Row],
+    settings: GenerationSettings,
+    batch_size: int,
+    cancelled: Callable[[], bool] | None,
+    share_prefix: bool,
+    report: _Report,
+) -> list[Generation]:
+    """The rows in batches of ``batch_size``, similar lengths together; after a cancel the
+    rows not started come back empty with stop reason ``"cancelled"``."""
+    results: list[Generation | None] = [None] * len(rows)
     decoder = batch_decoder(forward)
     # Similar lengths share a batch: less padding.
     order = sorted(rows, key=lambda row: len(row.ids))
-    for first in range(0, count, batch_size):
+    for first in range(0, len(rows), batch_size):
         group = order[first : first + batch_size]
         for row in _decode(model, decoder, group, settings, cancelled, share_prefix):
             results[row.index] = row.generation
             if row.stop_reason != CANCELLED:
-                done += 1
-                if on_row is not None:
-                    on_row(row.index, row.generation)
-                if progress is not None:
-                    progress(done, count)
+                report.finished(row)
         if cancelled is not None and cancelled():
             for row in order[first + batch_size :]:
                 results[row.index] = Generation(row.prompt, "", (), CANCELLED, 0.0, 0.0)

@@ -157,15 +157,49 @@ class EngineCalls(Protocol):
     max_context: int
 
     def check_precision(self, precision: str) -> str:
-        """``precision`` if the model computes in it; else an `InputError` naming those it does."""
+        """``precision`` if the model computes in it; else an `InputError` naming those it does.
+
+        Args:
+            precision: "bfloat16" or "float32".
+
+        Returns:
+            ``precision`` unchanged.
+
+        Example:
+        >>> model.check_precision("float32")  # doctest: +SKIP
+        'float32'
+        """
         ...
 
     def tokenize(self, text: str, add_bos: bool = True) -> Tokenization:
-        """Tokens of ``text`` with character offsets (``<bos>`` first by default)."""
+        """Tokens of ``text`` with character offsets (``<bos>`` first by default).
+
+        Args:
+            text: the text to tokenize.
+            add_bos: put ``<bos>`` first.
+
+        Returns:
+            A `Tokenization`: token ids, pieces and each token's character span in ``text``.
+
+        Example:
+        >>> model.tokenize("Hello world").tokens[0]  # doctest: +SKIP
+        '<bos>'
+        """
         ...
 
     def tokenize_pair(self, prompt: str, target: str) -> tuple[Tokenization, int]:
-        """Tokens of ``<bos> prompt`` then ``target``, and the index of the first target token."""
+        """Tokens of ``<bos> prompt`` then ``target``, and the index of the first target token.
+
+        Args:
+            prompt: the prompt text.
+            target: the text that follows it.
+
+        Returns:
+            The `Tokenization` of both and the first target token's index.
+
+        Example:
+        >>> tokens, first_target = model.tokenize_pair("Capital of France:", " Paris")  # doctest: +SKIP
+        """
         ...
 
     def generate(
@@ -180,13 +214,27 @@ class EngineCalls(Protocol):
 
         Returns:
             The final `Generation` (text, token ids, stop reason, timings).
+
+        Example:
+        >>> model.generate("Capital of France:", GenerationSettings(max_new_tokens=4)).stop_reason  # doctest: +SKIP
         """
         ...
 
     def stream(
         self, prompt: str, settings: GenerationSettings | None = None, precision: str | None = None
     ) -> Iterator[Generation]:
-        """`generate`, yielding the growing generation after each token; the last is final."""
+        """`generate`, yielding the growing generation after each token; the last is final.
+
+        Args:
+            prompt, settings, precision: as for `generate`.
+
+        Returns:
+            An iterator of `Generation`; the last one has the stop reason.
+
+        Example:
+        >>> for partial in model.stream("Capital of France:"):  # doctest: +SKIP
+        ...     print(partial.text)
+        """
         ...
 
     def generate_batch(
@@ -216,6 +264,10 @@ class EngineCalls(Protocol):
 
         Returns:
             One `Generation` per prompt, in input order, each as `generate` gives it alone.
+
+        Example:
+            >>> rows = model.generate_batch(["Soup:", "Salad:"], batch_size=2)  # doctest: +SKIP
+            >>> [row.stop_reason for row in rows]  # doctest: +SKIP
         """
         ...
 
@@ -228,7 +280,20 @@ class EngineCalls(Protocol):
         cancelled: Cancelled | None = None,
         **options,
     ) -> SalienceResult:
-        """The keyword form of `salience_for` (see `SalienceCalls.salience`)."""
+        """The keyword form of `salience_for` (see `SalienceCalls.salience`).
+
+        Args:
+            prompt: the prompt text.
+            target: the continuation to explain.
+            progress, cancelled: as for `salience_for`.
+            **options: any other field of `SalienceRequest` by name.
+
+        Returns:
+            A `SalienceResult`.
+
+        Example:
+        >>> model.salience(prompt, " Avoid it.", methods=("grad_l2",))  # doctest: +SKIP
+        """
         ...
 
     def salience_for(
@@ -247,5 +312,9 @@ class EngineCalls(Protocol):
 
         Returns:
             A `SalienceResult` for ``request``.
+
+        Example:
+            >>> request = SalienceRequest("Taste-likes: Cheese.", " Avoid.", methods=("grad_l2",))
+            >>> result = model.salience_for(request)  # doctest: +SKIP
         """
         ...

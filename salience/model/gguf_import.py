@@ -165,7 +165,19 @@ def _layer_targets(block, config: GemmaGGUFConfig) -> dict[str, tuple[object, in
 
 
 def convert_gguf(path: str | Path, progress: Progress | None = None):
-    """Build a `keras_hub.models.Gemma3CausalLM` from a Gemma 3 GGUF file."""
+    """Build a `keras_hub.models.Gemma3CausalLM` from a Gemma 3 GGUF file.
+
+    Args:
+        path: the GGUF file (any quantization `gguf` can dequantize).
+        progress: called with ``(message, fraction)`` as the model is built.
+
+    Returns:
+        The float32 `Gemma3CausalLM`, its tokenizer built from the file's vocabulary;
+        an unreadable or non-Gemma-3 file raises `ModelLoadError`.
+
+    Example:
+    >>> causal_lm = convert_gguf("gemma-3-1b-it-Q4_K_M.gguf")  # doctest: +SKIP
+    """
     import gguf
     import keras_hub
 
@@ -180,7 +192,20 @@ def convert_gguf(path: str | Path, progress: Progress | None = None):
         proto=build_sentencepiece_proto(reader, config), has_vision_tokens=False
     )
     report("Creating the Gemma 3 backbone", 0.25)
-    backbone = keras_hub.models.Gemma3Backbone(
+    backbone = _backbone(config)
+    _load_weights(reader, backbone, config, report)
+    preprocessor = keras_hub.models.Gemma3CausalLMPreprocessor(
+        tokenizer=tokenizer, image_converter=None, sequence_length=1024
+    )
+    report("Model assembled", 0.9)
+    return keras_hub.models.Gemma3CausalLM(backbone=backbone, preprocessor=preprocessor)
+
+
+def _backbone(config: GemmaGGUFConfig):
+    """An empty float32 `Gemma3Backbone` (text only) shaped as ``config`` says."""
+    import keras_hub
+
+    return keras_hub.models.Gemma3Backbone(
         vocabulary_size=config.vocabulary_size,
         image_size=None,
         num_layers=config.num_layers,
@@ -198,6 +223,13 @@ def convert_gguf(path: str | Path, progress: Progress | None = None):
         layer_norm_epsilon=config.layer_norm_epsilon,
         dtype="float32",
     )
+
+
+def _load_weights(reader, backbone, config: GemmaGGUFConfig, report: Progress) -> None:
+    """Every backbone weight from the GGUF tensor of the same role, dequantized to float32 and
+    laid out as KerasHub keeps it; a missing tensor or a wrong shape raises `ModelLoadError`."""
+    import gguf
+
     targets: dict[str, tuple[object, int]] = {
         "token_embd": (backbone.token_embedding.embeddings, 0),
         "output_norm": (backbone.layer_norm.scale, 0),
@@ -224,8 +256,3 @@ def convert_gguf(path: str | Path, progress: Progress | None = None):
         variable.assign(weight)
         if done % 20 == 0:
             report(f"Dequantizing weights ({done}/{len(targets)})", 0.3 + 0.6 * done / len(targets))
-    preprocessor = keras_hub.models.Gemma3CausalLMPreprocessor(
-        tokenizer=tokenizer, image_converter=None, sequence_length=1024
-    )
-    report("Model assembled", 0.9)
-    return keras_hub.models.Gemma3CausalLM(backbone=backbone, preprocessor=preprocessor)

@@ -205,30 +205,11 @@ class LanguageModel(TextCalls, SalienceCalls):
         Returns:
             A `SalienceResult`: one score per token for each method, in ``request.methods``' order.
         """
-        prompt, target, methods = request.prompt, request.target, request.methods
-        char_span, token_span, segments = request.char_span, request.token_span, request.segments
-        integrated_steps, integrated_baseline = request.integrated_steps, request.integrated_baseline
-        precision = request.precision
-        check_text(prompt, "prompt")
-        check_text(target, "target")
-        chosen = [get_method(name) for name in methods]
-        if integrated_steps < 1 or integrated_steps > 512:
-            raise InputError("Integrated gradients steps must be between 1 and 512.")
-        if integrated_baseline not in IG_BASELINES:
-            raise InputError(
-                f"Unknown baseline '{integrated_baseline}'; choose one of: {', '.join(IG_BASELINES)}."
-            )
-        if DELETION in methods and segments is None:
-            raise InputError("Deletion needs segments to delete: choose a granularity.")
-        tokens, first_target = self.tokenize_pair(prompt, target)
-        if len(tokens) > self.max_context:
-            raise ContextLengthError(
-                f"Prompt and target are {len(tokens)} tokens, over the limit of {self.max_context} "
-                f"{self._limit_reason()}; shorten the prompt by {len(tokens) - self.max_context} tokens."
-            )
-        text = prompt + target
-        start, end = self._resolve_span(tokens, first_target, text, char_span, token_span)
-        forward = self.forward_for(precision)
+        chosen = _chosen_methods(request)
+        tokens, first_target = self._tokens_in_context(request.prompt, request.target)
+        text = request.prompt + request.target
+        start, end = self._resolve_span(tokens, first_target, text, request.char_span, request.token_span)
+        forward = self.forward_for(request.precision)
         began = time.perf_counter()
         scores: dict[str, np.ndarray] = {}
         diagnostics: dict = {}
@@ -236,33 +217,41 @@ class LanguageModel(TextCalls, SalienceCalls):
         # Deletion holds the model's lock one batch at a time, so other sessions' calls interleave.
         for method in chosen:
             if method.segment_level:
-                deletion = deletion_scores(
-                    forward,
-                    tokens.ids,
-                    start,
-                    end,
-                    segments,
-                    progress=progress,
-                    cancelled=cancelled,
-                    lock=self._lock,
-                )
-                scores[method.name] = deletion.per_token(len(tokens))
-                diagnostics[method.name] = {
-                    "segments": [list(span) for span in deletion.segments],
-                    "log_prob": deletion.log_prob,
-                    "seconds": round(deletion.seconds, 4),
-                }
-                if cancelled is not None and cancelled():
-                    raise CancelledError("Deletion was cancelled.")
-                # Two parts that each give the answer score near zero alone: delete the top two together.
-                pair = redundancy(forward, tokens.ids, start, end, deletion, lock=self._lock)
-                if pair is not None:
-                    diagnostics[method.name]["pair"] = {
-                        "segments": [list(deletion.segments[i]) for i in pair.pair],
-                        "alone": [round(value, 4) for value in pair.alone],
-                        "together": round(pair.together, 4),
-                    }
-                log_prob = deletion.log_prob
+                deletion = (forward, tokens, (start, end), request.segments)
+                log_prob = self._deletion(method.name, *deletion, scores, diagnostics, progress, cancelled)
+        log_prob = self._gradients(
+            chosen, forward, tokens, first_target, (start, end), request, scores, diagnostics, log_prob
+        )
+        return SalienceResult(
+            text=text,
+            prompt_length=len(request.prompt),
+            tokens=tokens.tokens,
+            offsets=tokens.offsets,
+            target_token_span=(start, end),
+            scores={method.name: scores[method.name] for method in chosen},
+            target_log_prob=log_prob,
+            seconds=time.perf_counter() - began,
+            diagnostics=diagnostics,
+            provenance=Provenance(
+                self.spec, request.precision or self.precision, _parameters(chosen, request)
+            ),
+        )
+
+    def _gradients(
+        self,
+        chosen: list,
+        forward,
+        tokens: Tokenization,
+        first_target: int,
+        span: tuple[int, int],
+        request: SalienceRequest,
+        scores: dict,
+        diagnostics: dict,
+        log_prob: float,
+    ) -> float:
+        """The gradient-based methods (one shared context, under the model's lock) into ``scores``
+        and ``diagnostics``; returns the target's log-probability."""
+        start, end = span
         with self._lock:
             # Pad to the whole target's width: other spans of this output reuse the graph.
             width = max(end - start, len(tokens) - first_target)
@@ -271,10 +260,10 @@ class LanguageModel(TextCalls, SalienceCalls):
                 list(tokens.ids),
                 start,
                 end,
-                integrated_steps,
+                request.integrated_steps,
                 width,
-                integrated_baseline,
-                segments=segments,
+                request.integrated_baseline,
+                segments=request.segments,
             )
             for method in chosen:
                 if method.segment_level:
@@ -282,46 +271,59 @@ class LanguageModel(TextCalls, SalienceCalls):
                 values = np.asarray(method.compute(context), dtype=np.float32)
                 values[start:] = 0.0
                 scores[method.name] = values
-            if "integrated_gradients" in scores:
-                integrated = context.integrated
-                diagnostics["integrated_gradients"] = {
-                    "baseline": integrated_baseline,
-                    "steps": integrated_steps,
-                    "log_prob_input": integrated.log_prob_input,
-                    "log_prob_baseline": integrated.log_prob_baseline,
-                    "attribution_sum": float(integrated.attributions.sum()),
-                    "completeness_gap": integrated.completeness_gap,
-                }
-                log_prob = integrated.log_prob_input
-            if "grad_l2" in scores or "grad_dot_input" in scores:
-                log_prob = context.log_prob
-            estimate = context.deletion_estimate if "deletion_estimate" in scores else None
-            if estimate is not None:
-                diagnostics["deletion_estimate"] = {
-                    "checked": [list(estimate.segments[i]) for i in estimate.confirmed],
-                    "scale": round(estimate.scale, 4),
-                    "log_prob": estimate.log_prob,
-                    "seconds": round(estimate.seconds, 4),
-                }
-                log_prob = estimate.log_prob
-            elif "attention_mask" in scores or "deletion_estimate" in scores:
-                log_prob = context.attention_mask.log_prob
-        scores = {method.name: scores[method.name] for method in chosen}
-        parameters: dict[str, dict] = {method.name: {} for method in chosen}
-        if "integrated_gradients" in parameters:
-            parameters["integrated_gradients"] = {"baseline": integrated_baseline, "steps": integrated_steps}
-        return SalienceResult(
-            text=text,
-            prompt_length=len(prompt),
-            tokens=tokens.tokens,
-            offsets=tokens.offsets,
-            target_token_span=(start, end),
-            scores=scores,
-            target_log_prob=log_prob,
-            seconds=time.perf_counter() - began,
-            diagnostics=diagnostics,
-            provenance=Provenance(self.spec, precision or self.precision, parameters),
+            return _gradient_diagnostics(context, request, scores, diagnostics, log_prob)
+
+    def _tokens_in_context(self, prompt: str, target: str) -> tuple[Tokenization, int]:
+        """``prompt + target`` tokenized, and the first target token; `ContextLengthError` past the context."""
+        tokens, first_target = self.tokenize_pair(prompt, target)
+        if len(tokens) > self.max_context:
+            raise ContextLengthError(
+                f"Prompt and target are {len(tokens)} tokens, over the limit of {self.max_context} "
+                f"{self._limit_reason()}; shorten the prompt by {len(tokens) - self.max_context} tokens."
+            )
+        return tokens, first_target
+
+    def _deletion(
+        self,
+        name: str,
+        forward,
+        tokens: Tokenization,
+        span: tuple[int, int],
+        segments,
+        scores: dict,
+        diagnostics: dict,
+        progress: Progress | None,
+        cancelled: Cancelled | None,
+    ) -> float:
+        """Deletion (a segment-level method) into ``scores``/``diagnostics``; returns its log-probability."""
+        start, end = span
+        deletion = deletion_scores(
+            forward,
+            tokens.ids,
+            start,
+            end,
+            segments,
+            progress=progress,
+            cancelled=cancelled,
+            lock=self._lock,
         )
+        scores[name] = deletion.per_token(len(tokens))
+        diagnostics[name] = {
+            "segments": [list(span) for span in deletion.segments],
+            "log_prob": deletion.log_prob,
+            "seconds": round(deletion.seconds, 4),
+        }
+        if cancelled is not None and cancelled():
+            raise CancelledError("Deletion was cancelled.")
+        # Two parts that each give the answer score near zero alone: delete the top two together.
+        pair = redundancy(forward, tokens.ids, start, end, deletion, lock=self._lock)
+        if pair is not None:
+            diagnostics[name]["pair"] = {
+                "segments": [list(deletion.segments[i]) for i in pair.pair],
+                "alone": [round(value, 4) for value in pair.alone],
+                "together": round(pair.together, 4),
+            }
+        return deletion.log_prob
 
     @staticmethod
     def _resolve_span(
@@ -356,3 +358,62 @@ class LanguageModel(TextCalls, SalienceCalls):
         if not covered:
             raise InputError(f"Span {begin}:{finish} covers no token; pick a span with text in it.")
         return covered[0], covered[-1] + 1
+
+
+def _chosen_methods(request: SalienceRequest) -> list:
+    """The request's methods from the registry, after every check that needs no model."""
+    check_text(request.prompt, "prompt")
+    check_text(request.target, "target")
+    chosen = [get_method(name) for name in request.methods]
+    if request.integrated_steps < 1 or request.integrated_steps > 512:
+        raise InputError("Integrated gradients steps must be between 1 and 512.")
+    if request.integrated_baseline not in IG_BASELINES:
+        raise InputError(
+            f"Unknown baseline '{request.integrated_baseline}'; choose one of: {', '.join(IG_BASELINES)}."
+        )
+    if DELETION in request.methods and request.segments is None:
+        raise InputError("Deletion needs segments to delete: choose a granularity.")
+    return chosen
+
+
+def _gradient_diagnostics(
+    context: GradientContext, request: SalienceRequest, scores: dict, diagnostics: dict, log_prob: float
+) -> float:
+    """The gradient methods' diagnostics into ``diagnostics``; returns the target's log-probability
+    (the last method's that reports one, else ``log_prob`` unchanged)."""
+    if "integrated_gradients" in scores:
+        integrated = context.integrated
+        diagnostics["integrated_gradients"] = {
+            "baseline": request.integrated_baseline,
+            "steps": request.integrated_steps,
+            "log_prob_input": integrated.log_prob_input,
+            "log_prob_baseline": integrated.log_prob_baseline,
+            "attribution_sum": float(integrated.attributions.sum()),
+            "completeness_gap": integrated.completeness_gap,
+        }
+        log_prob = integrated.log_prob_input
+    if "grad_l2" in scores or "grad_dot_input" in scores:
+        log_prob = context.log_prob
+    estimate = context.deletion_estimate if "deletion_estimate" in scores else None
+    if estimate is not None:
+        diagnostics["deletion_estimate"] = {
+            "checked": [list(estimate.segments[i]) for i in estimate.confirmed],
+            "scale": round(estimate.scale, 4),
+            "log_prob": estimate.log_prob,
+            "seconds": round(estimate.seconds, 4),
+        }
+        log_prob = estimate.log_prob
+    elif "attention_mask" in scores or "deletion_estimate" in scores:
+        log_prob = context.attention_mask.log_prob
+    return log_prob
+
+
+def _parameters(chosen: list, request: SalienceRequest) -> dict[str, dict]:
+    """Each method's settings for the result's provenance (only integrated gradients has any)."""
+    parameters: dict[str, dict] = {method.name: {} for method in chosen}
+    if "integrated_gradients" in parameters:
+        parameters["integrated_gradients"] = {
+            "baseline": request.integrated_baseline,
+            "steps": request.integrated_steps,
+        }
+    return parameters

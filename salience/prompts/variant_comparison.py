@@ -336,23 +336,11 @@ def _one_sided_row(side: str, slot, total: float) -> PartDelta:
 
 def _sentence_rows(slot_a, slot_b, result_a, result_b, method, where_a, where_b) -> list[PartDelta]:
     """Two fixed blocks, sentence by sentence: equal sentences pair up, edited ones show as changed."""
-    spans_a = [span for span in sentence_spans(slot_a.text) if slot_a.text[span[0] : span[1]].strip()]
-    spans_b = [span for span in sentence_spans(slot_b.text) if slot_b.text[span[0] : span[1]].strip()]
-    totals_a = _span_totals(result_a, method, [(slot_a.start + s, slot_a.start + e) for s, e in spans_a])
-    totals_b = _span_totals(result_b, method, [(slot_b.start + s, slot_b.start + e) for s, e in spans_b])
-    texts_a = [slot_a.text[s:e] for s, e in spans_a]
-    texts_b = [slot_b.text[s:e] for s, e in spans_b]
-
-    def label(slot, sentence: str) -> str:
-        return f"{slot.title} · “{excerpt(sentence, 40)}”"
-
-    def named(side: str, k: int) -> str:
-        slot, spans, locator = (slot_a, spans_a, where_a) if side == "A" else (slot_b, spans_b, where_b)
-        return _reviewer_label(locator, slot.start + spans[k][0], slot.start + spans[k][1])
-
+    a = _Sentences.of(slot_a, result_a, method, where_a)
+    b = _Sentences.of(slot_b, result_b, method, where_b)
     rows: list[PartDelta] = []
     matcher = difflib.SequenceMatcher(
-        None, [t.strip() for t in texts_a], [t.strip() for t in texts_b], autojunk=False
+        None, [t.strip() for t in a.texts], [t.strip() for t in b.texts], autojunk=False
     )
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         common = (i2 - i1) if tag == "equal" else min(i2 - i1, j2 - j1) if tag == "replace" else 0
@@ -361,40 +349,50 @@ def _sentence_rows(slot_a, slot_b, result_a, result_b, method, where_a, where_b)
             status = "same text" if tag == "equal" else "changed"
             rows.append(
                 PartDelta(
-                    label(slot_a, texts_a[i]),
+                    a.label(i),
                     "sentence",
                     status,
-                    texts_a[i],
-                    texts_b[j],
-                    totals_a[i],
-                    totals_b[j],
-                    named("B", j),
+                    a.texts[i],
+                    b.texts[j],
+                    a.totals[i],
+                    b.totals[j],
+                    b.named(j),
                 )
             )
         for i in range(i1 + common, i2):
             rows.append(
                 PartDelta(
-                    label(slot_a, texts_a[i]),
-                    "sentence",
-                    "only in A",
-                    texts_a[i],
-                    None,
-                    totals_a[i],
-                    None,
-                    named("A", i),
+                    a.label(i), "sentence", "only in A", a.texts[i], None, a.totals[i], None, a.named(i)
                 )
             )
         for j in range(j1 + common, j2):
             rows.append(
                 PartDelta(
-                    label(slot_b, texts_b[j]),
-                    "sentence",
-                    "only in B",
-                    None,
-                    texts_b[j],
-                    None,
-                    totals_b[j],
-                    named("B", j),
+                    b.label(j), "sentence", "only in B", None, b.texts[j], None, b.totals[j], b.named(j)
                 )
             )
     return rows
+
+
+@dataclass(frozen=True)
+class _Sentences:
+    """One side's fixed block cut into its non-blank sentences, with each one's salience total."""
+
+    slot: object
+    spans: list[tuple[int, int]]  # within the slot's text
+    texts: list[str]
+    totals: list[float]
+    where: Locator
+
+    @classmethod
+    def of(cls, slot, result: SalienceResult, method: str, where: Locator) -> _Sentences:
+        spans = [span for span in sentence_spans(slot.text) if slot.text[span[0] : span[1]].strip()]
+        totals = _span_totals(result, method, [(slot.start + s, slot.start + e) for s, e in spans])
+        return cls(slot, spans, [slot.text[s:e] for s, e in spans], totals, where)
+
+    def label(self, k: int) -> str:
+        return f"{self.slot.title} · “{excerpt(self.texts[k], 40)}”"
+
+    def named(self, k: int) -> str:
+        start, end = self.spans[k]
+        return _reviewer_label(self.where, self.slot.start + start, self.slot.start + end)

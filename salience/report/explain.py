@@ -33,7 +33,23 @@ def segment_payload(
     aggregation: str = "sum",
     rendered: RenderedPrompt | None = None,
 ) -> list[dict]:
-    """Segments of prompt+target, each with its text, span and one score per method."""
+    """Segments of prompt+target, each with its text, span and one score per method.
+
+    Args:
+        result: the `SalienceResult` to cut up.
+        granularity: tokens, words, sentences, lines, paragraphs, slots or regex.
+        pattern: the regex marking segment starts (granularity "regex").
+        aggregation: how a segment's token scores combine: sum, mean or max.
+        rendered: the rendered template ("slots" needs it).
+
+    Returns:
+        One dict per segment: text, start, end, token_start, token_end, in_target and a score
+        per method.
+
+    Example:
+    >>> rows = segment_payload(result, "sentences")  # doctest: +SKIP
+    >>> max(rows, key=lambda row: row["grad_l2"])["text"]  # doctest: +SKIP
+    """
     if granularity == "slots" and rendered is None:
         raise InputError("The 'slots' granularity needs a template (--template-file).")
     segments = make_segments(
@@ -63,7 +79,18 @@ def segment_payload(
 
 
 def rollup_payload(result: SalienceResult, rendered: RenderedPrompt) -> dict[str, list[dict]]:
-    """Per-slot roll-up for every method in the result."""
+    """Per-slot roll-up for every method in the result.
+
+    Args:
+        result: the `SalienceResult` of a rendered template.
+        rendered: that template, rendered (its slots).
+
+    Returns:
+        For each method, one dict per slot (name, total, share, …).
+
+    Example:
+    >>> rollup_payload(result, rendered)["grad_l2"][0]["name"]  # doctest: +SKIP
+    """
     return {
         name: [
             row.to_json()
@@ -87,7 +114,18 @@ def parse_assignments(assignments: Sequence[str]) -> dict[str, str]:
 
 
 def text_report(payload: dict, top: int = 10) -> str:
-    """A short plain-text summary: target, then the strongest prompt segments per method."""
+    """A short plain-text summary: target, then the strongest prompt segments per method.
+
+    Args:
+        payload: what `explain_request` returns.
+        top: segments listed per method.
+
+    Returns:
+        The text ``python -m salience explain`` prints without ``--json``.
+
+    Example:
+    >>> print(text_report(payload, top=3))  # doctest: +SKIP
+    """
     lines = [f"Model: {payload['model']}", f"Explaining: {payload['target_text']!r}"]
     for name in payload["methods"]:
         method = get_method(name)
@@ -131,7 +169,22 @@ class ExplainRequest:
     def from_template(
         cls, template: str, assignments: Sequence[str], target: str, **options
     ) -> ExplainRequest:
-        """A request for a template filled with ``NAME=VALUE`` assignments."""
+        """A request for a template filled with ``NAME=VALUE`` assignments.
+
+        Args:
+            template: the template text with its ``{variables}``.
+            assignments: ``NAME=VALUE`` strings (``\\n`` in a value is a newline).
+            target: the text to explain.
+            **options: any other field of `ExplainRequest` (span, methods, granularity, …).
+
+        Returns:
+            An `ExplainRequest` for the rendered prompt, which keeps its slots for the roll-up.
+
+        Example:
+        >>> request = ExplainRequest.from_template("Likes: {likes}.", ["likes=cheese"], " Avoid.", granularity="slots")
+        >>> request.prompt
+        'Likes: cheese.'
+        """
         rendered = render(parse_template(template), parse_assignments(assignments))
         return cls(rendered.text, target, rendered=rendered, **options)
 

@@ -554,7 +554,18 @@ def _access_line(options: ServeOptions, policy: AccessPolicy) -> str:
 
 
 def serve_forever(options: ServeOptions, report: Callable[[str], None] = print) -> int:
-    """Start the engine, print its URL, serve until Ctrl+C (or SIGTERM), then stop cleanly."""
+    """Start the engine, print its URL, serve until Ctrl+C (or SIGTERM), then stop cleanly.
+
+    Args:
+        options: the model, Ray resources, HTTP address, tokens and limits (`ServeOptions`).
+        report: called with each line to show (start-up, the URL, stopping).
+
+    Returns:
+        The exit status, 0 once it has stopped.
+
+    Example:
+        >>> serve_forever(ServeOptions(spec="embedded", port=8300))  # doctest: +SKIP
+    """
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     policy = options.policy()

@@ -276,12 +276,9 @@ class RemoteModel(TextCalls, SalienceCalls):
             self.prompt_ids(prompt, settings, label=f"Row {index + 1}")
         size = max(1, int(batch_size))
         chunks = [range(start, min(start + size, len(prompts))) for start in range(0, len(prompts), size)]
-        results: list[Generation | None] = [None] * len(prompts)
-        done = 0
-        lock = threading.Lock()
+        tally = _RowTally(len(prompts), on_row, progress)
 
         def run(rows: range) -> None:
-            nonlocal done
             payload = {
                 "prompts": [prompts[i] for i in rows],
                 "settings": settings.to_json(),
@@ -292,24 +289,7 @@ class RemoteModel(TextCalls, SalienceCalls):
                 else None,
                 "seeds": [seeds[i] for i in rows] if seeds is not None else None,
             }
-            for event in self._events("/generate_batch", payload, cancelled):
-                if "row" in event:
-                    index = rows[int(event["row"])]
-                    generation = Generation.from_json(event["generation"])
-                    with lock:
-                        again = results[index] is not None  # a retried request reports its rows again
-                        results[index] = generation
-                        done += 0 if again else 1
-                        finished = done
-                    if again:
-                        continue
-                    if on_row is not None:
-                        on_row(index, generation)
-                    if progress is not None:
-                        progress(finished, len(prompts))
-                elif "final" in event:
-                    for offset, data in enumerate(event["final"]["generations"]):
-                        results[rows[offset]] = Generation.from_json(data)
+            self._run_rows(rows, payload, cancelled, tally)
 
         workers = max(1, min(len(chunks), self.replicas or 1))
         try:
@@ -320,8 +300,20 @@ class RemoteModel(TextCalls, SalienceCalls):
             pass
         return [
             result if result is not None else Generation(prompt, "", (), "cancelled", 0.0, 0.0)
-            for prompt, result in zip(prompts, results)
+            for prompt, result in zip(prompts, tally.results)
         ]
+
+    def _run_rows(
+        self, rows: range, payload: dict, cancelled: Callable[[], bool] | None, tally: _RowTally
+    ) -> None:
+        """One ``/generate_batch`` request for ``rows``: each row into ``tally`` as it finishes,
+        then the final list (which also holds the rows a cancel left unfinished)."""
+        for event in self._events("/generate_batch", payload, cancelled):
+            if "row" in event:
+                tally.arrived(rows[int(event["row"])], Generation.from_json(event["generation"]))
+            elif "final" in event:
+                for offset, data in enumerate(event["final"]["generations"]):
+                    tally.results[rows[offset]] = Generation.from_json(data)
 
     def salience_for(
         self,
@@ -456,3 +448,33 @@ def connect(
             if progress is not None:
                 progress(f"The engine at {url} is starting: its replicas are loading the model", 0.0)
             time.sleep(1.0)
+
+
+class _RowTally:
+    """A batch's generations by row as several requests report them at once; each row is
+    reported to ``on_row`` and ``progress`` once (a retried request reports its rows again)."""
+
+    def __init__(
+        self,
+        count: int,
+        on_row: Callable[[int, Generation], None] | None,
+        progress: Callable[[int, int], None] | None,
+    ):
+        self.results: list[Generation | None] = [None] * count
+        self.on_row = on_row
+        self.progress = progress
+        self.done = 0
+        self.lock = threading.Lock()
+
+    def arrived(self, index: int, generation: Generation) -> None:
+        with self.lock:
+            again = self.results[index] is not None  # a retried request reports its rows again
+            self.results[index] = generation
+            self.done += 0 if again else 1
+            finished = self.done
+        if again:
+            return
+        if self.on_row is not None:
+            self.on_row(index, generation)
+        if self.progress is not None:
+            self.progress(finished, len(self.results))
