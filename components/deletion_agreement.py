@@ -11,17 +11,17 @@ from collections.abc import Callable
 import streamlit as st
 
 from components import state
-from components.deletion_jobs import DeletionJob, _owner
+from components.deletion_jobs import DeletionJob, session_owner
 from components.deletion_plan import (
     COMPARED_WITH,
     FALLBACK_GRANULARITY,
     Follow,
     Plan,
-    _first_and_check,
-    _request,
-    _top_moved,
+    first_and_check,
     merged,
     plan,
+    request,
+    top_moved,
 )
 from components.widgets import ENGINEER_DETAILS, plain_markdown
 from salience.attribution.agreement import (
@@ -250,7 +250,7 @@ def _quiet_check(follow: Follow, many: str, rendered: RenderedPrompt | None) -> 
     if not follow.switched:
         return
     plan_, result = follow.plan, follow.result
-    found = _first_and_check(result, plan_, rendered)
+    found = first_and_check(result, plan_, rendered)
     named = _namer(plan_, result, rendered)
     line = (
         f"Deleting each of the {len(plan_.targets)} prompt {many} in turn shows that "
@@ -307,8 +307,8 @@ def pane_agreement(
     outcome = None
     if chosen_plan.runs:
         spans = token_spans(chosen_plan.segments, chosen_plan.targets)
-        owner = f"{_owner()}::{pane.variant.uid}"
-        outcome = _request(model, precision, prompt, pane.target.target, pane.target.span, spans, owner)
+        owner = f"{session_owner()}::{pane.variant.uid}"
+        outcome = request(model, precision, prompt, pane.target.target, pane.target.span, spans, owner)
     shown = COMPARED_WITH if method == DELETION else method
     both = merged(result, outcome, chosen_plan) if isinstance(outcome, SalienceResult) else result
     # A pane never switches on its own (the panes share one method and scale); it says so.
@@ -316,7 +316,7 @@ def pane_agreement(
         method == DEFAULT_METHOD
         and isinstance(outcome, SalienceResult)
         and DEFAULT_METHOD in both.scores
-        and _top_moved(both, chosen_plan, pane.rendered)
+        and top_moved(both, chosen_plan, pane.rendered)
     )
     follow = Follow(both, shown, chosen_plan, outcome, method, switched=moved)
     agreement(

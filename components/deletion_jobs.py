@@ -168,7 +168,8 @@ def runner() -> DeletionRunner:
         return _RUNNER
 
 
-def _owner() -> str:
+def session_owner() -> str:
+    """This browser session's name as the owner of its Deletion runs (made on first use)."""
     if not st.session_state.get(state.DELETION_OWNER):
         st.session_state[state.DELETION_OWNER] = uuid.uuid4().hex
     return st.session_state[state.DELETION_OWNER]

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from components import workspace
-from components.deletion_jobs import DeletionJob, _owner, runner
+from components.deletion_jobs import DeletionJob, runner, session_owner
 from components.session_work import stop_check
 from salience.attribution.agreement import (
     SEGMENT_GRANULARITIES,
@@ -112,7 +112,7 @@ def _same_inputs(model, precision: str, prompt: str, target: str | None, span) -
 def cancel_stale(model, precision: str, prompt: str, target: str | None = None, span=None) -> None:
     """Call before a click's gradients (or a generation, without ``target``): stops this session's
     Deletion run for other inputs, so the model is free after the run's current batch."""
-    runner().cancel_unless(_owner(), _same_inputs(model, precision, prompt, target, span))
+    runner().cancel_unless(session_owner(), _same_inputs(model, precision, prompt, target, span))
 
 
 def _deletion(
@@ -131,14 +131,14 @@ def _deletion(
     )
 
 
-def _request(
+def request(
     model, precision: str, prompt: str, target: str, span, spans, owner: str | None = None
 ) -> SalienceResult | DeletionJob:
     def compute(progress, cancelled) -> SalienceResult:
         return _deletion(model, precision, prompt, target, span, spans, progress, cancelled)
 
     key = _key(model, precision, prompt, target, span, spans)
-    return runner().request(owner or _owner(), key, compute)
+    return runner().request(owner or session_owner(), key, compute)
 
 
 def merged(result: SalienceResult, deletion: SalienceResult, plan_: Plan) -> SalienceResult:
@@ -170,7 +170,7 @@ class Follow:
         return self.chosen == DEFAULT_METHOD
 
 
-def _first_and_check(result: SalienceResult, plan_: Plan, rendered: RenderedPrompt | None):
+def first_and_check(result: SalienceResult, plan_: Plan, rendered: RenderedPrompt | None):
     """`compare_top` of the first colours and Deletion over the plan's segments (or None)."""
     scores = [
         heatmap_view(
@@ -188,9 +188,9 @@ def _first_and_check(result: SalienceResult, plan_: Plan, rendered: RenderedProm
     return compare_top(scores[0], scores[1], plan_.targets)
 
 
-def _top_moved(result: SalienceResult, plan_: Plan, rendered: RenderedPrompt | None) -> bool:
+def top_moved(result: SalienceResult, plan_: Plan, rendered: RenderedPrompt | None) -> bool:
     """Whether Deletion's strongest prompt segment differs from the first colours' (same segments)."""
-    found = _first_and_check(result, plan_, rendered)
+    found = first_and_check(result, plan_, rendered)
     return found is not None and not found.top_match
 
 
@@ -216,14 +216,14 @@ def resolve(
     outcome = None
     if chosen_plan.runs:
         spans = token_spans(chosen_plan.segments, chosen_plan.targets)
-        outcome = _request(model, precision, prompt, target, span, spans)
+        outcome = request(model, precision, prompt, target, span, spans)
     if isinstance(outcome, SalienceResult):
         both = merged(result, outcome, chosen_plan)
         workspace.remember_salience(both, model.spec, precision, prompt, target, span)  # History keeps it
         if (
             method == DEFAULT_METHOD
             and DEFAULT_METHOD in both.scores
-            and _top_moved(both, chosen_plan, rendered)
+            and top_moved(both, chosen_plan, rendered)
         ):
             return Follow(both, DELETION, chosen_plan, outcome, method, switched=True)
         return Follow(both, method, chosen_plan, outcome, method)
