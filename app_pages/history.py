@@ -260,6 +260,31 @@ def _versions_tab(opened: Workspace) -> None:
         + (f" · {v.author}" if v.author else "")
         for i, v in enumerate(versions)
     }
+    _versions_table(versions, labels)
+    ids = [v.id for v in versions]
+    if len(ids) == 1:
+        st.info("This template has one version so far: edit it on the Workbench to compare versions.")
+        a = b = ids[0]
+    else:
+        cols = st.columns(2)
+        a = cols[0].selectbox("Older", ids, index=1, key=state.HISTORY_VERSION_A, format_func=labels.get)
+        b = cols[1].selectbox("Newer", ids, index=0, key=state.HISTORY_VERSION_B, format_func=labels.get)
+    old, new = opened.version(a), opened.version(b)
+    changed = _version_diff(old, new, a, b, labels, len(ids))
+    for key in sorted(changed):
+        before, after = (plain_markdown(str(v.variables.get(key, "—"))) for v in (old, new))
+        st.markdown(f"`{plain_markdown(key)}`: “{before}” → “{after}”")
+    for version in (old, new) if a != b else (new,):
+        if st.button(
+            f"Restore {labels[version.id]} into the workbench",
+            key=state.child_key(state.HISTORY_RESTORE, version.id),
+        ):
+            load_into_workbench(version.template, version.text, version.variables)
+            st.switch_page(WORKBENCH)
+
+
+def _versions_table(versions, labels: dict) -> None:
+    """The template's versions, newest first: label, first line and values."""
     st.dataframe(
         pd.DataFrame(
             [
@@ -274,20 +299,16 @@ def _versions_tab(opened: Workspace) -> None:
         hide_index=True,
         width="stretch",
     )
-    ids = [v.id for v in versions]
-    if len(ids) == 1:
-        st.info("This template has one version so far: edit it on the Workbench to compare versions.")
-        a = b = ids[0]
-    else:
-        cols = st.columns(2)
-        a = cols[0].selectbox("Older", ids, index=1, key=state.HISTORY_VERSION_A, format_func=labels.get)
-        b = cols[1].selectbox("Newer", ids, index=0, key=state.HISTORY_VERSION_B, format_func=labels.get)
-    old, new = opened.version(a), opened.version(b)
+
+
+def _version_diff(old, new, a, b, labels: dict, count: int) -> set[str]:
+    """What changed in the template text between versions ``a`` and ``b``; returns the names of the
+    variables whose values changed."""
     changed = {
         k for k in set(old.variables) | set(new.variables) if old.variables.get(k) != new.variables.get(k)
     }
     if a == b:
-        if len(ids) > 1:
+        if count > 1:
             st.caption(
                 f"Both sides show {plain_markdown(labels[a])}: pick two different versions to see what changed."
             )
@@ -300,16 +321,7 @@ def _versions_tab(opened: Workspace) -> None:
         diff = output_diff(old.text, new.text, labels[a], labels[b])
         st.html(diff_html(diff, "template-diff"))
         st.caption(plain_markdown(diff.summary.replace("outputs", "templates")))
-    for key in sorted(changed):
-        before, after = (plain_markdown(str(v.variables.get(key, "—"))) for v in (old, new))
-        st.markdown(f"`{plain_markdown(key)}`: “{before}” → “{after}”")
-    for version in (old, new) if a != b else (new,):
-        if st.button(
-            f"Restore {labels[version.id]} into the workbench",
-            key=state.child_key(state.HISTORY_RESTORE, version.id),
-        ):
-            load_into_workbench(version.template, version.text, version.variables)
-            st.switch_page(WORKBENCH)
+    return changed
 
 
 def _comparisons_tab(opened: Workspace) -> None:

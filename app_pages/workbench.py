@@ -93,49 +93,8 @@ def page() -> None:
     with editor:
         rendered = template_editor()
         settings = generation_settings()
-        st.text_area(
-            "Reference target (optional)",
-            key=state.REFERENCE_TARGET,
-            persist_state="session",
-            height=80,
-            help="Text you expect after the prompt. Tick the box to explain it instead of the model's output.",
-        )
-        st.checkbox(
-            "Explain the reference target instead of the output",
-            key=state.USE_REFERENCE,
-            persist_state="session",
-        )
-        row = st.container(horizontal=True, wrap=True, vertical_alignment="center")  # wraps, never truncates
-        generate_clicked = row.button(
-            "Generate",
-            type="primary",
-            disabled=rendered is None or (model is None and starting.phase != LOADING),
-            width="content",
-        )
-        row.button(
-            "📌 Send to compare",
-            on_click=pin_workbench,
-            disabled=rendered is None,
-            width="content",
-            help="Pin this prompt (and its output) as a variant on the Compare page.",
-        )
-        row.toggle(
-            "Auto re-run",
-            key=state.AUTO_RERUN,
-            persist_state="session",
-            help="Regenerate and recompute salience whenever the prompt changes.",
-        )
-        page = state.workbench()
-        if page.pin_message:
-            st.toast(page.pin_message)
-            page.pin_message = None
-        pinned = len(state.compare().variants)
-        if pinned:  # stays in view, so a pin that did not take is visible at once
-            st.page_link(
-                "app_pages/compare.py",
-                label=f"Open Compare ({pinned} of {MAX_VARIANTS} variants pinned)",
-                icon="⚖️",
-            )
+        _reference_target()
+        generate_clicked = _actions(model, rendered, starting)
         output_area = st.container()  # the output streams here, in view beside the button
         generate_clicked = _pending_generate(model, generate_clicked, starting, output_area)
     with viewer:
@@ -147,6 +106,59 @@ def page() -> None:
                 st.info("The output and its explanation appear here once the model is ready.")
             return
         _view(model, rendered, settings, generate_clicked, output_area)
+
+
+def _reference_target() -> None:
+    """The optional reference text and the box that explains it instead of the output."""
+    st.text_area(
+        "Reference target (optional)",
+        key=state.REFERENCE_TARGET,
+        persist_state="session",
+        height=80,
+        help="Text you expect after the prompt. Tick the box to explain it instead of the model's output.",
+    )
+    st.checkbox(
+        "Explain the reference target instead of the output",
+        key=state.USE_REFERENCE,
+        persist_state="session",
+    )
+
+
+def _actions(model, rendered, starting) -> bool:
+    """Generate, Send to compare and Auto re-run in one row, then the pin's toast and the link to
+    Compare; returns whether Generate was clicked."""
+    row = st.container(horizontal=True, wrap=True, vertical_alignment="center")  # wraps, never truncates
+    generate_clicked = row.button(
+        "Generate",
+        type="primary",
+        disabled=rendered is None or (model is None and starting.phase != LOADING),
+        width="content",
+    )
+    row.button(
+        "📌 Send to compare",
+        on_click=pin_workbench,
+        disabled=rendered is None,
+        width="content",
+        help="Pin this prompt (and its output) as a variant on the Compare page.",
+    )
+    row.toggle(
+        "Auto re-run",
+        key=state.AUTO_RERUN,
+        persist_state="session",
+        help="Regenerate and recompute salience whenever the prompt changes.",
+    )
+    page = state.workbench()
+    if page.pin_message:
+        st.toast(page.pin_message)
+        page.pin_message = None
+    pinned = len(state.compare().variants)
+    if pinned:  # stays in view, so a pin that did not take is visible at once
+        st.page_link(
+            "app_pages/compare.py",
+            label=f"Open Compare ({pinned} of {MAX_VARIANTS} variants pinned)",
+            icon="⚖️",
+        )
+    return generate_clicked
 
 
 def _pending_generate(model, clicked: bool, starting, output_area) -> bool:

@@ -312,7 +312,19 @@ def reviewer_view(
             "Back to the last item", key=state.REVIEW_BACK, on_click=_move, args=(at_key, len(queue) - 1)
         )
         return
-    item = queue[at]
+    _item(review, queue[at], reviewer, mine, at, at_key, explain)
+
+
+def _item(
+    review: StoredReview,
+    item: rv.ReviewItem,
+    reviewer: str,
+    mine: dict,
+    at: int,
+    at_key: tuple,
+    explain: Callable[[StoredReview, rv.ReviewItem, int], None] | None,
+) -> None:
+    """One item: its inputs, sides A and B, the reason box, the answers, back and next."""
     left = review.left(item.id, reviewer)
     given = mine.get(item.id)
     with st.container(key="review-inputs", border=True):
@@ -378,6 +390,15 @@ def results_view(review: StoredReview) -> None:
         st.info("No answers yet. Send the reviewer's page to your reviewers.", icon="ℹ️")
         st.code(link(review.uid), language=None)
         return
+    _wins(summary)
+    _agreement(summary)
+    _reviewers(summary, names)
+    _items(review, summary)
+    _exports(review)
+
+
+def _wins(summary: rv.ReviewSummary) -> None:
+    """Which variant reviewers prefer: a line per variant, the table and the chart."""
     st.subheader("Which variant do reviewers prefer?")
     table = [
         {
@@ -404,6 +425,10 @@ def results_view(review: StoredReview) -> None:
     st.caption(
         "Likely range: the true win rate is probably (19 times in 20) inside it; more answers narrow it."
     )
+
+
+def _agreement(summary: rv.ReviewSummary) -> None:
+    """Whether reviewers agree and whether the side matters, with the numbers for engineers."""
     agreement = summary.agreement
     st.subheader("Do reviewers agree?")
     measure = "Cohen's kappa" if agreement.measure == "kappa" else "Krippendorff's alpha"
@@ -419,6 +444,10 @@ def results_view(review: StoredReview) -> None:
             f"{summary.bias.left_wins}/{summary.bias.decisive}, 95% Wilson "
             f"{_percent(summary.bias.interval[0])}–{_percent(summary.bias.interval[1])}."
         )
+
+
+def _reviewers(summary: rv.ReviewSummary, names) -> None:
+    """One row per reviewer: how many answers and which way."""
     st.subheader("Reviewers")
     st.dataframe(
         pd.DataFrame(
@@ -438,8 +467,6 @@ def results_view(review: StoredReview) -> None:
         hide_index=True,
         width="stretch",
     )
-    _items(review, summary)
-    _exports(review)
 
 
 def _win_chart(summary: rv.ReviewSummary) -> None:

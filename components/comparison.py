@@ -165,55 +165,8 @@ def explain(
     for variant in variants():
         pane = Pane(variant)
         panes.append(pane)
-        try:
-            pane.rendered = variant.render()
-        except TemplateError as error:
-            pane.message = f"The template has an error: {error}"
-            continue
-        if not pane.prompt.strip():
-            pane.message = "The prompt is empty."
-            continue
-        pane.target = resolve_target(choice, pane.prompt, variant.output)
-        if pane.target is None:
-            pane.message = (
-                "Type a reference text to explain."
-                if choice.mode == "reference"
-                else "The model wrote nothing for this prompt, so there is nothing to explain."
-            )
-            continue
-        pane.message = pane.target.note
-        if choice.mode == "anchor" and choice.text.strip() and pane.target.span is None:
-            pane.own_scale = True
-            pane.message = (
-                f"No “{choice.text.strip()}” in this output: this pane explains the whole output instead, "
-                "on its own colour scale (left out of the shared scale, so do not compare its colours)."
-            )
-        try:
-            with st.spinner(f"Explaining “{plain_markdown(variant.name)}”…"):
-                segments = click_segments(
-                    model, pane.prompt, pane.target.target, granularity, pattern, pane.rendered
-                )
-                pane.result = registry().salience(
-                    model, pane.prompt, pane.target.target, pane.target.span, methods, precision, segments
-                )
-            if method == DELETION:
-                with st.spinner(f"Deletion on “{plain_markdown(variant.name)}”…"):
-                    pane.result = compare_scores(
-                        model,
-                        precision,
-                        pane.target.target,
-                        pane.target.span,
-                        pane.result,
-                        granularity,
-                        pattern,
-                        pane.rendered,
-                    )
-        except WorkbenchError as error:
-            pane.message = str(error)
-            continue
-        workspace.remember_salience(
-            pane.result, model.spec, precision, pane.prompt, pane.target.target, pane.target.span
-        )
+        if _target(pane, variant, choice):
+            _explain_pane(pane, model, precision, methods, method, granularity, pattern)
     for pane in panes:
         if pane.result is not None:
             pane.view = _view(pane, method, granularity, pattern, aggregation)
@@ -223,6 +176,74 @@ def explain(
             normalized, _ = normalize(pane.view.scores, scale)
             pane.view = dataclasses.replace(pane.view, normalized=normalized, scale=scale)
     return panes, scale
+
+
+def _target(pane: Pane, variant, choice: TargetChoice) -> bool:
+    """Renders the pane's prompt and finds what it explains; False (with the pane's message) when
+    there is nothing to explain."""
+    try:
+        pane.rendered = variant.render()
+    except TemplateError as error:
+        pane.message = f"The template has an error: {error}"
+        return False
+    if not pane.prompt.strip():
+        pane.message = "The prompt is empty."
+        return False
+    pane.target = resolve_target(choice, pane.prompt, variant.output)
+    if pane.target is None:
+        pane.message = (
+            "Type a reference text to explain."
+            if choice.mode == "reference"
+            else "The model wrote nothing for this prompt, so there is nothing to explain."
+        )
+        return False
+    pane.message = pane.target.note
+    if choice.mode == "anchor" and choice.text.strip() and pane.target.span is None:
+        pane.own_scale = True
+        pane.message = (
+            f"No “{choice.text.strip()}” in this output: this pane explains the whole output instead, "
+            "on its own colour scale (left out of the shared scale, so do not compare its colours)."
+        )
+    return True
+
+
+def _explain_pane(
+    pane: Pane,
+    model: EngineCalls,
+    precision: str,
+    methods: tuple[str, ...],
+    method: str,
+    granularity: str,
+    pattern: str | None,
+) -> None:
+    """The pane's scores (and Deletion's, when chosen), remembered for History; errors go to its message."""
+    name = plain_markdown(pane.variant.name)
+    try:
+        with st.spinner(f"Explaining “{name}”…"):
+            segments = click_segments(
+                model, pane.prompt, pane.target.target, granularity, pattern, pane.rendered
+            )
+            pane.result = registry().salience(
+                model, pane.prompt, pane.target.target, pane.target.span, methods, precision, segments
+            )
+        if method == DELETION:
+            with st.spinner(f"Deletion on “{name}”…"):
+                pane.result = compare_scores(
+                    model,
+                    precision,
+                    pane.target.target,
+                    pane.target.span,
+                    pane.result,
+                    granularity,
+                    pattern,
+                    pane.rendered,
+                )
+    except WorkbenchError as error:
+        pane.message = str(error)
+        return
+    workspace.remember_salience(
+        pane.result, model.spec, precision, pane.prompt, pane.target.target, pane.target.span
+    )
 
 
 def _view(pane: Pane, method, granularity, pattern, aggregation) -> HeatmapView:

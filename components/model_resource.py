@@ -7,9 +7,11 @@ After loading, the graphs the first Generate, the first click and the first
 Integrated Gradients need are traced in the same background thread ("warming").
 The app starts the default model this way on the first script run of the process.
 
-The app's default model spec is the engine the app is pointed at (``--engine URL`` or
-``$GEMMA_WORKBENCH_ENGINE``), else ``$WORKBENCH_MODEL`` (default ``embedded``); tests point the
-latter at a tiny GGUF file that they write themselves. An engine's "model" is a
+The app's default model spec (`components.model_specs`) is the engine the app is pointed at
+(``--engine URL`` or ``$GEMMA_WORKBENCH_ENGINE``), else ``$WORKBENCH_MODEL`` (default
+``embedded``). Beside this registry: `components.model_status` (what a start looks like),
+`components.model_warm_up`, `components.startup_timings` (the "about N s" estimate) and
+`components.model_shutdown` (a clean server stop). An engine's "model" is a
 `salience.serving.remote.RemoteModel`: connecting to it loads nothing here and imports no TensorFlow
 (the engine warms its own replicas), and its health — replica count, or why it stopped
 answering — is re-asked in the background at most every `HEALTH_SECONDS`.
@@ -17,50 +19,36 @@ answering — is re-asked in the background at most every `HEALTH_SECONDS`.
 
 from __future__ import annotations
 
-import argparse
-import atexit
-import contextlib
-import json
 import logging
 import os
-import sys
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import Future
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import replace
 
 import streamlit as st
 
+from components import model_warm_up, startup_timings
+from components.model_specs import (
+    MODEL_ENV,
+    default_spec,
+    engine_from_args,
+    engine_spec,
+    in_process_spec,
+    is_remote,
+)
+from components.model_status import FAILED, LOADING, READY, WARMING, EngineHealth, LoadStatus, ModelStart
+from components.model_warm_up import WARM_UP_STEPS
 from components.session_work import stop_check
-from salience.attribution.agreement import deletion_targets, token_spans
-from salience.attribution.methods import DEFAULT_METHOD, DELETION
 from salience.core.errors import CancelledError, ModelLoadError, WorkbenchError
 from salience.core.types import Generation, GenerationSettings, SalienceResult
-from salience.prompts.samples import find_sample
-from salience.prompts.segments import make_segments
-from salience.serving.remote import ENGINE_ENV, EngineUnavailable, engine_url, is_engine_spec
+from salience.serving.remote import EngineUnavailable
 
-MODEL_ENV = "WORKBENCH_MODEL"
 # "off" disables the result cache (benchmarks use it to time real work on repeated inputs).
 RESULT_CACHE_ENV = "WORKBENCH_RESULT_CACHE"
 KEPT_MODELS = 2
 KEPT_RESULTS = 256
-WARM_UP_SAMPLE = "fewshot-mistake"
-WARM_UP_SETTINGS = GenerationSettings(max_new_tokens=48, stop_sequences=("\n\n",))
-WARM_UP_PRECISION = "bfloat16"
-WARM_UP_STEPS = (
-    "bf16 copy",
-    "decode graphs",
-    "salience graph",
-    "deletion graphs",
-    "integrated gradients graph",
-)
-TIMINGS_FILE = "startup_seconds.json"
-# First guesses (seconds) before a start has been measured on this machine.
-GUESS_LOAD, GUESS_CONVERT, GUESS_WARM = 15.0, 75.0, 25.0
 # The app's own start waits this long at most for the first page to draw: page and loader
 # share one interpreter lock on two cores, and the page comes first.
 FIRST_DRAW_WAIT = 4.0
@@ -68,186 +56,13 @@ HEALTH_SECONDS = 10.0  # an engine's replica count is re-asked at most this ofte
 CHANGED_NOTE_SECONDS = 120.0  # how long the sidebar says that the engine switched models
 log = logging.getLogger(__name__)
 
-LOADING, WARMING, READY, FAILED = "loading", "warming", "ready", "failed"
-
-
-def in_process_spec() -> str:
-    """The model this process loads itself: ``$WORKBENCH_MODEL``, else the embedded one."""
-    return os.environ.get(MODEL_ENV, "embedded")
-
-
-def engine_spec() -> str | None:
-    """The engine the app is pointed at (``--engine`` / ``$GEMMA_WORKBENCH_ENGINE``), or None."""
-    return engine_url()
-
-
-def default_spec() -> str:
-    """The app's default model: the engine when one is set, else the in-process model."""
-    return engine_spec() or in_process_spec()
-
-
-def is_remote(spec: str | None) -> bool:
-    """A spec served by an engine (an http(s) address, or whatever the engine setting says:
-    a malformed setting must fail as an engine address, never load a model here)."""
-    return is_engine_spec(spec) or (spec is not None and spec == engine_url())
-
-
-def engine_from_args(argv: list[str]) -> str | None:
-    """Apply ``--engine URL`` from the script's arguments (``streamlit run serve.py -- --engine
-    URL``) to this process, as ``$GEMMA_WORKBENCH_ENGINE``; returns the engine in effect."""
-    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    parser.add_argument("--engine")
-    known, _ = parser.parse_known_args(argv)
-    if known.engine:
-        os.environ[ENGINE_ENV] = known.engine.strip()
-    return engine_url()
-
-
-class _VisitorsFirst(Exception):
-    """Ends a warm-up early: visitors' own requests are tracing the same graphs."""
-
-
-# Set when the interpreter exits: warm-ups stop at the next step or token.
-_STOPPING = threading.Event()
-EXIT_WAIT_SECONDS = 3.0
-
-
-def _stop_background_work(wait: float = EXIT_WAIT_SECONDS, exit_status: int = 1) -> None:
-    """At interpreter exit (a server stop): end the model threads before Python finalizes.
-
-    A loader thread is a daemon. Finalizing Python while it is inside TensorFlow makes the
-    thread unwind through TensorFlow's C++ frames when it next asks for the interpreter
-    lock, which aborts the process ("terminate called after throwing an instance of ...",
-    "FATAL: exception not rethrown", status 134). So warm-ups are told to stop and get a
-    few seconds to finish their current call; a thread still inside TensorFlow after that
-    (a load or a long compile) only loads or compiles, so nothing is lost by leaving at
-    once, skipping the finalization that would abort."""
-    _STOPPING.set()
-    busy = [t for t in threading.enumerate() if t.name.startswith("load ") and t.is_alive()]
-    deadline = time.monotonic() + wait
-    for thread in busy:
-        thread.join(max(0.0, deadline - time.monotonic()))
-    if any(thread.is_alive() for thread in busy):
-        logging.shutdown()
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(Exception):
-                stream.flush()
-        os._exit(exit_status)
-
-
-def _exit_hook_first() -> None:
-    """Exit handlers run last-registered first: run ours before those TensorFlow and Keras
-    registered when they loaded, while they still work."""
-    atexit.unregister(_stop_background_work)
-    atexit.register(_stop_background_work)
-
-
-atexit.register(_stop_background_work)
-
-
-@dataclass(frozen=True)
-class LoadStatus:
-    """Where one model's start stands, for the page to show."""
-
-    spec: str
-    phase: str  # LOADING, WARMING, READY or FAILED
-    message: str
-    elapsed: float
-    expected_load: float  # seconds the load itself takes (remembered from the last start)
-    expected_warm: float
-    error: str | None = None
-    notice: str | None = None  # what the load had to do that the user should know (a rebuilt cache)
-
-    @property
-    def usable(self) -> bool:
-        """The model can answer (warming only makes the very first answers slower)."""
-        return self.phase in (WARMING, READY)
-
-    @property
-    def remaining(self) -> int:
-        """Seconds until the current phase ends, by the remembered timings (at least 1)."""
-        total = self.expected_load + (self.expected_warm if self.phase == WARMING else 0.0)
-        return max(1, round(total - self.elapsed))
-
-    @property
-    def eta(self) -> str:
-        """'about 12 s', or 'longer than usual' once the remembered timings have run out."""
-        total = self.expected_load + (self.expected_warm if self.phase == WARMING else 0.0)
-        return f"about {self.remaining} s" if self.elapsed < total else "taking longer than usual"
-
-
-@dataclass
-class _Start:
-    """One model's load (a future) and warm-up, with the timings of each step."""
-
-    spec: str
-    model: Future = field(default_factory=Future)
-    warmed: Future = field(default_factory=Future)
-    began: float = field(default_factory=time.perf_counter)
-    message: str = "Starting"
-    timings: dict[str, float] = field(default_factory=dict)
-    # Set when a visitor's own request reaches this model: it traces the same graphs, so the
-    # warm-up stops after its current step instead of competing with it for the CPU.
-    visitor_work: threading.Event = field(default_factory=threading.Event)
-
-
-@dataclass(frozen=True)
-class EngineHealth:
-    """What the app last heard from an engine: its replica count, or why it stopped answering."""
-
-    replicas: int
-    problem: str | None = None  # one line while the engine does not answer
-    checked: float = 0.0  # time.monotonic() of the last answer or failure
-    checking: bool = False  # a background check is under way
-
-
-def _timings_path() -> Path:
-    from salience.model.embedded import cache_root
-
-    return cache_root() / TIMINGS_FILE
-
-
-def _remembered() -> dict[str, dict[str, float]]:
-    try:
-        data = json.loads(_timings_path().read_text())
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}
-
-
-def _remember_timings(spec: str, timings: dict[str, float]) -> None:
-    try:
-        data = _remembered()
-        data[spec] = {name: round(seconds, 2) for name, seconds in timings.items()}
-        path = _timings_path()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        staging = path.with_suffix(".tmp")
-        staging.write_text(json.dumps(data, indent=1))
-        os.replace(staging, path)
-    except OSError as error:  # a read-only cache only costs the estimate
-        log.info("could not remember start-up timings: %s", error)
-
-
-def _expected(spec: str) -> tuple[float, float]:
-    """(load seconds, warm-up seconds) for ``spec``: the last measured start, else a guess."""
-    known = _remembered().get(spec) or {}
-    load = known.get("load")
-    if load is None:
-        load = GUESS_LOAD
-        if spec == "embedded":
-            from salience.model.embedded import is_complete, preset_dir
-
-            load = GUESS_LOAD if is_complete(preset_dir()) else GUESS_CONVERT
-    warm = known.get("warm", GUESS_WARM)
-    return float(load), float(warm)
-
 
 class ModelRegistry:
     """Models by spec (each loading behind its own future), plus caches of results."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()  # held only for bookkeeping, never during a load
-        self._starts: OrderedDict[str, _Start] = OrderedDict()
+        self._starts: OrderedDict[str, ModelStart] = OrderedDict()
         # Results have their own lock: a look-up never waits on model bookkeeping (or the reverse).
         self._results_lock = threading.Lock()
         self._results: OrderedDict[tuple, object] = OrderedDict()
@@ -259,7 +74,7 @@ class ModelRegistry:
     # ---- loading -------------------------------------------------------------
     def start(
         self, spec: str, retry: bool = False, warm_up: bool = True, after_first_draw: bool = False
-    ) -> _Start:
+    ) -> ModelStart:
         """Begin loading ``spec`` in the background unless it is loading or loaded already.
 
         A failed load stays failed (its message shown) until ``retry`` asks again.
@@ -270,7 +85,7 @@ class ModelRegistry:
             current = self._starts.get(spec)
             failed = current is not None and current.model.done() and current.model.exception() is not None
             if current is None or (retry and failed):
-                current = _Start(spec)
+                current = ModelStart(spec)
                 self._starts[spec] = current
                 threading.Thread(
                     target=self._load,
@@ -285,7 +100,7 @@ class ModelRegistry:
         """A page has been drawn: a load waiting for that may take the CPU now."""
         self._first_draw.set()
 
-    def _load(self, start: _Start, warm_up: bool, after_first_draw: bool = False) -> None:
+    def _load(self, start: ModelStart, warm_up: bool, after_first_draw: bool = False) -> None:
         if is_remote(start.spec):
             self._connect(start)
             return
@@ -315,14 +130,14 @@ class ModelRegistry:
         self._evict()
         try:
             if warm_up:
-                self._warm_up(start, model)
+                model_warm_up.warm_up(self, start, model)
         finally:
             start.timings["warm"] = time.perf_counter() - began - start.timings["load"]
             start.warmed.set_result(None)
-            _remember_timings(start.spec, start.timings)
+            startup_timings.remember_timings(start.spec, start.timings)
             log.info("started %s: %s", start.spec, {k: round(v, 2) for k, v in start.timings.items()})
 
-    def _connect(self, start: _Start) -> None:
+    def _connect(self, start: ModelStart) -> None:
         """An engine's model: wait (with its message) while its replicas load; nothing to warm."""
         from salience.serving.remote import connect
 
@@ -429,80 +244,6 @@ class ModelRegistry:
             for spec in loaded[: max(0, len(loaded) - KEPT_MODELS)]:
                 del self._starts[spec]
 
-    def _warm_up(self, start: _Start, model) -> None:
-        """Trace every graph the first Generate, the first click (gradients, then Deletion in
-        the background) and the first Integrated Gradients need, on the default sample
-        (and cache its answer and explanation). The salience graph is traced for the
-        sample's sequence bucket; decoding and Deletion graphs take any length."""
-        from salience.model.loader import skip_random_init
-
-        _exit_hook_first()  # TensorFlow has registered its own exit handlers by now
-
-        def step(name: str, message: str, work: Callable[[], object]) -> object:
-            if start.visitor_work.is_set() or _STOPPING.is_set():
-                raise _VisitorsFirst
-            start.message = message
-            began = time.perf_counter()
-            result = work()
-            start.timings[name] = time.perf_counter() - began  # only steps that succeeded
-            return result
-
-        try:
-            prompt = find_sample(WARM_UP_SAMPLE).render().text
-
-            def bfloat16_copy() -> None:
-                with skip_random_init():
-                    model.forward_for(WARM_UP_PRECISION)
-
-            step("bf16 copy", "Preparing the bfloat16 weights", bfloat16_copy)
-
-            def decode() -> Generation:
-                final = None
-                for partial in self.stream(model, prompt, WARM_UP_SETTINGS, WARM_UP_PRECISION):
-                    if start.visitor_work.is_set() or _STOPPING.is_set():  # between tokens
-                        raise _VisitorsFirst
-                    final = partial
-                return final
-
-            final = step("decode graphs", "Compiling the decoder (first Generate)", decode)
-            if not final.text:
-                return
-
-            def first_click() -> None:
-                tokens, _ = model.tokenize_pair(prompt, final.text)
-                segments = make_segments(prompt + final.text, tokens.offsets, "sentences", len(prompt))
-                spans = token_spans(segments, deletion_targets(segments, len(prompt)))
-                self.salience(model, prompt, final.text, None, (DEFAULT_METHOD,), WARM_UP_PRECISION, spans)
-
-            step("salience graph", "Compiling the salience graph (first click)", first_click)
-            step(
-                "deletion graphs",
-                "Compiling Deletion (runs after each click)",
-                lambda: model.salience(
-                    prompt, final.text, methods=(DELETION,), segments=[(1, 2)], precision=WARM_UP_PRECISION
-                ),
-            )
-            step(
-                "integrated gradients graph",
-                "Compiling Integrated Gradients",
-                lambda: model.salience(
-                    prompt,
-                    final.text,
-                    methods=("integrated_gradients",),
-                    integrated_steps=1,  # the same batched graph as any step count; runs once
-                    precision=WARM_UP_PRECISION,
-                ),
-            )
-        except _VisitorsFirst:
-            log.info("warm-up of %s ended early: a visitor's requests are compiling the graphs", start.spec)
-        except WorkbenchError as error:  # e.g. a model whose context is too small
-            log.info("warm-up skipped: %s", error)
-        except Exception:  # never let a warm-up failure take the loaded model down
-            if _STOPPING.is_set():  # the interpreter is exiting under it: not a failure
-                log.info("warm-up of %s ended: the server is stopping", start.spec)
-            else:
-                log.exception("warm-up of %s failed", start.spec)
-
     def status(self, spec: str) -> LoadStatus:
         """The start of ``spec`` as the page shows it (starts loading it if nobody has)."""
         return self._status_of(self.start(spec))
@@ -513,9 +254,9 @@ class ModelRegistry:
             start = self._starts.get(spec)
         return None if start is None else self._status_of(start)
 
-    def _status_of(self, start: _Start) -> LoadStatus:
+    def _status_of(self, start: ModelStart) -> LoadStatus:
         spec = start.spec
-        expected_load, expected_warm = _expected(spec)
+        expected_load, expected_warm = startup_timings.expected(spec)
         elapsed = time.perf_counter() - start.began
         error = None
         if not start.model.done():
@@ -642,6 +383,27 @@ class ModelRegistry:
             raise
         self._engine_answered(model)
         return self._remember(key, result)
+
+
+__all__ = [  # with the names owned elsewhere that pages and tests import from here
+    "FAILED",
+    "LOADING",
+    "MODEL_ENV",
+    "READY",
+    "WARMING",
+    "WARM_UP_STEPS",
+    "EngineHealth",
+    "LoadStatus",
+    "ModelRegistry",
+    "default_spec",
+    "engine_from_args",
+    "engine_spec",
+    "in_process_spec",
+    "is_remote",
+    "page_drawn",
+    "preload",
+    "registry",
+]
 
 
 @st.cache_resource(show_spinner=False)

@@ -175,25 +175,7 @@ def model_sidebar(notice_in_main: bool = False):
     _session_spec()
     with st.sidebar:
         st.subheader("Model")
-        with st.form("model_form", border=False):
-            label = st.selectbox("Model", list(_choices()), index=0, help="The embedded model works offline.")
-            custom = st.text_input(
-                "Path or spec",
-                key=state.MODEL_SPEC_INPUT,
-                persist_state="session",
-                placeholder="preset:/path/to/dir, gguf:/path/file.gguf or kaggle:PRESET",
-                help="Used when the choice above is 'Local…'; Kaggle presets need credentials; "
-                "an engine's address (http://HOST:PORT) uses that engine.",
-            )
-            submitted = st.form_submit_button("Load model")
-        if submitted:
-            wanted = _choices()[label] or custom.strip()
-            if wanted == "embedded":
-                wanted = in_process_spec()
-            if not wanted:
-                st.session_state[state.MODEL_ERROR] = "Type a preset directory, a GGUF file or kaggle:PRESET."
-            else:
-                _ask_for(wanted)
+        _model_form()
         status = _settle()
         model = registry().model(status.spec) if status.usable else None
         remote = model is not None and hasattr(model, "url")
@@ -210,24 +192,7 @@ def model_sidebar(notice_in_main: bool = False):
                 f"In use: **{plain_markdown(model.name)}** · up to {model.max_context:,} tokens per prompt here"
             )
         if model is not None:
-            offered = tuple(getattr(model, "precisions", PRECISIONS))
-            if st.session_state.get(state.PRECISION) not in offered:  # the engine serves one only
-                served = getattr(model, "precision", offered[0])
-                st.session_state[state.PRECISION] = served if served in offered else offered[0]
-            with st.expander("Advanced"):
-                st.radio(
-                    "Compute precision",
-                    offered,
-                    key=state.PRECISION,
-                    persist_state="session",
-                    horizontal=True,
-                    help="bfloat16 is about twice as fast; float32 is exact (scores agree closely)."
-                    + (
-                        f" The engine serves {' and '.join(offered)} only."
-                        if remote and len(offered) < len(PRECISIONS)
-                        else ""
-                    ),
-                )
+            _precision(model, remote)
         if status.phase in (LOADING, WARMING):
             if notice_in_main:
                 st.caption(status_text(status))
@@ -235,6 +200,51 @@ def model_sidebar(notice_in_main: bool = False):
                 _poll(status.spec, status.phase, False)
         _workspace_status()
     return model
+
+
+def _model_form() -> None:
+    """The model picker's form; a submitted choice starts loading it (or says what is missing)."""
+    with st.form("model_form", border=False):
+        label = st.selectbox("Model", list(_choices()), index=0, help="The embedded model works offline.")
+        custom = st.text_input(
+            "Path or spec",
+            key=state.MODEL_SPEC_INPUT,
+            persist_state="session",
+            placeholder="preset:/path/to/dir, gguf:/path/file.gguf or kaggle:PRESET",
+            help="Used when the choice above is 'Local…'; Kaggle presets need credentials; "
+            "an engine's address (http://HOST:PORT) uses that engine.",
+        )
+        submitted = st.form_submit_button("Load model")
+    if submitted:
+        wanted = _choices()[label] or custom.strip()
+        if wanted == "embedded":
+            wanted = in_process_spec()
+        if not wanted:
+            st.session_state[state.MODEL_ERROR] = "Type a preset directory, a GGUF file or kaggle:PRESET."
+        else:
+            _ask_for(wanted)
+
+
+def _precision(model, remote: bool) -> None:
+    """The compute precision radio under "Advanced", offering what the model serves."""
+    offered = tuple(getattr(model, "precisions", PRECISIONS))
+    if st.session_state.get(state.PRECISION) not in offered:  # the engine serves one only
+        served = getattr(model, "precision", offered[0])
+        st.session_state[state.PRECISION] = served if served in offered else offered[0]
+    with st.expander("Advanced"):
+        st.radio(
+            "Compute precision",
+            offered,
+            key=state.PRECISION,
+            persist_state="session",
+            horizontal=True,
+            help="bfloat16 is about twice as fast; float32 is exact (scores agree closely)."
+            + (
+                f" The engine serves {' and '.join(offered)} only."
+                if remote and len(offered) < len(PRECISIONS)
+                else ""
+            ),
+        )
 
 
 def no_model_text() -> str:

@@ -140,6 +140,24 @@ def template_editor() -> RenderedPrompt | None:
     """Sample picker, upload, template editor and one input per variable; returns the rendered prompt."""
     st.html(MONOSPACE)
     page = state.workbench()
+    _sample_picker(page)
+    _uploader(page)
+    _template_box()
+    try:
+        template = parse_template(st.session_state[state.TEMPLATE])
+    except TemplateError as error:
+        st.error(str(error), icon="⚠️")
+        return None
+    values = _variable_inputs(template, page)
+    rendered = render(template, {name: values.get(name, "") for name in template.variables})
+    if not rendered.text.strip():
+        st.warning("The prompt is empty: write a template or pick a sample.")
+        return None
+    return rendered
+
+
+def _sample_picker(page) -> None:
+    """The sample select ("Custom (edited)" once the template or values differ) and its notes."""
     examples = {example.name: example for example in _examples()}
     if page.loaded_sample is None and page.sample_source in examples:
         _apply_example(examples[page.sample_source])
@@ -157,6 +175,10 @@ def template_editor() -> RenderedPrompt | None:
     )
     if base is not None and base.notes and not edited:
         st.caption(plain_markdown(base.notes))
+
+
+def _uploader(page) -> None:
+    """The JSONL upload and what it said about the last file."""
     st.file_uploader(
         "Your prompts (JSONL)",
         type=["jsonl", "json", "txt"],
@@ -171,6 +193,10 @@ def template_editor() -> RenderedPrompt | None:
             st.error(message[1], icon="⚠️")
         else:
             st.caption(message[1])
+
+
+def _template_box() -> None:
+    """The template text area, with a note once it nears its size limit."""
     st.text_area(
         "Prompt template",
         key=state.TEMPLATE,
@@ -186,11 +212,10 @@ def template_editor() -> RenderedPrompt | None:
             f"{length:,} of the {MAX_TEMPLATE_CHARS:,} characters the template box holds: "
             "it takes nothing beyond that (pasted text is cut there)."
         )
-    try:
-        template = parse_template(st.session_state[state.TEMPLATE])
-    except TemplateError as error:
-        st.error(str(error), icon="⚠️")
-        return None
+
+
+def _variable_inputs(template, page) -> dict[str, str]:
+    """One text area per template variable; returns the page's values (updated from them)."""
     values = page.variables
     if template.variables:
         st.markdown("**Variables**")
@@ -202,11 +227,7 @@ def template_editor() -> RenderedPrompt | None:
             name, key=widget, persist_state="session", height=68, on_change=_on_variable_change, args=(name,)
         )
         values[name] = st.session_state[widget]
-    rendered = render(template, {name: values.get(name, "") for name in template.variables})
-    if not rendered.text.strip():
-        st.warning("The prompt is empty: write a template or pick a sample.")
-        return None
-    return rendered
+    return values
 
 
 def generation_settings() -> GenerationSettings:

@@ -9,7 +9,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import salience  # noqa: E402,F401  (configures Keras and TensorFlow first)
 import salience.model.loader  # noqa: E402
-from components import model_resource  # noqa: E402
+from components import model_resource, startup_timings  # noqa: E402
 
 started = threading.Semaphore(0)
 
@@ -26,7 +26,7 @@ def load_model(spec, progress=None):
 
 
 salience.model.loader.load_model = load_model
-model_resource._remember_timings = lambda spec, timings: None
+startup_timings.remember_timings = lambda spec, timings: None
 registry = model_resource.ModelRegistry()
 for name in ("a", "b", "c"):
     registry.start(f"busy {name}", warm_up=False)

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from components import model_resource
+from components import startup_timings
 from components.model_resource import LOADING, ModelRegistry
 
 
@@ -32,7 +32,7 @@ def slow_loads(monkeypatch):
         return FakeModel(spec)
 
     monkeypatch.setattr(salience.model.loader, "load_model", load_model)
-    monkeypatch.setattr(model_resource, "_remember_timings", lambda spec, timings: None)
+    monkeypatch.setattr(startup_timings, "remember_timings", lambda spec, timings: None)
     yield entered, release
     release.set()
 
@@ -82,7 +82,7 @@ def test_status_carries_the_loads_notice(monkeypatch):
         return model
 
     monkeypatch.setattr(salience.model.loader, "load_model", load_model)
-    monkeypatch.setattr(model_resource, "_remember_timings", lambda spec, timings: None)
+    monkeypatch.setattr(startup_timings, "remember_timings", lambda spec, timings: None)
     registry = ModelRegistry()
     registry.start("damaged", warm_up=False)
     registry.wait_warm("damaged", timeout=10)

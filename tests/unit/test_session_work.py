@@ -8,8 +8,9 @@ import time
 
 import pytest
 
-from components import deletion, session_work
-from components.deletion import DeletionJob, DeletionRunner
+from components import deletion_jobs as deletion
+from components import session_work
+from components.deletion_jobs import DeletionJob, DeletionRunner
 from salience.core.errors import CancelledError
 
 ENDED = "session-that-closed"
