@@ -57,14 +57,16 @@ def real_model():
 
 
 def pytest_collection_modifyitems(config, items):
-    """Folders mark their tests: tests/real → real_model, tests/e2e → browser; both are slow
-    (the fast loop, ``-m "not slow"``, leaves them out with any test marked slow by hand)."""
+    """Folders mark their tests: tests/real → real_model, tests/e2e → browser; those and
+    tests/serve (a Ray Serve engine per module) are slow: the fast loop, ``-m "not slow"``, leaves
+    them out with every test marked slow by hand."""
     for item in items:
         if "/real/" in str(item.fspath):
             item.add_marker(pytest.mark.real_model)
         if "/e2e/" in str(item.fspath):
             item.add_marker(pytest.mark.browser)
-        if item.get_closest_marker("real_model") or item.get_closest_marker("browser"):
+        slow_folder = "/serve/" in str(item.fspath)  # each module starts a Ray Serve engine
+        if slow_folder or item.get_closest_marker("real_model") or item.get_closest_marker("browser"):
             item.add_marker(pytest.mark.slow)
 
 

@@ -23,6 +23,7 @@ def compared(app):
     return run(app)
 
 
+@pytest.mark.slow  # over ~5 s: left out of the fast loop
 def test_pinned_variants_show_side_by_side_with_diffs(compared):
     variants = compared.session_state[state.COMPARE].variants
     assert [v.name for v in variants] == ["fewshot-mistake", "fewshot-fixed"]

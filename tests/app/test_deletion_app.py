@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from apptest_helpers import button
 
 from components import state
@@ -154,6 +155,7 @@ def test_what_if_i_delete_this_shows_both_outputs_and_a_diff(app):
     assert any("did not change" in c or "compared with the full prompt's output" in c for c in captions)
 
 
+@pytest.mark.slow  # over ~5 s: left out of the fast loop
 def test_one_sentence_prompt_has_nothing_to_compare(app):
     next(t for t in app.text_area if t.label == "Prompt template").input("Cheese is tasty").run()
     next(t for t in app.text_area if t.label.startswith("Reference target")).input(" Avoid.").run()

@@ -58,6 +58,7 @@ def test_missing_column_and_bad_data_are_named_before_running(page):
     assert "Split it" in page.error[0].value
 
 
+@pytest.mark.slow  # over ~5 s: left out of the fast loop
 def test_run_saves_each_row_and_reopens(page):
     page.session_state[state.EVAL_SOURCES] = ["Sample: fewshot-mistake", "Sample: fewshot-fixed"]
     paste(

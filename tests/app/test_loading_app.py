@@ -49,6 +49,7 @@ def fresh_app():
     return test
 
 
+@pytest.mark.slow  # over ~5 s: left out of the fast loop
 def test_page_renders_while_the_model_loads_and_generate_runs_when_ready(slow_model):
     spec, release, _ = slow_model
     app = fresh_app()
@@ -150,6 +151,7 @@ def test_warm_up_runs_every_step_when_nobody_asks(slow_model):
     assert set(WARM_UP_STEPS) <= set(models.timings(spec)), models.timings(spec)
 
 
+@pytest.mark.slow  # over ~5 s: left out of the fast loop
 def test_a_rebuilt_cache_is_said_in_the_sidebar(tiny_gguf, monkeypatch):
     """What the load had to do (a damaged cache rebuilt) reaches the page, not only the log."""
     import salience.model.loader

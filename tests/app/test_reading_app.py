@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
 from apptest_helpers import button, run, text_area
 from streamlit.testing.v1 import AppTest
 
@@ -36,6 +37,7 @@ def runs_in(data_dir):
         opened.close()
 
 
+@pytest.mark.slow  # over ~5 s: left out of the fast loop
 def test_labels_are_plain_and_technical_ones_are_advanced(app):
     button(app, "Generate").click()
     run(app)

@@ -45,6 +45,7 @@ def workspace_in(data_dir):
     return Workspace.open(os.environ.get("DATABASE_URL") or f"sqlite:///{data_dir / 'workspace.sqlite3'}")
 
 
+@pytest.mark.slow  # over ~5 s: left out of the fast loop
 def test_edits_and_runs_survive_refresh_and_restart(backend, data_dir):
     app = open_app()
     text_area(app, "food_likes").input("Blue cheese")
@@ -74,6 +75,7 @@ def test_edits_and_runs_survive_refresh_and_restart(backend, data_dir):
     saved.close()
 
 
+@pytest.mark.slow  # over ~5 s: left out of the fast loop
 def test_history_shows_a_run_again_and_takes_notes(backend, data_dir):
     app = open_app()
     button(app, "Generate").click()

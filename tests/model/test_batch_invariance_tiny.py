@@ -41,6 +41,7 @@ def lm(request):
     return request.getfixturevalue(request.param)
 
 
+@pytest.mark.slow  # over ~5 s: left out of the fast loop
 @pytest.mark.parametrize("precision", PRECISIONS)
 def test_batch_sizes_give_the_workbench_output(lm, precision):
     alone = [lm.generate(prompt, GREEDY, precision=precision).token_ids for prompt in PROMPTS]
@@ -120,6 +121,7 @@ def test_an_unserved_precision_is_refused_by_name(spm_proto):
     assert unserved_precision(lm, "bfloat16") is None and unserved_precision(lm, None) is None
 
 
+@pytest.mark.slow  # over ~5 s: left out of the fast loop
 @pytest.mark.parametrize("precision", PRECISIONS)
 def test_a_row_over_the_context_limit_changes_no_other_row(tiny_gemma3_lm, precision):
     """The row is named before any decoding; in an evaluation it gets its own error and the rows

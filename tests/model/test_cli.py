@@ -35,6 +35,7 @@ def explain(capsys, tmp_path, spec, prompt: str, target: str, *options):
     )
 
 
+@pytest.mark.slow  # over ~5 s: left out of the fast loop
 def test_explain_without_a_method_computes_the_pages_default(tmp_path, capsys, tiny_spec):
     """No --method: the Deletion estimate over sentences, named first in the JSON's methods."""
     prompt = "Taste-likes: Cheese. Taste-dislikes: Fish.\nRecommendation:"
@@ -49,6 +50,7 @@ def test_explain_without_a_method_computes_the_pages_default(tmp_path, capsys, t
     assert any(abs(row[DEFAULT_METHOD]) > 0 for row in prompt_rows)
 
 
+@pytest.mark.slow  # over ~5 s: left out of the fast loop
 def test_explain_json_is_aligned(tmp_path, capsys, tiny_spec):
     prompt = tmp_path / "prompt.txt"
     prompt.write_text("Taste-likes: Cheese.\nRecommendation:")
@@ -88,6 +90,7 @@ def test_explain_json_is_aligned(tmp_path, capsys, tiny_spec):
     assert "".join(s["text"] for s in payload["segments"]) == payload["text"]
 
 
+@pytest.mark.slow  # over ~5 s: left out of the fast loop
 def test_explain_template_rollup(tmp_path, capsys, tiny_spec):
     template = tmp_path / "t.txt"
     template.write_text("Likes: {food}\nDislikes: {bad}\nAnalysis:")
@@ -210,6 +213,7 @@ def test_user_errors_are_one_line(tmp_path, capsys, tiny_spec, args, message):
     assert err.count("\n") == 1 and "Traceback" not in err
 
 
+@pytest.mark.slow  # over ~5 s: left out of the fast loop
 def test_unknown_model_in_a_real_process(tmp_path):
     prompt = tmp_path / "p.txt"
     prompt.write_text("hi")
@@ -368,6 +372,7 @@ def test_empty_prompt_is_refused_before_the_model_loads(tmp_path, capsys, no_mod
     assert status == 2 and "prompt is empty" in err
 
 
+@pytest.mark.slow  # over ~5 s: left out of the fast loop
 def test_no_tensorflow_lines_before_the_error_line(tmp_path):
     """A failure after TensorFlow has loaded still prints exactly one line."""
     prompt = tmp_path / "p.txt"

@@ -15,6 +15,7 @@ def gemma_preset(tmp_path_factory, spm_proto):
     return directory
 
 
+@pytest.mark.slow  # over ~5 s: left out of the fast loop
 def test_local_preset_loads_and_explains(gemma_preset):
     for spec in (f"preset:{gemma_preset}", str(gemma_preset)):
         model = loading.load_model(spec)

@@ -66,12 +66,14 @@ def test_bfloat16_only_refuses_float32_and_drops_its_weights(spm_proto):
     assert model.generate(PROMPT, SETTINGS).token_ids  # its own precision still works
 
 
+@pytest.mark.slow  # over ~5 s: left out of the fast loop
 def test_bfloat16_only_equals_the_default_models_copy(spm_proto):
     default = LanguageModel(tiny_gemma3(spm_proto, seed=3), "tiny", "test:tiny", 256)
     only = LanguageModel(tiny_gemma3(spm_proto, seed=3), "tiny", "test:tiny", 256, only=True)
     _assert_same(_results(only, "bfloat16"), _results(default, "bfloat16"))
 
 
+@pytest.mark.slow  # over ~5 s: left out of the fast loop
 @pytest.mark.parametrize("precision", ["bfloat16", "float32"])
 def test_preset_loaded_at_one_precision_equals_the_default(gemma3_preset, monkeypatch, precision):
     default = loading.load_model(f"preset:{gemma3_preset}")

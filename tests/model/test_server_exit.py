@@ -5,9 +5,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 PROBE = Path(__file__).with_name("exit_probe.py")
 
 
+@pytest.mark.slow  # over ~5 s: left out of the fast loop
 def test_exit_while_model_threads_run_tensorflow_does_not_abort():
     # Without the exit hook this aborted in about 3 runs of 4; three clean runs in a row.
     for _ in range(3):

@@ -9,6 +9,7 @@ import json
 import re
 from datetime import UTC, datetime
 
+import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
@@ -155,6 +156,7 @@ def test_a_file_imported_before_uids_is_still_recognised_after_the_upgrade(datab
         opened.close()
 
 
+@pytest.mark.slow  # over ~5 s: left out of the fast loop
 def test_the_uid_revision_follows_the_evaluations_revision():
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
