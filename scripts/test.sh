@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
 # One command for a fresh machine: install everything (test tools, chromium, model
 # cache) and run the whole test suite. Extra arguments go to pytest.
+#   --fast  the developer's loop instead: no browser, no real model, nothing marked slow,
+#           on two pytest-xdist workers (about 2 minutes on 2 cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+fast=()
+if [ "${1:-}" = "--fast" ]; then
+  shift
+  fast=(-m "not slow" -n 2)
+fi
 bash scripts/setup.sh --dev
 .venv/bin/ruff check .
 .venv/bin/lint-imports  # the layers in pyproject.toml [tool.importlinter]
@@ -13,7 +20,7 @@ basetemp=$(mktemp -d -t workbench-tests-XXXXXX)
 chmod 711 "$basetemp"  # the postgres user must reach its data folder inside
 trap 'rm -rf "$basetemp"' EXIT
 set +e
-.venv/bin/python -m pytest --basetemp "$basetemp" "$@"
+.venv/bin/python -m pytest --basetemp "$basetemp" "${fast[@]}" "$@"
 status=$?
 set -e
 if [ $status = 5 ]; then
