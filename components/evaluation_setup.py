@@ -11,7 +11,7 @@ import streamlit as st
 
 from components import state
 from components.signin import current_author
-from components.widgets import plain_markdown
+from components.widgets import ENGINEER_DETAILS, plain_markdown
 from components.workspace import browser_id, workspace
 from salience.core.errors import InputError
 from salience.core.text import unescape
@@ -249,7 +249,8 @@ def settings_controls() -> tuple[GenerationSettings, int, TargetChoice | None]:
         disabled=not why,
         help="As on Compare: the line of each output that starts with this word; empty = the whole output.",
     )
-    st.caption(batching_note(st.session_state.get(state.PRECISION) or "bfloat16"))
+    with st.expander(ENGINEER_DETAILS):  # the compute precision is an engineer's word
+        st.caption(batching_note(st.session_state.get(state.PRECISION) or "bfloat16"))
     stops = tuple(unescape(part) for part in stop.split("|") if part)
     target = TargetChoice("anchor" if anchor.strip() else "output", anchor.strip()) if why else None
     return GenerationSettings(max_new_tokens=int(tokens), stop_sequences=stops), int(batch), target

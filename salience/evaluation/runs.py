@@ -712,8 +712,9 @@ def batching_note(precision: str) -> str:
         )
     return (
         f"{precision}: rows are generated one at a time, so each row's output is the workbench's for its "
-        "prompt (in batches, bfloat16 changed some rows' outputs). For batches, pick float32 under "
-        "Advanced in the sidebar: the same outputs at any batch size, and about twice as fast here."
+        "prompt (in batches, bfloat16 changed some rows' outputs). For batches, pick float32 as the "
+        "compute precision under Advanced in the sidebar: the same outputs at any batch size, and "
+        "about twice as fast here."
     )
 
 

@@ -77,7 +77,8 @@ def test_compare_share_and_export(browser, workbench_url, tmp_path):
     # The HTML export is one file that renders with the network off and loads nothing.
     page.get_by_text("Export for slides and reports").click()  # an expander: no rerun
     with page.expect_download(timeout=LONG) as download:
-        click(page, page.get_by_role("button", name="HTML"))  # the download reruns the page too
+        page.get_by_role("button", name="HTML").click(timeout=LONG)
+    wait_idle(page)  # the download may rerun the page (or join a rerun already under way)
     path = tmp_path / "comparison.html"
     download.value.save_as(path)
     content = path.read_text()
