@@ -784,6 +784,13 @@ def part_shares(
     """Each template part's share of the salience for the target in this output (the page's first
     colours: the Deletion estimate over the template's parts); None when there is nothing to explain
     (empty output, empty reference)."""
+    return _template_shares(model, rendered, output, target, method)
+
+
+def _template_shares(
+    model, rendered: RenderedPrompt, output: str, target: TargetChoice, method: str, cancelled=None
+) -> dict[str, float] | None:
+    """Each template part's share by ``method`` for the target in ``output`` (None: nothing to explain)."""
     resolved = resolve_target(target, rendered.text, output)
     if resolved is None or not resolved.target.strip():
         return None
@@ -793,6 +800,7 @@ def part_shares(
         char_span=resolved.span,
         methods=(method,),
         segments=_slot_spans(model, rendered, resolved.target),
+        cancelled=cancelled,
     )
     return _shares(result, rendered, method)
 
@@ -823,18 +831,7 @@ def deletion_shares(
     fast method's shares for one row."""
     from salience.attribution.methods import DELETION
 
-    resolved = resolve_target(target, rendered.text, output)
-    if resolved is None or not resolved.target.strip():
-        return None
-    result = model.salience(
-        rendered.text,
-        resolved.target,
-        char_span=resolved.span,
-        methods=(DELETION,),
-        segments=_slot_spans(model, rendered, resolved.target),
-        cancelled=cancelled,
-    )
-    return _shares(result, rendered, DELETION)
+    return _template_shares(model, rendered, output, target, DELETION, cancelled)
 
 
 def _shares(result, rendered: RenderedPrompt, method: str) -> dict[str, float]:
