@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One command for a fresh machine: install everything (test tools, chromium, model
-# cache) and run the whole test suite. Extra arguments go to pytest.
+# cache) and run the whole test suite (two pytest passes: quick tests on two workers, then the
+# slow ones in order). Extra arguments go to pytest.
 #   --fast  the developer's loop instead: no browser, no real model, nothing marked slow,
 #           on two pytest-xdist workers (about 2 minutes on 2 cores).
 set -euo pipefail
@@ -19,10 +20,28 @@ bash scripts/setup.sh --dev
 basetemp=$(mktemp -d -t workbench-tests-XXXXXX)
 chmod 711 "$basetemp"  # the postgres user must reach its data folder inside
 trap 'rm -rf "$basetemp"' EXIT
-set +e
-.venv/bin/python -m pytest --basetemp "$basetemp" "${fast[@]}" "$@"
-status=$?
-set -e
+if [ ${#fast[@]} -gt 0 ]; then
+  set +e
+  .venv/bin/python -m pytest --basetemp "$basetemp" "${fast[@]}" "$@"
+  status=$?
+  set -e
+else
+  # The whole suite in two passes: the quick tests on two xdist workers, then what is marked slow
+  # (browser, real model, engine) one at a time, as those share servers and time CPU themselves.
+  set +e
+  .venv/bin/python -m pytest --basetemp "$basetemp/quick" -m "not slow" -n 2 "$@"
+  quick=$?
+  .venv/bin/python -m pytest --basetemp "$basetemp/slow" -m slow "$@"
+  slow=$?
+  set -e
+  [ $quick = 5 ] && [ $slow != 5 ] && quick=0  # a selection with only slow tests, or none
+  [ $slow = 5 ] && [ $quick != 5 ] && slow=0
+  if [ $quick != 0 ]; then
+    status=$quick
+  else
+    status=$slow
+  fi
+fi
 if [ $status = 5 ]; then
   echo "pytest collected no tests: treating as a failure" >&2
   exit 1

@@ -109,7 +109,16 @@ def stop(engine: EngineProcess, timeout: float = 60.0) -> int | None:
         try:
             process.wait(timeout)
         except subprocess.TimeoutExpired:
+            _keep_hung_stop(engine, timeout)
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait(10)
     return process.returncode
+
+
+def _keep_hung_stop(engine: EngineProcess, waited: float) -> None:
+    """An engine that did not exit after Ctrl+C: keep its last lines (artifacts/) to see where."""
+    artifacts = ROOT / "artifacts"
+    artifacts.mkdir(exist_ok=True)
+    path = artifacts / f"engine-stop-hung-{engine.process.pid}.log"
+    path.write_text(f"no exit {waited:.0f} s after Ctrl+C; last lines:\n" + "\n".join(engine.lines[-60:]))

@@ -38,6 +38,7 @@ from salience.serving import wire
 from salience.serving.access import AccessPolicy, Gate, Limits, Refused, digest, server_tokens
 
 log = logging.getLogger(__name__)
+STOP_WAIT_S = 10.0  # after Ctrl+C: how long Serve may take to stop its replicas gracefully
 APP_NAME = "gemma-salience"
 DEPLOYMENT = "engine"
 DEFAULT_PORT = 8300
@@ -521,17 +522,31 @@ def _replica_failure(text: str) -> str:
     return "The engine's replicas failed to start: " + (text.strip().splitlines() or ["no reason given"])[-1]
 
 
-def stop(options: ServeOptions) -> None:
-    """Take the application down: the whole local instance, or only this app on a shared cluster."""
+def stop(options: ServeOptions, wait_s: float = STOP_WAIT_S) -> None:
+    """Take the application down: the whole local instance, or only this app on a shared cluster.
+
+    Serve's own shutdown waits for replicas to finish what they are doing (up to 30 s, then Ray's
+    own waits); after Ctrl+C a person waits at most ``wait_s`` for it before Ray stops the local
+    instance outright (its replicas' work is abandoned, as Ctrl+C asks).
+    """
     import ray
 
     try:
         if options.address:
             serve.delete(APP_NAME)
         else:
-            serve.shutdown()
+            graceful = threading.Thread(target=_shutdown_quietly, name="serve-shutdown", daemon=True)
+            graceful.start()
+            graceful.join(wait_s)
+            if graceful.is_alive():
+                log.info("Serve did not stop within %.0f s; stopping the local Ray instance", wait_s)
     finally:
         ray.shutdown()
+
+
+def _shutdown_quietly() -> None:
+    with contextlib.suppress(Exception):  # Ray stops the instance in any case
+        serve.shutdown()
 
 
 def _access_line(options: ServeOptions, policy: AccessPolicy) -> str:

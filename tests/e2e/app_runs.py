@@ -15,7 +15,7 @@ import time
 import weakref
 from collections.abc import Callable
 
-from playwright.sync_api import Browser, BrowserContext, Page, WebSocket
+from playwright.sync_api import Browser, BrowserContext, Locator, Page, WebSocket
 from playwright.sync_api import Error as PlaywrightError
 from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
@@ -157,6 +157,26 @@ def rerun_after(page: Page, action: Callable[[], object], timeout_ms: int) -> No
     """Do ``action`` (a click, Enter…) and wait for the rerun it starts to finish, then for quiet."""
     before = runs_of(page).requested
     action()
+    wait_rerun(page, before, timeout_ms)
+
+
+def submit_form(page: Page, button: Locator, timeout_ms: int, lost_after_s: float = 15.0) -> None:
+    """Submit a Streamlit form with its button and wait for the rerun it starts.
+
+    The field typed in last is blurred first (it commits its value to the form on blur), so the
+    click is the button's alone. A click that sent nothing (seen once on a loaded CI machine: no
+    rerun request in 60 s) is clicked once more after ``lost_after_s``; a click that did send a
+    request is never repeated, so a form is not submitted twice.
+    """
+    runs = runs_of(page)
+    before = runs.requested
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")
+    button.click()
+    deadline = time.monotonic() + lost_after_s
+    while runs.requested == before and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
+    if runs.requested == before and button.is_visible():
+        button.click()
     wait_rerun(page, before, timeout_ms)
 
 

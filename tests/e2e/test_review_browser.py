@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from app_runs import rerun_after
+from app_runs import rerun_after, submit_form
 from app_server import ROOT, start_app, stop_app
 from page_checks import assert_clean, assert_plain_words, screenshot
 from playwright.sync_api import Page, expect
@@ -264,7 +264,7 @@ def test_a_review_is_made_from_an_evaluation_and_listed_on_history(browser, tiny
     page.get_by_role("tab", name="Evaluation", exact=True).click()
     page.get_by_text("Ask reviewers to compare two variants (blind)").click()
     page.get_by_label("Review name").fill("Made on Evaluate")
-    rerun_after(page, lambda: page.get_by_role("button", name="Create review").click(), STEP)
+    submit_form(page, page.get_by_role("button", name="Create review"), STEP)
     expect(page.get_by_text("Review created. Send this link to your reviewers:")).to_be_visible(timeout=STEP)
     link = page.get_by_test_id("stCode").last.inner_text().strip()
     assert "/review?r=" in link
