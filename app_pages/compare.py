@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import hashlib
 
-import altair as alt
 import pandas as pd
 import streamlit as st
 
 from components import state
+from components.bars import change_bars_html
 from components.blind_review import panes_form
 from components.comparison import (
     Pane,
@@ -300,42 +300,16 @@ def _change_kind(row) -> str:
 def _part_chart(rows, largest: float) -> None:
     """One bar per part: how much more (right) or less (left) the answer leans on it in B, the
     parts whose text changed first; a part on one side only shows how much it counts there."""
-    frame = pd.DataFrame(
-        [
-            {
-                "label": f"{number}. {excerpt(row.title, 96)}",
-                "moved": (
-                    abs(row.score_b) - abs(row.score_a)
-                    if row.score_a is not None and row.score_b is not None
-                    else abs(row.score_b or 0.0) - abs(row.score_a or 0.0)
-                )
-                / (largest or 1.0),
-                "change": _change_kind(row),
-                "what changed": movement(row, largest),
-            }
-            for number, row in enumerate(rows, 1)
-        ]
-    )
-    chart = (
-        alt.Chart(frame)
-        .mark_bar()
-        .encode(
-            x=alt.X(
-                "moved:Q",
-                title="← the answer leans on it less in B · more in B →",
-                axis=alt.Axis(labels=False, ticks=False),
-            ),
-            y=alt.Y("label:N", sort=None, title=None, axis=alt.Axis(labelLimit=600)),
-            color=alt.Color(
-                "change:N",
-                scale=alt.Scale(domain=list(CHANGE_COLOURS), range=list(CHANGE_COLOURS.values())),
-                legend=alt.Legend(title=None, orient="top"),
-            ),
-            tooltip=["label", "what changed"],
-        )
-        .properties(height=max(60, 24 * len(frame) + 40))
-    )
-    st.altair_chart(chart, width="stretch")
+    bars = [
+        {
+            "label": f"{number}. {excerpt(row.title, 160)}",
+            "moved": abs(row.score_b or 0.0) - abs(row.score_a or 0.0),
+            "kind": _change_kind(row),
+            "tooltip": movement(row, largest),
+        }
+        for number, row in enumerate(rows, 1)
+    ]
+    st.html(change_bars_html(bars, CHANGE_COLOURS, "← the answer leans on it less in B · more in B →"))
     st.caption(
         "Bars to the right: the answer leans on that part more in B; to the left: less. Dark purple: its "
         "text changed; light purple: it is in one variant only (the bar shows how much it counts there); "

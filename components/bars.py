@@ -66,3 +66,49 @@ def segment_bars_html(rows: Sequence[dict], legend: Legend, test_id: str = "top-
         negative=NEGATIVE,
         unsigned=UNSIGNED,
     )
+
+
+_CHANGES = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined).from_string(
+    """<div data-testid="{{ test_id }}" style="font-size:.85rem"><div style="margin-bottom:.5rem;opacity:.9">\
+{% for kind, fill in colours.items() %}<span style="white-space:nowrap"><span style="color:{{ fill }}">■</span> \
+{{ kind }}</span>{% if not loop.last %} &nbsp; {% endif %}{% endfor %}<br>{{ axis }}</div>\
+<ol style="margin:0;padding:0">{% for row in rows %}<li title="{{ row.tooltip }}" style="margin:0 0 .55rem 0;\
+list-style:none"><div style="line-height:1.3;margin-bottom:.15rem">{{ row.label }}</div>\
+<div style="display:grid;grid-template-columns:1fr 1fr;border-left:1px solid #ccc;border-right:1px solid #ccc;\
+background:linear-gradient(#999,#999) 50% 0/1px 100% no-repeat">\
+{% for side in ("left", "right") %}<div style="display:flex;justify-content:{{ 'flex-end' if side == 'left' \
+else 'flex-start' }};height:12px">{% if row.side == side %}<div style="width:{{ '%.1f' % row.share }}%;\
+min-width:2px;height:12px;border-radius:3px;background:{{ row.fill }}"></div>{% endif %}</div>{% endfor %}\
+</div></li>{% endfor %}</ol></div>"""
+)
+
+
+def change_bars_html(
+    rows: Sequence[dict], colours: dict[str, str], axis: str, test_id: str = "part-changes"
+) -> str:
+    """One two-sided bar per part, its full label above it (Compare's "what changed" chart).
+
+    Args:
+        rows: dicts with ``label``, ``moved`` (signed: right is more in B), ``kind`` (a key of
+            ``colours``) and ``tooltip``, in the order to show.
+        colours: each kind's colour, also the legend's entries in order.
+        axis: the words under the legend that say what left and right mean.
+        test_id: the chart's ``data-testid``.
+
+    Returns:
+        Escaped HTML for ``st.html``; empty without rows.
+    """
+    if not rows:
+        return ""
+    largest = max(abs(row["moved"]) for row in rows) or 1.0
+    shown = [
+        {
+            "label": row["label"],
+            "side": "left" if row["moved"] < 0 else "right",
+            "share": 100.0 * abs(row["moved"]) / largest,
+            "fill": colours[row["kind"]],
+            "tooltip": row["tooltip"],
+        }
+        for row in rows
+    ]
+    return _CHANGES.render(rows=shown, colours=colours, axis=axis, test_id=test_id)

@@ -1,6 +1,6 @@
 """The top-segments bars: one per row, escaped labels, the legend's words and colours by sign."""
 
-from components.bars import NEGATIVE, POSITIVE, UNSIGNED, segment_bars_html
+from components.bars import NEGATIVE, POSITIVE, UNSIGNED, change_bars_html, segment_bars_html
 from salience.report.views import legend_words
 
 
@@ -42,3 +42,28 @@ def test_unsigned_bars_and_no_rows():
     assert f"background:{UNSIGNED}" in page and NEGATIVE not in page
     assert "output most sensitive to this" in page and "←" not in page
     assert segment_bars_html([], legend_words("grad_l2", 0.0)) == ""
+
+
+def test_change_bars_put_less_left_more_right_with_full_escaped_labels():
+    colours = {"text changed": "#6d28d9", "same text": "#94a3b8"}
+    rows = [
+        {
+            "label": "1. <b>Avoid.</b> — a long label " * 4,
+            "moved": -0.5,
+            "kind": "text changed",
+            "tooltip": "less",
+        },
+        {"label": "2. Recommendation:", "moved": 0.25, "kind": "same text", "tooltip": "more & more"},
+    ]
+    html = change_bars_html(rows, colours, "← less in B · more in B →")
+    assert "<b>" not in html and "&lt;b&gt;Avoid.&lt;/b&gt;" in html  # labels are text
+    assert html.count("a long label") == 4  # whole, not cut to fit an axis
+    assert "more &amp; more" in html
+    assert "text changed" in html and "same text" in html and "← less in B · more in B →" in html
+    first, second = html.split("<li")[1:]
+    assert "width:100.0%" in first and "#6d28d9" in first  # the largest movement fills its side
+    assert "width:50.0%" in second and "#94a3b8" in second
+    # the first bar sits in the left half (justify flex-end), the second in the right half
+    assert first.index("width:100.0%") < first.index("flex-start")
+    assert second.index("width:50.0%") > second.index("flex-start")
+    assert change_bars_html([], colours, "") == ""
