@@ -214,10 +214,14 @@ def _target_controls() -> None:
         cols[1].text_area("Reference text", key=state.COMPARE_REFERENCE, persist_state="session", height=68)
 
 
-def _differences(panes: list[Pane], method: str) -> tuple:
-    """Output diff and salience diff of two chosen variants; returns them for the export."""
+def _differences(panes: list[Pane], method: str) -> tuple | None:
+    """Output diff and salience diff of two chosen variants; returns them for the export (None
+    while A and B are the same variant)."""
     st.subheader("Differences")
     a, b = _chosen_pair(panes)
+    if a is b:
+        st.info("A and B are the same variant: pick two different ones to see what changed.")
+        return None
     diff = output_diff(a.variant.output or "", b.variant.output or "", a.variant.name, b.variant.name)
     st.markdown("**Output**")
     st.html(diff_html(diff))
@@ -265,7 +269,7 @@ def _differences(panes: list[Pane], method: str) -> tuple:
         )
         st.dataframe(
             pd.DataFrame([row.to_json() for row in rows]).rename(
-                columns={"score_a": a.variant.name, "score_b": b.variant.name}
+                columns=dict(zip(("score_a", "score_b"), _column_names(a.variant.name, b.variant.name)))
             ),
             hide_index=True,
             width="stretch",
@@ -274,15 +278,30 @@ def _differences(panes: list[Pane], method: str) -> tuple:
     return diff, rows
 
 
+def _column_names(a: str, b: str) -> tuple[str, str]:
+    """The variants' names as table columns; "A: name" and "B: name" when they are the same."""
+    return (a, b) if a != b else (f"A: {a}", f"B: {b}")
+
+
 def _chosen_pair(panes: list[Pane]) -> tuple[Pane, Pane]:
     """The two panes picked as A and B (the first two until the reviewer picks others)."""
     names = [pane.variant.name for pane in panes]
-    for key, default in ((state.COMPARE_DIFF_A, 0), (state.COMPARE_DIFF_B, 1)):
-        if st.session_state.get(key) not in range(len(panes)):
-            st.session_state[key] = min(default, len(panes) - 1)
     cols = st.columns(2)
-    cols[0].selectbox("A", range(len(panes)), key=state.COMPARE_DIFF_A, format_func=names.__getitem__)
-    cols[1].selectbox("B", range(len(panes)), key=state.COMPARE_DIFF_B, format_func=names.__getitem__)
+    for column, label, key, default in (
+        (cols[0], "A", state.COMPARE_DIFF_A, 0),
+        (cols[1], "B", state.COMPARE_DIFF_B, 1),
+    ):
+        if key in st.session_state and st.session_state[key] not in range(len(panes)):
+            del st.session_state[key]  # a removed variant: back to the default (first, second)
+        # The browser keeps the picked *name*; one no longer among the names (the variants were
+        # replaced, e.g. by a link) falls back to `index`, so B does not silently become A.
+        column.selectbox(
+            label,
+            range(len(panes)),
+            index=min(default, len(panes) - 1),
+            key=key,
+            format_func=names.__getitem__,
+        )
     return panes[st.session_state[state.COMPARE_DIFF_A]], panes[st.session_state[state.COMPARE_DIFF_B]]
 
 

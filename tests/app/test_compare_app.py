@@ -185,3 +185,16 @@ def test_a_saved_comparison_takes_review_notes(compared, data_dir):
     saved = Workspace.open(f"sqlite:///{data_dir / 'workspace.sqlite3'}")
     assert [n.text for n in saved.notes(comparison_id=link)] == ["Fixed example wins."]
     saved.close()
+
+
+def test_the_same_variant_as_a_and_b_says_so_and_keeps_the_page(compared):
+    # Reached once in a browser test after a link opened: the page stopped with "Duplicate column
+    # names" (the engineers' table names its columns after the two variants).
+    next(s for s in compared.selectbox if s.label == "B").set_value(0)
+    run(compared)
+    assert not compared.exception
+    assert any("A and B are the same variant" in i.value for i in compared.info)
+    assert [h.value for h in compared.subheader][:3] == ["fewshot-mistake", "fewshot-fixed", "Differences"]
+    next(s for s in compared.selectbox if s.label == "B").set_value(1)
+    run(compared)
+    assert not compared.exception and compared.dataframe  # the differences are back
