@@ -285,23 +285,16 @@ def _column_names(a: str, b: str) -> tuple[str, str]:
 
 def _chosen_pair(panes: list[Pane]) -> tuple[Pane, Pane]:
     """The two panes picked as A and B (the first two until the reviewer picks others)."""
-    names = [pane.variant.name for pane in panes]
-    cols = st.columns(2)
-    for column, label, key, default in (
-        (cols[0], "A", state.COMPARE_DIFF_A, 0),
-        (cols[1], "B", state.COMPARE_DIFF_B, 1),
-    ):
-        if key in st.session_state and st.session_state[key] not in range(len(panes)):
+    names, choices = [pane.variant.name for pane in panes], range(len(panes))
+    for key in (state.COMPARE_DIFF_A, state.COMPARE_DIFF_B):
+        if key in st.session_state and st.session_state[key] not in choices:
             del st.session_state[key]  # a removed variant: back to the default (first, second)
-        # The browser keeps the picked *name*; one no longer among the names (the variants were
-        # replaced, e.g. by a link) falls back to `index`, so B does not silently become A.
-        column.selectbox(
-            label,
-            range(len(panes)),
-            index=min(default, len(panes) - 1),
-            key=key,
-            format_func=names.__getitem__,
-        )
+    # The browser keeps the picked *name*; one no longer among the names (the variants were
+    # replaced, e.g. by a link) falls back to `index`, so B does not silently become A.
+    cols = st.columns(2)
+    cols[0].selectbox("A", choices, index=0, key=state.COMPARE_DIFF_A, format_func=names.__getitem__)
+    second = min(1, len(panes) - 1)
+    cols[1].selectbox("B", choices, index=second, key=state.COMPARE_DIFF_B, format_func=names.__getitem__)
     return panes[st.session_state[state.COMPARE_DIFF_A]], panes[st.session_state[state.COMPARE_DIFF_B]]
 
 
