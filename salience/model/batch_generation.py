@@ -43,7 +43,7 @@ from salience.model.decoding import (
     choose_token,
     first_stop,
 )
-from salience.model.forward import GemmaForward, bucket, tf
+from salience.model.forward import GemmaForward, bucket, compiled, tf
 from salience.model.tokenizing import OffsetTokenizer
 
 MAX_BATCH_SIZE = 64
@@ -377,12 +377,12 @@ class BatchDecoder:
         prefix = tuple(
             (tf.TensorSpec([1, None, *layer.shape[2:]], layer.dtype),) * 2 for _ in range(forward.num_layers)
         )
-        self._prefill = tf.function(
+        self._prefill = compiled(
             self._prefill_graph,
             input_signature=[prefix, tf.TensorSpec([None, None], tf.int32), vector, scalar],
         )
-        self._step = tf.function(self._step_graph, input_signature=[vector, vector, scalar, scalar, cache])
-        self._select = tf.function(self._select_graph, input_signature=[cache, vector])
+        self._step = compiled(self._step_graph, input_signature=[vector, vector, scalar, scalar, cache])
+        self._select = compiled(self._select_graph, input_signature=[cache, vector])
 
     # ---- public calls --------------------------------------------------------
     def prefill(self, token_ids: np.ndarray, pads: np.ndarray, cache_length: int, prefix_ids=()):

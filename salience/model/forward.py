@@ -68,6 +68,14 @@ class AttentionMaskGradients:
     cache: tuple
 
 
+def compiled(function, **options):
+    """``tf.function`` without AutoGraph: the graph functions branch and loop only on Python
+    values (layers, flags, None), never on tensors, so nothing needs converting. AutoGraph's
+    conversion of every call inside them cost ~4 s of the first click's trace (14.8 s against
+    10.6 s for the Deletion estimate, outputs bit-identical)."""
+    return tf.function(function, autograph=False, **options)
+
+
 def bucket(length: int, minimum: int) -> int:
     """Smallest power of two ≥ ``length`` and ≥ ``minimum``."""
     return max(minimum, 1 << max(0, math.ceil(math.log2(max(length, 1)))))
@@ -130,14 +138,14 @@ class GemmaForward:
         # Static shapes (padded sequence length, padded target width) run fastest on
         # oneDNN; callers pad the target width to the whole target's bucket so that
         # choosing another part of the same output reuses the compiled graph.
-        self._salience = tf.function(self._salience_graph, reduce_retracing=False)
-        self._integrated = tf.function(self._integrated_graph, reduce_retracing=False)
+        self._salience = compiled(self._salience_graph, reduce_retracing=False)
+        self._integrated = compiled(self._integrated_graph, reduce_retracing=False)
         self._mean_embedding: np.ndarray | None = None
-        self._mask_gradients = tf.function(self._mask_gradient_graph, reduce_retracing=False)
-        self._masked_log_probs = tf.function(self._masked_log_prob_graph, reduce_retracing=False)
+        self._mask_gradients = compiled(self._mask_gradient_graph, reduce_retracing=False)
+        self._masked_log_probs = compiled(self._masked_log_prob_graph, reduce_retracing=False)
         # Deletion: batched target log-probabilities; any batch, length and target width.
         matrix = tf.TensorSpec([None, None], tf.int32)
-        self._batch_log_probs = tf.function(
+        self._batch_log_probs = compiled(
             self._batch_log_prob_graph,
             input_signature=[matrix, matrix, matrix, tf.TensorSpec([None, None], tf.float32)],
         )
@@ -145,7 +153,7 @@ class GemmaForward:
             layer_cache = tf.TensorSpec(
                 [1, None, int(backbone.num_key_value_heads), int(backbone.head_dim)], backbone.compute_dtype
             )
-            self._suffix_log_probs = tf.function(
+            self._suffix_log_probs = compiled(
                 self._suffix_log_prob_graph,
                 input_signature=[
                     tuple((layer_cache, layer_cache) for _ in range(self.num_layers)),
@@ -159,10 +167,10 @@ class GemmaForward:
         # Decoding graphs take any prompt and cache length: one trace serves every prompt.
         cache = self._cache_spec()
         scalar = tf.TensorSpec([], tf.int32)
-        self._prefill = tf.function(
+        self._prefill = compiled(
             self._prefill_graph, input_signature=[tf.TensorSpec([1, None], tf.int32), scalar, cache]
         )
-        self._step = tf.function(self._step_graph, input_signature=[scalar, scalar, cache])
+        self._step = compiled(self._step_graph, input_signature=[scalar, scalar, cache])
 
     # ---- building blocks -------------------------------------------------
     def embed(self, token_ids):

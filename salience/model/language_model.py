@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -40,7 +41,9 @@ class LanguageModel(TextCalls, SalienceCalls):
 
     ``precision`` picks the compute dtype: ``bfloat16`` (default; about twice as fast
     on CPUs with bf16 instructions, scores rank-correlate ≥ 0.98 with float32) or
-    ``float32`` (exact). A float32 model gets a bfloat16 copy the first time it is needed.
+    ``float32`` (exact). The other precision's weights come the first time it is needed:
+    read from where the model came from (``other_weights``, a callable taking the dtype and
+    returning a causal LM in it), or else a copy of these weights cast to it.
 
     With ``only=True`` the model holds ``precision``'s weights and nothing else (a server
     replica that serves one precision): a backbone in another dtype is copied once and
@@ -58,6 +61,7 @@ class LanguageModel(TextCalls, SalienceCalls):
         precision: str = "bfloat16",
         *,
         only: bool = False,
+        other_weights: Callable[[str], Any] | None = None,
     ):
         self.name = name
         self.spec = spec
@@ -72,6 +76,7 @@ class LanguageModel(TextCalls, SalienceCalls):
             # it (Keras layers hold reference cycles, so only after a `gc.collect()`).
             causal_lm = causal_lm_at(causal_lm, self.precision)
         self.causal_lm = causal_lm
+        self._other_weights = None if only else other_weights
         native = str(causal_lm.backbone.compute_dtype)
         self._forwards = {native: GemmaForward(causal_lm.backbone, self.family)}
         tokenizer = causal_lm.preprocessor.tokenizer
@@ -99,8 +104,11 @@ class LanguageModel(TextCalls, SalienceCalls):
         precision = self.check_precision(precision or self.precision)
         with self._lock:
             if precision not in self._forwards:
-                source = next(iter(self._forwards.values())).backbone
-                self._forwards[precision] = GemmaForward(backbone_copy(source, precision), self.family)
+                if self._other_weights is not None:  # e.g. float32 read from the preset itself
+                    backbone = causal_lm_at(self._other_weights(precision), precision).backbone
+                else:
+                    backbone = backbone_copy(next(iter(self._forwards.values())).backbone, precision)
+                self._forwards[precision] = GemmaForward(backbone, self.family)
             return self._forwards[precision]
 
     # ---- generate ----------------------------------------------------------

@@ -18,10 +18,11 @@ import os
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
+from typing import Any
 
 from salience.core.errors import CredentialsError, InputError, ModelLoadError, UnsupportedModelError
 from salience.model.embedded import (
@@ -245,6 +246,7 @@ def _wrap(
     context: int | None = None,
     precision: str = "bfloat16",
     only: bool = False,
+    other_weights: Callable[[str], Any] | None = None,
 ) -> LanguageModel:
     model = LanguageModel(
         causal_lm,
@@ -253,6 +255,7 @@ def _wrap(
         max_context=context or _context_for(causal_lm),
         precision=precision,
         only=only,
+        other_weights=other_weights,
     )
     if only:
         del causal_lm
@@ -276,6 +279,21 @@ def _preset(handle: str, dtype: str | None):
     return _from_preset(handle) if dtype is None else _from_preset(handle, dtype)
 
 
+def _later(handle: str, lock=None) -> Callable[[str], Any]:
+    """Reads the preset at ``handle`` again in another dtype, when a model first needs it
+    (`LanguageModel.forward_for`): a preset is loaded in the precision served, and the other
+    precision costs nothing until someone asks for it."""
+
+    def read(dtype: str):
+        try:
+            with lock() if lock is not None else nullcontext():
+                return _from_preset(handle, dtype)
+        except Exception as error:
+            raise ModelLoadError(f"Could not load the {dtype} weights from {handle}: {error}") from error
+
+    return read
+
+
 def load_embedded(
     progress: Progress | None = None, precision: str = "bfloat16", only: bool = False
 ) -> LanguageModel:
@@ -292,7 +310,7 @@ def load_embedded(
     for _ in range(2):
         directory = ensure_embedded_preset(progress, damaged=damaged)
         report("Loading Gemma 3 270M from the cache", 0.95)
-        causal_lm, error, damaged = _load_checked(directory, precision if only else None)
+        causal_lm, error, damaged = _load_checked(directory, precision)
         if damaged is None:
             break
         notice = f"The model cache was {damaged}; it was rebuilt."
@@ -305,7 +323,8 @@ def load_embedded(
             f"Could not load the embedded model from {directory} ({type(error).__name__}: {error}); "
             "the cache looks intact and was kept."
         ) from error
-    model = _wrap(causal_lm, EMBEDDED_DISPLAY_NAME, EMBEDDED_SPEC, EMBEDDED_CONTEXT, precision, only)
+    later = _later(str(directory), lambda: reading(directory.parent))
+    model = _wrap(causal_lm, EMBEDDED_DISPLAY_NAME, EMBEDDED_SPEC, EMBEDDED_CONTEXT, precision, only, later)
     model.notice = notice
     return model
 
@@ -338,12 +357,12 @@ def load_kaggle(preset: str, precision: str = "bfloat16", only: bool = False) ->
     if not preset:
         raise ModelLoadError("Name a Kaggle preset, e.g. kaggle:gemma_instruct_2b_en.")
     try:
-        causal_lm = _preset(preset, precision if only else None)
+        causal_lm = _preset(preset, precision)
     except UnsupportedModelError:
         raise
     except Exception as error:  # kagglehub and KerasHub raise many kinds; say which happened
         raise kaggle_error(preset, error) from error
-    return _wrap(causal_lm, preset, f"kaggle:{preset}", None, precision, only)
+    return _wrap(causal_lm, preset, f"kaggle:{preset}", None, precision, only, _later(preset))
 
 
 def _causes(error: BaseException) -> Iterator[BaseException]:
@@ -414,10 +433,10 @@ def load_local_preset(directory: str, precision: str = "bfloat16", only: bool = 
             f"'{directory}' holds a {task.get('class_name')}; only causal language models can run here."
         )
     try:
-        causal_lm = _preset(str(path), precision if only else None)
+        causal_lm = _preset(str(path), precision)
     except Exception as error:
         raise ModelLoadError(f"Could not load the preset in '{directory}': {error}") from error
-    return _wrap(causal_lm, path.name, f"preset:{path}", None, precision, only)
+    return _wrap(causal_lm, path.name, f"preset:{path}", None, precision, only, _later(str(path)))
 
 
 def load_gguf(
@@ -437,11 +456,12 @@ def load_model(
 ) -> LanguageModel:
     """Load the model a spec names; see the module docstring for the forms.
 
-    ``precision`` is the model's default compute precision. By default both precisions are
-    available (a float32 preset plus a bfloat16 copy made on first use). With ``only=True``
-    the model holds ``precision``'s weights and nothing else — a preset is built and read
-    straight in that dtype, with the same values as the copy — and a call at the other
-    precision gets an `InputError` (for a server replica that serves one precision).
+    ``precision`` is the model's default compute precision; a preset is built and read
+    straight in that dtype (the same values as a cast copy). By default the other precision is
+    available too: a preset reads its weights again in that dtype on first use, a GGUF model
+    (converted in float32) gets a cast copy. With ``only=True`` the model holds ``precision``'s
+    weights and nothing else, and a call at the other precision gets an `InputError` (for a
+    server replica that serves one precision).
 
     Args:
         spec: a preset name, ``gguf:PATH``, a KerasHub preset directory, or None (the embedded

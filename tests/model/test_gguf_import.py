@@ -182,7 +182,7 @@ def test_a_load_error_keeps_an_intact_cache(tiny_embedded, monkeypatch):
 
     directory, builds = tiny_embedded
 
-    def broken(handle):
+    def broken(handle, dtype=None):
         raise MemoryError("out of memory while loading")
 
     monkeypatch.setattr(loading, "_from_preset", broken)

@@ -39,7 +39,7 @@ def test_kaggle_without_credentials_says_what_to_do(monkeypatch, tmp_path):
     for name in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN"):
         monkeypatch.delenv(name, raising=False)
 
-    def offline(handle):
+    def offline(handle, dtype=None):
         raise ConnectionError("network unreachable")
 
     monkeypatch.setattr(loading, "_from_preset", offline)
@@ -60,7 +60,7 @@ def _http_error(status: int):
 
 
 def _raising(error):
-    def load(handle):
+    def load(handle, dtype=None):
         raise error
 
     return load

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from tiny_models import tiny_gemma3
 
-from salience.core.errors import InputError
+from salience.core.errors import InputError, ModelLoadError
 from salience.core.types import GenerationSettings
 from salience.model import loader as loading
 from salience.model.language_model import LanguageModel
@@ -113,3 +113,30 @@ def test_load_model_refuses_an_unknown_precision_before_loading(monkeypatch):
 def test_the_default_keeps_both_precisions(tiny_gemma3_lm):
     assert tiny_gemma3_lm.precisions == ("bfloat16", "float32")
     assert tiny_gemma3_lm.forward_for("bfloat16") is not tiny_gemma3_lm.forward_for("float32")
+
+
+def test_a_preset_holds_the_precision_served_and_reads_the_other_on_first_use(gemma3_preset):
+    """The default model keeps only its precision's weights until the other is asked for; then
+    it reads them from the preset (float32 exact, not bfloat16 cast up)."""
+    model = loading.load_model(f"preset:{gemma3_preset}")
+    assert model.precisions == ("bfloat16", "float32") and list(model._forwards) == ["bfloat16"]
+    assert _weight_dtypes(model) == {"bfloat16"}
+    exact = loading.load_model(f"preset:{gemma3_preset}", precision="float32", only=True)
+    for mine, reference in zip(
+        model.forward_for("float32").backbone.weights, exact.causal_lm.weights, strict=True
+    ):
+        assert str(mine.dtype) == "float32"
+        np.testing.assert_array_equal(np.asarray(mine.numpy()), np.asarray(reference.numpy()), err_msg=mine.path)
+    assert list(model._forwards) == ["bfloat16", "float32"]
+
+
+def test_the_other_precision_gone_from_the_preset_is_a_clear_error(tmp_path, gemma3_preset):
+    import shutil
+
+    copy = tmp_path / "preset"
+    shutil.copytree(gemma3_preset, copy)
+    model = loading.load_model(f"preset:{copy}")
+    (copy / "model.weights.h5").unlink()
+    with pytest.raises(ModelLoadError, match="Could not load the float32 weights"):
+        model.generate(PROMPT, SETTINGS, precision="float32")
+    assert model.generate(PROMPT, SETTINGS).token_ids  # the served precision still works
