@@ -8,12 +8,13 @@ import streamlit as st
 import salience  # noqa: F401  (configures Keras and TensorFlow before they load; imports neither)
 from components.deletion import stop_other_pages
 from components.exposure import announce, reach_caption
-from components.model_resource import engine_from_args, page_drawn, preload
+from components.model_resource import engine_from_args, page_drawn, page_started, preload
 from components.runtime_fixes import keep_keras_state
 from components.signin import identity_sidebar, require_sign_in
 
 
 def main() -> None:
+    page_started()  # a model load starting now lets this page draw first
     keep_keras_state()
     announce()  # once per server: reachable from other machines? sign-in on?
     st.set_page_config(page_title="Gemma prompt workbench", page_icon="🔎", layout="wide")

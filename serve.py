@@ -11,7 +11,8 @@ model and never imports TensorFlow, and the start-up hook only connects to the e
 
 ``GET /model-status`` says where the default model's start stands, as JSON
 (``{"spec": …, "phase": "loading" | "warming" | "ready" | "failed" | "not started", …}``),
-for a presenter's checklist or a load balancer's readiness probe.
+for a presenter's checklist or a load balancer's readiness probe; ``"settled"`` turns true
+once the start-up work left after "ready" (Integrated Gradients' graph) is done too.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ async def _model_status(_request: Request) -> JSONResponse:
             "message": status.message,
             "seconds": round(status.elapsed, 1),
             "error": status.error,
+            "settled": status.settled,  # nothing left to warm, not even in the background
         }
     )
 

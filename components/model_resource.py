@@ -68,6 +68,7 @@ class ModelRegistry:
         self._results: OrderedDict[tuple, object] = OrderedDict()
         self._cache_results = os.environ.get(RESULT_CACHE_ENV, "on").lower() not in ("off", "0", "no")
         self._first_draw = threading.Event()
+        self._page_drawing = threading.Event()
         self._health: dict[str, EngineHealth] = {}  # engine URL -> what it last said
         self._changed: dict[str, tuple[str, float]] = {}  # engine URL -> (why, when) it switched models
 
@@ -78,8 +79,9 @@ class ModelRegistry:
         """Begin loading ``spec`` in the background unless it is loading or loaded already.
 
         A failed load stays failed (its message shown) until ``retry`` asks again.
-        ``after_first_draw`` lets the first page draw before the load takes the CPU
-        (at most `FIRST_DRAW_WAIT` seconds; see `page_drawn`).
+        ``after_first_draw`` lets a page that is drawing finish before the load takes the CPU
+        (at most `FIRST_DRAW_WAIT` seconds; see `page_started`, `page_drawn`); with no page
+        drawing (a server that starts its model before anyone visits) the load begins at once.
         """
         with self._lock:
             current = self._starts.get(spec)
@@ -96,6 +98,10 @@ class ModelRegistry:
             self._starts.move_to_end(spec)
             return current
 
+    def page_started(self) -> None:
+        """A page has begun drawing: a load about to begin lets it finish first."""
+        self._page_drawing.set()
+
     def page_drawn(self) -> None:
         """A page has been drawn: a load waiting for that may take the CPU now."""
         self._first_draw.set()
@@ -104,7 +110,7 @@ class ModelRegistry:
         if is_remote(start.spec):
             self._connect(start)
             return
-        if after_first_draw:
+        if after_first_draw and self._page_drawing.is_set():
             self._first_draw.wait(FIRST_DRAW_WAIT)
         from salience.model.loader import load_model, skip_random_init
 
@@ -118,13 +124,14 @@ class ModelRegistry:
             start.timings["load"] = time.perf_counter() - began
         except WorkbenchError as error:
             start.model.set_exception(error)
-            start.warmed.set_result(None)
+            self._settled(start)
             return
         except Exception as error:  # a broken file or preset: say why, keep the app alive
             log.exception("loading %s failed", start.spec)
             start.model.set_exception(ModelLoadError(f"Could not load '{start.spec}': {error}"))
-            start.warmed.set_result(None)
+            self._settled(start)
             return
+        start.loaded_at = time.perf_counter()
         start.message = "Warming up"
         start.model.set_result(model)
         self._evict()
@@ -132,10 +139,16 @@ class ModelRegistry:
             if warm_up:
                 model_warm_up.warm_up(self, start, model)
         finally:
-            start.timings["warm"] = time.perf_counter() - began - start.timings["load"]
+            model_warm_up.mark_ready(start)
             start.warmed.set_result(None)
             startup_timings.remember_timings(start.spec, start.timings)
             log.info("started %s: %s", start.spec, {k: round(v, 2) for k, v in start.timings.items()})
+
+    @staticmethod
+    def _settled(start: ModelStart) -> None:
+        """Nothing more to do for this start (failed, or nothing to warm)."""
+        start.ready.set_result(None)
+        start.warmed.set_result(None)
 
     def _connect(self, start: ModelStart) -> None:
         """An engine's model: wait (with its message) while its replicas load; nothing to warm."""
@@ -158,7 +171,7 @@ class ModelRegistry:
             start.model.set_result(model)
             self._evict()
         start.timings["load"] = time.perf_counter() - start.began
-        start.warmed.set_result(None)  # the engine warms its own replicas
+        self._settled(start)  # the engine warms its own replicas
 
     # ---- engines -------------------------------------------------------------
     def engine_health(self, model) -> EngineHealth:
@@ -263,12 +276,22 @@ class ModelRegistry:
             phase = LOADING
         elif start.model.exception() is not None:
             phase, error = FAILED, str(start.model.exception())
-        elif not start.warmed.done():
+        elif not start.ready.done():
             phase = WARMING
         else:
             phase = READY
         notice = getattr(start.model.result(), "notice", None) if phase in (WARMING, READY) else None
-        return LoadStatus(spec, phase, start.message, elapsed, expected_load, expected_warm, error, notice)
+        return LoadStatus(
+            spec,
+            phase,
+            start.message,
+            elapsed,
+            expected_load,
+            expected_warm,
+            error,
+            notice,
+            settled=start.warmed.done(),
+        )
 
     def model(self, spec: str):
         """The loaded model for ``spec``, or None while it loads or when it failed (never blocks)."""
@@ -401,6 +424,7 @@ __all__ = [  # with the names owned elsewhere that pages and tests import from h
     "in_process_spec",
     "is_remote",
     "page_drawn",
+    "page_started",
     "preload",
     "registry",
 ]
@@ -415,8 +439,14 @@ def registry() -> ModelRegistry:
 def preload() -> None:
     """Start loading (and warming) the default model now, in the background; returns at once.
 
-    The load begins once the first page has drawn (`page_drawn`) or after `FIRST_DRAW_WAIT`."""
+    The load begins at once, or, if a page is drawing, once it has drawn (`page_drawn`) or after
+    `FIRST_DRAW_WAIT`."""
     registry().start(default_spec(), after_first_draw=True)
+
+
+def page_started() -> None:
+    """Call at the start of every script run (app.py does)."""
+    registry().page_started()
 
 
 def page_drawn() -> None:

@@ -22,6 +22,7 @@ class LoadStatus:
     expected_warm: float
     error: str | None = None
     notice: str | None = None  # what the load had to do that the user should know (a rebuilt cache)
+    settled: bool = True  # no start-up work left, not even in the background
 
     @property
     def usable(self) -> bool:
@@ -47,8 +48,10 @@ class ModelStart:
 
     spec: str
     model: Future = field(default_factory=Future)
-    warmed: Future = field(default_factory=Future)
+    ready: Future = field(default_factory=Future)  # loaded and the first actions' graphs traced
+    warmed: Future = field(default_factory=Future)  # every start-up step done, background ones too
     began: float = field(default_factory=time.perf_counter)
+    loaded_at: float = 0.0  # `time.perf_counter()` when the load ended (0 until then)
     message: str = "Starting"
     timings: dict[str, float] = field(default_factory=dict)
     # Set when a visitor's own request reaches this model: it traces the same graphs, so the

@@ -1,6 +1,6 @@
-"""The warm-up after a model loads: trace the graphs the first Generate, the first click and
-the first Integrated Gradients need, on a sample, in the loader's thread; it gives way as soon as
-a visitor's own request reaches the model."""
+"""The warm-up after a model loads: trace the graphs the first Generate and the first click
+need, on a sample, in the loader's thread (the model is then "ready"), then Integrated
+Gradients' in the background; it gives way as soon as a visitor's own request reaches the model."""
 
 from __future__ import annotations
 
@@ -20,13 +20,9 @@ from salience.prompts.segments import make_segments
 WARM_UP_SAMPLE = "fewshot-mistake"
 WARM_UP_SETTINGS = GenerationSettings(max_new_tokens=48, stop_sequences=("\n\n",))
 WARM_UP_PRECISION = "bfloat16"
-WARM_UP_STEPS = (
-    "bf16 copy",
-    "decode graphs",
-    "salience graph",
-    "deletion graphs",
-    "integrated gradients graph",
-)
+FIRST_STEPS = ("bf16 copy", "decode graphs", "salience graph", "deletion graphs")  # then "ready"
+LATER_STEPS = ("integrated gradients graph",)  # after "ready", unless a visitor came first
+WARM_UP_STEPS = FIRST_STEPS + LATER_STEPS
 log = logging.getLogger(__name__)
 
 
@@ -35,11 +31,11 @@ class VisitorsFirst(Exception):
 
 
 def warm_up(models, start: ModelStart, model) -> None:
-    """Trace every graph the first Generate, the first click (gradients, then Deletion in
-    the background) and the first Integrated Gradients need, on the default sample, through
-    ``models`` (the `ModelRegistry`, which caches its answer and explanation). The salience
-    graph is traced for the sample's sequence bucket; decoding and Deletion graphs take any
-    length."""
+    """Trace every graph the first Generate and the first click (gradients, then Deletion in
+    the background) need, on the default sample, through ``models`` (the `ModelRegistry`,
+    which caches its answer and explanation); then say the model is ready (`mark_ready`) and
+    trace Integrated Gradients' graph, the method fewer people switch to. The salience graph is
+    traced for the sample's sequence bucket; decoding and Deletion graphs take any length."""
     from salience.model.loader import skip_random_init
 
     exit_hook_first()  # TensorFlow has registered its own exit handlers by now
@@ -55,6 +51,15 @@ def warm_up(models, start: ModelStart, model) -> None:
             log.info("warm-up of %s ended: the server is stopping", start.spec)
         else:
             log.exception("warm-up of %s failed", start.spec)
+
+
+def mark_ready(start: ModelStart) -> None:
+    """The model is ready for visitors (what is left of the warm-up runs in the background);
+    the first call counts, with the warm-up's seconds until then."""
+    if not start.ready.done():
+        if start.loaded_at:
+            start.timings["warm"] = time.perf_counter() - start.loaded_at
+        start.ready.set_result(None)
 
 
 def _steps(models, start: ModelStart, model, skip_random_init) -> None:
@@ -103,6 +108,7 @@ def _steps(models, start: ModelStart, model, skip_random_init) -> None:
             prompt, final.text, methods=(DELETION,), segments=[(1, 2)], precision=WARM_UP_PRECISION
         ),
     )
+    mark_ready(start)
     step(
         "integrated gradients graph",
         "Compiling Integrated Gradients",

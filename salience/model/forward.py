@@ -167,10 +167,10 @@ class GemmaForward:
         # Decoding graphs take any prompt and cache length: one trace serves every prompt.
         cache = self._cache_spec()
         scalar = tf.TensorSpec([], tf.int32)
-        self._prefill = compiled(
-            self._prefill_graph, input_signature=[tf.TensorSpec([1, None], tf.int32), scalar, cache]
+        # One graph feeds the prompt and then each new token (traced once, not twice).
+        self._extend = compiled(
+            self._extend_graph, input_signature=[tf.TensorSpec([1, None], tf.int32), scalar, scalar, cache]
         )
-        self._step = compiled(self._step_graph, input_signature=[scalar, scalar, cache])
 
     # ---- building blocks -------------------------------------------------
     def embed(self, token_ids):
@@ -632,28 +632,24 @@ class GemmaForward:
             updated.append(layer_cache)
         return x, tf.stack(updated, axis=1)
 
-    def _prefill_graph(self, token_ids, last, cache):
+    def _extend_graph(self, token_ids, index, last, cache):
+        """Feed ``token_ids`` [1, S] at positions ``index`` … ``index + S - 1``; the logits for
+        the token after position ``index + last``, and the cache."""
         x = tf.cast(self.embed(token_ids), self.backbone.compute_dtype)
-        x, cache = self._run_cached(x, cache, 0)
-        hidden = self.backbone.layer_norm(x)
-        row = tf.gather(hidden, [last], axis=1)[0]  # [1, H]
-        return self._logits(row)[0], cache
-
-    def _step_graph(self, token_id, index, cache):
-        x = tf.cast(self.embed(tf.reshape(token_id, (1, 1))), self.backbone.compute_dtype)
         x, cache = self._run_cached(x, cache, index)
-        return self._logits(self.backbone.layer_norm(x)[0])[0], cache
+        row = tf.gather(x, [last], axis=1)[0]  # [1, H]: the norm and projection for one row only
+        return self._logits(self.backbone.layer_norm(row))[0], cache
 
     def prefill(self, ids: list[int], cache_length: int):
         """Run the prompt once; returns (logits for the next token, cache)."""
-        logits, cache = self._prefill(
-            tf.constant([ids], tf.int32), tf.constant(len(ids) - 1, tf.int32), self.empty_cache(cache_length)
-        )
-        return logits, cache
+        zero = tf.constant(0, tf.int32)
+        last = tf.constant(len(ids) - 1, tf.int32)
+        return self._extend(tf.constant([ids], tf.int32), zero, last, self.empty_cache(cache_length))
 
     def step(self, token_id: int, index: int, cache):
         """Feed one token at ``index``; returns (logits for the next token, cache)."""
-        return self._step(tf.constant(token_id, tf.int32), tf.constant(index, tf.int32), cache)
+        token = tf.constant([[token_id]], tf.int32)
+        return self._extend(token, tf.constant(index, tf.int32), tf.constant(0, tf.int32), cache)
 
 
 def _rows_of(table, token_ids):

@@ -151,6 +151,34 @@ def test_warm_up_runs_every_step_when_nobody_asks(slow_model):
     assert set(WARM_UP_STEPS) <= set(models.timings(spec)), models.timings(spec)
 
 
+def test_ready_comes_before_the_integrated_gradients_graph(slow_model, monkeypatch):
+    """The first Generate's and the first click's graphs make the model ready; Integrated
+    Gradients' is traced after that, in the background (only then is the start settled)."""
+    from salience.model.language_model import LanguageModel
+
+    spec, release, _ = slow_model
+    real_salience = LanguageModel.salience
+    tracing, finish = threading.Event(), threading.Event()
+
+    def salience(model, prompt, target, **options):
+        if "integrated_gradients" in options.get("methods", ()):
+            tracing.set()
+            assert finish.wait(60), "the test never let the background step finish"
+        return real_salience(model, prompt, target, **options)
+
+    monkeypatch.setattr(LanguageModel, "salience", salience)
+    models = registry()
+    models.start(spec)
+    release.set()
+    assert tracing.wait(120), "Integrated Gradients' graph was never warmed"
+    status = models.status(spec)
+    assert status.phase == READY and not status.settled
+    assert {"decode graphs", "salience graph", "deletion graphs", "warm"} <= set(models.timings(spec))
+    finish.set()
+    models.wait_warm(spec, timeout=120)
+    assert models.status(spec).settled and "integrated gradients graph" in models.timings(spec)
+
+
 @pytest.mark.slow  # over ~5 s: left out of the fast loop
 def test_a_rebuilt_cache_is_said_in_the_sidebar(tiny_gguf, monkeypatch):
     """What the load had to do (a damaged cache rebuilt) reaches the page, not only the log."""

@@ -78,17 +78,20 @@ def start_app(
     raise RuntimeError(f"streamlit did not start; see {log.name}")
 
 
-def wait_for_model(url: str, timeout: float = 300.0) -> str:
-    """Wait until the server's default model has loaded and warmed up (or failed); its phase."""
+def wait_for_model(url: str, timeout: float = 300.0, settled: bool = False) -> str:
+    """Wait until the server's default model has loaded and warmed up (or failed); its phase.
+    ``settled``: until the warm-up's background steps after "ready" are done too."""
     deadline = time.monotonic() + timeout
     phase = "unknown"
     while time.monotonic() < deadline:
+        status = {}
         try:
             with urllib.request.urlopen(url + "/model-status", timeout=5) as response:
-                phase = json.load(response).get("phase", "unknown")
+                status = json.load(response)
+                phase = status.get("phase", "unknown")
         except (OSError, ValueError):
             phase = "unreachable"
-        if phase in ("ready", "failed", "not started"):
+        if phase in ("ready", "failed", "not started") and (not settled or status.get("settled", True)):
             return phase
         time.sleep(0.5)
     return phase

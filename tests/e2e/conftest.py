@@ -63,7 +63,7 @@ def leaves_shared_server_idle(request):
     if not {"workbench_url", "workbench_server"} & set(request.fixturenames):
         return
     process, url = request.getfixturevalue("workbench_server")
-    wait_for_model(url)  # the start-up's warm-up is shared work: it is not the test's to stop
+    wait_for_model(url, settled=True)  # the start-up's warm-up is shared work: not the test's to stop
     trace = watch_until_idle(process.pid, timeout=IDLE_WITHIN + 5)
     if trace.idle_from is None or trace.idle_from > IDLE_WITHIN:
         pytest.fail(
