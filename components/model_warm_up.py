@@ -1,6 +1,7 @@
 """The warm-up after a model loads: trace the graphs the first Generate and the first click
-need, on a sample, in the loader's thread (the model is then "ready"), then Integrated
-Gradients' in the background; it gives way as soon as a visitor's own request reaches the model."""
+need, on a sample, in the loader's thread (the model is then "ready"), then the rest (Deletion
+at any length, Integrated Gradients) in the background; it gives way as soon as a visitor's own
+request reaches the model."""
 
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ from salience.prompts.segments import make_segments
 WARM_UP_SAMPLE = "fewshot-mistake"
 WARM_UP_SETTINGS = GenerationSettings(max_new_tokens=48, stop_sequences=("\n\n",))
 WARM_UP_PRECISION = "bfloat16"
-FIRST_STEPS = ("bf16 copy", "decode graphs", "salience graph", "deletion graphs")  # then "ready"
-LATER_STEPS = ("integrated gradients graph",)  # after "ready", unless a visitor came first
+FIRST_STEPS = ("bf16 copy", "decode graphs", "salience graph")  # then "ready"
+LATER_STEPS = ("deletion graphs", "integrated gradients graph")  # after, unless a visitor came first
 WARM_UP_STEPS = FIRST_STEPS + LATER_STEPS
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,8 @@ def warm_up(models, start: ModelStart, model) -> None:
     """Trace every graph the first Generate and the first click (gradients, then Deletion in
     the background) need, on the default sample, through ``models`` (the `ModelRegistry`,
     which caches its answer and explanation); then say the model is ready (`mark_ready`) and
-    trace Integrated Gradients' graph, the method fewer people switch to. The salience graph is
+    trace the rest: Deletion's graphs at other lengths (the first click's check traced most of
+    them) and Integrated Gradients', the method fewer people switch to. The salience graph is
     traced for the sample's sequence bucket; decoding and Deletion graphs take any length."""
     from salience.model.loader import skip_random_init
 
@@ -101,6 +103,7 @@ def _steps(models, start: ModelStart, model, skip_random_init) -> None:
         models.salience(model, prompt, final.text, None, (DEFAULT_METHOD,), WARM_UP_PRECISION, spans)
 
     step("salience graph", "Compiling the salience graph (first click)", first_click)
+    mark_ready(start)
     step(
         "deletion graphs",
         "Compiling Deletion (runs after each click)",
@@ -108,7 +111,6 @@ def _steps(models, start: ModelStart, model, skip_random_init) -> None:
             prompt, final.text, methods=(DELETION,), segments=[(1, 2)], precision=WARM_UP_PRECISION
         ),
     )
-    mark_ready(start)
     step(
         "integrated gradients graph",
         "Compiling Integrated Gradients",
