@@ -8,8 +8,10 @@ Each mode runs in a fresh subprocess, which imports the engine, loads the embedd
 with Grad L2 and Grad·Input, then reports its peak resident set size (`ru_maxrss`) and the
 resident size after each step (`VmRSS`, `VmHWM` from /proc/self/status). Modes:
 
-- ``default-bf16``: today's default — the float32 preset plus a bfloat16 copy, run at bfloat16;
-- ``default-f32``: today's default, run at float32 (no copy is made);
+- ``default-bf16``: ``load_model()``'s default (both precisions on offer), run at bfloat16:
+  the preset read in bfloat16, float32 read only if asked for (before session 10: the float32
+  preset plus a bfloat16 copy);
+- ``default-f32``: the default loaded for float32 (float32 read; bfloat16 only if asked for);
 - ``bf16-only``: ``load_model(precision="bfloat16", only=True)``;
 - ``f32-only``: ``load_model(precision="float32", only=True)``.
 
