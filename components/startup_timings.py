@@ -11,6 +11,7 @@ from pathlib import Path
 TIMINGS_FILE = "startup_seconds.json"
 # First guesses (seconds) before a start has been measured on this machine.
 GUESS_LOAD, GUESS_CONVERT, GUESS_WARM = 15.0, 75.0, 25.0
+KEEP_SPECS = 16  # the most recently started specs kept (GGUF files in temp folders come and go)
 log = logging.getLogger(__name__)
 
 
@@ -30,10 +31,13 @@ def remembered() -> dict[str, dict[str, float]]:
 
 
 def remember_timings(spec: str, timings: dict[str, float]) -> None:
-    """Keep ``spec``'s start-up timings for the next estimate (a read-only cache only loses them)."""
+    """Keep ``spec``'s start-up timings for the next estimate (a read-only cache only loses them);
+    the `KEEP_SPECS` most recently started specs are kept."""
     try:
         data = remembered()
+        data.pop(spec, None)  # the newest start last
         data[spec] = {name: round(seconds, 2) for name, seconds in timings.items()}
+        data = dict(list(data.items())[-KEEP_SPECS:])
         path = _timings_path()
         path.parent.mkdir(parents=True, exist_ok=True)
         staging = path.with_suffix(".tmp")
