@@ -18,7 +18,7 @@ import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
 from components import state
-from salience.core.errors import WorkbenchError
+from salience.core.errors import InputError, WorkbenchError
 from workspace.database import WorkspaceUnavailable, default_url, is_read_only, writable
 from workspace.store import Workspace
 
@@ -27,6 +27,7 @@ _OPEN_FAILURES: dict[str, tuple[float, str]] = {}  # url -> (when opening failed
 _WRITE_FAILURES: dict[str, tuple[float, str]] = {}  # url -> (when a write failed, the reason)
 _READ_ONLY_CHECKED: dict[str, float] = {}  # url -> when a read-only file was last checked
 FAILED = object()  # what ``attempt`` returns when the write did not happen
+REFUSED = object()  # what ``attempt`` returns when the store refused the write itself (never retried)
 log = logging.getLogger(__name__)
 
 
@@ -97,7 +98,10 @@ def _blocked(opened: Workspace | None, url: str) -> str | None:
 
 
 def attempt(description: str, action: Callable[[Workspace], Any]) -> Any:
-    """Run one write now; ``FAILED`` (with the reason in SAVE_FAILURE) when it did not happen."""
+    """Run one write now; ``FAILED`` (with the reason in SAVE_FAILURE) when it did not happen,
+    ``REFUSED`` when the store refused this write itself (an `InputError`: e.g. the evaluation was
+    deleted meanwhile, or the record is someone else's): trying again would fail the same way,
+    and the database is fine."""
     url = default_url()
     opened = workspace()
     blocked = _blocked(opened, url)
@@ -106,6 +110,11 @@ def attempt(description: str, action: Callable[[Workspace], Any]) -> Any:
         return FAILED
     try:
         result = action(opened)
+    except InputError as error:
+        message = f"Not saved ({description}): {reason(error)}"
+        log.info("%s", message)
+        st.session_state[state.SAVE_FAILURE] = message
+        return REFUSED
     except (WorkbenchError, SQLAlchemyError) as error:
         message = f"Saving {description} failed: {reason(error)}"
         log.warning("%s", message)
@@ -124,17 +133,20 @@ def flush() -> bool:
         description, action = pending[0]
         if attempt(description, action) is FAILED:
             return False
-        pending.pop(0)
+        pending.pop(0)  # done, or refused for good (said in SAVE_FAILURE)
     return True
 
 
 def write(description: str, action: Callable[[Workspace], Any]) -> Any:
     """Run a write now, after any kept earlier ones; keep it for a retry when it fails.
 
-    Returns the action's result, or ``FAILED`` when the write was kept for later.
+    Returns the action's result, or ``FAILED`` when the write was kept for later or refused
+    (a refused write is not kept: it would block every later one).
     """
     if flush():
         result = attempt(description, action)
+        if result is REFUSED:
+            return FAILED
         if result is not FAILED:
             return result
     st.session_state[state.PENDING_WRITES].append((description, action))
