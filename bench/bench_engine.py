@@ -123,7 +123,7 @@ def bench_decode(model, repeats):
     tps = statistics.median(r.tokens_per_second for r in results)
     ttft = statistics.median(r.first_token_seconds for r in results)
     total = statistics.median(r.seconds for r in results)
-    lm = model.causal_lm
+    lm = model.task_for("float32")
     lm.compile(sampler="greedy")
 
     def plain(new_tokens):

@@ -19,7 +19,7 @@ class KerasHubDecoder:
     padded prompt, then one token at a time."""
 
     def __init__(self, lm, ids: list[int], length: int = 128):
-        self.causal_lm = lm.causal_lm
+        self.causal_lm = lm.task_for("float32")
         self.gemma3 = lm.family == "gemma3"
         tokens = np.zeros((1, length), np.int32)
         tokens[0, : len(ids)] = ids
@@ -52,7 +52,7 @@ def assert_decoding_matches(
         np.testing.assert_allclose(ours, theirs.logits, rtol=tolerance, atol=tolerance)
         if plain_call:
             np.testing.assert_allclose(
-                ours, keras_hub_logits(lm.causal_lm, ids)[-1], rtol=tolerance, atol=tolerance
+                ours, keras_hub_logits(theirs.causal_lm, ids)[-1], rtol=tolerance, atol=tolerance
             )
         if step == steps:
             break

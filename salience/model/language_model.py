@@ -111,6 +111,15 @@ class LanguageModel(TextCalls, SalienceCalls):
                 self._forwards[precision] = GemmaForward(backbone, self.family)
             return self._forwards[precision]
 
+    def task_for(self, precision: str | None = None):
+        """KerasHub's own CausalLM over this model's backbone at ``precision`` (the one the
+        compiled passes run), e.g. to compare with KerasHub's ``generate``; ``causal_lm`` is the
+        task at the precision the model was loaded in."""
+        backbone = self.forward_for(precision).backbone
+        if self.causal_lm.backbone is backbone:
+            return self.causal_lm
+        return type(self.causal_lm)(backbone=backbone, preprocessor=self.causal_lm.preprocessor)
+
     # ---- generate ----------------------------------------------------------
     def generate(
         self, prompt: str, settings: GenerationSettings | None = None, precision: str | None = None

@@ -127,6 +127,9 @@ def test_two_reviewers_blind(browser, server):
     ben = browser.new_context(viewport={"width": 1024, "height": 768}).new_page()
     _start(ana, url, uid, "Ana")
     _start(ben, url, uid, "Ben")
+    wait_idle(ben)
+    last = ben.get_by_role("button", name="Both unacceptable").bounding_box()  # the fourth answer
+    assert last and last["y"] + last["height"] <= 768, f"answers below the fold at 1024×768: {last}"
     text = assert_plain_words(ana, "review, first item")
     assert "fewshot" not in text and "Which reply would you send to this customer?" in text  # blind
     assert_clean(ana, "review, first item")
