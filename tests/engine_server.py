@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -101,8 +102,9 @@ def running_engine(
         stop(engine)
 
 
-def stop(engine: EngineProcess, timeout: float = 60.0) -> int | None:
-    """Ctrl+C, then wait for a clean exit (kill the group if it hangs); the exit status."""
+def stop(engine: EngineProcess, timeout: float = 30.0) -> int | None:
+    """Ctrl+C, then wait for a clean exit (kill the group if it hangs); the exit status. The
+    engine bounds its own stop (`STOP_WAIT_S` for Serve, then Ray's shutdown): 30 s is ample."""
     process = engine.process
     if process.poll() is None:
         process.send_signal(signal.SIGINT)
@@ -121,4 +123,14 @@ def _keep_hung_stop(engine: EngineProcess, waited: float) -> None:
     artifacts = ROOT / "artifacts"
     artifacts.mkdir(exist_ok=True)
     path = artifacts / f"engine-stop-hung-{engine.process.pid}.log"
-    path.write_text(f"no exit {waited:.0f} s after Ctrl+C; last lines:\n" + "\n".join(engine.lines[-60:]))
+    stacks = ""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if Path(spy).exists():  # where each of its threads is stuck
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            done = subprocess.run(
+                [spy, "dump", "--pid", str(engine.process.pid)], capture_output=True, text=True, timeout=30
+            )
+            stacks = f"\n\npy-spy dump:\n{done.stdout}{done.stderr}"
+    path.write_text(
+        f"no exit {waited:.0f} s after Ctrl+C; last lines:\n" + "\n".join(engine.lines[-60:]) + stacks
+    )
