@@ -150,8 +150,11 @@ def postgres_server(tmp_path_factory):
                 raise
             time.sleep(0.3)
     yield url, port
+    # Immediate: a throwaway cluster needs no clean shutdown, and "fast" waited its full 60 s
+    # at the end of the slow pass (connections the app's cached workspaces still held).
     subprocess.run(
-        _as_postgres([str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"]), capture_output=True
+        _as_postgres([str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-t", "20", "stop"]),
+        capture_output=True,
     )
 
 
