@@ -48,13 +48,17 @@ ANSWER_WORDS = {
 DEFAULT_INSTRUCTIONS = "Which reply would you send to this customer?"
 # Tighter headings than Streamlit's: at 1024×768 the four answers must show without scrolling.
 _CSS = """<style>
-[data-testid="stMainBlockContainer"] {padding-top: 1.5rem}
+[data-testid="stMainBlockContainer"] {padding-top: 3rem}  /* below the header bar */
 [data-testid="stMainBlockContainer"] h1 {font-size: 2.2rem; padding-top: .5rem; padding-bottom: .5rem}
 .st-key-review-instructions p {font-size: 1.35rem; font-weight: 600}
 .st-key-review-inputs p, .st-key-review-side-A p, .st-key-review-side-B p {font-size: 1.2rem; line-height: 1.5}
 .st-key-review-side-A h3, .st-key-review-side-B h3 {font-size: 1.6rem; padding-top: 0; padding-bottom: .25rem}
 .st-key-review-answers button {padding-left: .6rem; padding-right: .6rem}
 .st-key-review-answers button p {font-size: 1.1rem}
+@media (max-width: 1100px) {  /* the four answers on one line at 1024 px */
+  .st-key-review-answers button {padding-left: .45rem; padding-right: .45rem}
+  .st-key-review-answers button p {font-size: 1rem}
+}
 </style>"""
 
 
