@@ -1,3 +1,4 @@
+# ruff: noqa: I001
 """Start-up of fresh processes: this tree against a baseline revision, measured in the same run.
 
     flock /tmp/heavy.lock .venv/bin/python bench/bench_startup.py --baseline fb18bcc [--repeats 2]
@@ -20,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,43 +30,22 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "e2e")]
+from app_server import ARTIFACTS, start_app  # noqa: E402  (the browser tests' server helper)
+
 TARGET = " it has cheese in it, which you don't like."  # the sample's greedy answer, first sentence
 
 
 def _server(tree: Path) -> dict[str, float]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    ARTIFACTS.mkdir(exist_ok=True)  # start_app keeps the server's log there
     with tempfile.TemporaryDirectory() as data:
         began = time.monotonic()
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "streamlit",
-                "run",
-                str(tree / "serve.py"),
-                "--server.headless",
-                "true",
-                "--server.port",
-                str(port),
-                "--server.address",
-                "127.0.0.1",
-                "--browser.gatherUsageStats",
-                "false",
-                "--server.fileWatcherType",
-                "none",
-            ],
-            cwd=tree,
-            env={**os.environ, "GEMMA_WORKBENCH_DATA": data},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        process, url = start_app(tree / "serve.py", env={"GEMMA_WORKBENCH_DATA": data}, cwd=tree)
         ready = settled = None
         try:
             while time.monotonic() - began < 300 and settled is None:
                 try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/model-status", timeout=5) as answer:
+                    with urllib.request.urlopen(f"{url}/model-status", timeout=5) as answer:
                         status = json.load(answer)
                 except (OSError, ValueError):
                     status = {}
@@ -120,7 +98,6 @@ def main() -> None:
     parser.add_argument("--baseline", required=True, help="a git revision to compare with")
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
-    sys.path.insert(0, str(ROOT))
     from salience.prompts.samples import find_sample
 
     with tempfile.TemporaryDirectory() as scratch:

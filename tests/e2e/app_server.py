@@ -33,10 +33,14 @@ def free_port() -> int:
 
 
 def start_app(
-    app: Path, env: dict[str, str] | None = None, timeout: float = 120.0, args: tuple[str, ...] = ()
+    app: Path,
+    env: dict[str, str] | None = None,
+    timeout: float = 120.0,
+    args: tuple[str, ...] = (),
+    cwd: Path = ROOT,
 ):
-    """Run ``streamlit run`` headless (with extra Streamlit ``args``); returns (process, base URL)
-    once healthy."""
+    """Run ``streamlit run`` headless (with extra Streamlit ``args``, in ``cwd``: the tree whose
+    modules it imports); returns (process, base URL) once healthy."""
     port = free_port()
     log = open(ARTIFACTS / f"streamlit-{port}.log", "w")  # noqa: SIM115 - closed with the process
     process = subprocess.Popen(
@@ -58,7 +62,7 @@ def start_app(
             "none",
             *args,
         ],
-        cwd=ROOT,
+        cwd=cwd,
         env={**os.environ, **(env or {})},
         stdout=log,
         stderr=subprocess.STDOUT,
