@@ -60,8 +60,10 @@ def running_engine(
     timeout: float = 300.0,
     env: dict | None = None,
     args: tuple[str, ...] = (),
+    sigint_ignored: bool = False,
 ) -> Iterator[EngineProcess]:
-    """``python -m salience serve`` for ``spec`` until the block ends (then Ctrl+C, as a user would)."""
+    """``python -m salience serve`` for ``spec`` until the block ends (then Ctrl+C, as a user would);
+    ``sigint_ignored`` starts it as a script's background job starts: with SIGINT ignored."""
     port = free_port()
     command = [
         sys.executable,
@@ -88,6 +90,7 @@ def running_engine(
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
+        preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None,
     )
     engine = EngineProcess(f"http://127.0.0.1:{port}", process)
     threading.Thread(target=_pump, args=(process, engine.lines), daemon=True).start()

@@ -583,6 +583,9 @@ def serve_forever(options: ServeOptions, report: Callable[[str], None] = print) 
     """
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    # Ctrl+C too, explicitly: a script's background job starts with SIGINT ignored, and Python
+    # then keeps it ignored, so `kill -INT` (or a harness's Ctrl+C) would never stop the engine.
+    signal.signal(signal.SIGINT, lambda *_: stopping.set())
     policy = options.policy()
     start(options, report)  # cleans up after itself when it fails
     try:

@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 import requests
+from engine_server import running_engine
 from process_load import cpu_seconds
 
 from salience.core.errors import CancelledError, ContextLengthError, InputError, ModelLoadError
@@ -458,3 +459,12 @@ def test_a_cancelled_request_stops_on_the_engine(engine, call):
         now = _replicas_cpu(pids)
         quiet = quiet + 1 if now - last < 0.2 else 0
         last = now
+
+
+def test_ctrl_c_stops_an_engine_started_with_sigint_ignored(engine_gguf):
+    """A script's background job inherits SIGINT ignored (and so does Python): Ctrl+C must stop
+    the engine anyway, cleanly (no kill after the harness's wait)."""
+    with running_engine(f"gguf:{engine_gguf}", replicas=1, sigint_ignored=True) as started:
+        pass
+    assert started.process.returncode == 0, started.lines[-10:]
+    assert "Stopped." in started.lines
