@@ -275,10 +275,6 @@ def _from_preset(handle: str, dtype: str | None = None):
         return keras_hub.models.CausalLM.from_preset(handle, dtype=dtype)
 
 
-def _preset(handle: str, dtype: str | None):
-    return _from_preset(handle) if dtype is None else _from_preset(handle, dtype)
-
-
 def _later(handle: str, lock=None) -> Callable[[str], Any]:
     """Reads the preset at ``handle`` again in another dtype, when a model first needs it
     (`LanguageModel.forward_for`): a preset is loaded in the precision served, and the other
@@ -336,7 +332,7 @@ def _load_checked(directory: Path, dtype: str | None = None):
         checking = pool.submit(damage, directory)
         causal_lm, error = None, None
         try:
-            causal_lm = _preset(str(directory), dtype)
+            causal_lm = _from_preset(str(directory), dtype)
         except Exception as caught:  # judged below: damage rebuilds, anything else is reported
             error = caught
         return causal_lm, error, checking.result()
@@ -357,7 +353,7 @@ def load_kaggle(preset: str, precision: str = "bfloat16", only: bool = False) ->
     if not preset:
         raise ModelLoadError("Name a Kaggle preset, e.g. kaggle:gemma_instruct_2b_en.")
     try:
-        causal_lm = _preset(preset, precision)
+        causal_lm = _from_preset(preset, precision)
     except UnsupportedModelError:
         raise
     except Exception as error:  # kagglehub and KerasHub raise many kinds; say which happened
@@ -433,7 +429,7 @@ def load_local_preset(directory: str, precision: str = "bfloat16", only: bool = 
             f"'{directory}' holds a {task.get('class_name')}; only causal language models can run here."
         )
     try:
-        causal_lm = _preset(str(path), precision)
+        causal_lm = _from_preset(str(path), precision)
     except Exception as error:
         raise ModelLoadError(f"Could not load the preset in '{directory}': {error}") from error
     return _wrap(causal_lm, path.name, f"preset:{path}", None, precision, only, _later(str(path)))
