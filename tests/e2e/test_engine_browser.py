@@ -21,17 +21,9 @@ from app_server import ARTIFACTS, ROOT, free_port, stop_app
 from engine_server import running_engine
 from page_checks import screenshot, settle
 from playwright.sync_api import expect
-from tiny_models import tiny_gemma3, write_gguf
 from workbench_page import LONG, generate
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def tiny_spec(tmp_path_factory, spm_proto):
-    path = tmp_path_factory.mktemp("engine-browser-model") / "tiny.gguf"
-    write_gguf(tiny_gemma3(spm_proto, seed=11, window=4096), spm_proto, path)
-    return f"gguf:{path}"
 
 
 @contextlib.contextmanager
@@ -73,9 +65,9 @@ def model_status(url: str) -> dict:
         return json.loads(response.read())
 
 
-def test_the_sidebar_names_the_engine_and_the_page_generates_through_it(browser, tiny_spec, tmp_path):
+def test_the_sidebar_names_the_engine_and_the_page_generates_through_it(browser, tiny_model_spec, tmp_path):
     with (
-        running_engine(tiny_spec, replicas=2) as engine,
+        running_engine(tiny_model_spec, replicas=2) as engine,
         serving(engine.url, {"GEMMA_WORKBENCH_DATA": str(tmp_path / "data")}) as (url, server),
     ):
         deadline = time.monotonic() + 60
@@ -99,9 +91,9 @@ def test_the_sidebar_names_the_engine_and_the_page_generates_through_it(browser,
         assert "tensorflow" not in Path(f"/proc/{server.pid}/maps").read_text()
 
 
-def test_an_engine_that_is_down_falls_back_in_one_click(browser, tiny_spec, tmp_path):
+def test_an_engine_that_is_down_falls_back_in_one_click(browser, tiny_model_spec, tmp_path):
     down = f"http://127.0.0.1:{free_port()}"
-    env = {"GEMMA_WORKBENCH_DATA": str(tmp_path / "data"), "WORKBENCH_MODEL": tiny_spec}
+    env = {"GEMMA_WORKBENCH_DATA": str(tmp_path / "data"), "WORKBENCH_MODEL": tiny_model_spec}
     with serving(down, env) as (url, _):
         context = browser.new_context(viewport={"width": 1440, "height": 900})
         page = context.new_page()

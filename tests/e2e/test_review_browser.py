@@ -199,12 +199,8 @@ def test_two_reviewers_blind(browser, server):
 
 
 @pytest.fixture
-def tiny_server(tmp_path, spm_proto):
+def tiny_server(tmp_path, tiny_model_spec):
     """A two-item review and the app on a tiny model, so replies can be explained."""
-    from tiny_models import tiny_gemma3, write_gguf
-
-    model = tmp_path / "tiny.gguf"
-    write_gguf(tiny_gemma3(spm_proto, seed=11, window=4096), spm_proto, model)
     data = tmp_path / "data"
     data.mkdir()
     opened = Workspace.open(f"sqlite:///{data / 'workspace.sqlite3'}")
@@ -225,7 +221,7 @@ def tiny_server(tmp_path, spm_proto):
     )
     opened.close()
     process, url = start_app(
-        ROOT / "app.py", env={"GEMMA_WORKBENCH_DATA": str(data), "WORKBENCH_MODEL": f"gguf:{model}"}
+        ROOT / "app.py", env={"GEMMA_WORKBENCH_DATA": str(data), "WORKBENCH_MODEL": tiny_model_spec}
     )
     yield url, uid
     stop_app(process)

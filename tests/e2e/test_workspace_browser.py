@@ -17,8 +17,9 @@ def data_dir(tmp_path):
     return tmp_path / "data"
 
 
-def test_refresh_and_restart_lose_nothing(browser, data_dir):
-    env = {"GEMMA_WORKBENCH_DATA": str(data_dir)}
+def test_refresh_and_restart_lose_nothing(browser, data_dir, tiny_model_spec):
+    # The tiny model: what this checks is the workspace, not the model's words (and it restarts).
+    env = {"GEMMA_WORKBENCH_DATA": str(data_dir), "WORKBENCH_MODEL": tiny_model_spec}
     process, url = start_app(ROOT / "serve.py", env=env)
     try:
         context = browser.new_context(viewport={"width": 1500, "height": 1200})

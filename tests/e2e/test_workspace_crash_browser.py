@@ -13,9 +13,10 @@ from workbench_page import LONG, open_workbench
 from workspace.store import Workspace
 
 
-def test_a_committed_edit_survives_kill_9_during_generation(browser, tmp_path):
+def test_a_committed_edit_survives_kill_9_during_generation(browser, tmp_path, tiny_model_spec):
     data_dir = tmp_path / "data"
-    process, url = start_app(ROOT / "serve.py", env={"GEMMA_WORKBENCH_DATA": str(data_dir)})
+    env = {"GEMMA_WORKBENCH_DATA": str(data_dir), "WORKBENCH_MODEL": tiny_model_spec}  # the workspace's test
+    process, url = start_app(ROOT / "serve.py", env=env)
     try:
         page = browser.new_context(viewport={"width": 1500, "height": 1200}).new_page()
         open_workbench(page, url)
