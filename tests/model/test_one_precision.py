@@ -126,7 +126,9 @@ def test_a_preset_holds_the_precision_served_and_reads_the_other_on_first_use(ge
         model.forward_for("float32").backbone.weights, exact.causal_lm.weights, strict=True
     ):
         assert str(mine.dtype) == "float32"
-        np.testing.assert_array_equal(np.asarray(mine.numpy()), np.asarray(reference.numpy()), err_msg=mine.path)
+        np.testing.assert_array_equal(
+            np.asarray(mine.numpy()), np.asarray(reference.numpy()), err_msg=mine.path
+        )
     assert list(model._forwards) == ["bfloat16", "float32"]
 
 
