@@ -43,6 +43,9 @@ POLL_SECONDS = 1.0
 ENGINE_POLL_SECONDS = 5.0  # how often the engine line re-reads the replica count (asked every 10 s)
 USE_IN_PROCESS = "Use the in-process model instead"
 SAVE_RETRY_POLL_SECONDS = 5.0  # how often an unsaved tab checks whether the database is back
+# The first call at a precision the model holds no weights for (float32 of a preset served in
+# bfloat16): 8.5 s to read them and 4 s for its first graphs, measured on 2 cores.
+FIRST_USE_SECONDS = "about 10–15 s on 2 cores"
 QUICK_FAILURE_SECONDS = 1.0  # wait this long after "Load model" so a wrong path fails at once
 
 
@@ -245,6 +248,13 @@ def _precision(model, remote: bool) -> None:
                 else ""
             ),
         )
+        chosen = st.session_state.get(state.PRECISION)
+        prepared = getattr(model, "prepared", None)  # an engine's replicas hold what they serve
+        if prepared is not None and chosen in offered and not prepared(chosen):
+            st.caption(
+                f"The first answer in {chosen} reads the model's {chosen} weights and prepares them "
+                f"first ({FIRST_USE_SECONDS}); the ones after it start at once."
+            )
 
 
 def no_model_text() -> str:

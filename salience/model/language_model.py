@@ -99,6 +99,16 @@ class LanguageModel(TextCalls, SalienceCalls):
             )
         return precision
 
+    def prepared(self, precision: str) -> bool:
+        """Whether ``precision``'s weights are in memory already. A served precision that is not
+        is read from the preset (or cast from the other) by its first call, which takes seconds.
+
+        Example:
+            >>> model.prepared("float32")  # a preset loaded in bfloat16
+            False
+        """
+        return precision in self._forwards
+
     def forward_for(self, precision: str | None = None) -> GemmaForward:
         """The compiled forward passes at a precision (built on first use)."""
         precision = self.check_precision(precision or self.precision)

@@ -120,6 +120,7 @@ def test_a_preset_holds_the_precision_served_and_reads_the_other_on_first_use(ge
     it reads them from the preset (float32 exact, not bfloat16 cast up)."""
     model = loading.load_model(f"preset:{gemma3_preset}")
     assert model.precisions == ("bfloat16", "float32") and list(model._forwards) == ["bfloat16"]
+    assert model.prepared("bfloat16") and not model.prepared("float32")  # the sidebar says so
     assert _weight_dtypes(model) == {"bfloat16"}
     exact = loading.load_model(f"preset:{gemma3_preset}", precision="float32", only=True)
     for mine, reference in zip(
@@ -129,7 +130,7 @@ def test_a_preset_holds_the_precision_served_and_reads_the_other_on_first_use(ge
         np.testing.assert_array_equal(
             np.asarray(mine.numpy()), np.asarray(reference.numpy()), err_msg=mine.path
         )
-    assert list(model._forwards) == ["bfloat16", "float32"]
+    assert list(model._forwards) == ["bfloat16", "float32"] and model.prepared("float32")
 
 
 def test_the_other_precision_gone_from_the_preset_is_a_clear_error(tmp_path, gemma3_preset):
