@@ -30,6 +30,18 @@ def spm_proto() -> bytes:
 
 
 @pytest.fixture(scope="session")
+def tiny_gguf(tmp_path_factory, spm_proto) -> Path:
+    """A random 2-layer Gemma 3 (seed 11, sliding window 4096) as a GGUF file: the model of the
+    tests that run the app, a server or an engine on ``gguf:<path>`` and need a model's plumbing,
+    not its words. It loads and answers in seconds."""
+    from tiny_models import tiny_gemma3, write_gguf
+
+    path = tmp_path_factory.mktemp("tiny-model") / "tiny.gguf"
+    write_gguf(tiny_gemma3(spm_proto, seed=11, window=4096), spm_proto, path)
+    return path
+
+
+@pytest.fixture(scope="session")
 def tiny_gemma3_lm(spm_proto):
     """A `LanguageModel` over a random 2-layer Gemma 3 (float32 by default)."""
     from tiny_models import tiny_gemma3

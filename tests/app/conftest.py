@@ -1,20 +1,12 @@
-"""AppTest fixtures: the real app on a tiny GGUF model the tests write themselves."""
+"""AppTest fixtures: the real app on the tiny GGUF model (`tiny_gguf`, tests/conftest.py)."""
 
 from __future__ import annotations
 
 import pytest
-from tiny_models import tiny_gemma3, write_gguf
 
 from components.model_resource import MODEL_ENV, registry
 
 APP = str(__import__("pathlib").Path(__file__).resolve().parents[2] / "app.py")
-
-
-@pytest.fixture(scope="session")
-def tiny_gguf(tmp_path_factory, spm_proto):
-    path = tmp_path_factory.mktemp("app-model") / "tiny.gguf"
-    write_gguf(tiny_gemma3(spm_proto, seed=11, window=4096), spm_proto, path)
-    return path
 
 
 @pytest.fixture

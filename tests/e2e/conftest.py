@@ -47,15 +47,11 @@ def workbench_server(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def tiny_model_spec(tmp_path_factory, spm_proto) -> str:
-    """A random 2-layer Gemma 3 as a GGUF file (``WORKBENCH_MODEL`` for a server): for browser tests
-    of the page's plumbing (saving, restarts, engines, reviews) that need a model but not its
-    words. It loads and answers in seconds, where the embedded model takes half a minute."""
-    from tiny_models import tiny_gemma3, write_gguf
-
-    path = tmp_path_factory.mktemp("tiny-model") / "tiny.gguf"
-    write_gguf(tiny_gemma3(spm_proto, seed=11, window=4096), spm_proto, path)
-    return f"gguf:{path}"
+def tiny_model_spec(tiny_gguf) -> str:
+    """The tiny model (`tiny_gguf`) as a ``WORKBENCH_MODEL`` for a server: for browser tests of the
+    page's plumbing (saving, restarts, engines, reviews) that need a model but not its words. It
+    loads and answers in seconds, where the embedded model takes half a minute."""
+    return f"gguf:{tiny_gguf}"
 
 
 @pytest.fixture(scope="session")

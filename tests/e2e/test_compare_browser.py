@@ -76,6 +76,7 @@ def test_compare_share_and_export(browser, workbench_url, tmp_path):
 
     # The HTML export is one file that renders with the network off and loads nothing.
     page.get_by_text("Export for slides and reports").click()  # an expander: no rerun
+    wait_idle(page)  # a download link from a run still under way may be gone when clicked
     with page.expect_download(timeout=LONG) as download:
         page.get_by_role("button", name="HTML").click(timeout=LONG)
     wait_idle(page)  # the download may rerun the page (or join a rerun already under way)

@@ -140,14 +140,10 @@ def seed_workspace(data: Path) -> Seeded:
 
 
 @pytest.fixture(scope="module")
-def team_app(provider, tmp_path_factory, spm_proto):
+def team_app(provider, tmp_path_factory, tiny_model_spec):
     """The app with sign-in on (allow-list @example.org, admin alice), on a tiny model; yields
     (URL, id of the seeded run)."""
-    from tiny_models import tiny_gemma3, write_gguf
-
     folder = tmp_path_factory.mktemp("team")
-    model = folder / "tiny.gguf"
-    write_gguf(tiny_gemma3(spm_proto, seed=3, window=4096), spm_proto, model)
     seeded = seed_workspace(folder / "data")
     secrets = folder / "secrets.toml"
     secrets.write_text(
@@ -161,7 +157,7 @@ def team_app(provider, tmp_path_factory, spm_proto):
         'allowed = ["@example.org"]\n'
         'admins = ["alice@example.org"]\n'
     )
-    env = {"WORKBENCH_MODEL": f"gguf:{model}", "GEMMA_WORKBENCH_DATA": str(folder / "data")}
+    env = {"WORKBENCH_MODEL": tiny_model_spec, "GEMMA_WORKBENCH_DATA": str(folder / "data")}
     env.pop("GEMMA_WORKBENCH_ENGINE", None)
     process, url = start_app(ROOT / "app.py", env=env, args=("--secrets.files", str(secrets)))
     try:
@@ -293,13 +289,14 @@ def test_a_provider_down_at_sign_in_gives_a_clear_refusal(provider, tmp_path, br
         stop_app(process)
 
 
-def test_a_50_mb_upload_is_refused_by_the_box(team_app, page):
+def test_a_50_mb_upload_is_refused_by_the_box(team_app, page, tmp_path):
     url, _ = team_app
     sign_in_as(page, url, "bob-002")
     box = page.get_by_test_id("stFileUploader").filter(has_text="Your prompts (JSONL)")
     expect(box).to_be_visible(timeout=120_000)
     expect(box).to_contain_text("5MB per file")
-    big = {"name": "big.jsonl", "mimeType": "application/json", "buffer": b'{"prompt": "x"}\n' * 3_200_000}
+    big = tmp_path / "big.jsonl"  # a file on disk: the browser reads it itself, where a buffer
+    big.write_bytes(b'{"prompt": "x"}\n' * 3_200_000)  # would cross Playwright's pipe as base64
     box.locator("input[type=file]").set_input_files(big, timeout=120_000)  # 50 MB through the browser
     expect(box).to_contain_text("File must be 5.0MB or smaller", timeout=30_000)
     assert "Traceback" not in page.locator("body").inner_text()

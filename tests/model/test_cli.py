@@ -5,19 +5,11 @@ import subprocess
 import sys
 
 import pytest
-from tiny_models import tiny_gemma3, write_gguf
 
 from salience.attribution.methods import DEFAULT_METHOD
 from salience.cli.commands import main
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def tiny_spec(tmp_path_factory, spm_proto):
-    path = tmp_path_factory.mktemp("gguf") / "tiny.gguf"
-    write_gguf(tiny_gemma3(spm_proto, seed=5), spm_proto, path)
-    return f"gguf:{path}"
 
 
 def run(capsys, *args):

@@ -3,7 +3,6 @@
 import json
 
 import pytest
-from tiny_models import tiny_gemma3, write_gguf
 
 from salience.cli.commands import main
 from salience.core.types import GenerationSettings
@@ -92,13 +91,6 @@ def test_too_long_row_becomes_an_error_cell(tiny_gemma3_lm):
     results = list(run_evaluation(plan, tiny_gemma3_lm, SETTINGS, batch_size=2))
     assert results[0].error is None
     assert results[1].error.startswith("Row 2: ") and not results[1].passed
-
-
-@pytest.fixture(scope="module")
-def tiny_spec(tmp_path_factory, spm_proto):
-    path = tmp_path_factory.mktemp("gguf") / "tiny.gguf"
-    write_gguf(tiny_gemma3(spm_proto, seed=5), spm_proto, path)
-    return f"gguf:{path}"
 
 
 def test_cli_json_and_exit_codes(tmp_path, capsys, tiny_spec):

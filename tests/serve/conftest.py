@@ -4,29 +4,21 @@ from __future__ import annotations
 
 import pytest
 from engine_server import running_engine
-from tiny_models import tiny_gemma3, write_gguf
 
 
 @pytest.fixture(scope="session")
-def engine_gguf(tmp_path_factory, spm_proto):
-    path = tmp_path_factory.mktemp("engine-model") / "tiny.gguf"
-    write_gguf(tiny_gemma3(spm_proto, seed=11, window=4096), spm_proto, path)
-    return path
-
-
-@pytest.fixture(scope="session")
-def engine(engine_gguf):
+def engine(tiny_gguf):
     """A running two-replica engine for the tiny model (yields an `EngineProcess`)."""
-    with running_engine(f"gguf:{engine_gguf}", replicas=2) as started:
+    with running_engine(f"gguf:{tiny_gguf}", replicas=2) as started:
         yield started
 
 
 @pytest.fixture(scope="session")
-def local_model(engine_gguf):
+def local_model(tiny_gguf):
     """The same tiny model loaded in this process, float32: what the engine must equal."""
     from salience.model.loader import load_model
 
-    model = load_model(f"gguf:{engine_gguf}")
+    model = load_model(f"gguf:{tiny_gguf}")
     model.precision = "float32"
     return model
 
