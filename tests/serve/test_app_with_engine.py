@@ -51,10 +51,10 @@ def fresh_app():
 
 
 @pytest.fixture
-def engine_app(engine, tiny_gguf, monkeypatch):
+def engine_app(engine, engine_gguf, monkeypatch):
     """The app with the engine set (and the same tiny model as its in-process fallback)."""
     monkeypatch.setenv(ENGINE_ENV, engine.url)
-    monkeypatch.setenv(MODEL_ENV, f"gguf:{tiny_gguf}")
+    monkeypatch.setenv(MODEL_ENV, f"gguf:{engine_gguf}")
     registry().get(engine.url, timeout=120)
     return fresh_app()
 
@@ -185,10 +185,10 @@ def test_an_evaluation_fans_its_rows_out_over_the_replicas(remote, local_model):
     assert [c.shares for c in there] == [c.shares for c in here]
 
 
-def test_an_engine_that_is_down_is_one_line_and_the_in_process_model_takes_over(tiny_gguf, monkeypatch):
+def test_an_engine_that_is_down_is_one_line_and_the_in_process_model_takes_over(engine_gguf, monkeypatch):
     down = f"http://127.0.0.1:{free_port()}"
     monkeypatch.setenv(ENGINE_ENV, down)
-    monkeypatch.setenv(MODEL_ENV, f"gguf:{tiny_gguf}")
+    monkeypatch.setenv(MODEL_ENV, f"gguf:{engine_gguf}")
     # The connection is tried in the background: let it fail first (on a loaded CI machine the
     # page's first run can come before the refused connection is reported).
     with pytest.raises(Exception, match="cannot be reached"):
@@ -202,8 +202,8 @@ def test_an_engine_that_is_down_is_one_line_and_the_in_process_model_takes_over(
     text_area(app, "menu_item").input("Mushroom risotto").run()
     button(app, USE_IN_PROCESS).click()
     run(app)
-    assert app.session_state[state.MODEL_SPEC] == f"gguf:{tiny_gguf}"
-    registry().wait_warm(f"gguf:{tiny_gguf}", timeout=300)
+    assert app.session_state[state.MODEL_SPEC] == f"gguf:{engine_gguf}"
+    registry().wait_warm(f"gguf:{engine_gguf}", timeout=300)
     run(app)
     assert not app.sidebar.error
     assert text_area(app, "menu_item").value == "Mushroom risotto"  # nothing typed is lost
@@ -247,16 +247,16 @@ def test_an_engine_whose_replicas_are_loading_shows_the_loading_notice(monkeypat
         registry().get(url, timeout=30)
 
 
-def test_a_wrong_engine_address_is_one_line(monkeypatch, tiny_gguf):
+def test_a_wrong_engine_address_is_one_line(monkeypatch, engine_gguf):
     monkeypatch.setenv(ENGINE_ENV, "localhost:8300")  # no http://
-    monkeypatch.setenv(MODEL_ENV, f"gguf:{tiny_gguf}")
+    monkeypatch.setenv(MODEL_ENV, f"gguf:{engine_gguf}")
     app = fresh_app()
     errors = [e.value for e in app.sidebar.error]
     assert errors == ["'localhost:8300' is not an engine address; it should look like http://HOST:PORT."]
     assert any(b.label == USE_IN_PROCESS for b in app.sidebar.button)
 
 
-def test_an_engine_that_stops_mid_session_offers_the_in_process_model(engine_app, tiny_gguf):
+def test_an_engine_that_stops_mid_session_offers_the_in_process_model(engine_app, engine_gguf):
     app = generate(engine_app)
     model = registry().model(app.session_state[state.MODEL_SPEC])
     url, retries = model.url, model.retries
@@ -271,14 +271,14 @@ def test_an_engine_that_stops_mid_session_offers_the_in_process_model(engine_app
         run(app)
     finally:
         model.url, model.retries = url, retries
-    registry().wait_warm(f"gguf:{tiny_gguf}", timeout=300)
+    registry().wait_warm(f"gguf:{engine_gguf}", timeout=300)
     run(app)
-    assert app.session_state[state.MODEL_SPEC] == f"gguf:{tiny_gguf}"
+    assert app.session_state[state.MODEL_SPEC] == f"gguf:{engine_gguf}"
     assert text_area(app, "menu_item").value == "Lentil soup"
     assert "Lentil soup" in app.session_state[state.WORKBENCH].generation.prompt
 
 
-def test_a_restored_state_made_with_another_model_is_said(engine, tiny_gguf, monkeypatch):
+def test_a_restored_state_made_with_another_model_is_said(engine, engine_gguf, monkeypatch):
     monkeypatch.setenv(ENGINE_ENV, engine.url)
     from streamlit.testing.v1 import AppTest
 

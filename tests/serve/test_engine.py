@@ -234,7 +234,7 @@ def test_the_client_imports_no_tensorflow(engine):
     assert out.stdout.split() == ["False", "False", "False"], out.stderr[-2000:]
 
 
-def test_the_cli_runs_on_the_engine_and_matches_in_process(engine, tiny_gguf, tmp_path):
+def test_the_cli_runs_on_the_engine_and_matches_in_process(engine, engine_gguf, tmp_path):
     prompt = tmp_path / "prompt.txt"
     prompt.write_text(PROMPT)
 
@@ -266,7 +266,7 @@ def test_the_cli_runs_on_the_engine_and_matches_in_process(engine, tiny_gguf, tm
     import json
 
     remote_run = json.loads(cli("--engine", engine.url))
-    local_run = json.loads(cli("--model", f"gguf:{tiny_gguf}"))
+    local_run = json.loads(cli("--model", f"gguf:{engine_gguf}"))
     for payload in (remote_run, local_run):
         payload.pop("seconds", None)
         payload.get("result", {}).pop("seconds", None)
@@ -461,10 +461,10 @@ def test_a_cancelled_request_stops_on_the_engine(engine, call):
         last = now
 
 
-def test_ctrl_c_stops_an_engine_started_with_sigint_ignored(tiny_gguf):
+def test_ctrl_c_stops_an_engine_started_with_sigint_ignored(engine_gguf):
     """A script's background job inherits SIGINT ignored (and so does Python): Ctrl+C must stop
     the engine anyway, cleanly (no kill after the harness's wait)."""
-    with running_engine(f"gguf:{tiny_gguf}", replicas=1, sigint_ignored=True) as started:
+    with running_engine(f"gguf:{engine_gguf}", replicas=1, sigint_ignored=True) as started:
         pass
     assert started.process.returncode == 0, started.lines[-10:]
     assert "Stopped." in started.lines

@@ -43,9 +43,9 @@ LIMITS = (
 
 
 @pytest.fixture(scope="module")
-def locked(tiny_gguf):
+def locked(engine_gguf):
     env = {TOKEN_ENV: TOKEN}
-    with running_engine(f"gguf:{tiny_gguf}", replicas=1, num_cpus=0.5, env=env, args=LIMITS) as started:
+    with running_engine(f"gguf:{engine_gguf}", replicas=1, num_cpus=0.5, env=env, args=LIMITS) as started:
         yield started
     assert not any(TOKEN in line for line in started.lines), "the engine printed its token"
     ray_logs = Path("/tmp/ray/session_latest/logs")  # the replicas' and the HTTP proxy's logs
